@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages vmm needs to build, test and run its nested KVM harness.
+set -euo pipefail
+pkgs=(
+	# build
+	gcc meson ninja-build pkg-config libc6-dev libcmocka-dev clang libclang-rt-14-dev
+	# guest side: busybox for the test initramfs, the kernel source and its build tools
+	busybox-static linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils cpio
+	# nested harness: QEMU (TCG, -cpu max has SVM) and a Debian kernel with kvm-amd
+	qemu-system-x86 linux-image-amd64 kmod
+	# scripts
+	python3 coreutils
+)
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${pkgs[@]}"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Bad input on vmm's command line: each case must give exactly one clear "vmm: ..." line on
+# stderr, exit status 125, and no crash. Needs no KVM: vmm checks its input before opening
+# /dev/kvm. Prints TAP. Usage: test_cli.sh VMM FAKE_KERNEL_TOOL
+set -u
+vmm=$1 mkfake=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0 failed=0
+
+# case NAME EXPECTED_STDERR_REGEX ARGS...
+case_() {
+	local name=$1 want=$2
+	shift 2
+	n=$((n + 1))
+	"$vmm" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+	local rc=$?
+	local lines
+	lines=$(wc -l <"$tmp/err")
+	if [ "$rc" -eq 125 ] && [ "$lines" -eq 1 ] && grep -Eq "^vmm: .*$want" "$tmp/err"; then
+		echo "ok $n - $name"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $name (exit $rc, $lines stderr lines)"
+		sed 's/^/# /' "$tmp/err"
+	fi
+}
+
+"$mkfake" elf "$tmp/vmlinux" 2 || exit 1
+"$mkfake" elf-big "$tmp/big-vmlinux" 200 || exit 1
+"$mkfake" elf-nonote "$tmp/nonote" 2 || exit 1
+"$mkfake" bzimage "$tmp/bzImage" 8 || exit 1
+head -c 5000 /dev/urandom >"$tmp/garbage"
+head -c 100 "$tmp/vmlinux" >"$tmp/truncated"
+head -c 3000 "$tmp/bzImage" >"$tmp/truncated-bz"
+head -c $((90 << 20)) /dev/zero >"$tmp/big-initrd"
+echo data >"$tmp/initrd"
+
+echo "1..14"
+case_ "missing kernel file" "cannot open: No such file" --kernel "$tmp/none"
+case_ "kernel is a directory" "not a regular file" --kernel "$tmp"
+case_ "garbage kernel" "not a vmlinux .ELF. nor a bzImage" --kernel "$tmp/garbage"
+case_ "truncated ELF kernel" "truncated" --kernel "$tmp/truncated"
+case_ "truncated bzImage" "truncated" --kernel "$tmp/truncated-bz"
+case_ "ELF without PVH note" "no PVH entry note" --kernel "$tmp/nonote"
+case_ "kernel too large for --memory" "raise --memory" --kernel "$tmp/big-vmlinux" --memory 64
+case_ "initrd does not fit" "initrd .* does not fit .* raise --memory" \
+	--kernel "$tmp/vmlinux" --initrd "$tmp/big-initrd" --memory 64
+case_ "missing initrd" "initrd .*cannot open" --kernel "$tmp/vmlinux" --initrd "$tmp/nope"
+case_ "--cpus 0" "--cpus: '0' is out of range" --kernel "$tmp/vmlinux" --cpus 0
+case_ "--memory too large" "--memory: .* out of range" --kernel "$tmp/vmlinux" --memory 99999999999
+case_ "--memory not a number" "--memory: 'lots' is not a number" --kernel "$tmp/vmlinux" --memory lots
+case_ "no --kernel" "no kernel given" --memory 64
+case_ "command line too long" "command line is .* bytes" \
+	--kernel "$tmp/vmlinux" --cmdline "$(head -c 3000 /dev/zero | tr '\0' a)"
+echo "# $((n - failed)) passed, $failed failed"
+[ "$failed" -eq 0 ]

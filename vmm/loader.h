@@ -1,0 +1,52 @@
+/* Kernel and initrd loading into guest memory: PVH vmlinux (ELF) and bzImage. The loaders check
+ * every field they take from the file against the file's size and the guest's memory. */
+#ifndef VMM_LOADER_H
+#define VMM_LOADER_H
+
+#include "vmm/log.h"
+#include "vmm/memory.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum kernel_kind {
+	KERNEL_PVH_ELF, /* vmlinux entered at its XEN_ELFNOTE_PHYS32_ENTRY in 32-bit mode */
+	KERNEL_BZIMAGE, /* bzImage entered through the 64-bit boot protocol */
+};
+
+#define BZIMAGE_LOAD_ADDR	0x100000ULL
+#define BZIMAGE_SETUP_HDR_START 0x1f1
+#define BZIMAGE_SETUP_HDR_MAX	0x290 /* the setup header never reaches past this in boot_params */
+
+struct kernel_image {
+	enum kernel_kind kind;
+	uint64_t entry;	     /* guest-physical entry point */
+	uint64_t load_start; /* guest-physical span the kernel occupies or needs while booting */
+	uint64_t load_end;
+	uint32_t cmdline_max;	 /* longest command line the kernel takes, without the NUL */
+	uint64_t initrd_end_max; /* an initrd must end at or below this address */
+	/* bzImage only: its setup header, to copy into boot_params at the same offset */
+	uint8_t setup_hdr[BZIMAGE_SETUP_HDR_MAX];
+	uint32_t setup_hdr_end; /* offset just past the header's last byte */
+};
+
+/* Reads the kernel at `path`, recognises its format, and loads it into m. Returns 0 or a negative
+ * errno with e describing the problem (truncated file, wrong format, does not fit in memory). */
+int kernel_load(const struct guest_mem *m, const char *path, struct kernel_image *k,
+		struct verr *e);
+
+/* The format-specific halves, on an open file of the given size (exposed for unit tests). */
+int elf_pvh_load(const struct guest_mem *m, int fd, uint64_t fsize, struct kernel_image *k,
+		 struct verr *e);
+int bzimage_load(const struct guest_mem *m, int fd, uint64_t fsize, struct kernel_image *k,
+		 struct verr *e);
+
+/* Loads the initrd as high as it may go below 4 GiB (and below k->initrd_end_max), page aligned,
+ * above the kernel. Sets *gpa and *size. */
+int initrd_load(const struct guest_mem *m, const char *path, const struct kernel_image *k,
+		uint64_t *gpa, uint64_t *size, struct verr *e);
+
+/* pread that loops over short reads and EINTR: 0, -EIO when the file ends early, or -errno. */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+#endif

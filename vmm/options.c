@@ -1,0 +1,144 @@
+/* Command-line parsing for `vmm`: every bad value gives one line naming the option and the fix. */
+#include "vmm/options.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end != '\0')
+		return -EINVAL;
+	if (errno == ERANGE || v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+void options_usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "Usage: vmm --kernel PATH [options]\n"
+	    "Boot a Linux kernel in a KVM micro-VM; the serial console is vmm's stdin/stdout.\n"
+	    "\n"
+	    "  -k, --kernel PATH    vmlinux with a PVH entry note, or a bzImage\n"
+	    "  -i, --initrd PATH    initramfs (cpio) to hand the kernel\n"
+	    "  -c, --cmdline STR    appended to the default kernel command line\n"
+	    "                       (console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 quiet);\n"
+	    "                       words after ' -- ' go to the guest's init as arguments\n"
+	    "  -n, --cpus N         vCPUs, 1-%u (default 1)\n"
+	    "  -m, --memory MIB     guest RAM in MiB, %llu-%llu (default %llu)\n"
+	    "      --boot-timer     print the time from vmm start to the guest init's\n"
+	    "                       boot-timer write (port 0x440)\n"
+	    "  -v, --verbose        debug output\n"
+	    "  -h, --help           this help\n"
+	    "      --version        print the version\n"
+	    "\n"
+	    "Devices: 8250 serial (ttyS0, port 0x3f8, IRQ 4), i8042 reset line (port 0x64),\n"
+	    "guest-signal port (0x440: boot timer and exit status).\n"
+	    "Exit status: the guest init's announced status, 0 when the guest reboots or powers\n"
+	    "off by itself, 125 when vmm or the guest kernel failed, 128+N on signal N.\n",
+	    VMM_MAX_CPUS, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, VMM_DEFAULT_MEMORY_MIB);
+}
+
+int options_parse(int argc, char **argv, struct vmm_options *o)
+{
+	enum { OPT_BOOT_TIMER = 256, OPT_VERSION };
+	static const struct option longopts[] = {
+	    {"kernel", required_argument, NULL, 'k'},
+	    {"initrd", required_argument, NULL, 'i'},
+	    {"cmdline", required_argument, NULL, 'c'},
+	    {"cpus", required_argument, NULL, 'n'},
+	    {"memory", required_argument, NULL, 'm'},
+	    {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {0},
+	};
+	memset(o, 0, sizeof(*o));
+	o->cpus = 1;
+	o->memory_mib = VMM_DEFAULT_MEMORY_MIB;
+
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int c = getopt_long(argc, argv, ":k:i:c:n:m:vh", longopts, NULL);
+		if (c == -1)
+			break;
+		uint64_t v;
+		int r;
+		switch (c) {
+		case 'k':
+			o->kernel = optarg;
+			break;
+		case 'i':
+			o->initrd = optarg;
+			break;
+		case 'c':
+			o->cmdline = optarg;
+			break;
+		case 'n':
+			r = parse_u64(optarg, 1, VMM_MAX_CPUS, &v);
+			if (r < 0) {
+				vmm_log("--cpus: '%s' is %s: give a number of vCPUs from 1 to %u",
+					optarg, r == -ERANGE ? "out of range" : "not a number",
+					VMM_MAX_CPUS);
+				return -EINVAL;
+			}
+			o->cpus = (unsigned)v;
+			break;
+		case 'm':
+			r = parse_u64(optarg, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, &v);
+			if (r < 0) {
+				vmm_log(
+				    "--memory: '%s' is %s: give the guest RAM in MiB, from %llu to "
+				    "%llu",
+				    optarg, r == -ERANGE ? "out of range" : "not a number",
+				    VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB);
+				return -EINVAL;
+			}
+			o->memory_mib = v;
+			break;
+		case OPT_BOOT_TIMER:
+			o->boot_timer = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			options_usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("vmm %s\n", VMM_VERSION);
+			return 1;
+		case ':':
+			vmm_log("option '%s' needs a value: see vmm --help", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			vmm_log("unknown option '%s': see vmm --help", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		vmm_log(
+		    "unexpected argument '%s': pass guest arguments inside --cmdline after ' -- '",
+		    argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->kernel) {
+		vmm_log(
+		    "no kernel given: pass --kernel PATH (a vmlinux with PVH note or a bzImage)");
+		return -EINVAL;
+	}
+	return 0;
+}

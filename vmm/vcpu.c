@@ -1,0 +1,133 @@
+/* vCPU threads: each one loops on KVM_RUN and dispatches exits. A stop sets immediate_exit and
+ * signals the thread (SIGUSR1), so KVM_RUN returns at once wherever the thread is. */
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+static const char *exit_reason_name(uint32_t r)
+{
+	switch (r) {
+	case KVM_EXIT_UNKNOWN:
+		return "UNKNOWN";
+	case KVM_EXIT_EXCEPTION:
+		return "EXCEPTION";
+	case KVM_EXIT_HYPERCALL:
+		return "HYPERCALL";
+	case KVM_EXIT_DEBUG:
+		return "DEBUG";
+	case KVM_EXIT_FAIL_ENTRY:
+		return "FAIL_ENTRY";
+	case KVM_EXIT_INTERNAL_ERROR:
+		return "INTERNAL_ERROR";
+	default:
+		return "unhandled";
+	}
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	unsigned len = run->mmio.len;
+	if (len == 0 || len > sizeof(run->mmio.data))
+		return;
+	bus_dispatch(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vm *vm = v->vm;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
+		if (v->id == 0 && !atomic_exchange(&vm->first_run_seen, true))
+			vm->first_run_ms = vm_elapsed_ms(vm);
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				v->run->immediate_exit = 0;
+				continue;
+			}
+			vmm_log("vcpu %u: ioctl (KVM_RUN) failed: %s", v->id, strerror(errno));
+			vm_request_stop(vm, VM_STOP_ERROR);
+			break;
+		}
+		struct kvm_run *run = v->run;
+		switch (run->exit_reason) {
+		case KVM_EXIT_MMIO:
+			handle_mmio(v);
+			continue;
+		case KVM_EXIT_SHUTDOWN:
+			vm_request_stop(vm, VM_STOP_TRIPLE_FAULT);
+			continue;
+		case KVM_EXIT_SYSTEM_EVENT:
+			vm_request_stop(vm, VM_STOP_GUEST_RESET);
+			continue;
+		case KVM_EXIT_HLT:
+			/* With the in-kernel irqchip HLT stays in KVM; this is a halted
+			 * uniprocessor guest with nothing left to do. */
+			vm_request_stop(vm, VM_STOP_GUEST_RESET);
+			continue;
+		case KVM_EXIT_INTR:
+		case KVM_EXIT_IRQ_WINDOW_OPEN:
+			continue;
+		case KVM_EXIT_FAIL_ENTRY:
+			vmm_log("vcpu %u: KVM_RUN entry failed (hardware reason 0x%llx)", v->id,
+				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			vm_request_stop(vm, VM_STOP_ERROR);
+			continue;
+		case KVM_EXIT_INTERNAL_ERROR:
+			vmm_log("vcpu %u: KVM internal error (suberror %u): the guest ran into "
+				"something KVM cannot emulate",
+				v->id, run->internal.suberror);
+			vm_request_stop(vm, VM_STOP_ERROR);
+			continue;
+		default:
+			break;
+		}
+		int r = arch_vcpu_handle_exit(v);
+		if (r == 0)
+			continue;
+		if (r > 0)
+			vmm_log("vcpu %u: unhandled KVM exit %u (%s)", v->id, run->exit_reason,
+				exit_reason_name(run->exit_reason));
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (r)
+		return -r;
+	v->thread_started = true;
+	return 0;
+}
+
+void vcpu_kick_and_join(struct vcpu *v)
+{
+	if (!v->thread_started)
+		return;
+	/* immediate_exit covers the window between the stop check and entering KVM_RUN; the
+	 * signal covers a thread already inside it. Repeat until the thread is gone. */
+	for (;;) {
+		v->run->immediate_exit = 1;
+		pthread_kill(v->thread, SIGUSR1);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(v->thread, NULL, &ts) == 0)
+			break;
+	}
+	v->thread_started = false;
+}
