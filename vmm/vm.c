@@ -83,6 +83,13 @@ static void guest_signal_event(void *opaque, unsigned code, unsigned arg)
 				"KVM_RUN at %.3f ms)",
 				vm_elapsed_ms(vm), vm->first_run_ms);
 		return;
+	case GUEST_SIGNAL_PROCESS_START:
+		if (atomic_exchange(&vm->process_started, true))
+			return;
+		if (vm->boot_timer)
+			vmm_log("boot-timer: guest process about to start %.3f ms after vmm start",
+				vm_elapsed_ms(vm));
+		return;
 	case GUEST_SIGNAL_EXIT_STATUS:
 		atomic_store(&vm->guest_status, (int)(arg & 0xff));
 		return;

@@ -65,6 +65,7 @@ struct vm {
 
 	/* written by vCPU threads through the guest-signal port */
 	atomic_bool boot_done;
+	atomic_bool process_started;
 	atomic_int guest_status; /* -1 until the guest announces one */
 
 	struct timespec t_start;
