@@ -53,10 +53,19 @@ void serial_destroy(struct serial8250 *s)
 	pthread_mutex_destroy(&s->lock);
 }
 
+/* Host input is visible only while the guest has RX interrupts on. Linux's driver clears the FIFO
+ * and reads RBR at every port start-up (with RDI off), and turns RDI off to throttle: hiding the
+ * input then keeps it queued instead of lost, and makes throttling real flow control. Loopback
+ * bytes (driver probing) are always visible. */
+static bool rx_visible(const struct serial8250 *s)
+{
+	return s->rx_len && ((s->ier & IER_RDI) || (s->mcr & MCR_LOOP));
+}
+
 static uint8_t iir(const struct serial8250 *s)
 {
 	uint8_t fifo = (s->fcr & FCR_ENABLE_FIFO) ? IIR_FIFO_ENABLED : 0;
-	if ((s->ier & IER_RDI) && s->rx_len)
+	if ((s->ier & IER_RDI) && rx_visible(s))
 		return fifo | IIR_RDI;
 	if ((s->ier & IER_THRI) && s->thr_int_pending)
 		return fifo | IIR_THRI;
@@ -87,7 +96,7 @@ static uint8_t read_reg(struct serial8250 *s, unsigned reg, bool *rx_freed)
 	case UART_RX:
 		if (s->lcr & LCR_DLAB)
 			return s->dll;
-		if (!s->rx_len)
+		if (!rx_visible(s))
 			return 0;
 		uint8_t c = s->rx[s->rx_head];
 		s->rx_head = (s->rx_head + 1) % SERIAL_RX_BUF;
@@ -111,7 +120,7 @@ static uint8_t read_reg(struct serial8250 *s, unsigned reg, bool *rx_freed)
 	case UART_MCR:
 		return s->mcr;
 	case UART_LSR:
-		return LSR_THRE | LSR_TEMT | (s->rx_len ? LSR_DR : 0);
+		return LSR_THRE | LSR_TEMT | (rx_visible(s) ? LSR_DR : 0);
 	case UART_MSR:
 		if (s->mcr & MCR_LOOP) {
 			/* Loopback wires the modem outputs back to the inputs (Linux probes this).
@@ -157,7 +166,8 @@ static void write_reg(struct serial8250 *s, unsigned reg, uint8_t v)
 		return;
 	case UART_IIR:
 		s->fcr = v & (FCR_ENABLE_FIFO | 0xc0);
-		if (v & FCR_CLEAR_RCVR) {
+		/* Clearing drops only loopback bytes: host input is never thrown away. */
+		if ((v & FCR_CLEAR_RCVR) && (s->mcr & MCR_LOOP)) {
 			s->rx_head = 0;
 			s->rx_len = 0;
 		}

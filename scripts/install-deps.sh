@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(
 	# build
-	gcc meson ninja-build pkg-config libc6-dev libcmocka-dev clang libclang-rt-14-dev
+	gcc make meson ninja-build pkg-config libc6-dev libcmocka-dev clang libclang-rt-14-dev
 	# guest side: busybox for the test initramfs, the kernel source and its build tools
 	busybox-static linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils cpio
 	# nested harness: QEMU (TCG, -cpu max has SVM) and a Debian kernel with kvm-amd

@@ -15,4 +15,4 @@ else
 fi
 exec tests/nested/with-kvm.sh --rw "$PWD/build" -- "$PWD/build/vmm/vmm" \
 	--kernel "$kdir/vmlinux" --initrd "$PWD/build/guest/initramfs.cpio" --cpus 2 --boot-timer \
-	--cmdline "-- /bin/sh -c 'echo Hello from a vmm micro-VM; uname -sr; nproc'"
+	--cmdline '-- /bin/sh -c "echo Hello from a vmm micro-VM; uname -sr; nproc"'

@@ -127,6 +127,32 @@ static void input_interrupt_and_flow(void **state)
 	serial_destroy(&s);
 }
 
+static void input_held_until_driver_ready(void **state)
+{
+	(void)state;
+	struct serial8250 s;
+	reset(&s);
+	assert_int_equal(serial_rx_push(&s, (const uint8_t *)"early", 5), 5);
+	/* what Linux's 8250 start-up does: clear FIFOs, read RX/LSR/IIR/MSR */
+	wr(&s, 2, 0x07);
+	assert_int_equal(rd(&s, 5) & 1, 0);
+	assert_int_equal(rd(&s, 0), 0);
+	rd(&s, 2);
+	assert_int_equal(irq, 0);
+	wr(&s, 1, 0x01); /* the driver is up: input appears, nothing was lost */
+	assert_int_equal(irq, 1);
+	wr(&s, 1, 0x00); /* throttled: hidden again, still queued */
+	assert_int_equal(irq, 0);
+	assert_int_equal(rd(&s, 5) & 1, 0);
+	wr(&s, 1, 0x01);
+	assert_int_equal(irq, 1);
+	char got[6] = {0};
+	for (int i = 0; i < 5; i++)
+		got[i] = (char)rd(&s, 0);
+	assert_string_equal(got, "early");
+	serial_destroy(&s);
+}
+
 static void hostile_accesses(void **state)
 {
 	(void)state;
@@ -148,6 +174,7 @@ int main(void)
 	    cmocka_unit_test(probe_like_linux),
 	    cmocka_unit_test(output_and_thre_interrupt),
 	    cmocka_unit_test(input_interrupt_and_flow),
+	    cmocka_unit_test(input_held_until_driver_ready),
 	    cmocka_unit_test(hostile_accesses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
