@@ -13,6 +13,6 @@ if [ -w /dev/kvm ] || [ -r /dev/kvm ]; then
 else
 	echo "== no /dev/kvm here: booting inside the nested KVM harness (QEMU TCG + SVM)" >&2
 fi
-exec tests/nested/with-kvm.sh --rw "$PWD/build" -- "$PWD/build/vmm/vmm" \
+exec tests/nested/with-kvm.sh --rw "$PWD" --rw "$PWD/build" -- "$PWD/build/vmm/vmm" \
 	--kernel "$kdir/vmlinux" --initrd "$PWD/build/guest/initramfs.cpio" --cpus 2 --boot-timer \
 	--cmdline '-- /bin/sh -c "echo Hello from a vmm micro-VM; uname -sr; nproc"'

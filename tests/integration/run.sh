@@ -14,5 +14,6 @@ if ! kdir=$("$src/kernel-config/build.sh" | tail -n1) || [ ! -f "$kdir/vmlinux" 
 	exit 1
 fi
 echo "# guest kernel: $kdir"
-exec "$src/tests/nested/with-kvm.sh" --rw "$build" -- \
+# The source folder is shared too: the nest hides the host's /tmp, where a clone may live.
+exec "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
 	"$src/tests/integration/boot-tests.sh" "$vmm" "$initramfs" "$kdir" "$probe"
