@@ -34,8 +34,11 @@
 #
 # Tunables by environment: NEST_MEM, NEST_CPUS, NEST_TIMEOUT (defaults for the
 # options), NEST_KERNEL_VERSION (pick a kernel from /lib/modules),
-# NEST_MODULES (extra modules to load in L1, e.g. "tun vhost_net"),
-# NEST_QEMU (QEMU binary), NEST_KEEP=1 (keep the run directory, for debugging).  The L1 initramfs is cached per kernel version in
+# NEST_MODULES (extra modules to load in L1, e.g. "tun vhost_net"), NEST_CMDLINE (more
+# L1 kernel parameters, e.g. "loglevel=7"),
+# NEST_QEMU (QEMU binary), NEST_KEEP=1 (keep the run directory, for debugging),
+# NEST_NO_WATCHDOG=1 (do not stop L1 when its kernel reports a soft lockup or an
+# RCU stall).  The L1 initramfs is cached per kernel version in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/vmm/nest/.
 set -Eeuo pipefail
 trap 'say "internal error: \"$BASH_COMMAND\" failed (status $?) at line $LINENO"; exit 125' ERR
@@ -388,7 +391,7 @@ qemu_args=(
 	-nodefaults -no-user-config -nographic -no-reboot
 	-chardev "file,id=con,path=$(virtfs_path "$io/console")" -serial chardev:con
 	-kernel "$kernel" -initrd "$initrd"
-	-append 'console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off'
+	-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off ${NEST_CMDLINE:-}"
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	-virtfs "local,path=$(virtfs_path "$io"),mount_tag=nestio,security_model=none,multidevs=remap"
 )
@@ -441,6 +444,24 @@ if ((!quiet)); then
 	follow "$io/console" | console_filter >&2 &
 	tail_pids+=($!)
 fi
+# Stall watchdog: under TCG an overloaded host (or an emulation bug) can leave an L1 CPU stuck;
+# the L1 kernel then reports a soft lockup or an RCU stall and may never finish. Such a nest is
+# not to be trusted: stop it at once (with a marker) instead of waiting for --timeout.
+readonly STALL_RE='soft lockup - CPU|self-detected stall|detected stalls on CPUs|blocked for more than [0-9]+ seconds'
+watch_stalls() {
+	while kill -0 "$qpid" 2>/dev/null; do
+		if grep -qE "$STALL_RE" "$io/console" 2>/dev/null; then
+			grep -m1 -E "$STALL_RE" "$io/console" | tr -d '\r' >"$io/stalled"
+			kill -TERM "$qpid" 2>/dev/null
+			return
+		fi
+		sleep 1
+	done
+}
+if ((!${NEST_NO_WATCHDOG:-0})); then
+	watch_stalls &
+	tail_pids+=($!)
+fi
 
 qrc=0
 wait "$qpid" || qrc=$?
@@ -463,6 +484,9 @@ if [[ -s $io/status ]]; then
 	exit "$rc"
 fi
 show_console
+if [[ -s $io/stalled ]]; then
+	fail "L1 stalled after ${elapsed}s and was stopped: its kernel said '$(sed 's/^\[[ 0-9.]*\] //' "$io/stalled")' (an overloaded host or a TCG problem, not the command; NEST_NO_WATCHDOG=1 lets it run on)"
+fi
 if ((qrc == 124 || qrc == 137)); then
 	fail "timed out after ${timeout_s}s, QEMU killed (--timeout)"
 fi
