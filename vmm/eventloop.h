@@ -25,5 +25,8 @@ int ev_add(struct event_loop *el, struct ev_handler *h, uint32_t events);
 int ev_del(struct event_loop *el, struct ev_handler *h);
 /* Dispatches events until a handler sets el->stop. Returns 0 or -errno on an epoll failure. */
 int ev_run(struct event_loop *el);
+/* Waits up to timeout_ms (-1: forever) for events and dispatches those that came. Returns how
+ * many were dispatched (0 on timeout) or -errno. For tests and for draining at shutdown. */
+int ev_run_once(struct event_loop *el, int timeout_ms);
 
 #endif
