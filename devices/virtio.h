@@ -39,7 +39,7 @@ struct virtio_dev_ops {
 };
 
 struct virtio_dev {
-	const char *name; /* for log lines: "virtio-blk vdb" ... */
+	const char *name;   /* for log lines: "virtio-blk vdb" ... */
 	uint32_t device_id; /* VIRTIO_ID_* */
 	const struct virtio_dev_ops *ops;
 	void *priv; /* the device model's own state */
@@ -82,7 +82,7 @@ void virtio_dev_config_changed(struct virtio_dev *d);
  * line "NAME: WHAT; the device needs a reset" (rate-limited), sets NEEDS_RESET and sends a
  * configuration interrupt so the driver notices. Lock held. */
 void virtio_dev_fail(struct virtio_dev *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Whether the driver has set DRIVER_OK and the device has not failed since. */
 bool virtio_dev_running(const struct virtio_dev *d);

@@ -25,10 +25,10 @@
 #define VIRTQ_CHAIN_MAX 1024
 
 struct virtq_chain {
-	uint16_t head;	       /* the head descriptor's index, given back in the used ring */
-	uint16_t nout, nin;    /* iov[0..nout) device-readable, iov[nout..nout+nin) writable */
-	uint32_t out_bytes;    /* total length of the readable buffers */
-	uint32_t in_bytes;     /* total length of the writable buffers */
+	uint16_t head;	    /* the head descriptor's index, given back in the used ring */
+	uint16_t nout, nin; /* iov[0..nout) device-readable, iov[nout..nout+nin) writable */
+	uint32_t out_bytes; /* total length of the readable buffers */
+	uint32_t in_bytes;  /* total length of the writable buffers */
 	struct iovec iov[VIRTQ_CHAIN_MAX];
 };
 
@@ -45,8 +45,8 @@ struct virtq {
 	bool broken;	/* a malformed chain was seen: nothing more is done until reset */
 	void *desc, *avail, *used; /* host pointers to the three rings, checked once */
 
-	uint16_t last_avail; /* next avail ring entry to take */
-	uint16_t used_idx;   /* our copy of used->idx */
+	uint16_t last_avail;	 /* next avail ring entry to take */
+	uint16_t used_idx;	 /* our copy of used->idx */
 	uint16_t signalled_used; /* used_idx at the last interrupt (event idx) */
 	bool signalled_valid;
 };

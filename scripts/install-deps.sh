@@ -4,12 +4,17 @@ set -euo pipefail
 pkgs=(
 	# build
 	gcc make meson ninja-build pkg-config libc6-dev libcmocka-dev clang libclang-rt-14-dev
+	liburing-dev
 	# guest side: busybox for the test initramfs, the kernel source and its build tools
 	busybox-static linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils cpio
 	# nested harness: QEMU (TCG, -cpu max has SVM) and a Debian kernel with kvm-amd
 	qemu-system-x86 linux-image-amd64 kmod
+	# device tests: disk images (ext4, erofs)
+	e2fsprogs erofs-utils
 	# scripts
 	python3 coreutils
+	# bench: the boot-timeline chart
+	python3-matplotlib
 )
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo

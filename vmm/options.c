@@ -39,12 +39,16 @@ void options_usage(FILE *f)
 	    "  -m, --memory MIB     guest RAM in MiB, %llu-%llu (default %llu)\n"
 	    "      --boot-timer     print the time from vmm start to the guest init's\n"
 	    "                       boot-timer write (port 0x440)\n"
+	    "      --rng            a virtio-rng device (the guest's /dev/hwrng), fed from\n"
+	    "                       the host's getrandom()\n"
 	    "  -v, --verbose        debug output\n"
 	    "  -h, --help           this help\n"
 	    "      --version        print the version\n"
 	    "\n"
 	    "Devices: 8250 serial (ttyS0, port 0x3f8, IRQ 4), i8042 reset line (port 0x64),\n"
-	    "guest-signal port (0x440: boot timer and exit status).\n"
+	    "guest-signal port (0x440: boot timer and exit status); virtio devices on\n"
+	    "virtio-mmio from 0xd0000000 (4 KiB apart, IRQ 5 up), announced on the kernel\n"
+	    "command line.\n"
 	    "Exit status: the guest init's announced status, 0 when the guest reboots or powers\n"
 	    "off by itself, 125 when vmm or the guest kernel failed, 128+N on signal N.\n",
 	    VMM_MAX_CPUS, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, VMM_DEFAULT_MEMORY_MIB);
@@ -52,7 +56,15 @@ void options_usage(FILE *f)
 
 int options_parse(int argc, char **argv, struct vmm_options *o)
 {
-	enum { OPT_BOOT_TIMER = 256, OPT_VERSION };
+	enum {
+		OPT_BOOT_TIMER = 256,
+		OPT_VERSION,
+		OPT_RNG,
+		OPT_ROOTFS,
+		OPT_DISK,
+		OPT_NET,
+		OPT_VSOCK
+	};
 	static const struct option longopts[] = {
 	    {"kernel", required_argument, NULL, 'k'},
 	    {"initrd", required_argument, NULL, 'i'},
@@ -60,6 +72,11 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 	    {"cpus", required_argument, NULL, 'n'},
 	    {"memory", required_argument, NULL, 'm'},
 	    {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
+	    {"rng", no_argument, NULL, OPT_RNG},
+	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+	    {"disk", required_argument, NULL, OPT_DISK},
+	    {"net", required_argument, NULL, OPT_NET},
+	    {"vsock", required_argument, NULL, OPT_VSOCK},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -111,6 +128,39 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 			break;
 		case OPT_BOOT_TIMER:
 			o->boot_timer = true;
+			break;
+		case OPT_RNG:
+			o->rng = true;
+			break;
+		case OPT_ROOTFS:
+			if (o->rootfs) {
+				vmm_log(
+				    "--rootfs given twice: one root disk; add others with --disk");
+				return -EINVAL;
+			}
+			o->rootfs = optarg;
+			break;
+		case OPT_DISK:
+			if (o->ndisks == VMM_MAX_DISKS) {
+				vmm_log("--disk: at most %u disks (besides --rootfs)",
+					VMM_MAX_DISKS);
+				return -EINVAL;
+			}
+			o->disks[o->ndisks++] = optarg;
+			break;
+		case OPT_NET:
+			if (o->nnets == VMM_MAX_NETS) {
+				vmm_log("--net: at most %u network devices", VMM_MAX_NETS);
+				return -EINVAL;
+			}
+			o->nets[o->nnets++] = optarg;
+			break;
+		case OPT_VSOCK:
+			if (o->vsock) {
+				vmm_log("--vsock given twice: a VM has one vsock device");
+				return -EINVAL;
+			}
+			o->vsock = optarg;
 			break;
 		case 'v':
 			o->verbose = true;

@@ -10,6 +10,8 @@
 #define VMM_MAX_MEMORY_MIB     (1024ULL * 1024) /* 1 TiB: the mapping is MAP_NORESERVE */
 #define VMM_DEFAULT_MEMORY_MIB 128ULL
 #define VMM_MAX_CPUS	       254U /* xAPIC IDs 0..253, the I/O APIC takes the next one */
+#define VMM_MAX_DISKS	       8U   /* --disk, besides --rootfs */
+#define VMM_MAX_NETS	       4U
 
 struct vmm_options {
 	const char *kernel;  /* path of a vmlinux (PVH) or bzImage */
@@ -18,6 +20,15 @@ struct vmm_options {
 	unsigned cpus;
 	uint64_t memory_mib;
 	bool boot_timer; /* print the time from vmm start to the guest's boot-timer write */
+	bool rng;	 /* a virtio-rng device fed from the host's getrandom() */
+	/* virtio devices, kept as given and checked by each device's parser. They become slots in
+	 * this order: rootfs (/dev/vda), disks, nets, vsock, rng. */
+	const char *rootfs;		  /* an image path */
+	const char *disks[VMM_MAX_DISKS]; /* "path=IMG[,ro][,id=SERIAL]" */
+	unsigned ndisks;
+	const char *nets[VMM_MAX_NETS]; /* "tap=NAME[,mac=MAC]" */
+	unsigned nnets;
+	const char *vsock; /* "cid=N,uds=PATH" */
 	bool verbose;
 };
 

@@ -76,6 +76,19 @@ static void *vcpu_thread(void *arg)
 		case KVM_EXIT_INTR:
 		case KVM_EXIT_IRQ_WINDOW_OPEN:
 			continue;
+		case KVM_EXIT_DEBUG:
+			if (v->id == 0 && vm->entry_trap) {
+				/* the boot timer's breakpoint on the kernel entry: once */
+				vm->kernel_entry_ms = vm_elapsed_ms(vm);
+				vm->entry_trap = false;
+				if (arch_vcpu_clear_entry_trap(v) < 0) {
+					vmm_log("vcpu 0: ioctl (KVM_SET_GUEST_DEBUG) failed: %s",
+						strerror(errno));
+					vm_request_stop(vm, VM_STOP_ERROR);
+				}
+				continue;
+			}
+			break;
 		case KVM_EXIT_FAIL_ENTRY:
 			vmm_log("vcpu %u: KVM_RUN entry failed (hardware reason 0x%llx)", v->id,
 				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);

@@ -78,7 +78,11 @@ static void guest_signal_event(void *opaque, unsigned code, unsigned arg)
 	case GUEST_SIGNAL_BOOT_DONE:
 		if (atomic_exchange(&vm->boot_done, true))
 			return;
-		if (vm->boot_timer)
+		if (vm->boot_timer && vm->kernel_entry_ms > 0)
+			vmm_log("boot-timer: guest init reached %.3f ms after vmm start (first "
+				"KVM_RUN at %.3f ms, kernel entry at %.3f ms)",
+				vm_elapsed_ms(vm), vm->first_run_ms, vm->kernel_entry_ms);
+		else if (vm->boot_timer) /* the entry breakpoint did not fire (nested SVM) */
 			vmm_log("boot-timer: guest init reached %.3f ms after vmm start (first "
 				"KVM_RUN at %.3f ms)",
 				vm_elapsed_ms(vm), vm->first_run_ms);
@@ -101,7 +105,7 @@ static void guest_signal_event(void *opaque, unsigned code, unsigned arg)
 	}
 }
 
-static int devices_init(struct vm *vm, struct verr *e)
+static int devices_init(struct vm *vm, const struct vmm_options *o, struct verr *e)
 {
 	serial_init(&vm->serial, &vm_serial_ops, vm);
 	vm->i8042 = (struct i8042){i8042_reset, vm};
@@ -114,7 +118,10 @@ static int devices_init(struct vm *vm, struct verr *e)
 				 guest_signal_io, &vm->gsig);
 	if (r < 0)
 		return verr_set(e, r, "cannot register the legacy devices: %s", strerror(-r));
-	return arch_devices_init(vm, e);
+	r = arch_devices_init(vm, e);
+	if (r == 0)
+		r = mmio_devices_create(&vm->virtio, o, &vm->mem, vm->vm_fd, &vm->mmio, &vm->el, e);
+	return r;
 }
 
 /* ---- creation ---- */
@@ -180,6 +187,13 @@ static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
 	if (cmdline_build(cmdline, sizeof(cmdline), CMDLINE_DEFAULT, o->cmdline) < 0)
 		return verr_set(e, -E2BIG, "--cmdline is too long (limit %llu bytes)",
 				BOOT_CMDLINE_MAX - 1);
+	r = mmio_devices_cmdline(cmdline, sizeof(cmdline), mmio_devices_count(o));
+	if (r < 0)
+		return verr_set(e, r,
+				r == -ENOSPC ? "too many devices: vmm has %d virtio slots"
+					     : "the kernel command line has no room left for the "
+					       "virtio devices (%d slots max): shorten --cmdline",
+				MMIO_DEVICES_MAX);
 	vmm_debug("kernel command line: %s", cmdline);
 	return x86_boot_setup(&vm->mem, &vm->kernel, cmdline, initrd_gpa, initrd_size, vm->ncpus,
 			      e);
@@ -207,6 +221,8 @@ static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *
 	    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
 	    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
 	    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+	    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+	    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
 	};
 	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
@@ -243,11 +259,17 @@ static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *
 	r = ev_init(&vm->el);
 	if (r < 0)
 		return verr_set(e, r, "epoll_create1 failed: %s", strerror(-r));
-	r = devices_init(vm, e);
+	r = devices_init(vm, o, e);
 	if (r == 0)
 		r = vcpus_create(vm, e);
 	if (r == 0)
 		r = arch_vcpu_set_boot_regs(vm, &vm->vcpus[0], &vm->kernel, e);
+	if (r == 0 && o->boot_timer) {
+		int t = arch_vcpu_set_entry_trap(&vm->vcpus[0], vm->kernel.entry);
+		vm->entry_trap = t == 0;
+		if (t < 0)
+			vmm_debug("no kernel-entry timing: KVM_SET_GUEST_DEBUG: %s", strerror(-t));
+	}
 	return r;
 }
 
@@ -383,6 +405,7 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	mmio_devices_destroy(&vm->virtio);
 	console_close(&vm->console);
 	ev_close(&vm->el);
 	guest_mem_free(&vm->mem);

@@ -10,6 +10,7 @@
 #include "vmm/console.h"
 #include "vmm/eventloop.h"
 #include "vmm/loader.h"
+#include "vmm/mmio_devices.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
 #include "vmm/options.h"
@@ -56,6 +57,7 @@ struct vm {
 	struct guest_signal_dev gsig;
 	struct console console;
 	struct event_loop el;
+	struct mmio_devices virtio;
 
 	atomic_int stop_reason; /* enum vm_stop_reason: the first stop request wins */
 	int stop_signal;
@@ -72,6 +74,8 @@ struct vm {
 	bool boot_timer;
 	atomic_bool first_run_seen;
 	double first_run_ms;
+	bool entry_trap;	/* vCPU 0 has a hardware breakpoint on the kernel entry */
+	double kernel_entry_ms; /* when it fired (0: not seen) */
 };
 
 /* Builds the machine in order: guest memory; kernel, initrd, command line and boot structures
@@ -102,6 +106,11 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *v, struct verr *e);
 int arch_vcpu_set_boot_regs(struct vm *vm, struct vcpu *v, const struct kernel_image *k,
 			    struct verr *e);
 int arch_devices_init(struct vm *vm, struct verr *e);
+/* With --boot-timer: a hardware breakpoint on the kernel's entry point (an identity-mapped
+ * address in both boot paths), so vmm can time the guest kernel's first instruction. Returns 0
+ * or a negative errno (then there is no such timing). arch_vcpu_clear_entry_trap removes it. */
+int arch_vcpu_set_entry_trap(struct vcpu *v, uint64_t entry);
+int arch_vcpu_clear_entry_trap(struct vcpu *v);
 /* Handles an exit the generic loop does not know (port I/O on x86). Returns 0 to keep running,
  * 1 when the exit reason is not an arch one, or a negative errno to stop with an error. */
 int arch_vcpu_handle_exit(struct vcpu *v);

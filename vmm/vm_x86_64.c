@@ -276,6 +276,22 @@ int arch_vcpu_set_boot_regs(struct vm *vm, struct vcpu *v, const struct kernel_i
 	return 0;
 }
 
+int arch_vcpu_set_entry_trap(struct vcpu *v, uint64_t entry)
+{
+	struct kvm_guest_debug dbg = {
+	    .control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP,
+	};
+	dbg.arch.debugreg[0] = entry;
+	dbg.arch.debugreg[7] = 0x1; /* L0: DR0 enabled, instruction fetch, 1 byte */
+	return ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0 ? -errno : 0;
+}
+
+int arch_vcpu_clear_entry_trap(struct vcpu *v)
+{
+	struct kvm_guest_debug dbg = {.control = 0};
+	return ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0 ? -errno : 0;
+}
+
 int arch_vcpu_handle_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;

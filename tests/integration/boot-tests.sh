@@ -9,7 +9,7 @@ vmlinux=$kdir/vmlinux bzimage=$kdir/bzImage
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0 failed=0
-total=12
+total=13
 echo "1..$total"
 [ -n "${VMM_NESTED:-}" ] && echo "# running inside the nested KVM harness (TCG outer guest): timings are not hardware timings"
 
@@ -96,6 +96,10 @@ expect "unknown guest command exits 127" eval '[ $rc -eq 127 ]'
 # 12. bzImage with SMP
 vm 180 --kernel "$bzimage" --initrd "$initramfs" --cpus 2 --memory 256
 expect "bzImage with --cpus 2 --memory 256" eval '[ $rc -eq 0 ] && has "vmm-init: booted (2 CPUs)"'
+
+# 13. virtio-rng over virtio-mmio: the guest's /dev/hwrng is ours and gives 4 KiB
+vm 180 --kernel "$vmlinux" --initrd "$initramfs" --rng --cmdline '-- /bin/sh -c "cat /sys/class/misc/hw_random/rng_current; head -c 4096 /dev/hwrng | wc -c"'
+expect "virtio-rng: the guest reads 4096 bytes from /dev/hwrng" eval '[ $rc -eq 0 ] && has "^virtio_rng" && has "^ *4096$"'
 
 [ "$n" -eq "$total" ] || echo "# plan said $total tests, ran $n"
 echo "# $((n - failed)) passed, $failed failed"

@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Boot-latency and overhead benchmark: vmm beside QEMU microvm, same kernel, initramfs, memory
+and vCPUs, boots interleaved A B A B so both see the same machine conditions.
+
+Runs where /dev/kvm works (bench/run.sh goes through the nested harness when there is none).
+Per boot it records, from the moment the process is spawned:
+  vmm:  first KVM_RUN, guest kernel entry (a hardware breakpoint on the entry point), guest init
+        (the init's boot-timer write), workload start, all from vmm's --boot-timer lines; the
+        console line "vmm-init: booted" as the harness saw it; process exit; CPU time (user+sys)
+  qemu: the console line "vmm-init: booted"; process exit; CPU time
+and, in separate boots whose guest sleeps, the VMM's memory overhead: the resident size of every
+mapping that is not guest RAM (/proc/PID/smaps; Firecracker's method). A parallel mode starts K
+VMs at once and reports VMs per second and the peak total resident memory.
+
+Writes OUT/results.json and OUT/boot-timeline.png and prints a table.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import selectors
+import statistics
+import subprocess
+import sys
+import time
+
+BOOTED = b"vmm-init: booted"
+TIMER_INIT = re.compile(
+    rb"boot-timer: guest init reached ([0-9.]+) ms after vmm start \(first KVM_RUN at ([0-9.]+) ms"
+    rb"(?:, kernel entry at ([0-9.]+) ms)?"
+)
+TIMER_PROC = re.compile(rb"boot-timer: guest process about to start ([0-9.]+) ms")
+BASE_CMDLINE = "console=ttyS0 panic=1 8250.nr_uarts=1 quiet"
+
+
+def vmm_cmd(a, guest_cmd):
+    return [a.vmm, "--kernel", a.kernel, "--initrd", a.initrd, "--memory", str(a.memory),
+            "--cpus", str(a.cpus), "--boot-timer", "--cmdline", f"-- {guest_cmd}"]
+
+
+def qemu_cmd(a, guest_cmd):
+    # microvm as QEMU documents it for fast boots: no option ROMs, no RTC, serial on stdio.
+    # reboot=t: microvm has no i8042, and the kernel's keyboard reset would first spin on the
+    # missing controller for about a second before falling back to a triple fault.
+    return [a.qemu, "-M", "microvm,x-option-roms=off,rtc=off", "-enable-kvm", "-cpu", "host",
+            "-m", str(a.memory), "-smp", str(a.cpus), "-nodefaults", "-no-user-config",
+            "-nographic", "-no-reboot", "-serial", "stdio", "-kernel", a.kernel,
+            "-initrd", a.initrd, "-append", f"{BASE_CMDLINE} reboot=t -- {guest_cmd}"]
+
+
+def run_one(cmd, timeout=120):
+    """Spawns cmd, timestamps the console's BOOTED line, waits for exit. Times in ms from spawn."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ, "out")
+    sel.register(p.stderr, selectors.EVENT_READ, "err")
+    out, err, t_booted = b"", b"", None
+    open_streams = 2
+    while open_streams:
+        if time.monotonic() - t0 > timeout:
+            p.kill()
+            break
+        for key, _ in sel.select(timeout=1):
+            chunk = os.read(key.fileobj.fileno(), 65536)
+            if not chunk:
+                sel.unregister(key.fileobj)
+                open_streams -= 1
+                continue
+            if key.data == "out":
+                out += chunk
+                if t_booted is None and BOOTED in out:
+                    t_booted = (time.monotonic() - t0) * 1e3
+            else:
+                err += chunk
+    _, status, ru = os.wait4(p.pid, 0)
+    t_exit = (time.monotonic() - t0) * 1e3
+    rc = os.waitstatus_to_exitcode(status)
+    r = {"rc": rc, "console_init_ms": t_booted, "exit_ms": t_exit,
+         "cpu_ms": (ru.ru_utime + ru.ru_stime) * 1e3}
+    m = TIMER_INIT.search(err)
+    if m:
+        r["init_ms"] = float(m.group(1))
+        r["first_kvm_run_ms"] = float(m.group(2))
+        if m.group(3) and float(m.group(3)) > 0:
+            r["kernel_entry_ms"] = float(m.group(3))
+    m = TIMER_PROC.search(err)
+    if m:
+        r["process_start_ms"] = float(m.group(1))
+    if rc != 0 or t_booted is None:
+        r["error"] = (out[-400:] + err[-400:]).decode(errors="replace")
+    return r
+
+
+def overhead_kib(pid, guest_bytes):
+    """Resident KiB of every mapping of pid except guest RAM (mappings at least guest_bytes)."""
+    total, size = 0, 0
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                lo, hi = line.split()[0].split("-")
+                size = int(hi, 16) - int(lo, 16)
+            elif line.startswith("Rss:") and size < guest_bytes:
+                total += int(line.split()[1])
+    return total
+
+
+def sample_memory(cmd, guest_bytes, timeout=120):
+    """Boots cmd (a guest that sleeps), samples its overhead once the guest is up, kills it."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    t0, buf, kib = time.monotonic(), b"", None
+    os.set_blocking(p.stdout.fileno(), False)
+    while time.monotonic() - t0 < timeout:
+        try:
+            chunk = os.read(p.stdout.fileno(), 65536)
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            buf += chunk
+        if BOOTED in buf:
+            time.sleep(0.5)  # let the guest settle into its sleep
+            kib = overhead_kib(p.pid, guest_bytes)
+            break
+        if chunk == b"" or p.poll() is not None:
+            break
+        time.sleep(0.02)
+    p.kill()
+    p.wait()
+    return kib
+
+
+def parallel(cmd_fn, k, timeout=300):
+    """Starts k VMs at once; returns wall seconds until all exited and peak total RSS (KiB)."""
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(cmd_fn(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(k)]
+    peak, failed = 0, 0
+    while any(p.poll() is None for p in procs):
+        if time.monotonic() - t0 > timeout:
+            for p in procs:
+                p.kill()
+            break
+        rss = 0
+        for p in procs:
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            rss += int(line.split()[1])
+            except OSError:
+                pass
+        peak = max(peak, rss)
+        time.sleep(0.05)
+    wall = time.monotonic() - t0
+    for p in procs:
+        failed += p.wait() != 0
+    return {"vms": k, "wall_s": wall, "vms_per_s": k / wall, "peak_rss_mib": peak / 1024,
+            "failed": failed}
+
+
+def stats(values):
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return None
+    p90 = v[min(len(v) - 1, int(round(0.9 * (len(v) - 1))))]
+    return {"n": len(v), "min": v[0], "median": statistics.median(v), "p90": p90, "max": v[-1]}
+
+
+PHASES = {
+    "vmm": ["first_kvm_run_ms", "kernel_entry_ms", "init_ms", "process_start_ms",
+            "console_init_ms", "exit_ms", "cpu_ms"],
+    "qemu": ["console_init_ms", "exit_ms", "cpu_ms"],
+}
+
+
+def chart(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    rows = []
+    v = results["vmm"]["phases"]
+    med = lambda d, k: d[k]["median"] if d.get(k) else None  # noqa: E731
+    steps = [("host setup", med(v, "first_kvm_run_ms")), ("to kernel entry", med(v, "kernel_entry_ms")),
+             ("kernel to init", med(v, "init_ms")), ("init to exit", med(v, "exit_ms"))]
+    rows.append(("vmm", steps))
+    if results.get("qemu"):
+        q = results["qemu"]["phases"]
+        rows.append(("QEMU microvm", [("start to init (console)", med(q, "console_init_ms")),
+                                      ("init to exit", med(q, "exit_ms"))]))
+    colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+    for y, (name, steps) in enumerate(rows):
+        start = 0.0
+        for i, (label, end) in enumerate(steps):
+            if end is None:
+                continue
+            ax.barh(y, end - start, left=start, color=colors[i % len(colors)], edgecolor="white")
+            if end - start > 0:
+                ax.text(start + (end - start) / 2, y, f"{label}\n{end - start:.0f} ms", ha="center",
+                        va="center", fontsize=7, color="white")
+            start = end
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("ms from process start (median)")
+    where = "nested KVM under QEMU TCG: compare ratios, not absolute times" if results["environment"]["nested"] else "real KVM"
+    ax.set_title(f"Boot timeline, {results['config']['boots']} boots each ({where})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vmm", required=True)
+    ap.add_argument("--kernel", required=True, help="vmlinux (PVH; QEMU microvm boots it too)")
+    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--boots", type=int, default=10)
+    ap.add_argument("--memory-samples", type=int, default=3)
+    ap.add_argument("--parallel", type=int, default=4, help="VMs started at once (0: skip)")
+    ap.add_argument("--memory", type=int, default=128)
+    ap.add_argument("--cpus", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    nested = bool(os.environ.get("VMM_NESTED"))
+    use_qemu = not a.no_qemu
+    if use_qemu and subprocess.run(["sh", "-c", f"command -v {a.qemu}"],
+                                   stdout=subprocess.DEVNULL).returncode != 0:
+        print(f"bench: {a.qemu} not found: QEMU columns skipped (apt-get install qemu-system-x86)")
+        use_qemu = False
+    if nested:
+        print("bench: running inside the nested KVM harness (QEMU TCG outer guest): absolute "
+              "times are not hardware times; compare the ratios")
+
+    runs = {"vmm": [], "qemu": []}
+    for i in range(a.boots):
+        order = [("vmm", vmm_cmd)] + ([("qemu", qemu_cmd)] if use_qemu else [])
+        if i % 2:
+            order.reverse()  # A B B A ...: neither always goes first
+        for name, fn in order:
+            r = run_one(fn(a, "/bin/true"))
+            runs[name].append(r)
+            if "error" in r:
+                print(f"bench: {name} boot {i + 1} failed (exit {r['rc']}): {r['error'][-200:]}")
+        print(f"bench: boot {i + 1}/{a.boots} done", flush=True)
+
+    guest_bytes = a.memory << 20
+    mem = {"vmm": [], "qemu": []}
+    for _ in range(a.memory_samples):
+        mem["vmm"].append(sample_memory(vmm_cmd(a, "/bin/sleep 30"), guest_bytes))
+        if use_qemu:
+            mem["qemu"].append(sample_memory(qemu_cmd(a, "/bin/sleep 30"), guest_bytes))
+
+    results = {
+        "environment": {"nested": nested, "host": platform.node(), "kernel_release": platform.release(),
+                        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "config": {"boots": a.boots, "memory_mib": a.memory, "cpus": a.cpus, "kernel": a.kernel,
+                   "initrd": a.initrd, "guest_command": "/bin/true"},
+    }
+    failures = 0
+    for name in ("vmm", "qemu"):
+        if name == "qemu" and not use_qemu:
+            continue
+        ok = [r for r in runs[name] if "error" not in r]
+        failures += len(runs[name]) - len(ok)
+        results[name] = {
+            "command": " ".join((vmm_cmd if name == "vmm" else qemu_cmd)(a, "/bin/true")),
+            "failed_boots": len(runs[name]) - len(ok),
+            "phases": {p: stats([r.get(p) for r in ok]) for p in PHASES[name]},
+            "memory_overhead_kib": stats(mem[name]),
+        }
+    if use_qemu:
+        ratio = {}
+        for p in ("console_init_ms", "exit_ms", "cpu_ms"):
+            v, q = results["vmm"]["phases"].get(p), results["qemu"]["phases"].get(p)
+            if v and q and q["median"]:
+                ratio[p] = v["median"] / q["median"]
+        vm_, qm = results["vmm"]["memory_overhead_kib"], results["qemu"]["memory_overhead_kib"]
+        if vm_ and qm:
+            ratio["memory_overhead"] = vm_["median"] / qm["median"]
+        results["ratio_vmm_over_qemu"] = ratio
+    if a.parallel > 0:
+        results["parallel"] = {"vmm": parallel(lambda: vmm_cmd(a, "/bin/true"), a.parallel)}
+        if use_qemu:
+            results["parallel"]["qemu"] = parallel(lambda: qemu_cmd(a, "/bin/true"), a.parallel)
+
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    try:
+        chart(results, os.path.join(a.out, "boot-timeline.png"))
+    except ImportError:
+        print("bench: python3-matplotlib is missing: no chart (apt-get install python3-matplotlib)")
+        failures += 1
+
+    print(f"\n{'phase (median ms)':<24}{'vmm':>12}{'qemu':>12}{'vmm/qemu':>10}")
+    for p in PHASES["vmm"]:
+        v = results["vmm"]["phases"].get(p)
+        q = results.get("qemu", {}).get("phases", {}).get(p)
+        r = results.get("ratio_vmm_over_qemu", {}).get(p)
+        print(f"{p:<24}{v['median'] if v else float('nan'):>12.1f}"
+              f"{q['median'] if q else float('nan'):>12.1f}{r if r else float('nan'):>10.2f}")
+    for name in ("vmm", "qemu"):
+        m = results.get(name, {}).get("memory_overhead_kib")
+        if m:
+            print(f"{name} memory overhead: {m['median'] / 1024:.2f} MiB (median of {m['n']})")
+    for name, p in results.get("parallel", {}).items():
+        print(f"{name} parallel: {p['vms']} VMs in {p['wall_s']:.2f} s = {p['vms_per_s']:.2f} VMs/s, "
+              f"peak RSS {p['peak_rss_mib']:.0f} MiB, {p['failed']} failed")
+    print(f"bench: results in {a.out}/results.json and {a.out}/boot-timeline.png")
+    return 1 if failures or not results["vmm"]["phases"]["init_ms"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+/* virtio-rng: fills the guest's buffers from getrandom(). */
+#include "devices/virtio_rng.h"
+
+#include <errno.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+#include <sys/random.h>
+
+/* Fills up to `len` bytes of the chain's writable buffers; returns the bytes written. */
+static uint32_t fill(const struct virtq_chain *c, uint32_t len)
+{
+	uint32_t done = 0;
+	for (unsigned i = c->nout; i < (unsigned)c->nout + c->nin && done < len; i++) {
+		uint8_t *p = c->iov[i].iov_base;
+		size_t want = c->iov[i].iov_len;
+		if (want > len - done)
+			want = len - done;
+		size_t got = 0;
+		while (got < want) {
+			ssize_t n = getrandom(p + got, want - got, 0);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return done + (uint32_t)got; /* cannot happen once the pool is up */
+			}
+			got += (size_t)n;
+		}
+		done += (uint32_t)got;
+	}
+	return done;
+}
+
+static void rng_notify(struct virtio_dev *d, unsigned qi)
+{
+	struct virtio_rng *r = d->priv;
+	struct virtq *q = &d->vq[qi];
+	bool pushed = false;
+
+	if (qi != 0 || !virtio_dev_running(d))
+		return;
+	virtq_enable_kicks(q, false);
+	for (;;) {
+		int rc = virtq_pop(q, &r->chain);
+		if (rc < 0) {
+			virtio_dev_fail(d, "malformed chain on the request queue");
+			break;
+		}
+		if (rc == 0) {
+			if (!virtq_enable_kicks(q, true))
+				break; /* empty, and kicks are back on */
+			virtq_enable_kicks(q, false);
+			continue;
+		}
+		uint32_t len = r->chain.in_bytes < VIRTIO_RNG_MAX_REQUEST ? r->chain.in_bytes
+									  : VIRTIO_RNG_MAX_REQUEST;
+		virtq_push(q, &r->chain, fill(&r->chain, len));
+		pushed = true;
+	}
+	if (pushed)
+		virtio_dev_notify_used(d, 0);
+}
+
+static const struct virtio_dev_ops rng_ops = {
+    .queue_notify = rng_notify,
+};
+
+void virtio_rng_init(struct virtio_rng *r, const struct guest_mem *mem)
+{
+	virtio_dev_init(&r->dev, "virtio-rng", VIRTIO_ID_RNG, &rng_ops, r,
+			(1ULL << VIRTIO_RING_F_EVENT_IDX) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC),
+			0, 1, mem);
+}
+
+void virtio_rng_destroy(struct virtio_rng *r)
+{
+	virtio_dev_destroy(&r->dev);
+}

@@ -1,0 +1,72 @@
+/* Virtio devices on the virtio-mmio transport: the "device manager". Slot i gets a 512-byte
+ * register window at VIRTIO_MMIO_BASE + i * 4 KiB and an I/O APIC pin of its own, the kernel
+ * learns of it from a `virtio_mmio.device=512@ADDR:IRQ` parameter (there is no firmware or
+ * device tree to describe it), queue kicks reach the event loop through one ioeventfd per queue
+ * (KVM completes those MMIO writes without a user-space exit) and interrupts go in through an
+ * irqfd. Device models know none of this: they only fill a struct virtio_dev. */
+#ifndef VMM_MMIO_DEVICES_H
+#define VMM_MMIO_DEVICES_H
+
+#include "devices/virtio_mmio.h"
+#include "vmm/bus.h"
+#include "vmm/eventloop.h"
+#include "vmm/log.h"
+#include "vmm/memory.h"
+#include "vmm/options.h"
+
+#include <stddef.h>
+
+/* In the x86 MMIO hole (boot_x86_64.h), far below the I/O APIC at 0xfec00000. */
+#define VIRTIO_MMIO_BASE   0xd0000000ULL
+#define VIRTIO_MMIO_STRIDE 0x1000ULL
+#define MMIO_DEVICES_MAX   17 /* one per free I/O APIC pin */
+
+struct mmio_slot;
+
+struct mmio_kick {
+	struct mmio_slot *slot;
+	unsigned queue;
+	int fd;
+	struct ev_handler h;
+};
+
+struct mmio_slot {
+	struct virtio_mmio mmio;
+	struct virtio_dev *dev;
+	uint64_t base;
+	unsigned irq;
+	int irqfd;
+	struct mmio_kick kick[VIRTIO_MAX_QUEUES];
+	void (*destroy)(void *model); /* frees the device model */
+	void *model;
+};
+
+struct mmio_devices {
+	struct mmio_slot slot[MMIO_DEVICES_MAX];
+	unsigned n;
+	int vm_fd;
+	struct event_loop *el;
+};
+
+/* How many virtio devices the options ask for. */
+unsigned mmio_devices_count(const struct vmm_options *o);
+
+/* Slot i's register window and interrupt pin (i < MMIO_DEVICES_MAX). */
+void mmio_slot_layout(unsigned i, uint64_t *base, unsigned *irq);
+
+/* Adds the `virtio_mmio.device=` parameters of slots 0..n-1 to the kernel command line (before
+ * init's arguments). Returns 0, -E2BIG (command line full) or -ENOSPC (n too large). */
+int mmio_devices_cmdline(char *cmdline, size_t cap, unsigned n);
+
+/* Creates the devices the options ask for, in the order mmio_devices_count counts them, and
+ * attaches each to its slot: bus range, ioeventfds, irqfd, kick handlers on the event loop.
+ * Returns 0 or a negative errno with e saying which device and step failed. */
+int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
+			const struct guest_mem *mem, int vm_fd, struct bus *mmio_bus,
+			struct event_loop *el, struct verr *e);
+
+/* Resets every device (no more guest I/O) and frees the device models and their fds. Call after
+ * the vCPUs have stopped, before guest memory goes. Safe on a partly created set. */
+void mmio_devices_destroy(struct mmio_devices *md);
+
+#endif
