@@ -34,9 +34,23 @@ TIMER_PROC = re.compile(rb"boot-timer: guest process about to start ([0-9.]+) ms
 BASE_CMDLINE = "console=ttyS0 panic=1 8250.nr_uarts=1 quiet"
 
 
-def vmm_cmd(a, guest_cmd):
-    return [a.vmm, "--kernel", a.kernel, "--initrd", a.initrd, "--memory", str(a.memory),
-            "--cpus", str(a.cpus), "--boot-timer", "--cmdline", f"-- {guest_cmd}"]
+def vmm_cmd(a, guest_cmd, extra="", kernel=None):
+    return [a.vmm, "--kernel", kernel or a.kernel, "--initrd", a.initrd, "--memory",
+            str(a.memory), "--cpus", str(a.cpus), "--boot-timer", "--cmdline",
+            f"{extra} -- {guest_cmd}".strip()]
+
+
+# Boot-speed tunings, each measured by undoing it (vmm's defaults are the tuned set):
+# name -> (extra kernel parameters, kernel image or None for the default vmlinux)
+def variants(a):
+    v = {
+        "tuned (defaults, PVH vmlinux)": ("", None),
+        "console messages on (loglevel=8 undoes quiet)": ("loglevel=8", None),
+        "4 UARTs probed (8250.nr_uarts=4)": ("8250.nr_uarts=4", None),
+    }
+    if a.bzimage:
+        v["bzImage instead of PVH vmlinux"] = ("", a.bzimage)
+    return v
 
 
 def qemu_cmd(a, guest_cmd):
@@ -226,6 +240,9 @@ def main():
     ap.add_argument("--memory", type=int, default=128)
     ap.add_argument("--cpus", type=int, default=1)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--bzimage", help="bzImage of the same kernel, for the tuning table")
+    ap.add_argument("--variant-boots", type=int, default=0,
+                    help="boots per boot-speed tuning variant (0: skip the tuning table)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     nested = bool(os.environ.get("VMM_NESTED"))
@@ -285,6 +302,20 @@ def main():
         if vm_ and qm:
             ratio["memory_overhead"] = vm_["median"] / qm["median"]
         results["ratio_vmm_over_qemu"] = ratio
+    if a.variant_boots > 0:
+        table = {}
+        vs = variants(a)
+        vruns = {name: [] for name in vs}
+        for i in range(a.variant_boots):
+            for name, (extra, kernel) in vs.items():
+                vruns[name].append(run_one(vmm_cmd(a, "/bin/true", extra, kernel)))
+        for name, rs in vruns.items():
+            ok = [r for r in rs if "error" not in r]
+            failures += len(rs) - len(ok)
+            table[name] = {"cmdline_extra": vs[name][0], "kernel": vs[name][1] or a.kernel,
+                           "init_ms": stats([r.get("init_ms") for r in ok]),
+                           "exit_ms": stats([r.get("exit_ms") for r in ok])}
+        results["tunings"] = table
     if a.parallel > 0:
         results["parallel"] = {"vmm": parallel(lambda: vmm_cmd(a, "/bin/true"), a.parallel)}
         if use_qemu:
@@ -309,6 +340,10 @@ def main():
         m = results.get(name, {}).get("memory_overhead_kib")
         if m:
             print(f"{name} memory overhead: {m['median'] / 1024:.2f} MiB (median of {m['n']})")
+    for name, t in results.get("tunings", {}).items():
+        if t["init_ms"]:
+            print(f"tuning: {name:<48} init {t['init_ms']['median']:8.1f} ms (median of "
+                  f"{t['init_ms']['n']})")
     for name, p in results.get("parallel", {}).items():
         print(f"{name} parallel: {p['vms']} VMs in {p['wall_s']:.2f} s = {p['vms_per_s']:.2f} VMs/s, "
               f"peak RSS {p['peak_rss_mib']:.0f} MiB, {p['failed']} failed")

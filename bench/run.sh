@@ -3,9 +3,11 @@
 # project's guest kernel and test initramfs, through the nested KVM harness where there is no
 # /dev/kvm (it says so; compare ratios there, not absolute times).
 #
-#   bench/run.sh [--boots N] [--parallel K] [--memory-samples M] [--no-qemu] [--quick]
+#   bench/run.sh [--boots N] [--parallel K] [--memory-samples M] [--variant-boots V]
+#                [--no-qemu] [--quick]
 #
-# --quick is the CI smoke run: 2 boots, 1 memory sample, 2 in parallel. Results go to
+# --quick is the CI smoke run: 2 boots, 1 memory sample, 2 in parallel, 1 boot per tuning
+# variant (the full run boots each boot-speed tuning variant 5 times, see docs/performance.md). Results go to
 # build/bench/results.json and build/bench/boot-timeline.png (VMM_BUILD_DIR overrides build/).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +15,7 @@ build=${VMM_BUILD_DIR:-$src/build}
 args=()
 while (($#)); do
 	case $1 in
-	--quick) args+=(--boots 2 --memory-samples 1 --parallel 2) ;;
+	--quick) args+=(--boots 2 --memory-samples 1 --parallel 2 --variant-boots 1) ;;
 	*) args+=("$1") ;;
 	esac
 	shift
@@ -23,4 +25,5 @@ kdir=$("$src/kernel-config/build.sh" | tail -n1)
 mkdir -p "$build/bench"
 exec "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
 	python3 "$src/bench/bench.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
-	--initrd "$build/guest/initramfs.cpio" --out "$build/bench" "${args[@]}"
+	--bzimage "$kdir/bzImage" --initrd "$build/guest/initramfs.cpio" --out "$build/bench" \
+	--variant-boots 5 "${args[@]}"
