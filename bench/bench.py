@@ -200,20 +200,21 @@ def chart(results, path):
     v = results["vmm"]["phases"]
     med = lambda d, k: d[k]["median"] if d.get(k) else None  # noqa: E731
     steps = [("host setup", med(v, "first_kvm_run_ms")), ("to kernel entry", med(v, "kernel_entry_ms")),
-             ("kernel to init", med(v, "init_ms")), ("init to exit", med(v, "exit_ms"))]
+             ("guest boot to init", med(v, "init_ms")), ("init to exit", med(v, "exit_ms"))]
     rows.append(("vmm", steps))
     if results.get("qemu"):
         q = results["qemu"]["phases"]
         rows.append(("QEMU microvm", [("start to init (console)", med(q, "console_init_ms")),
                                       ("init to exit", med(q, "exit_ms"))]))
     colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+    xmax = max((e for _, st in rows for _, e in st if e), default=1)
     for y, (name, steps) in enumerate(rows):
         start = 0.0
         for i, (label, end) in enumerate(steps):
             if end is None:
                 continue
             ax.barh(y, end - start, left=start, color=colors[i % len(colors)], edgecolor="white")
-            if end - start > 0:
+            if end - start > 0.09 * xmax:
                 ax.text(start + (end - start) / 2, y, f"{label}\n{end - start:.0f} ms", ha="center",
                         va="center", fontsize=7, color="white")
             start = end

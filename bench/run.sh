@@ -23,7 +23,11 @@ done
 [ -x "$build/vmm/vmm" ] || { echo "bench: $build/vmm/vmm not built: run scripts/build.sh" >&2; exit 1; }
 kdir=$("$src/kernel-config/build.sh" | tail -n1)
 mkdir -p "$build/bench"
+# Debian's python3, which has the packages install-deps.sh installs (matplotlib), even when
+# another python3 comes first in PATH.
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
 exec "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
-	python3 "$src/bench/bench.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
+	"$py" "$src/bench/bench.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
 	--bzimage "$kdir/bzImage" --initrd "$build/guest/initramfs.cpio" --out "$build/bench" \
 	--variant-boots 5 "${args[@]}"
