@@ -175,17 +175,19 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *v, struct verr *e)
 	    {MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB_DEFAULT},
 	};
 	const unsigned n = sizeof(msrs) / sizeof(msrs[0]);
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[sizeof(msrs) / sizeof(msrs[0])];
-	} m;
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = n;
+	/* struct kvm_msrs ends in a flexible array: header and entries in one aligned buffer
+	 * (a struct with it as a member is a GNU extension clang warns about). */
+	_Alignas(struct kvm_msrs)
+	    uint8_t buf[sizeof(struct kvm_msrs) +
+			sizeof(msrs) / sizeof(msrs[0]) * sizeof(struct kvm_msr_entry)];
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
+	memset(buf, 0, sizeof(buf));
+	m->nmsrs = n;
 	for (unsigned i = 0; i < n; i++) {
-		m.e[i].index = msrs[i].index;
-		m.e[i].data = msrs[i].data;
+		m->entries[i].index = msrs[i].index;
+		m->entries[i].data = msrs[i].data;
 	}
-	r = ioctl(v->fd, KVM_SET_MSRS, &m);
+	r = ioctl(v->fd, KVM_SET_MSRS, m);
 	if (r < 0 || (unsigned)r != n)
 		return verr_set(e, r < 0 ? -errno : -EINVAL,
 				"vcpu %u: ioctl (KVM_SET_MSRS) set %d of %u MSRs (stopped at 0x%x)",
