@@ -49,15 +49,15 @@
 struct blk_req {
 	struct virtq_chain chain; /* the popped chain; its iovecs are trimmed in place */
 	struct blk_req *next_free;
-	uint8_t *status;     /* host pointer to the chain's last writable byte */
-	uint32_t type;	     /* VIRTIO_BLK_T_* */
-	uint32_t written;    /* data bytes put in the guest's writable buffers */
-	unsigned retries;    /* EINTR/EAGAIN retries of the current step */
-	struct iovec *iov;   /* IN/OUT: the data not yet transferred */
+	uint8_t *status;   /* host pointer to the chain's last writable byte */
+	uint32_t type;	   /* VIRTIO_BLK_T_* */
+	uint32_t written;  /* data bytes put in the guest's writable buffers */
+	unsigned retries;  /* EINTR/EAGAIN retries of the current step */
+	struct iovec *iov; /* IN/OUT: the data not yet transferred */
 	unsigned niov;
-	uint64_t off;	     /* its byte offset in the image */
-	uint32_t left;	     /* its length */
-	unsigned nseg, cur;  /* DISCARD/WRITE_ZEROES: segments, and the one being run */
+	uint64_t off;	    /* its byte offset in the image */
+	uint32_t left;	    /* its length */
+	unsigned nseg, cur; /* DISCARD/WRITE_ZEROES: segments, and the one being run */
 	struct virtio_blk_discard_write_zeroes seg[BLK_DWZ_SEG_MAX]; /* checked, host order */
 };
 
@@ -67,9 +67,9 @@ struct virtio_blk {
 	int fd;
 	bool ro;
 	bool is_blkdev;
-	bool can_punch;	    /* fallocate PUNCH_HOLE|KEEP_SIZE works: DISCARD */
-	bool can_zero;	    /* fallocate ZERO_RANGE works */
-	uint64_t capacity;  /* sectors */
+	bool can_punch;			  /* fallocate PUNCH_HOLE|KEEP_SIZE works: DISCARD */
+	bool can_zero;			  /* fallocate ZERO_RANGE works */
+	uint64_t capacity;		  /* sectors */
 	char serial[VIRTIO_BLK_ID_BYTES]; /* zero-padded, not NUL-terminated when full */
 	struct virtio_blk_config cfg;	  /* the config space, little-endian */
 
@@ -84,10 +84,10 @@ struct virtio_blk {
 
 	struct blk_req *reqs; /* VIRTQ_MAX_SIZE of them */
 	struct blk_req *free;
-	unsigned busy;	 /* requests popped and not yet finished */
-	bool throttled;	 /* stopped popping because `busy` reached the queue size */
-	bool pushed;	 /* used entries added since the last notification */
-	bool draining;	 /* reset/destroy: completions are dropped, not pushed */
+	unsigned busy;	/* requests popped and not yet finished */
+	bool throttled; /* stopped popping because `busy` reached the queue size */
+	bool pushed;	/* used entries added since the last notification */
+	bool draining;	/* reset/destroy: completions are dropped, not pushed */
 };
 
 static struct log_ratelimit io_rl;
@@ -95,6 +95,10 @@ static struct log_ratelimit io_rl;
 /* ---- option parsing ---- */
 
 static const char usage[] = "write path=IMG[,ro][,id=SERIAL]";
+
+/* Error lines quote the value, cut to 80 bytes. */
+#define SPEC_FMT     "--disk '%.*s%s'"
+#define SPEC_ARG(sp) (int)(strlen(sp) > 80 ? 77 : strlen(sp)), (sp), (strlen(sp) > 80 ? "..." : "")
 
 static bool item_is(const char *p, size_t len, const char *word)
 {
@@ -105,11 +109,13 @@ static int set_path(const char *spec, const char *p, size_t len, struct virtio_b
 		    struct verr *e)
 {
 	if (len == 0)
-		return verr_set(e, -EINVAL, "--disk '%s': the image path is empty: %s", spec, usage);
+		return verr_set(e, -EINVAL, SPEC_FMT ": the image path is empty: %s",
+				SPEC_ARG(spec), usage);
 	if (len >= sizeof(o->path))
 		return verr_set(e, -EINVAL,
-				"--disk '%s': the image path is %zu bytes, longer than PATH_MAX (%zu)",
-				spec, len, sizeof(o->path) - 1);
+				SPEC_FMT
+				": the image path is %zu bytes, longer than PATH_MAX (%zu)",
+				SPEC_ARG(spec), len, sizeof(o->path) - 1);
 	memcpy(o->path, p, len);
 	o->path[len] = '\0';
 	return 0;
@@ -120,20 +126,21 @@ static int set_serial(const char *spec, const char *p, size_t len, struct virtio
 {
 	if (len == 0)
 		return verr_set(e, -EINVAL,
-				"--disk '%s': id= is empty: give a serial of 1 to %d bytes, or leave "
-				"id= out",
-				spec, VIRTIO_BLK_ID_BYTES);
+				SPEC_FMT ": id= is empty: give a serial of 1 to %d bytes, or leave "
+					 "id= out",
+				SPEC_ARG(spec), VIRTIO_BLK_ID_BYTES);
 	if (len > VIRTIO_BLK_ID_BYTES)
 		return verr_set(e, -EINVAL,
-				"--disk '%s': id '%.*s' is %zu bytes, more than the %d a virtio-blk "
-				"serial holds: shorten it",
-				spec, (int)len, p, len, VIRTIO_BLK_ID_BYTES);
+				SPEC_FMT ": id '%.*s' is %zu bytes, more than the %d a virtio-blk "
+					 "serial holds: shorten it",
+				SPEC_ARG(spec), (int)len, p, len, VIRTIO_BLK_ID_BYTES);
 	for (size_t i = 0; i < len; i++)
 		if (p[i] <= ' ' || p[i] > '~')
 			return verr_set(e, -EINVAL,
-					"--disk '%s': id '%.*s' has a byte other than printable "
+					SPEC_FMT
+					": id '%.*s' has a byte other than printable "
 					"ASCII at %zu: use letters, digits and punctuation",
-					spec, (int)len, p, i);
+					SPEC_ARG(spec), (int)len, p, i);
 	memcpy(o->serial, p, len);
 	o->serial[len] = '\0';
 	return 0;
@@ -157,12 +164,13 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_options *o, struct verr
 		int r = 0;
 		if (len == 0)
 			return verr_set(e, -EINVAL,
-					"--disk '%s': item %u is empty (a stray comma): %s", spec,
-					n, usage);
+					SPEC_FMT ": item %u is empty (a stray comma): %s",
+					SPEC_ARG(spec), n, usage);
 		if (item_is(p, klen, "ro")) {
 			if (eq)
 				return verr_set(e, -EINVAL,
-						"--disk '%s': 'ro' takes no value: write ,ro", spec);
+						SPEC_FMT ": 'ro' takes no value: write ,ro",
+						SPEC_ARG(spec));
 			seen = &have_ro;
 			o->ro = true;
 		} else if (item_is(p, klen, "path") && eq) {
@@ -178,36 +186,38 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_options *o, struct verr
 			r = set_path(spec, p, len, o, e);
 		} else {
 			return verr_set(e, -EINVAL,
-					"--disk '%s': unknown key '%.*s' (item %u): the keys are "
-					"path=, ro and id=",
-					spec, (int)klen, p, n);
+					SPEC_FMT ": unknown key '%.*s' (item %u): the keys are "
+						 "path=, ro and id=",
+					SPEC_ARG(spec), (int)klen, p, n);
 		}
 		if (r < 0)
 			return r;
 		if (*seen)
-			return verr_set(e, -EINVAL, "--disk '%s': '%.*s' is given twice: give it once",
-					spec, (int)klen, p);
+			return verr_set(e, -EINVAL,
+					SPEC_FMT ": '%.*s' is given twice: give it once",
+					SPEC_ARG(spec), (int)klen, p);
 		*seen = true;
 		if (!*end)
 			break;
 		p = end + 1;
 	}
 	if (!have_path)
-		return verr_set(e, -EINVAL, "--disk '%s': no image path: %s", spec, usage);
+		return verr_set(e, -EINVAL, SPEC_FMT ": no image path: %s", SPEC_ARG(spec), usage);
 	return 0;
 }
 
-int virtio_blk_options_path(const char *path, bool ro, struct virtio_blk_options *o,
-			    struct verr *e)
+int virtio_blk_options_path(const char *path, bool ro, struct virtio_blk_options *o, struct verr *e)
 {
 	memset(o, 0, sizeof(*o));
 	size_t len = path ? strlen(path) : 0;
 	if (len == 0)
-		return verr_set(e, -EINVAL, "--rootfs: the image path is empty: give a raw disk "
-					    "image (a regular file or a block device)");
+		return verr_set(e, -EINVAL,
+				"--rootfs: the image path is empty: give a raw disk "
+				"image (a regular file or a block device)");
 	if (len >= sizeof(o->path))
-		return verr_set(e, -EINVAL, "--rootfs: the image path is %zu bytes, longer than "
-					    "PATH_MAX (%zu)",
+		return verr_set(e, -EINVAL,
+				"--rootfs: the image path is %zu bytes, longer than "
+				"PATH_MAX (%zu)",
 				len, sizeof(o->path) - 1);
 	memcpy(o->path, path, len + 1);
 	o->ro = ro;
@@ -423,7 +433,13 @@ static uint8_t dwz_check(struct virtio_blk *b, struct blk_req *r, uint32_t data)
 		if (s->num_sectors > BLK_DWZ_SECTORS_MAX || !in_range(b, s->sector, s->num_sectors))
 			return VIRTIO_BLK_S_IOERR;
 	}
-	return STATUS_GO;
+	/* Empty segments are done already (fallocate refuses a zero length). */
+	unsigned n = 0;
+	for (unsigned i = 0; i < r->nseg; i++)
+		if (r->seg[i].num_sectors)
+			r->seg[n++] = r->seg[i];
+	r->nseg = n;
+	return n ? STATUS_GO : VIRTIO_BLK_S_OK;
 }
 
 /* Checks a popped chain and starts it. Returns false when the chain cannot even be answered
@@ -795,10 +811,11 @@ static int open_image(struct virtio_blk *b, const struct virtio_blk_options *o, 
 	if (flock(b->fd, (o->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		int err = errno;
 		if (err == EWOULDBLOCK)
-			return verr_set(e, -EBUSY,
-					"disk image %s is in use (locked by another process): give "
-					"each VM its own image, or attach it read-only (,ro) in all",
-					o->path);
+			return verr_set(
+			    e, -EBUSY,
+			    "disk image %s is in use (locked by another process): give "
+			    "each VM its own image, or attach it read-only (,ro) in all",
+			    o->path);
 		return verr_set(e, -err, "disk image %s: flock: %s", o->path, strerror(err));
 	}
 	b->capacity = size >> SECTOR_SHIFT;
@@ -838,7 +855,9 @@ int virtio_blk_create(struct virtio_blk **out, const struct virtio_blk_options *
 	memcpy(b->serial, o->serial, strnlen(o->serial, sizeof(b->serial)));
 	const char *base = strrchr(o->path, '/');
 	snprintf(b->name, sizeof(b->name), "virtio-blk %.48s",
-		 o->serial[0] ? o->serial : base && base[1] ? base + 1 : o->path);
+		 o->serial[0]	   ? o->serial
+		 : base && base[1] ? base + 1
+				   : o->path);
 
 	uint64_t features = (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
 			    (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
@@ -858,8 +877,8 @@ int virtio_blk_create(struct virtio_blk **out, const struct virtio_blk_options *
 	b->cfg.max_write_zeroes_sectors = htole32(BLK_DWZ_SECTORS_MAX);
 	b->cfg.max_write_zeroes_seg = htole32(BLK_DWZ_SEG_MAX);
 	b->cfg.write_zeroes_may_unmap = b->can_punch;
-	virtio_dev_init(&b->dev, b->name, VIRTIO_ID_BLOCK, &blk_ops, b, features,
-			sizeof(b->cfg), 1, mem);
+	virtio_dev_init(&b->dev, b->name, VIRTIO_ID_BLOCK, &blk_ops, b, features, sizeof(b->cfg), 1,
+			mem);
 	reqs_reset(b);
 
 	const char *sync = getenv("VMM_BLK_SYNC");
