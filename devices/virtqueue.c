@@ -247,6 +247,23 @@ void virtq_push(struct virtq *q, const struct virtq_chain *c, uint32_t written)
 		q->signalled_valid = false;
 }
 
+void virtq_push_batch(struct virtq *q, const struct vring_used_elem *used, unsigned n)
+{
+	if (q->broken || !q->used || n == 0 || n > q->size)
+		return;
+	uint16_t old = q->used_idx, new = (uint16_t)(old + n);
+	for (unsigned i = 0; i < n; i++) {
+		struct vring_used_elem *e = used_elem(q, (uint16_t)(old + i) & (q->size - 1));
+		__atomic_store_n(&e->id, htole32(used[i].id), __ATOMIC_RELAXED);
+		__atomic_store_n(&e->len, htole32(used[i].len), __ATOMIC_RELAXED);
+	}
+	q->used_idx = new;
+	/* Release: the buffers' contents and all n used elements are visible before the index. */
+	__atomic_store_n(used_idx(q), htole16(new), __ATOMIC_RELEASE);
+	if ((int16_t)(new - q->signalled_used) < (uint16_t)(new - old))
+		q->signalled_valid = false;
+}
+
 bool virtq_should_notify(struct virtq *q)
 {
 	if (q->broken || !q->avail)

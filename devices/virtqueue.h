@@ -14,6 +14,7 @@
 
 #include "vmm/memory.h"
 
+#include <linux/virtio_ring.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -72,6 +73,13 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c);
 /* Gives a chain back: writes {head, written} to the used ring and publishes the new used->idx
  * (release order: the guest sees the data before the index). written is clamped to in_bytes. */
 void virtq_push(struct virtq *q, const struct virtq_chain *c, uint32_t written);
+
+/* Gives back n chains at once: writes their n used entries (id = the chain's head, len = bytes
+ * written, at most its in_bytes), then publishes used->idx once, so the driver sees all of them
+ * or none. For a result spread over several chains, such as virtio-net's mergeable receive
+ * buffers, where the driver reads the count in the first and takes the rest at once. The caller
+ * took each chain from virtq_pop on this queue; n <= size. */
+void virtq_push_batch(struct virtq *q, const struct vring_used_elem *used, unsigned n);
 
 /* Whether the driver wants an interrupt for what was pushed since the last time this returned
  * true: with event idx, used_event decides (vring_need_event); without, the avail flags'
