@@ -9,8 +9,8 @@ pkgs=(
 	busybox-static linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils cpio
 	# nested harness: QEMU (TCG, -cpu max has SVM) and a Debian kernel with kvm-amd
 	qemu-system-x86 linux-image-amd64 kmod
-	# device tests: disk images (ext4, erofs)
-	e2fsprogs erofs-utils
+	# device tests: disk images (ext4, erofs), a TAP in a network namespace
+	e2fsprogs erofs-utils iproute2 util-linux
 	# scripts
 	python3 coreutils
 	# bench: the boot-timeline chart

@@ -1,5 +1,7 @@
 /* virtio-mmio slots: layout, kernel parameters, ioeventfd/irqfd wiring, device creation. */
 #include "vmm/mmio_devices.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
 #include "vmm/cmdline.h"
 
@@ -150,6 +152,16 @@ static int attach(struct mmio_devices *md, struct virtio_dev *d, void (*destroy)
 	return 0;
 }
 
+static void blk_free(void *model)
+{
+	virtio_blk_destroy(model);
+}
+
+static void net_free(void *model)
+{
+	virtio_net_destroy(model);
+}
+
 static void rng_free(void *model)
 {
 	virtio_rng_destroy(model);
@@ -163,15 +175,40 @@ int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
 	md->n = 0;
 	md->vm_fd = vm_fd;
 	md->el = el;
-	if (o->rootfs || o->ndisks || o->nnets || o->vsock)
-		return verr_set(e, -ENOTSUP,
-				"--rootfs, --disk, --net and --vsock are not in this build yet");
+	int r;
+	if (o->vsock)
+		return verr_set(e, -ENOTSUP, "--vsock: virtio-vsock is not in this build yet");
+	for (unsigned i = 0; i < (o->rootfs ? 1u : 0u) + o->ndisks; i++) {
+		struct virtio_blk_options bo;
+		struct virtio_blk *b;
+		r = o->rootfs && i == 0 ? virtio_blk_options_path(o->rootfs, false, &bo, e)
+					: virtio_blk_parse(o->disks[i - (o->rootfs ? 1 : 0)], &bo, e);
+		if (r == 0)
+			r = virtio_blk_create(&b, &bo, mem, el, e);
+		if (r < 0)
+			return r;
+		r = attach(md, virtio_blk_dev(b), blk_free, b, mmio_bus, e);
+		if (r < 0)
+			return r;
+	}
+	for (unsigned i = 0; i < o->nnets; i++) {
+		struct virtio_net_opts no;
+		struct virtio_net *n;
+		r = virtio_net_parse(o->nets[i], &no, e);
+		if (r == 0)
+			r = virtio_net_create(&n, &no, mem, el, e);
+		if (r < 0)
+			return r;
+		r = attach(md, virtio_net_dev(n), net_free, n, mmio_bus, e);
+		if (r < 0)
+			return r;
+	}
 	if (o->rng) {
 		struct virtio_rng *rng = calloc(1, sizeof(*rng));
 		if (!rng)
 			return verr_set(e, -ENOMEM, "virtio-rng: out of memory");
 		virtio_rng_init(rng, mem);
-		int r = attach(md, &rng->dev, rng_free, rng, mmio_bus, e);
+		r = attach(md, &rng->dev, rng_free, rng, mmio_bus, e);
 		if (r < 0)
 			return r;
 	}

@@ -1,5 +1,7 @@
 /* Command-line parsing for `vmm`: every bad value gives one line naming the option and the fix. */
 #include "vmm/options.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "vmm/log.h"
 
 #include <errno.h>
@@ -7,6 +9,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -52,6 +55,46 @@ void options_usage(FILE *f)
 	    "Exit status: the guest init's announced status, 0 when the guest reboots or powers\n"
 	    "off by itself, 125 when vmm or the guest kernel failed, 128+N on signal N.\n",
 	    VMM_MAX_CPUS, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, VMM_DEFAULT_MEMORY_MIB);
+}
+
+/* A disk image must exist before anything else is set up (the device checks the rest). */
+static int check_image(const char *opt, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		vmm_log("%s: cannot use image '%s': %s", opt, path, strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Device options are checked here, before KVM is touched, by the devices' own parsers. */
+static int check_devices(const struct vmm_options *o)
+{
+	static struct virtio_blk_options bo;
+	struct virtio_net_opts no;
+	struct verr e = {0};
+	if (o->rootfs && (virtio_blk_options_path(o->rootfs, false, &bo, &e) < 0 ||
+			  check_image("--rootfs", bo.path) < 0)) {
+		if (e.msg[0])
+			vmm_log("%s", e.msg);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		e.msg[0] = 0;
+		if (virtio_blk_parse(o->disks[i], &bo, &e) < 0 || check_image("--disk", bo.path) < 0) {
+			if (e.msg[0])
+				vmm_log("%s", e.msg);
+			return -EINVAL;
+		}
+	}
+	for (unsigned i = 0; i < o->nnets; i++) {
+		if (virtio_net_parse(o->nets[i], &no, &e) < 0) {
+			vmm_log("%s", e.msg);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 int options_parse(int argc, char **argv, struct vmm_options *o)
@@ -190,5 +233,5 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 		    "no kernel given: pass --kernel PATH (a vmlinux with PVH note or a bzImage)");
 		return -EINVAL;
 	}
-	return 0;
+	return check_devices(o);
 }

@@ -36,7 +36,7 @@ head -c 3000 "$tmp/bzImage" >"$tmp/truncated-bz"
 head -c $((90 << 20)) /dev/zero >"$tmp/big-initrd"
 echo data >"$tmp/initrd"
 
-echo "1..14"
+echo "1..21"
 case_ "missing kernel file" "cannot open: No such file" --kernel "$tmp/none"
 case_ "kernel is a directory" "not a regular file" --kernel "$tmp"
 case_ "garbage kernel" "not a vmlinux .ELF. nor a bzImage" --kernel "$tmp/garbage"
@@ -53,5 +53,15 @@ case_ "--memory not a number" "--memory: 'lots' is not a number" --kernel "$tmp/
 case_ "no --kernel" "no kernel given" --memory 64
 case_ "command line too long" "command line is .* bytes" \
 	--kernel "$tmp/vmlinux" --cmdline "$(head -c 3000 /dev/zero | tr '\0' a)"
+case_ "missing disk image" "--disk: cannot use image '/no/such.img'" \
+	--kernel "$tmp/vmlinux" --disk path=/no/such.img
+case_ "unknown --disk key" "unknown key 'size'" --kernel "$tmp/vmlinux" --disk path="$tmp/initrd",size=1
+case_ "--disk serial too long" "more than the 20" \
+	--kernel "$tmp/vmlinux" --disk path="$tmp/initrd",id=123456789012345678901
+case_ "missing --rootfs image" "--rootfs: cannot use image" --kernel "$tmp/vmlinux" --rootfs "$tmp/nope"
+case_ "--rootfs twice" "--rootfs given twice" --kernel "$tmp/vmlinux" --rootfs a --rootfs b
+case_ "malformed --net MAC" "malformed MAC" --kernel "$tmp/vmlinux" --net tap=tap0,mac=zz
+case_ "too many disks" "at most 8 disks" --kernel "$tmp/vmlinux" \
+	$(for i in 1 2 3 4 5 6 7 8 9; do printf -- '--disk path=%s ' "$tmp/initrd"; done)
 echo "# $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

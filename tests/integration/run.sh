@@ -20,6 +20,7 @@ echo "# guest kernel: $kdir"
 # Each try's output is kept apart so that TAP shows one run only; the failed try is summarised.
 # The source folder is shared too: the nest hides the host's /tmp, where a clone may live.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-900}
+export NEST_MODULES="${NEST_MODULES:-} tun" # the virtio-net test makes a TAP
 log=$(mktemp)
 trap 'rm -f "$log" "$log.err"' EXIT
 for try in 1 2; do
