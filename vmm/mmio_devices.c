@@ -3,6 +3,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/cmdline.h"
 
 #include <errno.h>
@@ -162,6 +163,11 @@ static void net_free(void *model)
 	virtio_net_destroy(model);
 }
 
+static void vsock_free(void *model)
+{
+	virtio_vsock_destroy(model);
+}
+
 static void rng_free(void *model)
 {
 	virtio_rng_destroy(model);
@@ -176,8 +182,6 @@ int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
 	md->vm_fd = vm_fd;
 	md->el = el;
 	int r;
-	if (o->vsock)
-		return verr_set(e, -ENOTSUP, "--vsock: virtio-vsock is not in this build yet");
 	for (unsigned i = 0; i < (o->rootfs ? 1u : 0u) + o->ndisks; i++) {
 		struct virtio_blk_options bo;
 		struct virtio_blk *b;
@@ -200,6 +204,18 @@ int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
 		if (r < 0)
 			return r;
 		r = attach(md, virtio_net_dev(n), net_free, n, mmio_bus, e);
+		if (r < 0)
+			return r;
+	}
+	if (o->vsock) {
+		struct virtio_vsock_options vo;
+		struct virtio_vsock *v;
+		r = virtio_vsock_parse(o->vsock, &vo, e);
+		if (r == 0)
+			r = virtio_vsock_create(&v, &vo, mem, el, e);
+		if (r < 0)
+			return r;
+		r = attach(md, virtio_vsock_dev(v), vsock_free, v, mmio_bus, e);
 		if (r < 0)
 			return r;
 	}

@@ -2,6 +2,7 @@
 #include "vmm/options.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/log.h"
 
 #include <errno.h>
@@ -42,6 +43,17 @@ void options_usage(FILE *f)
 	    "  -m, --memory MIB     guest RAM in MiB, %llu-%llu (default %llu)\n"
 	    "      --boot-timer     print the time from vmm start to the guest init's\n"
 	    "                       boot-timer write (port 0x440)\n"
+	    "      --rootfs IMG     the first virtio-blk disk (/dev/vda): a raw image file or\n"
+	    "                       block device, read-write\n"
+	    "      --disk path=IMG[,ro][,id=SERIAL]\n"
+	    "                       one more virtio-blk disk (vdb, vdc...; up to %u)\n"
+	    "      --net tap=NAME[,mac=MAC]\n"
+	    "                       a virtio-net device on the TAP device NAME (up to %u)\n"
+	    "      --vsock cid=N,uds=PATH\n"
+	    "                       a virtio-vsock device for guest CID N; vmm listens on\n"
+	    "                       the Unix socket PATH (host -> guest: connect, write\n"
+	    "                       \"CONNECT <port>\\n\", read \"OK <port>\\n\"); guest -> host\n"
+	    "                       port P: vmm connects to PATH_P (Firecracker's scheme)\n"
 	    "      --rng            a virtio-rng device (the guest's /dev/hwrng), fed from\n"
 	    "                       the host's getrandom()\n"
 	    "  -v, --verbose        debug output\n"
@@ -54,7 +66,8 @@ void options_usage(FILE *f)
 	    "command line.\n"
 	    "Exit status: the guest init's announced status, 0 when the guest reboots or powers\n"
 	    "off by itself, 125 when vmm or the guest kernel failed, 128+N on signal N.\n",
-	    VMM_MAX_CPUS, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, VMM_DEFAULT_MEMORY_MIB);
+	    VMM_MAX_CPUS, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, VMM_DEFAULT_MEMORY_MIB,
+	    VMM_MAX_DISKS, VMM_MAX_NETS);
 }
 
 /* A disk image must exist before anything else is set up (the device checks the rest). */
@@ -85,6 +98,13 @@ static int check_devices(const struct vmm_options *o)
 		if (virtio_blk_parse(o->disks[i], &bo, &e) < 0 || check_image("--disk", bo.path) < 0) {
 			if (e.msg[0])
 				vmm_log("%s", e.msg);
+			return -EINVAL;
+		}
+	}
+	if (o->vsock) {
+		struct virtio_vsock_options vo;
+		if (virtio_vsock_parse(o->vsock, &vo, &e) < 0) {
+			vmm_log("%s", e.msg);
 			return -EINVAL;
 		}
 	}

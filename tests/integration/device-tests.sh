@@ -99,3 +99,30 @@ else
 	not_ok "virtio-net: no ip(8) or /dev/net/tun here (iproute2, the tun module)"
 	not_ok "virtio-net: 1 MiB of TCP echo crosses the TAP intact"
 fi
+
+# virtio-vsock, host side on Unix sockets (Firecracker's contract). Guest -> host: the guest
+# connects to CID 2 port 5000, vmm connects to UDS_5000, where a host echo server listens.
+"$py" "$here/vsock-host.py" serve "$tmp/v.sock_5000" >"$tmp/host" 2>&1 &
+hpid=$!
+for _ in $(seq 1 100); do [ -S "$tmp/v.sock_5000" ] && break; sleep 0.1; done
+vm 300 --kernel "$vmlinux" --initrd "$initramfs" --vsock "cid=3,uds=$tmp/v.sock" \
+	--cmdline '-- /bin/vsock-test connect 2 5000 1048576'
+kill "$hpid" 2>/dev/null
+wait "$hpid" 2>/dev/null
+cat "$tmp/host" >>"$tmp/out"
+expect "virtio-vsock: guest -> host connection echoes 1 MiB intact" \
+	eval '[ $rc -eq 0 ] && has "^vsock-test: echoed 1048576 bytes intact"'
+
+# Host -> guest: the guest listens on port 5001; the host connects to vmm's socket and asks for
+# it with "CONNECT 5001", then sends 1 MiB through the guest's echo.
+timeout -k 5 300 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --vsock "cid=3,uds=$tmp/w.sock" \
+	--cmdline '-- /bin/vsock-test listen 5001' </dev/null >"$tmp/raw" 2>"$tmp/err" &
+pid=$!
+"$py" "$here/vsock-host.py" connect "$tmp/w.sock" 5001 1048576 >"$tmp/host" 2>&1
+wait "$pid"
+rc=$?
+tr -d '\r' <"$tmp/raw" >"$tmp/out"
+cat "$tmp/host" >>"$tmp/out"
+expect "virtio-vsock: host -> guest connection (CONNECT) echoes 1 MiB intact" \
+	eval '[ $rc -eq 0 ] && has "^vsock-host: echoed 1048576 bytes intact" && has "^vsock-test: echoed 1048576 bytes back"'
+expect "virtio-vsock: vmm removes its socket at exit" eval '[ ! -e "$tmp/w.sock" ]'
