@@ -185,8 +185,9 @@ int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
 	for (unsigned i = 0; i < (o->rootfs ? 1u : 0u) + o->ndisks; i++) {
 		struct virtio_blk_options bo;
 		struct virtio_blk *b;
-		r = o->rootfs && i == 0 ? virtio_blk_options_path(o->rootfs, false, &bo, e)
-					: virtio_blk_parse(o->disks[i - (o->rootfs ? 1 : 0)], &bo, e);
+		r = o->rootfs && i == 0
+			? virtio_blk_options_path(o->rootfs, false, &bo, e)
+			: virtio_blk_parse(o->disks[i - (o->rootfs ? 1 : 0)], &bo, e);
 		if (r == 0)
 			r = virtio_blk_create(&b, &bo, mem, el, e);
 		if (r < 0)

@@ -95,7 +95,8 @@ static int check_devices(const struct vmm_options *o)
 	}
 	for (unsigned i = 0; i < o->ndisks; i++) {
 		e.msg[0] = 0;
-		if (virtio_blk_parse(o->disks[i], &bo, &e) < 0 || check_image("--disk", bo.path) < 0) {
+		if (virtio_blk_parse(o->disks[i], &bo, &e) < 0 ||
+		    check_image("--disk", bo.path) < 0) {
 			if (e.msg[0])
 				vmm_log("%s", e.msg);
 			return -EINVAL;
