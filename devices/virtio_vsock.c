@@ -224,6 +224,12 @@ int virtio_vsock_parse(const char *spec, struct virtio_vsock_options *o, struct 
 	memset(o, 0, sizeof(*o));
 	if (!spec || !*spec)
 		return verr_set(e, -EINVAL, "--vsock: the value is empty: %s", usage);
+	/* Messages quote the value: a control character (a newline...) would break the line. */
+	for (size_t i = 0; spec[i]; i++)
+		if ((unsigned char)spec[i] < ' ' || spec[i] == 0x7f)
+			return verr_set(e, -EINVAL,
+					"--vsock: the value has a control character (byte %zu): %s",
+					i + 1, usage);
 	bool have_cid = false, have_uds = false;
 	const char *p = spec;
 	for (unsigned n = 1;; n++) {

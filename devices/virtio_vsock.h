@@ -42,10 +42,11 @@ struct virtio_vsock_options {
 
 /* Parses a --vsock value "cid=N,uds=PATH" (keys in any order, each exactly once; N decimal;
  * PATH cannot hold a comma). Fills *o and returns 0, or returns -EINVAL with one line in e
- * saying what is wrong and what to write instead: an empty value or item, an unknown key, a key
- * given twice or missing, a CID that is not a decimal number, below 3 (0-2 are reserved: the
- * hypervisor, local and host addresses) or above 4294967294 (VMADDR_CID_ANY is 2^32-1), an empty
- * path, or a path longer than VIRTIO_VSOCK_PATH_MAX bytes. */
+ * saying what is wrong and what to write instead: an empty value or item, a control character
+ * (so the path cannot hold one), an unknown key, a key given twice or missing, a CID that is not
+ * a decimal number, below 3 (0-2 are reserved: the hypervisor, local and host addresses) or
+ * above 4294967294 (VMADDR_CID_ANY is 2^32-1), an empty path, or a path longer than
+ * VIRTIO_VSOCK_PATH_MAX bytes. */
 int virtio_vsock_parse(const char *spec, struct virtio_vsock_options *o, struct verr *e);
 
 struct virtio_vsock;
