@@ -84,13 +84,12 @@ struct virtio_blk {
 
 	struct blk_req *reqs; /* VIRTQ_MAX_SIZE of them */
 	struct blk_req *free;
-	unsigned busy;	/* requests popped and not yet finished */
-	bool throttled; /* stopped popping because `busy` reached the queue size */
-	bool pushed;	/* used entries added since the last notification */
-	bool draining;	/* reset/destroy: completions are dropped, not pushed */
+	unsigned busy;		    /* requests popped and not yet finished */
+	bool throttled;		    /* stopped popping because `busy` reached the queue size */
+	bool pushed;		    /* used entries added since the last notification */
+	bool draining;		    /* reset/destroy: completions are dropped, not pushed */
+	struct log_ratelimit io_rl; /* host I/O errors (guest-triggered: rate-limited) */
 };
-
-static struct log_ratelimit io_rl;
 
 /* ---- option parsing ---- */
 
@@ -310,7 +309,7 @@ static void step_queue(struct virtio_blk *b, struct blk_req *r)
 		io_uring_submit(&b->ring);
 		sqe = io_uring_get_sqe(&b->ring);
 		if (!sqe) {
-			vmm_log_ratelimited(&io_rl, 5, "%s: io_uring submission queue full",
+			vmm_log_ratelimited(&b->io_rl, 5, "%s: io_uring submission queue full",
 					    b->name);
 			req_finish(b, r, VIRTIO_BLK_S_IOERR);
 			return;
@@ -361,7 +360,7 @@ static bool step_done(struct virtio_blk *b, struct blk_req *r, int res)
 			iov_advance(&r->iov, &r->niov, (uint32_t)res);
 			return false;
 		}
-		vmm_log_ratelimited(&io_rl, 5, "%s: %s at byte %llu failed: %s", b->name,
+		vmm_log_ratelimited(&b->io_rl, 5, "%s: %s at byte %llu failed: %s", b->name,
 				    r->type == VIRTIO_BLK_T_IN ? "read" : "write",
 				    (unsigned long long)r->off,
 				    res == 0 ? "the image ended early (was it truncated?)"
@@ -370,7 +369,7 @@ static bool step_done(struct virtio_blk *b, struct blk_req *r, int res)
 		return true;
 	case VIRTIO_BLK_T_FLUSH:
 		if (res < 0) {
-			vmm_log_ratelimited(&io_rl, 5, "%s: flush failed: %s", b->name,
+			vmm_log_ratelimited(&b->io_rl, 5, "%s: flush failed: %s", b->name,
 					    strerror(-res));
 			req_finish(b, r, VIRTIO_BLK_S_IOERR);
 			return true;
@@ -382,7 +381,7 @@ static bool step_done(struct virtio_blk *b, struct blk_req *r, int res)
 			return true;
 		}
 		if (res < 0) {
-			vmm_log_ratelimited(&io_rl, 5, "%s: %s failed: %s", b->name,
+			vmm_log_ratelimited(&b->io_rl, 5, "%s: %s failed: %s", b->name,
 					    r->type == VIRTIO_BLK_T_DISCARD ? "discard"
 									    : "write zeroes",
 					    strerror(-res));
@@ -549,7 +548,7 @@ static void uring_submit(struct virtio_blk *b)
 		int n = io_uring_submit(&b->ring);
 		if (n >= 0 || n == -EINTR || n == -EAGAIN || n == -EBUSY)
 			continue;
-		vmm_log_ratelimited(&io_rl, 5, "%s: io_uring_submit failed: %s", b->name,
+		vmm_log_ratelimited(&b->io_rl, 5, "%s: io_uring_submit failed: %s", b->name,
 				    strerror(-n));
 		break;
 	}

@@ -806,6 +806,43 @@ static void many_in_flight(void **state)
 	}
 }
 
+/* A hostile driver posts the same chains again while they are in flight: the device takes no
+ * more requests than the queue has entries, and takes the rest once some complete. */
+static void reposted_chains_are_bounded(void **state)
+{
+	struct t *t = *state;
+	start_opts(t, IMG_SIZE, "", 2, 0);
+	uint64_t st[2];
+	for (unsigned i = 0; i < 2; i++) {
+		struct buf b[3] = {
+		    hdr(t, VIRTIO_BLK_T_IN, 8 * i), {galloc(t, 4096), 4096, true}, status_buf(t)};
+		st[i] = b[2].gpa;
+		post(t, b, 3, true); /* one descriptor each: heads 0 and 1 */
+	}
+	kick(t);
+	uint16_t *ring = gp(t, AVAIL_GPA + 4, 4);
+	ring[0] = htole16(0);
+	ring[1] = htole16(1);
+	t->avail_idx = 4;
+	__atomic_store_n((uint16_t *)gp(t, AVAIL_GPA + 2, 2), htole16(4), __ATOMIC_RELEASE);
+	kick(t);
+	/* io_uring: both still in flight, so nothing more was taken */
+	assert_int_equal(t->d->vq[0].last_avail, t->engine == ENGINE_URING ? 2 : 4);
+	unsigned seen[2] = {0, 0};
+	for (unsigned i = 0; i < 4; i++) {
+		struct vring_used_elem u = next_used(t);
+		assert_true(u.id < 2);
+		seen[u.id]++;
+		assert_int_equal(u.len, 4097);
+	}
+	assert_int_equal(seen[0], 2);
+	assert_int_equal(seen[1], 2);
+	assert_int_equal(used_idx(t), 4);
+	assert_int_equal(*(uint8_t *)gp(t, st[0], 1), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)gp(t, st[1], 1), VIRTIO_BLK_S_OK);
+	assert_true(virtio_dev_running(t->d));
+}
+
 /* A reset while requests are in flight waits for them; their chains are not pushed. */
 static void reset_with_requests_in_flight(void **state)
 {
@@ -1003,6 +1040,7 @@ int main(void)
 	    BOTH(discard_bad_segments),
 	    BOTH(image_truncated),
 	    BOTH(many_in_flight),
+	    BOTH(reposted_chains_are_bounded),
 	    BOTH(reset_with_requests_in_flight),
 	    BOTH(destroy_with_requests_in_flight),
 	    cmocka_unit_test(parse_good),
