@@ -6,12 +6,16 @@ cd "$(dirname "$0")/.."
 setup() { # setup DIR ARGS...
 	local dir=$1
 	shift
+	local log
+	log=$(mktemp)
+	# Quiet when it works; meson's and ninja's own words when it does not.
 	if [ -f "$dir/build.ninja" ]; then
-		meson setup --reconfigure "$dir" "$@" >/dev/null
+		meson setup --reconfigure "$dir" "$@" >"$log" 2>&1 || { tail -n 20 "$log"; rm -f "$log"; return 1; }
 	else
-		meson setup "$dir" "$@" >/dev/null
+		meson setup "$dir" "$@" >"$log" 2>&1 || { tail -n 20 "$log"; rm -f "$log"; return 1; }
 	fi
-	ninja -C "$dir" >/dev/null
+	ninja -C "$dir" >"$log" 2>&1 || { tail -n 40 "$log"; rm -f "$log"; return 1; }
+	rm -f "$log"
 }
 setup build
 if [ "${1:-}" = "--asan" ]; then
