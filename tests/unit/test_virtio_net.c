@@ -598,6 +598,35 @@ static void tx_flow_control(void **state)
 	env_down(&t);
 }
 
+/* One kick handles at most VIRTIO_NET_BUDGET chains; the rest follow through the event loop
+ * without another kick. */
+static void tx_budget(void **state)
+{
+	(void)state;
+	struct env t;
+	env_up(&t, BASE_FEATURES);
+	static uint8_t f[60], buf[128];
+	make_frame(f, sizeof(f), 15);
+	struct virtio_net_hdr_v1 h = {0};
+	/* header-only chains are dropped at once: the socket never pushes back */
+	uint64_t hg = galloc(&t, HDR);
+	memcpy(gp(&t, hg, HDR), &h, HDR);
+	struct seg only_hdr = {hg, HDR, false};
+	for (int i = 0; i < QSIZE; i++)
+		post(&t, &t.tx, &only_hdr, 1);
+	kick(&t, VIRTIO_NET_TXQ);
+	assert_int_equal(used_idx(&t, &t.tx), VIRTIO_NET_BUDGET);
+	/* the driver posts more meanwhile (the ring has room again), without kicking */
+	for (int i = 0; i < 9; i++)
+		post(&t, &t.tx, &only_hdr, 1);
+	post_tx(&t, &h, f, sizeof(f), 1);
+	pump(&t);
+	assert_int_equal(used_idx(&t, &t.tx), QSIZE + 10);
+	assert_int_equal(host_recv(&t, buf, sizeof(buf)), HDR + sizeof(f));
+	assert_int_equal(stats(&t).tx_dropped, QSIZE + 9);
+	env_down(&t);
+}
+
 static void bad_tx_chains(void **state)
 {
 	(void)state;
@@ -754,6 +783,20 @@ static void hang_up(void **state)
 	struct env t;
 	env_up(&t, BASE_FEATURES);
 	post_rx(&t, 2048, NULL);
+	/* a chain held on a full socket when the host goes away is given back, not lost */
+	enum { N = 40, PAY = 16384 };
+	uint64_t pay = galloc(&t, PAY);
+	make_frame(gp(&t, pay, PAY), PAY, 16);
+	uint64_t hg = galloc(&t, HDR);
+	memset(gp(&t, hg, HDR), 0, HDR);
+	for (int i = 0; i < N; i++) {
+		struct seg s[2] = {{hg, HDR, false}, {pay, PAY, false}};
+		post(&t, &t.tx, s, 2);
+	}
+	kick(&t, VIRTIO_NET_TXQ);
+	pump(&t);
+	uint16_t sent = used_idx(&t, &t.tx);
+	assert_true(sent < N);
 	close(t.peer);
 	unsigned irqs = t.irqs;
 	pump(&t);
@@ -761,15 +804,17 @@ static void hang_up(void **state)
 	t.d->ops->config_read(t.d, 0, &c, 8);
 	assert_int_equal(c.status & VIRTIO_NET_S_LINK_UP, 0);
 	assert_true(t.irqs > irqs); /* configuration interrupt */
-	/* tx is given back (dropped), not left hanging */
+	/* tx is given back (dropped) at once, without waiting for a kick */
+	assert_int_equal(used_idx(&t, &t.tx), N);
 	static uint8_t f[64];
 	make_frame(f, sizeof(f), 14);
 	struct virtio_net_hdr_v1 h = {0};
 	post_tx(&t, &h, f, sizeof(f), 1);
 	kick(&t, VIRTIO_NET_TXQ);
 	pump(&t);
-	assert_int_equal(used_idx(&t, &t.tx), 1);
-	assert_int_equal(stats(&t).tx_dropped, 1);
+	assert_int_equal(used_idx(&t, &t.tx), N + 1);
+	assert_int_equal(stats(&t).tx_frames, sent);
+	assert_int_equal(stats(&t).tx_dropped, N + 1 - sent);
 	t.peer = open("/dev/null", O_RDONLY);
 	env_down(&t);
 }
@@ -813,6 +858,9 @@ static void parse_options(void **state)
 	    {"tap=a/b", "not a valid interface name"},
 	    {"tap=a b", "not a valid interface name"},
 	    {"tap=..", "not a valid interface name"},
+	    {"tap=a\nb", "'a\\x0ab' is not a valid interface name"},
+	    {"tap\n", "'tap\\x0a' is not key=value"},
+	    {"tap=tap%d", "not a valid interface name (no '/', ':', '%' or spaces"},
 	    {"tap=a,tap=b", "tap= given twice"},
 	    {"mac=02:00:00:00:00:01", "tap=NAME is missing"},
 	    {"tap=a,mac=02:00:00:00:00", "malformed MAC '02:00:00:00:00'"},
@@ -914,6 +962,16 @@ static void real_tap(void **state)
 
 	/* the offloads a Linux guest takes are accepted by the TAP (TUNSETOFFLOAD at DRIVER_OK) */
 	driver_start(&t, BASE_FEATURES | OFFLOADS | F(VIRTIO_NET_F_MRG_RXBUF));
+	/* a TAP that is down refuses frames: dropped (and logged), the chain given back */
+	static uint8_t f[200], buf[4096];
+	make_frame(f, sizeof(f), 19);
+	struct virtio_net_hdr_v1 h = {0};
+	post_tx(&t, &h, f, sizeof(f), 1);
+	kick(&t, VIRTIO_NET_TXQ);
+	pump(&t);
+	assert_int_equal(used_idx(&t, &t.tx), 1);
+	assert_int_equal(stats(&t).tx_dropped, 1);
+
 	assert_int_equal(ifflags_up("vmmtest0"), 0);
 	unsigned ifindex = if_nametoindex("vmmtest0");
 	assert_true(ifindex > 0);
@@ -924,14 +982,12 @@ static void real_tap(void **state)
 	assert_int_equal(bind(ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
 
 	/* guest -> host */
-	static uint8_t f[200], buf[4096];
 	make_frame(f, sizeof(f), 20);
 	memcpy(f + 14, "vmm-tap-tx", 10);
-	struct virtio_net_hdr_v1 h = {0};
 	post_tx(&t, &h, f, sizeof(f), 2);
 	kick(&t, VIRTIO_NET_TXQ);
 	pump(&t);
-	assert_int_equal(used_idx(&t, &t.tx), 1);
+	assert_int_equal(used_idx(&t, &t.tx), 2);
 	assert_int_equal(stats(&t).tx_frames, 1);
 	bool seen = false;
 	for (int i = 0; i < 100 && !seen; i++) {
@@ -982,9 +1038,9 @@ int main(void)
 	    cmocka_unit_test(parse_options),   cmocka_unit_test(device_basics),
 	    cmocka_unit_test(tx_frame_intact), cmocka_unit_test(rx_frame_into_buffer),
 	    cmocka_unit_test(mergeable_rx),    cmocka_unit_test(rx_waits_for_buffers),
-	    cmocka_unit_test(tx_flow_control), cmocka_unit_test(bad_tx_chains),
-	    cmocka_unit_test(bad_rx_chains),   cmocka_unit_test(hang_up),
-	    cmocka_unit_test(real_tap),
+	    cmocka_unit_test(tx_flow_control), cmocka_unit_test(tx_budget),
+	    cmocka_unit_test(bad_tx_chains),   cmocka_unit_test(bad_rx_chains),
+	    cmocka_unit_test(hang_up),	       cmocka_unit_test(real_tap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
