@@ -16,9 +16,9 @@
 #include <string.h>
 
 struct fuzz_hdr {
-	uint8_t features; /* bit 0: event idx, bit 1: indirect descriptors */
-	uint8_t rounds;	  /* 1 + rounds % 4 */
-	uint16_t size;	  /* QueueNum as the driver wrote it (not checked here) */
+	uint8_t features;   /* bit 0: event idx, bit 1: indirect descriptors */
+	uint8_t rounds;	    /* 1 + rounds % 4 */
+	uint16_t size;	    /* QueueNum as the driver wrote it (not checked here) */
 	uint16_t kick_step; /* added to avail->idx by the driver between rounds */
 	uint16_t start_idx; /* where the device's indexes start: queues that ran a while */
 	uint32_t written;   /* bytes the device claims to have written per chain */
@@ -80,8 +80,10 @@ static void drain(struct virtio_dev *d, const struct fuzz_hdr *h)
 			if (r <= 0)
 				break;
 			check_chain(&chain, q);
-			size_t got = virtq_chain_read(&chain, 0, scratch, sizeof(scratch));
-			if (got != (chain.out_bytes < sizeof(scratch) ? chain.out_bytes : sizeof(scratch)))
+			size_t off = h->written % 5;
+			size_t left = chain.out_bytes > off ? chain.out_bytes - off : 0;
+			size_t got = virtq_chain_read(&chain, off, scratch, sizeof(scratch));
+			if (got != (left < sizeof(scratch) ? left : sizeof(scratch)))
 				abort();
 			size_t want = h->written < sizeof(scratch) ? h->written : sizeof(scratch);
 			size_t put = virtq_chain_write(&chain, h->written % 7, scratch, want);

@@ -221,6 +221,31 @@ static void indirect_chain_max(void **state)
 	}
 }
 
+/* Direct buffers and an indirect table's together may not pass VIRTQ_CHAIN_MAX either. */
+static void direct_plus_indirect_chain_max(void **state)
+{
+	(void)state;
+	struct drv d;
+	for (unsigned direct = 3; direct <= 4; direct++) {
+		drv_init(&d, 8, false, true);
+		for (unsigned i = 0; i < direct; i++)
+			set_desc(&d, i, DATA_GPA, 1, VRING_DESC_F_NEXT, (uint16_t)(i + 1));
+		set_desc(&d, direct, 0x40000, 16 * (VIRTQ_CHAIN_MAX - 3), VRING_DESC_F_INDIRECT, 0);
+		for (unsigned i = 0; i < VIRTQ_CHAIN_MAX - 3; i++)
+			set_desc_in(&d, 0x40000, i, DATA_GPA, 1,
+				    i + 1 < VIRTQ_CHAIN_MAX - 3 ? VRING_DESC_F_NEXT : 0,
+				    (uint16_t)(i + 1));
+		post(&d, 0);
+		if (direct == 4) {
+			expect_broken(&d);
+			continue;
+		}
+		assert_int_equal(virtq_pop(&d.q, &chain), 1);
+		assert_int_equal(chain.nout, VIRTQ_CHAIN_MAX);
+		drv_free(&d);
+	}
+}
+
 /* Zero-length buffers count too: the walk is bounded, not only the iovec list. */
 static void indirect_chain_max_zero_length(void **state)
 {
@@ -323,6 +348,30 @@ static void event_idx_suppression(void **state)
 	post_simple(&d, 6);
 	pop_push(&d);
 	assert_true(virtq_should_notify(&d.q));
+	drv_free(&d);
+}
+
+/* After 2^15 pushes without a check, which side of used_event we are on is unknown: interrupt. */
+static void event_idx_stale_signalled(void **state)
+{
+	(void)state;
+	struct drv d;
+	drv_init(&d, 4, true, false);
+	post_simple(&d, 0);
+	pop_push(&d);
+	assert_true(virtq_should_notify(&d.q)); /* signalled at used 1 */
+	*used_event(&d) = 40001;
+	for (unsigned i = 0; i < 32767; i++) {
+		post_simple(&d, i % 4);
+		pop_push(&d);
+	}
+	assert_false(virtq_should_notify(&d.q)); /* used 32768: need_event says no, rightly */
+	*used_event(&d) = 100;
+	for (unsigned i = 0; i < 32768; i++) {
+		post_simple(&d, i % 4);
+		pop_push(&d);
+	}
+	assert_true(virtq_should_notify(&d.q)); /* used 0 (65536): need_event alone would say no */
 	drv_free(&d);
 }
 
@@ -860,10 +909,12 @@ int main(void)
 	    cmocka_unit_test(normal_chain),
 	    cmocka_unit_test(indirect_table),
 	    cmocka_unit_test(indirect_chain_max),
+	    cmocka_unit_test(direct_plus_indirect_chain_max),
 	    cmocka_unit_test(indirect_chain_max_zero_length),
 	    cmocka_unit_test(indirect_long_table_short_chain),
 	    cmocka_unit_test(push_used),
 	    cmocka_unit_test(event_idx_suppression),
+	    cmocka_unit_test(event_idx_stale_signalled),
 	    cmocka_unit_test(event_idx_kicks),
 	    cmocka_unit_test(flags_suppression),
 	    cmocka_unit_test(index_wraparound),
