@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
@@ -904,19 +905,36 @@ static int ifflags_up(const char *name)
 	return r;
 }
 
+/* Whether this process may make a TAP: in a network namespace of its own (so the test touches
+ * nothing on the host), with /dev/net/tun. Says why not in `why`. */
+static bool tap_available(char *why, size_t cap)
+{
+	if (unshare(CLONE_NEWNET) < 0) {
+		snprintf(why, cap, "cannot make a network namespace (%s): needs root",
+			 strerror(errno));
+		return false;
+	}
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, cap, "/dev/net/tun: %s", strerror(errno));
+		return false;
+	}
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "vmmprobe0");
+	int r = ioctl(fd, TUNSETIFF, &ifr);
+	int err = errno;
+	close(fd); /* the probe TAP goes with it */
+	if (r < 0) {
+		snprintf(why, cap, "TUNSETIFF: %s (needs CAP_NET_ADMIN)", strerror(err));
+		return false;
+	}
+	return true;
+}
+
+/* Runs only where tap_available said yes (main leaves it out otherwise). */
 static void real_tap(void **state)
 {
 	(void)state;
-	if (access("/dev/net/tun", R_OK | W_OK) < 0) {
-		print_message("skip: no usable /dev/net/tun (%s)\n", strerror(errno));
-		skip();
-	}
-	if (unshare(CLONE_NEWNET) < 0) {
-		print_message("skip: cannot make a network namespace for a TAP (%s): needs root "
-			      "with CAP_SYS_ADMIN and CAP_NET_ADMIN\n",
-			      strerror(errno));
-		skip();
-	}
 	/* IPv6 would chatter on the link; not needed here (absent when IPv6 is off). */
 	int fd6 = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY);
 	if (fd6 >= 0) {
@@ -933,14 +951,8 @@ static void real_tap(void **state)
 	struct virtio_net_opts o;
 	struct verr e = {0};
 	assert_int_equal(virtio_net_parse("tap=vmmtest0", &o, &e), 0);
-	int cr = virtio_net_create(&t.net, &o, &t.mem, &t.el, &e);
-	if (cr == -EPERM || cr == -EACCES) {
-		print_message("skip: %s\n", e.msg);
-		ev_close(&t.el);
-		guest_mem_free(&t.mem);
-		skip();
-	}
-	assert_int_equal(cr, 0);
+	if (virtio_net_create(&t.net, &o, &t.mem, &t.el, &e) < 0)
+		fail_msg("%s", e.msg);
 	t.d = virtio_net_dev(t.net);
 	t.d->raise_irq = count_irq;
 	t.d->irq_opaque = &t;
@@ -1035,12 +1047,27 @@ static void real_tap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(parse_options),   cmocka_unit_test(device_basics),
-	    cmocka_unit_test(tx_frame_intact), cmocka_unit_test(rx_frame_into_buffer),
-	    cmocka_unit_test(mergeable_rx),    cmocka_unit_test(rx_waits_for_buffers),
-	    cmocka_unit_test(tx_flow_control), cmocka_unit_test(tx_budget),
-	    cmocka_unit_test(bad_tx_chains),   cmocka_unit_test(bad_rx_chains),
-	    cmocka_unit_test(hang_up),	       cmocka_unit_test(real_tap),
+	    cmocka_unit_test(parse_options),
+	    cmocka_unit_test(device_basics),
+	    cmocka_unit_test(tx_frame_intact),
+	    cmocka_unit_test(rx_frame_into_buffer),
+	    cmocka_unit_test(mergeable_rx),
+	    cmocka_unit_test(rx_waits_for_buffers),
+	    cmocka_unit_test(tx_flow_control),
+	    cmocka_unit_test(tx_budget),
+	    cmocka_unit_test(bad_tx_chains),
+	    cmocka_unit_test(bad_rx_chains),
+	    cmocka_unit_test(hang_up),
+	    cmocka_unit_test(real_tap), /* last: left out where no TAP can be made */
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	size_t n = sizeof(tests) / sizeof(tests[0]);
+	char why[256];
+	if (!tap_available(why, sizeof(why))) {
+		/* cmocka 1.1's skip() prints "not ok # SKIP", which meson's TAP parser counts as a
+		 * failure: the test is left out of the plan instead, with a TAP comment. */
+		printf("# real_tap skipped: %s\n", why);
+		fflush(stdout);
+		n--;
+	}
+	return _cmocka_run_group_tests("virtio_net", tests, n, NULL, NULL);
 }
