@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -350,8 +351,10 @@ static bool tx_prepare(struct virtio_net *n)
 static bool tx_flush(struct virtio_net *n)
 {
 	ssize_t w;
-	do
-		w = writev(n->fd, n->tx_iov, (int)n->tx_iovcnt);
+	struct msghdr m = {.msg_iov = n->tx_iov, .msg_iovlen = n->tx_iovcnt};
+	do /* a socket whose peer is gone must not raise SIGPIPE */
+		w = n->is_tap ? writev(n->fd, n->tx_iov, (int)n->tx_iovcnt)
+			      : sendmsg(n->fd, &m, MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
 	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return false;
@@ -422,6 +425,8 @@ out:
 }
 
 /* ---- rx ---- */
+
+static void host_gone(struct virtio_net *n, const char *what, int err);
 
 /* Checks the frame just read into rxbuf (the host's header, which a socketpair in tests lets
  * anyone write) against what the guest accepts. Returns NULL or why it is dropped. */
@@ -601,9 +606,10 @@ static void rx_process(struct virtio_net *n)
 			if (r < 0) {
 				if (errno == EINTR)
 					continue;
+				/* Any other error would be reported again at once
+				 * (level-triggered): the fd is unusable. */
 				if (errno != EAGAIN && errno != EWOULDBLOCK)
-					vmm_log_ratelimited(&n->rx_rl, 5, "%s: rx: read: %s",
-							    n->name, strerror(errno));
+					host_gone(n, "read", errno);
 				break;
 			}
 			budget--;
@@ -630,10 +636,12 @@ static void rx_process(struct virtio_net *n)
 
 /* ---- events ---- */
 
-static void host_gone(struct virtio_net *n, uint32_t events)
+/* The fd failed for good (the TAP was deleted, the socket's peer closed; err 0: a hang-up): link
+ * down, and from now on tx chains are given back unsent and rx gets nothing. */
+static void host_gone(struct virtio_net *n, const char *what, int err)
 {
-	vmm_log("%s: the TAP reported %s; link down, frames are dropped from now on", n->name,
-		(events & EPOLLERR) ? "an error" : "a hang-up");
+	vmm_log("%s: the TAP failed (%s: %s); link down, frames are dropped from now on", n->name,
+		what, err ? strerror(err) : "hang-up");
 	n->host_gone = true;
 	n->cfg.status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
 	virtio_dev_config_changed(&n->dev);
@@ -647,13 +655,23 @@ static void host_gone(struct virtio_net *n, uint32_t events)
 	tx_process(n);
 }
 
+/* The error pending on fd (SO_ERROR for sockets), or EIO when there is none to tell. */
+static int fd_error(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0)
+		return EIO;
+	return err;
+}
+
 static void net_fd_event(void *opaque, uint32_t events)
 {
 	struct virtio_net *n = opaque;
 	pthread_mutex_lock(&n->dev.lock);
 	if (virtio_dev_running(&n->dev) && !n->host_gone) {
 		if (events & (EPOLLERR | EPOLLHUP))
-			host_gone(n, events);
+			host_gone(n, "poll", (events & EPOLLERR) ? fd_error(n->fd) : 0);
 		else {
 			if (events & EPOLLOUT)
 				tx_process(n);

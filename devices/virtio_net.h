@@ -59,9 +59,9 @@ int virtio_net_create(struct virtio_net **out, const struct virtio_net_opts *o,
 		      const struct guest_mem *mem, struct event_loop *el, struct verr *e);
 
 /* Like virtio_net_create on an fd the caller opened (it is taken over and closed by destroy):
- * a TAP already set up, or, with is_tap false, any descriptor that carries one frame per
- * read/write with the 12-byte header in front, such as a SOCK_SEQPACKET socketpair in the tests
- * and the fuzz target. The TUN ioctls are made only when is_tap. The fd is made non-blocking. */
+ * a TAP already set up, or, with is_tap false, a socket that carries one frame per message with
+ * the 12-byte header in front, such as a SOCK_SEQPACKET socketpair in the tests and the fuzz
+ * target. The TUN ioctls are made only when is_tap. The fd is made non-blocking. */
 int virtio_net_create_fd(struct virtio_net **out, const struct virtio_net_opts *o, int fd,
 			 bool is_tap, const struct guest_mem *mem, struct event_loop *el,
 			 struct verr *e);

@@ -820,6 +820,30 @@ static void hang_up(void **state)
 	env_down(&t);
 }
 
+/* The host side closes before the device has noticed: tx fails with EPIPE (no SIGPIPE), the
+ * chains are given back, and the hang-up then takes the link down. */
+static void tx_after_peer_closed(void **state)
+{
+	(void)state;
+	struct env t;
+	env_up(&t, BASE_FEATURES);
+	static uint8_t f[64];
+	make_frame(f, sizeof(f), 17);
+	struct virtio_net_hdr_v1 h = {0};
+	post_tx(&t, &h, f, sizeof(f), 1);
+	post_tx(&t, &h, f, sizeof(f), 1);
+	close(t.peer);
+	t.peer = open("/dev/null", O_RDONLY);
+	kick(&t, VIRTIO_NET_TXQ);
+	assert_int_equal(used_idx(&t, &t.tx), 2);
+	assert_int_equal(stats(&t).tx_dropped, 2);
+	pump(&t);
+	struct virtio_net_config c;
+	t.d->ops->config_read(t.d, 0, &c, 8);
+	assert_int_equal(c.status & VIRTIO_NET_S_LINK_UP, 0);
+	env_down(&t);
+}
+
 struct parse_case {
 	const char *spec, *msg;
 };
@@ -1047,17 +1071,12 @@ static void real_tap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(parse_options),
-	    cmocka_unit_test(device_basics),
-	    cmocka_unit_test(tx_frame_intact),
-	    cmocka_unit_test(rx_frame_into_buffer),
-	    cmocka_unit_test(mergeable_rx),
-	    cmocka_unit_test(rx_waits_for_buffers),
-	    cmocka_unit_test(tx_flow_control),
-	    cmocka_unit_test(tx_budget),
-	    cmocka_unit_test(bad_tx_chains),
-	    cmocka_unit_test(bad_rx_chains),
-	    cmocka_unit_test(hang_up),
+	    cmocka_unit_test(parse_options),   cmocka_unit_test(device_basics),
+	    cmocka_unit_test(tx_frame_intact), cmocka_unit_test(rx_frame_into_buffer),
+	    cmocka_unit_test(mergeable_rx),    cmocka_unit_test(rx_waits_for_buffers),
+	    cmocka_unit_test(tx_flow_control), cmocka_unit_test(tx_budget),
+	    cmocka_unit_test(bad_tx_chains),   cmocka_unit_test(bad_rx_chains),
+	    cmocka_unit_test(hang_up),	       cmocka_unit_test(tx_after_peer_closed),
 	    cmocka_unit_test(real_tap), /* last: left out where no TAP can be made */
 	};
 	size_t n = sizeof(tests) / sizeof(tests[0]);
