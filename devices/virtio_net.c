@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -75,6 +76,8 @@ struct virtio_net {
 	uint8_t *rxbuf;
 
 	struct virtio_net_stats stats;
+	/* Guest-triggered lines, per device and direction (used under the device lock). */
+	struct log_ratelimit tx_rl, rx_rl;
 };
 
 /* ---- option parsing ---- */
@@ -114,7 +117,8 @@ static bool parse_mac(const char *s, size_t len, uint8_t mac[ETH_ALEN])
 	return true;
 }
 
-/* What the kernel's dev_valid_name accepts. */
+/* What the kernel's dev_valid_name accepts, less '%' (a name template such as "tap%d" would make
+ * a new TAP with a name nobody configured). */
 static bool valid_ifname(const char *s, size_t len)
 {
 	if (len == 0 || len >= IFNAMSIZ)
@@ -122,10 +126,32 @@ static bool valid_ifname(const char *s, size_t len)
 	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
 		return false;
 	for (size_t i = 0; i < len; i++)
-		if (s[i] == '/' || s[i] == ':' || s[i] == '\0' || (s[i] > 0 && s[i] <= ' ') ||
-		    s[i] == 0x7f)
+		if (s[i] == '/' || s[i] == ':' || s[i] == '%' || s[i] == '\0' ||
+		    (s[i] > 0 && s[i] <= ' ') || s[i] == 0x7f)
 			return false;
 	return true;
+}
+
+/* The user's text in an error line: control and non-ASCII bytes as \xNN, and cut short, so the
+ * message stays one readable line whatever was typed. */
+#define SHOWN_MAX (4 * 40 + 4)
+static const char *shown(char q[SHOWN_MAX], const char *s, size_t len)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (o + 4 >= SHOWN_MAX - 4) {
+			memcpy(q + o, "...", 3);
+			o += 3;
+			break;
+		}
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x7f)
+			o += (size_t)snprintf(q + o, SHOWN_MAX - o, "\\x%02x", c);
+		else
+			q[o++] = (char)c;
+	}
+	q[o] = '\0';
+	return q;
 }
 
 int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e)
@@ -133,6 +159,7 @@ int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e
 	static const char usage[] = "expected tap=NAME[,mac=XX:XX:XX:XX:XX:XX]";
 	memset(o, 0, sizeof(*o));
 	bool have_tap = false;
+	char q[SHOWN_MAX];
 	const char *p = spec;
 	if (!*p)
 		return verr_set(e, -EINVAL, "--net: empty value (%s)", usage);
@@ -140,8 +167,8 @@ int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e
 		size_t len = strcspn(p, ",");
 		const char *eq = memchr(p, '=', len);
 		if (!eq)
-			return verr_set(e, -EINVAL, "--net: '%.*s' is not key=value (%s)", (int)len,
-					p, usage);
+			return verr_set(e, -EINVAL, "--net: '%s' is not key=value (%s)",
+					shown(q, p, len), usage);
 		size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
 		const char *v = eq + 1;
 		if (klen == 3 && !memcmp(p, "tap", 3)) {
@@ -150,16 +177,15 @@ int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e
 			if (vlen == 0)
 				return verr_set(e, -EINVAL, "--net: empty TAP name in tap=");
 			if (vlen >= IFNAMSIZ)
-				return verr_set(
-				    e, -EINVAL,
-				    "--net: TAP name '%.*s' is longer than %d characters",
-				    (int)vlen, v, IFNAMSIZ - 1);
+				return verr_set(e, -EINVAL,
+						"--net: TAP name '%s' is longer than %d characters",
+						shown(q, v, vlen), IFNAMSIZ - 1);
 			if (!valid_ifname(v, vlen))
 				return verr_set(
 				    e, -EINVAL,
-				    "--net: '%.*s' is not a valid interface name (no '/', "
-				    "':' or spaces, not '.' or '..')",
-				    (int)vlen, v);
+				    "--net: '%s' is not a valid interface name (no '/', "
+				    "':', '%%' or spaces, not '.' or '..')",
+				    shown(q, v, vlen));
 			memcpy(o->tap, v, vlen);
 			o->tap[vlen] = '\0';
 			have_tap = true;
@@ -169,23 +195,22 @@ int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e
 			if (!parse_mac(v, vlen, o->mac))
 				return verr_set(
 				    e, -EINVAL,
-				    "--net: malformed MAC '%.*s' (six hex bytes with ':', "
+				    "--net: malformed MAC '%s' (six hex bytes with ':', "
 				    "like 52:54:00:12:34:56)",
-				    (int)vlen, v);
+				    shown(q, v, vlen));
 			if (o->mac[0] & 1)
-				return verr_set(
-				    e, -EINVAL,
-				    "--net: MAC '%.*s' is a multicast address (the first "
-				    "byte must be even)",
-				    (int)vlen, v);
+				return verr_set(e, -EINVAL,
+						"--net: MAC '%s' is a multicast address (the first "
+						"byte must be even)",
+						shown(q, v, vlen));
 			static const uint8_t zero[ETH_ALEN];
 			if (!memcmp(o->mac, zero, ETH_ALEN))
-				return verr_set(e, -EINVAL, "--net: MAC '%.*s' is all zeros",
-						(int)vlen, v);
+				return verr_set(e, -EINVAL, "--net: MAC '%s' is all zeros",
+						shown(q, v, vlen));
 			o->mac_given = true;
 		} else {
-			return verr_set(e, -EINVAL, "--net: unknown key '%.*s' (%s)", (int)klen, p,
-					usage);
+			return verr_set(e, -EINVAL, "--net: unknown key '%s' (%s)",
+					shown(q, p, klen), usage);
 		}
 		if (!p[len])
 			break;
@@ -275,10 +300,9 @@ static const char *tx_hdr_error(const struct virtio_net *n, const struct virtio_
  * the chain's readable buffers. Returns false (logged) when the frame is to be dropped. */
 static bool tx_prepare(struct virtio_net *n)
 {
-	static struct log_ratelimit rl;
 	const struct virtq_chain *c = &n->tx_chain;
 	if (c->out_bytes < HDR_LEN + ETH_HLEN) {
-		vmm_log_ratelimited(&rl, 5,
+		vmm_log_ratelimited(&n->tx_rl, 5,
 				    "%s: tx: dropped a chain of %u bytes (header and an "
 				    "Ethernet header need %zu)",
 				    n->name, c->out_bytes, HDR_LEN + ETH_HLEN);
@@ -286,14 +310,15 @@ static bool tx_prepare(struct virtio_net *n)
 	}
 	uint32_t frame_len = c->out_bytes - HDR_LEN;
 	if (frame_len > VIRTIO_NET_MAX_FRAME) {
-		vmm_log_ratelimited(&rl, 5, "%s: tx: dropped a frame of %u bytes (largest %u)",
-				    n->name, frame_len, VIRTIO_NET_MAX_FRAME);
+		vmm_log_ratelimited(&n->tx_rl, 5,
+				    "%s: tx: dropped a frame of %u bytes (largest %u)", n->name,
+				    frame_len, VIRTIO_NET_MAX_FRAME);
 		return false;
 	}
 	virtq_chain_read(c, 0, &n->tx_hdr, HDR_LEN);
 	const char *why = tx_hdr_error(n, &n->tx_hdr, frame_len);
 	if (why) {
-		vmm_log_ratelimited(&rl, 5, "%s: tx: dropped a frame with %s", n->name, why);
+		vmm_log_ratelimited(&n->tx_rl, 5, "%s: tx: dropped a frame with %s", n->name, why);
 		return false;
 	}
 	n->tx_hdr.num_buffers = 0;
@@ -309,7 +334,7 @@ static bool tx_prepare(struct virtio_net *n)
 			continue;
 		}
 		if (cnt == IOV_MAX) {
-			vmm_log_ratelimited(&rl, 5,
+			vmm_log_ratelimited(&n->tx_rl, 5,
 					    "%s: tx: dropped a frame in more than %d pieces",
 					    n->name, IOV_MAX - 1);
 			return false;
@@ -325,18 +350,22 @@ static bool tx_prepare(struct virtio_net *n)
  * the chain was given back (written, or dropped on an error). */
 static bool tx_flush(struct virtio_net *n)
 {
-	static struct log_ratelimit rl;
 	ssize_t w;
-	do
-		w = writev(n->fd, n->tx_iov, (int)n->tx_iovcnt);
+	struct msghdr m = {.msg_iov = n->tx_iov, .msg_iovlen = n->tx_iovcnt};
+	do /* a socket whose peer is gone must not raise SIGPIPE */
+		w = n->is_tap ? writev(n->fd, n->tx_iov, (int)n->tx_iovcnt)
+			      : sendmsg(n->fd, &m, MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
 	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return false;
 	uint32_t frame_len = n->tx_chain.out_bytes - HDR_LEN;
 	if (w < 0) {
 		/* EINVAL: the kernel refused the header; EIO: the TAP is down. */
-		vmm_log_ratelimited(&rl, 5, "%s: tx: the TAP refused a frame of %u bytes: %s",
-				    n->name, frame_len, strerror(errno));
+		int err = errno;
+		vmm_log_ratelimited(
+		    &n->tx_rl, 5, "%s: tx: the TAP refused a frame of %u bytes: %s%s%s", n->name,
+		    frame_len, strerror(err), err == EIO ? "; is it up? ip link set up dev " : "",
+		    err == EIO ? n->ifname : "");
 		n->stats.tx_dropped++;
 	} else {
 		n->stats.tx_frames++;
@@ -397,6 +426,8 @@ out:
 
 /* ---- rx ---- */
 
+static void host_gone(struct virtio_net *n, const char *what, int err);
+
 /* Checks the frame just read into rxbuf (the host's header, which a socketpair in tests lets
  * anyone write) against what the guest accepts. Returns NULL or why it is dropped. */
 static const char *rx_frame_error(struct virtio_net *n, size_t len)
@@ -450,7 +481,6 @@ static void rx_set_num_buffers(struct virtio_net *n, uint16_t num)
  * with (delivered or dropped), 0 when there is no buffer, -1 when the device failed. */
 static int rx_place_one(struct virtio_net *n, bool *pushed)
 {
-	static struct log_ratelimit rl;
 	struct virtq *q = &n->dev.vq[VIRTIO_NET_RXQ];
 	if (!n->rx_have_first) {
 		int r = virtq_pop(q, &n->rx_first);
@@ -464,7 +494,7 @@ static int rx_place_one(struct virtio_net *n, bool *pushed)
 	}
 	if (n->rx_first.in_bytes < n->rx_len) {
 		/* The chain stays for a smaller frame. */
-		vmm_log_ratelimited(&rl, 5,
+		vmm_log_ratelimited(&n->rx_rl, 5,
 				    "%s: rx: dropped a frame of %zu bytes: the receive buffer "
 				    "holds %u with the header, and mergeable buffers are off",
 				    n->name, n->rx_len - HDR_LEN, n->rx_first.in_bytes);
@@ -488,7 +518,6 @@ static int rx_place_one(struct virtio_net *n, bool *pushed)
  * so far stay with the frame until the guest posts more. */
 static int rx_place_mrg(struct virtio_net *n, bool *pushed)
 {
-	static struct log_ratelimit rl;
 	struct virtq *q = &n->dev.vq[VIRTIO_NET_RXQ];
 	bool truncated = false;
 	while (n->rx_off < n->rx_len) {
@@ -521,7 +550,7 @@ static int rx_place_mrg(struct virtio_net *n, bool *pushed)
 		n->rx_off += chunk;
 	}
 	if (truncated) {
-		vmm_log_ratelimited(&rl, 5,
+		vmm_log_ratelimited(&n->rx_rl, 5,
 				    "%s: rx: a frame of %zu bytes does not fit in all %u receive "
 				    "buffers; given back truncated",
 				    n->name, n->rx_len - HDR_LEN, n->rx_nused);
@@ -556,7 +585,6 @@ static bool rx_stall(struct virtio_net *n)
 
 static void rx_process(struct virtio_net *n)
 {
-	static struct log_ratelimit rl;
 	struct virtio_dev *d = &n->dev;
 	struct virtq *q = &d->vq[VIRTIO_NET_RXQ];
 	unsigned budget = VIRTIO_NET_BUDGET;
@@ -578,16 +606,17 @@ static void rx_process(struct virtio_net *n)
 			if (r < 0) {
 				if (errno == EINTR)
 					continue;
+				/* Any other error would be reported again at once
+				 * (level-triggered): the fd is unusable. */
 				if (errno != EAGAIN && errno != EWOULDBLOCK)
-					vmm_log_ratelimited(&rl, 5, "%s: rx: read: %s", n->name,
-							    strerror(errno));
+					host_gone(n, "read", errno);
 				break;
 			}
 			budget--;
 			const char *why = rx_frame_error(n, (size_t)r);
 			if (why) {
-				vmm_log_ratelimited(&rl, 5, "%s: rx: dropped a frame %s", n->name,
-						    why);
+				vmm_log_ratelimited(&n->rx_rl, 5, "%s: rx: dropped a frame %s",
+						    n->name, why);
 				n->stats.rx_dropped++;
 				continue;
 			}
@@ -607,20 +636,33 @@ static void rx_process(struct virtio_net *n)
 
 /* ---- events ---- */
 
-static void host_gone(struct virtio_net *n, uint32_t events)
+/* The fd failed for good (the TAP was deleted, the socket's peer closed; err 0: a hang-up): link
+ * down, and from now on tx chains are given back unsent and rx gets nothing. */
+static void host_gone(struct virtio_net *n, const char *what, int err)
 {
-	vmm_log("%s: the TAP reported %s; link down, frames are dropped from now on", n->name,
-		(events & EPOLLERR) ? "an error" : "a hang-up");
+	vmm_log("%s: the TAP failed (%s: %s); link down, frames are dropped from now on", n->name,
+		what, err ? strerror(err) : "hang-up");
 	n->host_gone = true;
 	n->cfg.status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
 	virtio_dev_config_changed(&n->dev);
-	/* Give back what tx holds; new chains are dropped as they come. */
+	/* Give back what tx holds and what waits in the ring (kicks may be off since the TAP
+	 * pushed back); later chains are dropped as they come. */
 	if (n->tx_held) {
 		n->tx_held = false;
 		n->stats.tx_dropped++;
 		virtq_push(&n->dev.vq[VIRTIO_NET_TXQ], &n->tx_chain, 0);
-		virtio_dev_notify_used(&n->dev, VIRTIO_NET_TXQ);
 	}
+	tx_process(n);
+}
+
+/* The error pending on fd (SO_ERROR for sockets), or EIO when there is none to tell. */
+static int fd_error(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0)
+		return EIO;
+	return err;
 }
 
 static void net_fd_event(void *opaque, uint32_t events)
@@ -629,7 +671,7 @@ static void net_fd_event(void *opaque, uint32_t events)
 	pthread_mutex_lock(&n->dev.lock);
 	if (virtio_dev_running(&n->dev) && !n->host_gone) {
 		if (events & (EPOLLERR | EPOLLHUP))
-			host_gone(n, events);
+			host_gone(n, "poll", (events & EPOLLERR) ? fd_error(n->fd) : 0);
 		else {
 			if (events & EPOLLOUT)
 				tx_process(n);

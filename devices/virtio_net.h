@@ -43,8 +43,8 @@ struct virtio_net_stats {
 struct virtio_net;
 
 /* Parses the value of `--net`: "tap=NAME[,mac=XX:XX:XX:XX:XX:XX]", keys in any order, each at
- * most once. NAME must be a valid interface name (1-15 characters, no '/', ':' or white space,
- * not "." or ".."); MAC six hex bytes, unicast and not all zero. Without mac=, the MAC is
+ * most once. NAME must be a valid interface name (1-15 characters, no '/', ':', '%' or white
+ * space, not "." or ".."); MAC six hex bytes, unicast and not all zero. Without mac=, the MAC is
  * derived from the TAP's name: 06:00 (locally administered, unicast) then the 32-bit FNV-1a hash
  * of the name, so the same TAP gets the same MAC on every run. Returns 0, or -EINVAL with one
  * line in e naming the bad part. */
@@ -59,9 +59,9 @@ int virtio_net_create(struct virtio_net **out, const struct virtio_net_opts *o,
 		      const struct guest_mem *mem, struct event_loop *el, struct verr *e);
 
 /* Like virtio_net_create on an fd the caller opened (it is taken over and closed by destroy):
- * a TAP already set up, or, with is_tap false, any descriptor that carries one frame per
- * read/write with the 12-byte header in front, such as a SOCK_SEQPACKET socketpair in the tests
- * and the fuzz target. The TUN ioctls are made only when is_tap. The fd is made non-blocking. */
+ * a TAP already set up, or, with is_tap false, a socket that carries one frame per message with
+ * the 12-byte header in front, such as a SOCK_SEQPACKET socketpair in the tests and the fuzz
+ * target. The TUN ioctls are made only when is_tap. The fd is made non-blocking. */
 int virtio_net_create_fd(struct virtio_net **out, const struct virtio_net_opts *o, int fd,
 			 bool is_tap, const struct guest_mem *mem, struct event_loop *el,
 			 struct verr *e);
@@ -72,8 +72,9 @@ struct virtio_dev *virtio_net_dev(struct virtio_net *n);
 /* A copy of the counters (takes the device lock). */
 void virtio_net_get_stats(struct virtio_net *n, struct virtio_net_stats *s);
 
-/* Leaves the event loop, closes the fd (a TAP vmm created goes away with it) and frees n. The
- * transport has stopped using the device. NULL is a no-op. */
+/* Leaves the event loop, closes the fd (a TAP vmm created goes away with it) and frees n. Call
+ * it once the transport has stopped using the device and the event loop is not dispatching
+ * (at shutdown). NULL is a no-op. */
 void virtio_net_destroy(struct virtio_net *n);
 
 #endif

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
@@ -598,6 +599,35 @@ static void tx_flow_control(void **state)
 	env_down(&t);
 }
 
+/* One kick handles at most VIRTIO_NET_BUDGET chains; the rest follow through the event loop
+ * without another kick. */
+static void tx_budget(void **state)
+{
+	(void)state;
+	struct env t;
+	env_up(&t, BASE_FEATURES);
+	static uint8_t f[60], buf[128];
+	make_frame(f, sizeof(f), 15);
+	struct virtio_net_hdr_v1 h = {0};
+	/* header-only chains are dropped at once: the socket never pushes back */
+	uint64_t hg = galloc(&t, HDR);
+	memcpy(gp(&t, hg, HDR), &h, HDR);
+	struct seg only_hdr = {hg, HDR, false};
+	for (int i = 0; i < QSIZE; i++)
+		post(&t, &t.tx, &only_hdr, 1);
+	kick(&t, VIRTIO_NET_TXQ);
+	assert_int_equal(used_idx(&t, &t.tx), VIRTIO_NET_BUDGET);
+	/* the driver posts more meanwhile (the ring has room again), without kicking */
+	for (int i = 0; i < 9; i++)
+		post(&t, &t.tx, &only_hdr, 1);
+	post_tx(&t, &h, f, sizeof(f), 1);
+	pump(&t);
+	assert_int_equal(used_idx(&t, &t.tx), QSIZE + 10);
+	assert_int_equal(host_recv(&t, buf, sizeof(buf)), HDR + sizeof(f));
+	assert_int_equal(stats(&t).tx_dropped, QSIZE + 9);
+	env_down(&t);
+}
+
 static void bad_tx_chains(void **state)
 {
 	(void)state;
@@ -754,6 +784,20 @@ static void hang_up(void **state)
 	struct env t;
 	env_up(&t, BASE_FEATURES);
 	post_rx(&t, 2048, NULL);
+	/* a chain held on a full socket when the host goes away is given back, not lost */
+	enum { N = 40, PAY = 16384 };
+	uint64_t pay = galloc(&t, PAY);
+	make_frame(gp(&t, pay, PAY), PAY, 16);
+	uint64_t hg = galloc(&t, HDR);
+	memset(gp(&t, hg, HDR), 0, HDR);
+	for (int i = 0; i < N; i++) {
+		struct seg s[2] = {{hg, HDR, false}, {pay, PAY, false}};
+		post(&t, &t.tx, s, 2);
+	}
+	kick(&t, VIRTIO_NET_TXQ);
+	pump(&t);
+	uint16_t sent = used_idx(&t, &t.tx);
+	assert_true(sent < N);
 	close(t.peer);
 	unsigned irqs = t.irqs;
 	pump(&t);
@@ -761,16 +805,42 @@ static void hang_up(void **state)
 	t.d->ops->config_read(t.d, 0, &c, 8);
 	assert_int_equal(c.status & VIRTIO_NET_S_LINK_UP, 0);
 	assert_true(t.irqs > irqs); /* configuration interrupt */
-	/* tx is given back (dropped), not left hanging */
+	/* tx is given back (dropped) at once, without waiting for a kick */
+	assert_int_equal(used_idx(&t, &t.tx), N);
 	static uint8_t f[64];
 	make_frame(f, sizeof(f), 14);
 	struct virtio_net_hdr_v1 h = {0};
 	post_tx(&t, &h, f, sizeof(f), 1);
 	kick(&t, VIRTIO_NET_TXQ);
 	pump(&t);
-	assert_int_equal(used_idx(&t, &t.tx), 1);
-	assert_int_equal(stats(&t).tx_dropped, 1);
+	assert_int_equal(used_idx(&t, &t.tx), N + 1);
+	assert_int_equal(stats(&t).tx_frames, sent);
+	assert_int_equal(stats(&t).tx_dropped, N + 1 - sent);
 	t.peer = open("/dev/null", O_RDONLY);
+	env_down(&t);
+}
+
+/* The host side closes before the device has noticed: tx fails with EPIPE (no SIGPIPE), the
+ * chains are given back, and the hang-up then takes the link down. */
+static void tx_after_peer_closed(void **state)
+{
+	(void)state;
+	struct env t;
+	env_up(&t, BASE_FEATURES);
+	static uint8_t f[64];
+	make_frame(f, sizeof(f), 17);
+	struct virtio_net_hdr_v1 h = {0};
+	post_tx(&t, &h, f, sizeof(f), 1);
+	post_tx(&t, &h, f, sizeof(f), 1);
+	close(t.peer);
+	t.peer = open("/dev/null", O_RDONLY);
+	kick(&t, VIRTIO_NET_TXQ);
+	assert_int_equal(used_idx(&t, &t.tx), 2);
+	assert_int_equal(stats(&t).tx_dropped, 2);
+	pump(&t);
+	struct virtio_net_config c;
+	t.d->ops->config_read(t.d, 0, &c, 8);
+	assert_int_equal(c.status & VIRTIO_NET_S_LINK_UP, 0);
 	env_down(&t);
 }
 
@@ -813,6 +883,9 @@ static void parse_options(void **state)
 	    {"tap=a/b", "not a valid interface name"},
 	    {"tap=a b", "not a valid interface name"},
 	    {"tap=..", "not a valid interface name"},
+	    {"tap=a\nb", "'a\\x0ab' is not a valid interface name"},
+	    {"tap\n", "'tap\\x0a' is not key=value"},
+	    {"tap=tap%d", "not a valid interface name (no '/', ':', '%' or spaces"},
 	    {"tap=a,tap=b", "tap= given twice"},
 	    {"mac=02:00:00:00:00:01", "tap=NAME is missing"},
 	    {"tap=a,mac=02:00:00:00:00", "malformed MAC '02:00:00:00:00'"},
@@ -856,19 +929,36 @@ static int ifflags_up(const char *name)
 	return r;
 }
 
+/* Whether this process may make a TAP: in a network namespace of its own (so the test touches
+ * nothing on the host), with /dev/net/tun. Says why not in `why`. */
+static bool tap_available(char *why, size_t cap)
+{
+	if (unshare(CLONE_NEWNET) < 0) {
+		snprintf(why, cap, "cannot make a network namespace (%s): needs root",
+			 strerror(errno));
+		return false;
+	}
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, cap, "/dev/net/tun: %s", strerror(errno));
+		return false;
+	}
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "vmmprobe0");
+	int r = ioctl(fd, TUNSETIFF, &ifr);
+	int err = errno;
+	close(fd); /* the probe TAP goes with it */
+	if (r < 0) {
+		snprintf(why, cap, "TUNSETIFF: %s (needs CAP_NET_ADMIN)", strerror(err));
+		return false;
+	}
+	return true;
+}
+
+/* Runs only where tap_available said yes (main leaves it out otherwise). */
 static void real_tap(void **state)
 {
 	(void)state;
-	if (access("/dev/net/tun", R_OK | W_OK) < 0) {
-		print_message("skip: no usable /dev/net/tun (%s)\n", strerror(errno));
-		skip();
-	}
-	if (unshare(CLONE_NEWNET) < 0) {
-		print_message("skip: cannot make a network namespace for a TAP (%s): needs root "
-			      "with CAP_SYS_ADMIN and CAP_NET_ADMIN\n",
-			      strerror(errno));
-		skip();
-	}
 	/* IPv6 would chatter on the link; not needed here (absent when IPv6 is off). */
 	int fd6 = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY);
 	if (fd6 >= 0) {
@@ -885,14 +975,8 @@ static void real_tap(void **state)
 	struct virtio_net_opts o;
 	struct verr e = {0};
 	assert_int_equal(virtio_net_parse("tap=vmmtest0", &o, &e), 0);
-	int cr = virtio_net_create(&t.net, &o, &t.mem, &t.el, &e);
-	if (cr == -EPERM || cr == -EACCES) {
-		print_message("skip: %s\n", e.msg);
-		ev_close(&t.el);
-		guest_mem_free(&t.mem);
-		skip();
-	}
-	assert_int_equal(cr, 0);
+	if (virtio_net_create(&t.net, &o, &t.mem, &t.el, &e) < 0)
+		fail_msg("%s", e.msg);
 	t.d = virtio_net_dev(t.net);
 	t.d->raise_irq = count_irq;
 	t.d->irq_opaque = &t;
@@ -914,6 +998,16 @@ static void real_tap(void **state)
 
 	/* the offloads a Linux guest takes are accepted by the TAP (TUNSETOFFLOAD at DRIVER_OK) */
 	driver_start(&t, BASE_FEATURES | OFFLOADS | F(VIRTIO_NET_F_MRG_RXBUF));
+	/* a TAP that is down refuses frames: dropped (and logged), the chain given back */
+	static uint8_t f[200], buf[4096];
+	make_frame(f, sizeof(f), 19);
+	struct virtio_net_hdr_v1 h = {0};
+	post_tx(&t, &h, f, sizeof(f), 1);
+	kick(&t, VIRTIO_NET_TXQ);
+	pump(&t);
+	assert_int_equal(used_idx(&t, &t.tx), 1);
+	assert_int_equal(stats(&t).tx_dropped, 1);
+
 	assert_int_equal(ifflags_up("vmmtest0"), 0);
 	unsigned ifindex = if_nametoindex("vmmtest0");
 	assert_true(ifindex > 0);
@@ -924,14 +1018,12 @@ static void real_tap(void **state)
 	assert_int_equal(bind(ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
 
 	/* guest -> host */
-	static uint8_t f[200], buf[4096];
 	make_frame(f, sizeof(f), 20);
 	memcpy(f + 14, "vmm-tap-tx", 10);
-	struct virtio_net_hdr_v1 h = {0};
 	post_tx(&t, &h, f, sizeof(f), 2);
 	kick(&t, VIRTIO_NET_TXQ);
 	pump(&t);
-	assert_int_equal(used_idx(&t, &t.tx), 1);
+	assert_int_equal(used_idx(&t, &t.tx), 2);
 	assert_int_equal(stats(&t).tx_frames, 1);
 	bool seen = false;
 	for (int i = 0; i < 100 && !seen; i++) {
@@ -982,9 +1074,19 @@ int main(void)
 	    cmocka_unit_test(parse_options),   cmocka_unit_test(device_basics),
 	    cmocka_unit_test(tx_frame_intact), cmocka_unit_test(rx_frame_into_buffer),
 	    cmocka_unit_test(mergeable_rx),    cmocka_unit_test(rx_waits_for_buffers),
-	    cmocka_unit_test(tx_flow_control), cmocka_unit_test(bad_tx_chains),
-	    cmocka_unit_test(bad_rx_chains),   cmocka_unit_test(hang_up),
-	    cmocka_unit_test(real_tap),
+	    cmocka_unit_test(tx_flow_control), cmocka_unit_test(tx_budget),
+	    cmocka_unit_test(bad_tx_chains),   cmocka_unit_test(bad_rx_chains),
+	    cmocka_unit_test(hang_up),	       cmocka_unit_test(tx_after_peer_closed),
+	    cmocka_unit_test(real_tap), /* last: left out where no TAP can be made */
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	size_t n = sizeof(tests) / sizeof(tests[0]);
+	char why[256];
+	if (!tap_available(why, sizeof(why))) {
+		/* cmocka 1.1's skip() prints "not ok # SKIP", which meson's TAP parser counts as a
+		 * failure: the test is left out of the plan instead, with a TAP comment. */
+		printf("# real_tap skipped: %s\n", why);
+		fflush(stdout);
+		n--;
+	}
+	return _cmocka_run_group_tests("virtio_net", tests, n, NULL, NULL);
 }
