@@ -78,15 +78,18 @@
 #define RSTQ_MAX  128
 #define HASH_SIZE (2 * VIRTIO_VSOCK_MAX_CONNS) /* a power of two */
 /* "CONNECT 4294967295\n" is 19 bytes; a longer line is refused. */
-#define LINE_MAX 32
+#define CONNECT_LINE_MAX 32
 /* Host-side ports of host-initiated connections: [2^30, 2^31), round robin. */
 #define LOCAL_PORT_BASE (1u << 30)
 /* Chains taken per queue per callback before other handlers get a turn. */
 #define TX_BUDGET     64
 #define RX_BUDGET     64
 #define ACCEPT_BUDGET 16
-#define EPOLL_BATCH   64
-#define LOG_BURST     5
+/* Accepted host sockets still owing their CONNECT line: a host program that connects and says
+ * nothing must not take all the connection slots from the guest. */
+#define HOST_CMD_MAX 64
+#define EPOLL_BATCH  64
+#define LOG_BURST    5
 
 /* Slots of the two non-connection fds in the private epoll set. */
 #define SLOT_LISTENER UINT32_MAX
@@ -141,7 +144,7 @@ struct conn {
 	uint32_t buf_head, buf_len;
 
 	/* CONN_HOST_CMD */
-	char line[LINE_MAX];
+	char line[CONNECT_LINE_MAX];
 	unsigned line_len;
 };
 
@@ -169,6 +172,7 @@ struct virtio_vsock {
 	struct conn conns[VIRTIO_VSOCK_MAX_CONNS];
 	struct conn *free;
 	unsigned nconns;
+	unsigned nhost_cmd; /* slots in CONN_HOST_CMD */
 	struct conn *hash[HASH_SIZE];
 	uint32_t hash_seed;
 	TAILQ_HEAD(, conn) rxq;
@@ -178,13 +182,21 @@ struct virtio_vsock {
 
 	struct virtq_chain chain;
 	struct iovec iov[VIRTQ_CHAIN_MAX];
-	struct log_ratelimit rl_guest, rl_host;
+	struct log_ratelimit rl_guest, rl_host, rl_debug;
 };
 
 #define guest_log(v, fmt, ...) \
 	vmm_log_ratelimited(&(v)->rl_guest, LOG_BURST, "%s: " fmt, (v)->name, ##__VA_ARGS__)
 #define host_log(v, fmt, ...) \
 	vmm_log_ratelimited(&(v)->rl_host, LOG_BURST, "%s: " fmt, (v)->name, ##__VA_ARGS__)
+/* --verbose lines about single connections: the guest can cause them at will, so rate-limited
+ * too. */
+#define conn_debug(v, fmt, ...)                                                               \
+	do {                                                                                  \
+		if (vmm_verbose)                                                              \
+			vmm_log_ratelimited(&(v)->rl_debug, LOG_BURST, "%s: " fmt, (v)->name, \
+					    ##__VA_ARGS__);                                   \
+	} while (0)
 
 /* ---- option parsing ---- */
 
@@ -353,6 +365,8 @@ static struct conn *conn_alloc(struct virtio_vsock *v, enum conn_state state, in
 	c->state = state;
 	c->fd = fd;
 	v->nconns++;
+	if (state == CONN_HOST_CMD)
+		v->nhost_cmd++;
 	return c;
 }
 
@@ -385,6 +399,8 @@ static void conn_release(struct virtio_vsock *v, struct conn *c)
 	if (c->in_rxq)
 		TAILQ_REMOVE(&v->rxq, c, rx_link);
 	c->in_rxq = false;
+	if (c->state == CONN_HOST_CMD)
+		v->nhost_cmd--;
 	c->state = CONN_FREE;
 	c->gen++;
 	c->hnext = v->free;
@@ -523,10 +539,13 @@ static void host_accept(struct virtio_vsock *v)
 			}
 			return;
 		}
-		struct conn *c = conn_alloc(v, CONN_HOST_CMD, fd);
+		struct conn *c =
+		    v->nhost_cmd < HOST_CMD_MAX ? conn_alloc(v, CONN_HOST_CMD, fd) : NULL;
 		if (!c) {
-			host_log(v, "%u connections already: closing a new host connection",
-				 VIRTIO_VSOCK_MAX_CONNS);
+			host_log(v,
+				 "%u connections, %u of them waiting for a CONNECT line: closing a "
+				 "new host connection",
+				 v->nconns, v->nhost_cmd);
 			close(fd);
 			continue;
 		}
@@ -576,8 +595,8 @@ static uint32_t alloc_local_port(struct virtio_vsock *v, uint32_t peer)
 /* Reads the CONNECT line without taking a byte past its LF: what follows is stream data. */
 static void host_cmd_read(struct virtio_vsock *v, struct conn *c)
 {
-	char tmp[LINE_MAX];
-	size_t room = LINE_MAX - c->line_len;
+	char tmp[CONNECT_LINE_MAX];
+	size_t room = CONNECT_LINE_MAX - c->line_len;
 	ssize_t n = recv(c->fd, tmp, room, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
@@ -594,10 +613,10 @@ static void host_cmd_read(struct virtio_vsock *v, struct conn *c)
 	c->line_len += take;
 	uint32_t port;
 	if (!nl) {
-		if (c->line_len == LINE_MAX) {
+		if (c->line_len == CONNECT_LINE_MAX) {
 			host_log(
 			    v, "a host program's CONNECT line is longer than %d bytes; closing it",
-			    LINE_MAX - 1);
+			    CONNECT_LINE_MAX - 1);
 			conn_release(v, c);
 		}
 		return;
@@ -609,12 +628,12 @@ static void host_cmd_read(struct virtio_vsock *v, struct conn *c)
 		return;
 	}
 	c->state = CONN_LOCAL_INIT;
+	v->nhost_cmd--;
 	c->peer_port = port;
 	c->local_port = alloc_local_port(v, port);
 	hash_insert(v, c);
 	c->pending = P_REQUEST;
-	vmm_debug("%s: host connection to guest port %u from port %u", v->name, port,
-		  c->local_port);
+	conn_debug(v, "host connection to guest port %u from port %u", port, c->local_port);
 }
 
 /* Hands buffered guest data to the host socket. */
@@ -632,7 +651,7 @@ static void conn_flush(struct virtio_vsock *v, struct conn *c)
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				break;
-			vmm_debug("%s: writing to a host socket: %s", v->name, strerror(errno));
+			conn_debug(v, "writing to a host socket: %s", strerror(errno));
 			conn_kill(v, c);
 			return;
 		}
@@ -767,8 +786,7 @@ static void conn_write(struct virtio_vsock *v, struct conn *c, const struct virt
 		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-				vmm_debug("%s: writing to a host socket: %s", v->name,
-					  strerror(errno));
+				conn_debug(v, "writing to a host socket: %s", strerror(errno));
 				conn_kill(v, c);
 				return;
 			}
@@ -814,8 +832,7 @@ static void guest_connect(struct virtio_vsock *v, const struct pkt *p)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		/* Nobody listening is the common case: no log line beyond debug. */
-		vmm_debug("%s: guest connection to %s refused: %s", v->name, sa.sun_path,
-			  strerror(errno));
+		conn_debug(v, "guest connection to %s refused: %s", sa.sun_path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		rst_enqueue(v, p->dst_port, p->src_port);
@@ -837,7 +854,7 @@ static void conn_established(struct virtio_vsock *v, struct conn *c)
 	int n = snprintf(msg, sizeof(msg), "OK %u\n", c->local_port);
 	/* A fresh socket has room for a dozen bytes; if not, something is badly wrong. */
 	if (send(c->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
-		vmm_debug("%s: could not acknowledge a host connection", v->name);
+		conn_debug(v, "could not acknowledge a host connection");
 		conn_kill(v, c);
 		return;
 	}
@@ -1026,7 +1043,7 @@ static uint16_t conn_next_op(struct virtio_vsock *v, struct conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 			c->readable = false; /* conn_sync turns IN back on */
 		} else if (n < 0) {
-			vmm_debug("%s: reading a host socket: %s", v->name, strerror(errno));
+			conn_debug(v, "reading a host socket: %s", strerror(errno));
 			conn_kill(v, c);
 			return VIRTIO_VSOCK_OP_RST;
 		}
@@ -1114,7 +1131,7 @@ static uint32_t rx_commit(struct virtio_vsock *v, const struct rx_item *it,
 			c->readable = false;
 			op = VIRTIO_VSOCK_OP_CREDIT_UPDATE;
 		} else {
-			vmm_debug("%s: reading a host socket: %s", v->name, strerror(errno));
+			conn_debug(v, "reading a host socket: %s", strerror(errno));
 			conn_kill(v, c);
 			op = VIRTIO_VSOCK_OP_RST;
 		}

@@ -25,8 +25,9 @@
 /* Longest PATH: "PATH_4294967295" must still fit in a sockaddr_un (108 bytes with its NUL). */
 #define VIRTIO_VSOCK_PATH_MAX (108 - 1 - 11)
 
-/* Most connections (and accepted host sockets still waiting for their CONNECT line) at once;
- * guest REQUESTs beyond it get an RST, host connections beyond it are closed at once. */
+/* Most connections (and accepted host sockets still waiting for their CONNECT line, of which
+ * at most 64) at once; guest REQUESTs beyond it get an RST, host connections beyond it are
+ * closed at once. */
 #define VIRTIO_VSOCK_MAX_CONNS 1024
 
 /* Receive buffer each connection advertises to the guest (buf_alloc): the most guest->host bytes

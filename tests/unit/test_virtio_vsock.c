@@ -641,6 +641,29 @@ static void bad_connect_lines(void **state)
 	expect_host_eof(h);
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
 	close(h);
+	/* host programs that connect and say nothing hold at most 64 slots */
+	int quiet[65];
+	for (int i = 0; i < 65; i++) {
+		quiet[i] = host_connect();
+		pump();
+	}
+	assert_int_equal(virtio_vsock_conn_count(vs), 64);
+	expect_host_eof(quiet[64]);
+	close(quiet[64]);
+	send_pkt(OP(REQUEST), 1234, 6001, NULL, 0, 0); /* the guest still gets its answer */
+	expect(OP(RST), 6001, 1234);
+	close(quiet[0]); /* a slot frees, and a new host program gets it */
+	pump();
+	int late = host_connect();
+	host_write(late, "CONNECT 10\n", 11);
+	pump();
+	expect(OP(REQUEST), ANY, 10);
+	for (int i = 1; i < 64; i++)
+		close(quiet[i]);
+	close(late);
+	pump();
+	expect(OP(RST), ANY, 10);
+	assert_int_equal(virtio_vsock_conn_count(vs), 0);
 	/* a line in pieces is fine */
 	h = host_connect();
 	host_write(h, "CONN", 4);
@@ -849,6 +872,56 @@ static void host_half_close(void **state)
 	expect_host_eof(h);
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
 	close(h);
+}
+
+/* close() in the guest while the device still holds data the host has not taken: the RST waits
+ * until the last byte is handed over. */
+static void shutdown_waits_for_buffered_data(void **state)
+{
+	(void)state;
+	int lfd = host_listen(5010);
+	struct gconn g;
+	int h = connect_from_guest(&g, lfd, 2016, 5010, 64 * 1024);
+	static uint8_t src[VIRTIO_VSOCK_CONN_BUF], dst[2 * VIRTIO_VSOCK_CONN_BUF];
+	fill(src, sizeof(src), 3);
+	uint32_t sent = 0;
+	while (sent < sizeof(src)) { /* the socket fills, the rest waits in the device */
+		uint32_t n = sizeof(src) - sent < 16384 ? sizeof(src) - sent : 16384;
+		gsend(&g, OP(RW), src + sent, n, 0);
+		sent += n;
+	}
+	gsend(&g, OP(SHUTDOWN), NULL, 0, VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
+	pump();
+	while (recv_pkt(&pkt)) {
+		assert_int_equal(pkt.h.op, OP(CREDIT_UPDATE));
+		post_rx(1);
+	}
+	assert_int_equal(virtio_vsock_conn_count(vs), 1); /* not reset yet */
+	uint32_t got = 0;
+	bool rst = false;
+	for (unsigned i = 0; i < 1000 && !rst; i++) {
+		ssize_t r;
+		while ((r = host_read(h, dst + got, sizeof(dst) - got)) > 0)
+			got += (uint32_t)r;
+		pump();
+		while (recv_pkt(&pkt)) {
+			post_rx(1);
+			if (pkt.h.op == OP(RST))
+				rst = true;
+			else
+				assert_int_equal(pkt.h.op, OP(CREDIT_UPDATE));
+		}
+	}
+	assert_true(rst);
+	ssize_t r;
+	while ((r = host_read(h, dst + got, sizeof(dst) - got)) > 0)
+		got += (uint32_t)r;
+	assert_int_equal(r, 0); /* then EOF */
+	assert_int_equal(got, sizeof(src));
+	assert_memory_equal(src, dst, sizeof(src));
+	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+	close(h);
+	close(lfd);
 }
 
 /* Host data delivered before the SHUTDOWN that a hangup causes, and a guest credit request. */
@@ -1139,9 +1212,9 @@ static void host_connect_before_driver(void **state)
 }
 
 /* A stale event in one batch: the tx budget runs out (the rest is picked up through the
- * device's eventfd), then a host socket gets readable. The next batch holds both, eventfd first:
- * the tx work frees that connection's slot and a new connection takes the slot, before the
- * connection's own (now stale) event is dispatched. Nothing may reach the new connection. */
+ * device's eventfd), then a host program hangs up. The next batch holds both, eventfd first: the
+ * tx work frees that connection's slot and a new connection takes the slot, before the old
+ * connection's (now stale) hangup is dispatched. It must not reach the new connection. */
 static void stale_event_after_slot_reuse(void **state)
 {
 	(void)state;
@@ -1159,19 +1232,17 @@ static void stale_event_after_slot_reuse(void **state)
 	kick(TXQ);
 	assert_true((uint16_t)(__atomic_load_n(&used(TXQ)->idx, __ATOMIC_ACQUIRE) - drv.used[TXQ]) <
 		    100); /* the budget stopped it */
-	host_write(hx, "late", 4);
+	close(hx);
 	pump();
 	assert_int_equal(__atomic_load_n(&used(TXQ)->idx, __ATOMIC_ACQUIRE), drv.avail[TXQ]);
 	drv.used[TXQ] = drv.avail[TXQ];
 	expect(OP(RESPONSE), 5009, 3001);
-	expect_none(); /* no data for 3000 (gone) nor 3001 (its host side wrote nothing) */
+	expect_none(); /* nothing for 3000 (gone) nor 3001 (its host side did nothing) */
 	assert_int_equal(virtio_vsock_conn_count(vs), 1);
 	int hy = host_accept(lfd);
-	expect_host_eof(hx);
 	host_write(hy, "y", 1);
 	pump();
 	assert_memory_equal(expect(OP(RW), 5009, 3001)->data, "y", 1);
-	close(hx);
 	close(hy);
 	close(lfd);
 }
@@ -1310,6 +1381,7 @@ int main(void)
 	    T(guest_half_close),
 	    T(guest_stops_receiving),
 	    T(host_half_close),
+	    T(shutdown_waits_for_buffered_data),
 	    T(data_then_hangup),
 	    T(hostile_packets),
 	    T(credit_overrun),
