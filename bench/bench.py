@@ -270,6 +270,7 @@ def main():
 
     guest_bytes = a.memory << 20
     mem = {"vmm": [], "qemu": []}
+    print("bench: memory overhead samples", flush=True)
     for _ in range(a.memory_samples):
         mem["vmm"].append(sample_memory(vmm_cmd(a, "/bin/sleep 30"), guest_bytes))
         if use_qemu:
@@ -304,6 +305,7 @@ def main():
             ratio["memory_overhead"] = vm_["median"] / qm["median"]
         results["ratio_vmm_over_qemu"] = ratio
     if a.variant_boots > 0:
+        print("bench: boot-speed tuning variants", flush=True)
         table = {}
         vs = variants(a)
         vruns = {name: [] for name in vs}
@@ -318,6 +320,7 @@ def main():
                            "exit_ms": stats([r.get("exit_ms") for r in ok])}
         results["tunings"] = table
     if a.parallel > 0:
+        print(f"bench: {a.parallel} VMs at once", flush=True)
         results["parallel"] = {"vmm": parallel(lambda: vmm_cmd(a, "/bin/true"), a.parallel)}
         if use_qemu:
             results["parallel"]["qemu"] = parallel(lambda: qemu_cmd(a, "/bin/true"), a.parallel)

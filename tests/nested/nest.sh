@@ -38,12 +38,12 @@
 # L1 kernel parameters, e.g. "loglevel=7"),
 # NEST_QEMU (QEMU binary), NEST_KEEP=1 (keep the run directory, for debugging),
 # NEST_NO_WATCHDOG=1 (do not stop L1 when its kernel reports a soft lockup or an
-# RCU stall).  The L1 initramfs is cached per kernel version in
+# RCU stall, or when its 5-second heartbeat stops for NEST_HEARTBEAT_S seconds, 120 by default).  The L1 initramfs is cached per kernel version in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/vmm/nest/.
 set -Eeuo pipefail
 trap 'say "internal error: \"$BASH_COMMAND\" failed (status $?) at line $LINENO"; exit 125' ERR
 
-readonly NEST_FORMAT=1 # bump when the initramfs layout or /init changes
+readonly NEST_FORMAT=2 # bump when the initramfs layout or /init changes
 readonly NEST_STATUS=125
 readonly P9_OPTS='trans=virtio,version=9p2000.L,msize=262144'
 
@@ -277,6 +277,9 @@ NEST_BASH=/bin/bash
 . /nestio/config.sh
 
 say "up in $(cut -d' ' -f1 /proc/uptime)s, /dev/kvm ready, running the command"
+# Heartbeat for the host's watchdog: a hung L1 (a CPU stuck with interrupts off
+# reports no soft lockup) stops touching this file.
+(while :; do cut -d' ' -f1 /proc/uptime >/nestio/heartbeat; sleep 5; done) &
 # The command script comes in on fd 3 (closed again by the script itself),
 # so it need not be visible inside the chroot.  env -i: the script sets the
 # environment.
@@ -448,12 +451,25 @@ fi
 # the L1 kernel then reports a soft lockup or an RCU stall and may never finish. Such a nest is
 # not to be trusted: stop it at once (with a marker) instead of waiting for --timeout.
 readonly STALL_RE='soft lockup - CPU|self-detected stall|detected stalls on CPUs|blocked for more than [0-9]+ seconds'
+# L1 also touches $io/heartbeat every 5 s while the command runs; a heartbeat older than
+# NEST_HEARTBEAT_S (default 120) seconds means L1 hung without a word (seen: a CPU stuck with
+# interrupts off in L1's KVM, which no soft-lockup detector reports).
+heartbeat_s=${NEST_HEARTBEAT_S:-120}
 watch_stalls() {
+	local age
 	while kill -0 "$qpid" 2>/dev/null; do
 		if grep -qE "$STALL_RE" "$io/console" 2>/dev/null; then
 			grep -m1 -E "$STALL_RE" "$io/console" | tr -d '\r' >"$io/stalled"
 			kill -TERM "$qpid" 2>/dev/null
 			return
+		fi
+		if [[ -e $io/heartbeat && ! -e $io/status ]]; then
+			age=$(($(date +%s) - $(stat -c %Y "$io/heartbeat")))
+			if ((age > heartbeat_s)); then
+				echo "no heartbeat from L1 for ${age} s (hung)" >"$io/stalled"
+				kill -TERM "$qpid" 2>/dev/null
+				return
+			fi
 		fi
 		sleep 1
 	done
@@ -485,7 +501,7 @@ if [[ -s $io/status ]]; then
 fi
 show_console
 if [[ -s $io/stalled ]]; then
-	fail "L1 stalled after ${elapsed}s and was stopped: its kernel said '$(sed 's/^\[[ 0-9.]*\] //' "$io/stalled")' (an overloaded host or a TCG problem, not the command; NEST_NO_WATCHDOG=1 lets it run on)"
+	fail "L1 stalled after ${elapsed}s and was stopped by the watchdog: $(sed 's/^\[[ 0-9.]*\] //' "$io/stalled") (an overloaded host or a TCG or L1 KVM problem, not the command; NEST_NO_WATCHDOG=1 lets it run on)"
 fi
 if ((qrc == 124 || qrc == 137)); then
 	fail "timed out after ${timeout_s}s, QEMU killed (--timeout)"
