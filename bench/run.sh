@@ -26,6 +26,7 @@ mkdir -p "$build/bench"
 # Debian's python3, which has the packages install-deps.sh installs (matplotlib), even when
 # another python3 comes first in PATH.
 py=/usr/bin/python3
+export MPLCONFIGDIR=${MPLCONFIGDIR:-$build/bench/.mpl}
 [ -x "$py" ] || py=python3
 # The nest alone failing (exit 125: its TCG outer guest stalled or hung) earns one more try.
 for try in 1 2; do
