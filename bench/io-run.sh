@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The device I/O benchmark's one command: virtio-blk, virtio-net (TAP) and virtio-vsock throughput
+# of vmm beside QEMU microvm (bench/io.py), in a network namespace of its own, through the nested
+# KVM harness where there is no /dev/kvm (it says so; compare ratios there). Needs root (a TAP).
+#
+#   bench/io-run.sh [--runs N] [--quick]
+#
+# --quick is the CI smoke run (1 run). Results: build/bench/io-results.json.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${VMM_BUILD_DIR:-$src/build}
+args=()
+while (($#)); do
+	case $1 in
+	--quick) args+=(--runs 1) ;;
+	*) args+=("$1") ;;
+	esac
+	shift
+done
+if [ "$(id -u)" -ne 0 ]; then
+	echo "io-bench: needs root (it makes a TAP in a network namespace of its own): skipped"
+	exit 77
+fi
+[ -x "$build/vmm/vmm" ] || { echo "io-bench: $build/vmm/vmm not built: run scripts/build.sh" >&2; exit 1; }
+kdir=$("$src/kernel-config/build.sh" | tail -n1)
+mkdir -p "$build/bench"
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+export NEST_MODULES="${NEST_MODULES:-} tun"
+for try in 1 2; do
+	rc=0
+	"$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
+		unshare --net "$py" "$src/bench/io.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
+		--initrd "$build/guest/initramfs.cpio" --vsock-host "$src/tests/integration/vsock-host.py" \
+		--work "${TMPDIR:-/tmp}" --out "$build/bench" "${args[@]}" || rc=$?
+	[ "$rc" -eq 125 ] && [ "$try" -eq 1 ] || break
+	echo "io-bench: the nested harness failed (exit 125); running the benchmark again" >&2
+done
+exit "$rc"

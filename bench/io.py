@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Device I/O benchmark: virtio-blk, virtio-net (TAP) and virtio-vsock throughput of vmm beside
+QEMU microvm (same kernel, initramfs, memory), measured in the same run, alternating.
+
+Each case boots a guest whose command prints a marker line before and after the transfer; the
+harness timestamps marker lines as they arrive on the console, so both VMMs are timed the same
+way (the console's latency is a few ms, small against transfers of many MiB). Must run as root
+in a network namespace of its own (bench/io-run.sh does `unshare --net`): it makes a TAP there.
+
+  virtio-blk: 128 MiB written then read with dd O_DIRECT 1 MiB blocks, then 4 KiB O_DIRECT reads
+              at queue depth 1 (sequential offsets: the image is in the host page cache, so
+              offsets do not matter to either VMM); host image on L1's page cache for both
+              (QEMU cache=writeback, aio=threads: its O_DIRECT mode needs a file system that
+              supports it, and tmpfs does not)
+  virtio-net: 32 MiB guest -> host over TCP (busybox nc) through a TAP; QEMU with vhost=off so
+              both do the virtio work in user space
+  vsock:      64 MiB echoed through the guest's vsock connection to a host Unix socket (vmm only:
+              QEMU's vsock is vhost-vsock, whose host side is AF_VSOCK, not Unix sockets)
+Writes OUT/io-results.json and prints a table.
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+BASE = "console=ttyS0 panic=1 8250.nr_uarts=1 quiet"
+
+
+def vmm_cmd(a, guest, extra):
+    return [a.vmm, "--kernel", a.kernel, "--initrd", a.initrd, "--memory", str(a.memory),
+            "--cpus", "1"] + extra + ["--cmdline", f"-- /bin/sh -c \"{guest}\""]
+
+
+# QEMU microvm describes its virtio-mmio devices through ACPI (which the project's kernel does
+# not have) or, with acpi=off, by appending virtio_mmio.device= to the command line: after our
+# " -- ", where they would become init's arguments. So auto-kernel-cmdline is off and the entry
+# is written here: one device per case sits on microvm's last transport, 512 bytes at
+# 0xfeb00e00, IRQ 12 (checked by printing /proc/cmdline with auto-kernel-cmdline on).
+QEMU_ONE_DEVICE = "virtio_mmio.device=512@0xfeb00e00:12"
+
+
+def qemu_cmd(a, guest, extra):
+    return [a.qemu, "-M", "microvm,x-option-roms=off,rtc=off,acpi=off,auto-kernel-cmdline=off",
+            "-enable-kvm", "-cpu", "host",
+            "-m", str(a.memory), "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
+            "-no-reboot", "-serial", "stdio", "-kernel", a.kernel, "-initrd", a.initrd,
+            "-append", f"{BASE} reboot=t {QEMU_ONE_DEVICE} -- /bin/sh -c \"{guest}\""] + extra
+
+
+def run_marked(cmd, timeout=300):
+    """Runs cmd; returns ({marker: monotonic time}, output) for lines 'MARK <name>'."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    marks, out, buf = {}, b"", b""
+    t0 = time.monotonic()
+    os.set_blocking(p.stdout.fileno(), False)
+    while True:
+        if time.monotonic() - t0 > timeout:
+            p.kill()
+            break
+        try:
+            chunk = os.read(p.stdout.fileno(), 65536)
+        except BlockingIOError:
+            chunk = None
+            time.sleep(0.002)
+        if chunk == b"":
+            break
+        if chunk:
+            now = time.monotonic()
+            out += chunk
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                line = line.strip(b"\r ")
+                if line.startswith(b"MARK "):
+                    marks.setdefault(line[5:].decode(errors="replace"), now)
+    p.wait()
+    return marks, out.decode(errors="replace")
+
+
+def rate(marks, a, b, mib):
+    if a in marks and b in marks and marks[b] > marks[a]:
+        return mib / (marks[b] - marks[a])
+    return None
+
+
+def blk_case(a, which):
+    img = os.path.join(a.work, "bench.img")
+    with open(img, "wb") as f:
+        f.truncate(256 << 20)
+    n4k = 4000
+    guest = ("test -b /dev/vda && echo MARK w0 && dd if=/dev/zero of=/dev/vda bs=1M count=128 oflag=direct 2>/dev/null"
+             " && echo MARK w1 && dd if=/dev/vda of=/dev/null bs=1M count=128 iflag=direct 2>/dev/null"
+             f" && echo MARK r1 && dd if=/dev/vda of=/dev/null bs=4k count={n4k} iflag=direct 2>/dev/null"
+             " && echo MARK k1")
+    if which == "vmm":
+        cmd = vmm_cmd(a, guest, ["--disk", f"path={img}"])
+    else:
+        cmd = qemu_cmd(a, guest, ["-drive", f"file={img},format=raw,if=none,id=d0,cache=writeback,aio=threads",
+                                  "-device", "virtio-blk-device,drive=d0"])
+    marks, out = run_marked(cmd)
+    os.unlink(img)
+    iops = None
+    if "r1" in marks and "k1" in marks:
+        iops = n4k / (marks["k1"] - marks["r1"])
+    return {"blk_seq_write_mib_s": rate(marks, "w0", "w1", 128),
+            "blk_seq_read_mib_s": rate(marks, "w1", "r1", 128),
+            "blk_4k_qd1_read_iops": iops}, out
+
+
+class Sink(threading.Thread):
+    """TCP server on 10.0.2.1:5000 that reads `want` bytes, then closes."""
+
+    def __init__(self, want):
+        super().__init__(daemon=True)
+        self.want, self.got = want, 0
+        self.s = socket.socket()
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.s.bind(("10.0.2.1", 5000))
+        self.s.listen(1)
+        self.s.settimeout(300)
+
+    def run(self):
+        try:
+            c, _ = self.s.accept()
+            while self.got < self.want:
+                d = c.recv(1 << 16)
+                if not d:
+                    break
+                self.got += len(d)
+            c.close()
+        except OSError:
+            pass
+        self.s.close()
+
+
+def net_case(a, which):
+    mib = 32
+    sink = Sink(mib << 20)
+    sink.start()
+    guest = ("ip addr add 10.0.2.2/24 dev eth0 && ip link set eth0 up && ping -c 1 -W 10 10.0.2.1 >/dev/null;"
+             f" echo MARK n0; dd if=/dev/zero bs=64k count={mib * 16} 2>/dev/null | nc 10.0.2.1 5000;"
+             " echo MARK n1")
+    if which == "vmm":
+        cmd = vmm_cmd(a, guest, ["--net", "tap=vmmbench0"])
+    else:
+        cmd = qemu_cmd(a, guest, ["-netdev", "tap,id=n0,ifname=vmmbench0,script=no,downscript=no,vhost=off",
+                                  "-device", "virtio-net-device,netdev=n0"])
+    marks, out = run_marked(cmd)
+    sink.join(5)
+    r = rate(marks, "n0", "n1", mib) if sink.got >= (mib << 20) else None
+    return {"net_tx_guest_to_host_mib_s": r}, out
+
+
+def vsock_case(a):
+    mib = 64
+    uds = os.path.join(a.work, "v.sock")
+    host = subprocess.Popen([sys.executable, a.vsock_host, "serve", uds + "_5000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if os.path.exists(uds + "_5000"):
+            break
+        time.sleep(0.05)
+    guest = f"echo MARK v0; vsock-test connect 2 5000 {mib << 20} && echo MARK v1"
+    marks, out = run_marked(vmm_cmd(a, guest, ["--vsock", f"cid=3,uds={uds}"]))
+    host.kill()
+    host.wait()
+    return {"vsock_echo_mib_s": rate(marks, "v0", "v1", mib)}, out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vmm", required=True)
+    ap.add_argument("--kernel", required=True)
+    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--vsock-host", required=True, help="tests/integration/vsock-host.py")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--memory", type=int, default=256)
+    ap.add_argument("--work", default="/tmp")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    nested = bool(os.environ.get("VMM_NESTED"))
+    if nested:
+        print("io-bench: running inside the nested KVM harness (QEMU TCG outer guest): absolute "
+              "rates are not hardware rates; compare the ratios")
+    for c in (["ip", "tuntap", "add", "dev", "vmmbench0", "mode", "tap"],
+              ["ip", "addr", "add", "10.0.2.1/24", "dev", "vmmbench0"],
+              ["ip", "link", "set", "vmmbench0", "up"]):
+        subprocess.run(c, check=True)
+
+    samples = {"vmm": {}, "qemu": {}}
+    failures = 0
+    for i in range(a.runs):
+        order = ["vmm", "qemu"] if i % 2 == 0 else ["qemu", "vmm"]
+        for which in order:
+            for case in (blk_case, net_case):
+                r, out = case(a, which)
+                for k, v in r.items():
+                    samples[which].setdefault(k, []).append(v)
+                    if v is None:
+                        failures += 1
+                        print(f"io-bench: {which} {k} run {i + 1} not measured; output tail:\n{out[-600:]}")
+        r, out = vsock_case(a)
+        for k, v in r.items():
+            samples["vmm"].setdefault(k, []).append(v)
+            if v is None:
+                failures += 1
+                print(f"io-bench: vmm {k} run {i + 1} not measured; output tail:\n{out[-600:]}")
+        print(f"io-bench: run {i + 1}/{a.runs} done", flush=True)
+
+    def med(v):
+        v = [x for x in v if x is not None]
+        return statistics.median(v) if v else None
+
+    res = {"environment": {"nested": nested,
+                           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+           "config": {"runs": a.runs, "memory_mib": a.memory, "kernel": a.kernel},
+           "samples": samples, "median": {}, "ratio_vmm_over_qemu": {},
+           "not_measured": {"qemu vsock_echo_mib_s": "QEMU's vsock is vhost-vsock: its host side "
+                            "is AF_VSOCK in the host kernel, not Unix sockets"}}
+    keys = sorted(set(samples["vmm"]) | set(samples["qemu"]))
+    print(f"\n{'median':<30}{'vmm':>12}{'qemu':>12}{'vmm/qemu':>10}")
+    for k in keys:
+        v, q = med(samples["vmm"].get(k, [])), med(samples["qemu"].get(k, []))
+        res["median"][k] = {"vmm": v, "qemu": q}
+        r = v / q if v and q else None
+        if r:
+            res["ratio_vmm_over_qemu"][k] = r
+        f = lambda x: f"{x:12.1f}" if x else f"{'-':>12}"  # noqa: E731
+        print(f"{k:<30}{f(v)}{f(q)}{(f'{r:10.2f}' if r else f'{chr(45):>10}')}")
+    with open(os.path.join(a.out, "io-results.json"), "w") as fo:
+        json.dump(res, fo, indent=2)
+    print(f"io-bench: results in {a.out}/io-results.json")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
