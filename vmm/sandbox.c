@@ -219,7 +219,7 @@ int sandbox_enter(enum sandbox_kind kind, struct verr *e)
 		/* vsock: guest -> host connections open Unix sockets, nothing else */
 		if (r == 0) {
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-					     SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+					     SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
 			if (r < 0)
 				verr_set(e, r, "sandbox: seccomp_rule_add (socket): %s",
 					 strerror(-r));
