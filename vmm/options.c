@@ -56,6 +56,8 @@ void options_usage(FILE *f)
 	    "                       port P: vmm connects to PATH_P (Firecracker's scheme)\n"
 	    "      --rng            a virtio-rng device (the guest's /dev/hwrng), fed from\n"
 	    "                       the host's getrandom()\n"
+	    "      --seccomp=on|off seccomp allow-lists per thread (default on; off only\n"
+	    "                       to debug a forbidden system call)\n"
 	    "  -v, --verbose        debug output\n"
 	    "  -h, --help           this help\n"
 	    "      --version        print the version\n"
@@ -127,7 +129,8 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 		OPT_ROOTFS,
 		OPT_DISK,
 		OPT_NET,
-		OPT_VSOCK
+		OPT_VSOCK,
+		OPT_SECCOMP
 	};
 	static const struct option longopts[] = {
 	    {"kernel", required_argument, NULL, 'k'},
@@ -141,6 +144,7 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"net", required_argument, NULL, OPT_NET},
 	    {"vsock", required_argument, NULL, OPT_VSOCK},
+	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -225,6 +229,13 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 				return -EINVAL;
 			}
 			o->vsock = optarg;
+			break;
+		case OPT_SECCOMP:
+			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+				vmm_log("--seccomp: '%s' is not on or off", optarg);
+				return -EINVAL;
+			}
+			o->seccomp_off = strcmp(optarg, "off") == 0;
 			break;
 		case 'v':
 			o->verbose = true;

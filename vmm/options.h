@@ -19,8 +19,9 @@ struct vmm_options {
 	const char *cmdline; /* appended to vmm's default kernel command line; may be NULL */
 	unsigned cpus;
 	uint64_t memory_mib;
-	bool boot_timer; /* print the time from vmm start to the guest's boot-timer write */
-	bool rng;	 /* a virtio-rng device fed from the host's getrandom() */
+	bool seccomp_off; /* --seccomp=off: no seccomp filters (debugging) */
+	bool boot_timer;  /* print the time from vmm start to the guest's boot-timer write */
+	bool rng;	  /* a virtio-rng device fed from the host's getrandom() */
 	/* virtio devices, kept as given and checked by each device's parser. They become slots in
 	 * this order: rootfs (/dev/vda), disks, nets, vsock, rng. */
 	const char *rootfs;		  /* an image path */

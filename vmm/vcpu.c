@@ -1,5 +1,6 @@
 /* vCPU threads: each one loops on KVM_RUN and dispatches exits. A stop sets immediate_exit and
  * signals the thread (SIGUSR1), so KVM_RUN returns at once wherever the thread is. */
+#include "vmm/sandbox.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -44,6 +45,12 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	struct verr e = {0};
+	if (vm->seccomp && sandbox_enter(SANDBOX_VCPU, &e) < 0) {
+		vmm_log("vcpu %u: %s", v->id, e.msg);
+		vm_request_stop(vm, VM_STOP_ERROR);
+		return NULL;
+	}
 
 	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
 		if (v->id == 0 && !atomic_exchange(&vm->first_run_seen, true))

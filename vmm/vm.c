@@ -3,6 +3,7 @@
 #include "vmm/vm.h"
 #include "vmm/boot_x86_64.h"
 #include "vmm/cmdline.h"
+#include "vmm/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -282,6 +283,7 @@ int vm_create(struct vm *vm, const struct vmm_options *o, const struct timespec 
 	vm->console.space_efd = -1;
 	vm->t_start = *t_start;
 	vm->boot_timer = o->boot_timer;
+	vm->seccomp = !o->seccomp_off;
 	vm->ncpus = o->cpus;
 	atomic_store(&vm->guest_status, -1);
 
@@ -373,6 +375,17 @@ int vm_run(struct vm *vm)
 		vmm_log("cannot set up the event loop: %s", strerror(-r));
 		return VMM_EXIT_FAILURE;
 	}
+	/* Setup is over: drop privileges before any thread exists (they inherit it), then each
+	 * vCPU thread filters itself, and this thread filters itself once they are created and
+	 * before the event loop reads anything from the guest (vmm/sandbox.c). */
+	struct verr e = {0};
+	if (sandbox_drop_privileges(&e) < 0) {
+		vmm_log("%s", e.msg);
+		return VMM_EXIT_FAILURE;
+	}
+	if (!vm->seccomp)
+		vmm_log("warning: --seccomp=off: no system call filter, a compromised vmm has the "
+			"whole kernel API");
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		r = vcpu_start(&vm->vcpus[i]);
 		if (r < 0) {
@@ -380,6 +393,10 @@ int vm_run(struct vm *vm)
 			vm_request_stop(vm, VM_STOP_ERROR);
 			break;
 		}
+	}
+	if (vm->seccomp && sandbox_enter(SANDBOX_MAIN, &e) < 0) {
+		vmm_log("%s", e.msg);
+		vm_request_stop(vm, VM_STOP_ERROR);
 	}
 	r = ev_run(&vm->el);
 	if (r < 0) {

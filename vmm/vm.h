@@ -72,6 +72,7 @@ struct vm {
 
 	struct timespec t_start;
 	bool boot_timer;
+	bool seccomp; /* install the seccomp allow-lists (not --seccomp=off) */
 	atomic_bool first_run_seen;
 	double first_run_ms;
 	bool entry_trap;	/* vCPU 0 has a hardware breakpoint on the kernel entry */

@@ -36,7 +36,7 @@ head -c 3000 "$tmp/bzImage" >"$tmp/truncated-bz"
 head -c $((90 << 20)) /dev/zero >"$tmp/big-initrd"
 echo data >"$tmp/initrd"
 
-echo "1..21"
+echo "1..22"
 case_ "missing kernel file" "cannot open: No such file" --kernel "$tmp/none"
 case_ "kernel is a directory" "not a regular file" --kernel "$tmp"
 case_ "garbage kernel" "not a vmlinux .ELF. nor a bzImage" --kernel "$tmp/garbage"
@@ -63,5 +63,6 @@ case_ "--rootfs twice" "--rootfs given twice" --kernel "$tmp/vmlinux" --rootfs a
 case_ "malformed --net MAC" "malformed MAC" --kernel "$tmp/vmlinux" --net tap=tap0,mac=zz
 case_ "too many disks" "at most 8 disks" --kernel "$tmp/vmlinux" \
 	$(for i in 1 2 3 4 5 6 7 8 9; do printf -- '--disk path=%s ' "$tmp/initrd"; done)
+case_ "--seccomp=bogus" "--seccomp: 'bogus' is not on or off" --kernel "$tmp/vmlinux" --seccomp=bogus
 echo "# $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -102,6 +102,38 @@ expect "virtio-rng: the guest reads 4096 bytes from /dev/hwrng" eval '[ $rc -eq 
 # 14-: virtio-blk and virtio-net (tests/integration/device-tests.sh, same helpers)
 . "$(dirname "$0")/device-tests.sh"
 
+# The sandbox (docs/security.md). Every test above already ran with it on (the default): that is
+# the proof the allow-lists suffice. Here: the filters are live, per thread kind, and name the call.
+for kind in main vcpu; do
+	VMM_SECCOMP_TEST=$kind vm 180 --kernel "$vmlinux" --initrd "$initramfs"
+	expect "seccomp: a forbidden call on the $kind thread kills vmm (125) and names it" \
+		eval '[ $rc -eq 125 ] && has_err "seccomp: thread $kind made a forbidden system call uname ([0-9]*); this is a vmm bug"'
+done
+VMM_SECCOMP_TEST=vcpu vm 180 --kernel "$vmlinux" --initrd "$initramfs" --seccomp=off
+expect "--seccomp=off: no filter, a one-line warning, the guest runs" \
+	eval '[ $rc -eq 0 ] && has "vmm-init: booted" && [ "$(grep -c "seccomp=off" "$tmp/err")" -eq 1 ]'
+
+# While a guest runs: seccomp in filter mode on every thread, no_new_privs, no capabilities
+timeout -k 5 120 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline "-- /bin/sleep 600" </dev/null >"$tmp/raw" 2>"$tmp/err" &
+pid=$!
+for _ in $(seq 1 600); do grep -q "vmm-init: booted" "$tmp/raw" 2>/dev/null && break; sleep 0.1; done
+vpid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null) # $pid is timeout(1), vmm its child
+vpid=${vpid%% *}
+st=$(cat "/proc/$vpid/status" 2>/dev/null)
+grep "^\(Seccomp\|NoNewPrivs\|CapEff\|CapPrm\|CapBnd\):" <<<"$st" | sed 's/^/# vmm /'
+threads_ok=true nthreads=0
+for t in /proc/$vpid/task/*; do
+	nthreads=$((nthreads + 1))
+	grep -q "^Seccomp:[[:space:]]*2$" "$t/status" 2>/dev/null || threads_ok=false
+done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+expect "sandbox: Seccomp 2, NoNewPrivs 1, CapEff 0 while the guest runs" \
+	eval 'grep -q "^Seccomp:[[:space:]]*2$" <<<"$st" && grep -q "^NoNewPrivs:[[:space:]]*1$" <<<"$st" && grep -q "^CapEff:[[:space:]]*0000000000000000$" <<<"$st" && grep -q "^CapPrm:[[:space:]]*0000000000000000$" <<<"$st"'
+expect "sandbox: all $nthreads threads (main + 2 vCPUs) have Seccomp 2; SIGTERM still exits 143" \
+	eval '$threads_ok && [ "$nthreads" -eq 3 ] && [ $rc -eq 143 ]'
+
 echo "1..$n"
 echo "# $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
