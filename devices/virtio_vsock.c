@@ -94,6 +94,7 @@
 /* Slots of the two non-connection fds in the private epoll set. */
 #define SLOT_LISTENER UINT32_MAX
 #define SLOT_KICK     (UINT32_MAX - 1)
+#define SLOT_API      (UINT32_MAX - 2)
 
 enum conn_state {
 	CONN_FREE,
@@ -143,6 +144,8 @@ struct conn {
 	uint8_t *buf;		/* ring of VIRTIO_VSOCK_CONN_BUF bytes, or NULL */
 	uint32_t buf_head, buf_len;
 
+	bool silent; /* host-initiated without a CONNECT line: no "OK" line either */
+
 	/* CONN_HOST_CMD */
 	char line[CONNECT_LINE_MAX];
 	unsigned line_len;
@@ -161,10 +164,22 @@ struct virtio_vsock {
 	char path[VIRTIO_VSOCK_PATH_MAX + 1];
 	dev_t sock_dev; /* the socket file we bound, so destroy removes only ours */
 	ino_t sock_ino;
-	int listen_fd;
+	int listen_fd;	    /* -1 when there is no PATH (vmm's own agent channel only) */
 	bool listen_paused; /* out of fds: the listener is out of the epoll set until one frees */
-	int epfd;	    /* the private epoll set */
-	int kick_fd;	    /* eventfd: more work after a budget ran out */
+
+	/* The fixed-port listener (virtio_vsock_add_port_listener) */
+	char api_path[VIRTIO_VSOCK_PATH_MAX + 1];
+	dev_t api_dev;
+	ino_t api_ino;
+	int api_fd;
+	uint32_t api_port;
+
+	/* The host port served in-process (virtio_vsock_set_host_port) */
+	uint32_t own_port;
+	int (*own_open)(void *opaque);
+	void *own_opaque;
+	int epfd;    /* the private epoll set */
+	int kick_fd; /* eventfd: more work after a budget ran out */
 	struct event_loop *el;
 	struct ev_handler evh;
 	bool in_el;
@@ -517,27 +532,65 @@ static void listener_resume(struct virtio_vsock *v)
 	if (!v->listen_paused)
 		return;
 	struct epoll_event e = {.events = EPOLLIN, .data.u64 = token(SLOT_LISTENER, 0)};
-	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->listen_fd, &e) == 0)
+	bool ok = v->listen_fd < 0 || epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->listen_fd, &e) == 0;
+	e.data.u64 = token(SLOT_API, 0);
+	if (v->api_fd >= 0 && epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->api_fd, &e) < 0)
+		ok = false;
+	if (ok)
 		v->listen_paused = false;
 }
 
-static void host_accept(struct virtio_vsock *v)
+static uint32_t alloc_local_port(struct virtio_vsock *v, uint32_t peer);
+
+/* A host-initiated connection to guest port PORT: the REQUEST goes out with the next rx
+ * buffer. */
+static void host_connect(struct virtio_vsock *v, struct conn *c, uint32_t port)
 {
+	c->state = CONN_LOCAL_INIT;
+	c->peer_port = port;
+	c->local_port = alloc_local_port(v, port);
+	hash_insert(v, c);
+	c->pending = P_REQUEST;
+	conn_debug(v, "host connection to guest port %u from port %u", port, c->local_port);
+}
+
+/* Accepts from the CONNECT-line listener (api false) or the fixed-port one (api true). */
+static void host_accept(struct virtio_vsock *v, bool api)
+{
+	int lfd = api ? v->api_fd : v->listen_fd;
 	for (unsigned i = 0; i < ACCEPT_BUDGET; i++) {
-		int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
 			    errno == ECONNABORTED)
 				return;
-			host_log(v, "accept on %s failed: %s", v->path, strerror(errno));
+			host_log(v, "accept on %s failed: %s", api ? v->api_path : v->path,
+				 strerror(errno));
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
 				/* The connection stays in the backlog and the level-triggered
-				 * listener would fire at once again: wait for an fd to close. */
-				epoll_ctl(v->epfd, EPOLL_CTL_DEL, v->listen_fd, NULL);
+				 * listeners would fire at once again: wait for an fd to close. */
+				if (v->listen_fd >= 0)
+					epoll_ctl(v->epfd, EPOLL_CTL_DEL, v->listen_fd, NULL);
+				if (v->api_fd >= 0)
+					epoll_ctl(v->epfd, EPOLL_CTL_DEL, v->api_fd, NULL);
 				v->listen_paused = true;
 			}
 			return;
+		}
+		if (api) {
+			struct conn *c = conn_alloc(v, CONN_HOST_CMD, fd);
+			if (!c) {
+				host_log(v, "%u connections: closing a new connection on %s",
+					 v->nconns, v->api_path);
+				close(fd);
+				continue;
+			}
+			v->nhost_cmd--; /* no CONNECT line to wait for */
+			c->silent = true;
+			host_connect(v, c, v->api_port);
+			conn_sync(v, c);
+			continue;
 		}
 		struct conn *c =
 		    v->nhost_cmd < HOST_CMD_MAX ? conn_alloc(v, CONN_HOST_CMD, fd) : NULL;
@@ -627,13 +680,8 @@ static void host_cmd_read(struct virtio_vsock *v, struct conn *c)
 		conn_release(v, c);
 		return;
 	}
-	c->state = CONN_LOCAL_INIT;
 	v->nhost_cmd--;
-	c->peer_port = port;
-	c->local_port = alloc_local_port(v, port);
-	hash_insert(v, c);
-	c->pending = P_REQUEST;
-	conn_debug(v, "host connection to guest port %u from port %u", port, c->local_port);
+	host_connect(v, c, port);
 }
 
 /* Hands buffered guest data to the host socket. */
@@ -827,16 +875,28 @@ static void guest_connect(struct virtio_vsock *v, const struct pkt *p)
 		rst_enqueue(v, p->dst_port, p->src_port);
 		return;
 	}
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", v->path, p->dst_port);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		/* Nobody listening is the common case: no log line beyond debug. */
-		conn_debug(v, "guest connection to %s refused: %s", sa.sun_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		rst_enqueue(v, p->dst_port, p->src_port);
-		return;
+	int fd = -1;
+	if (v->own_open && p->dst_port == v->own_port) {
+		fd = v->own_open(v->own_opaque);
+		if (fd < 0) {
+			conn_debug(v, "guest connection to port %u refused", p->dst_port);
+			rst_enqueue(v, p->dst_port, p->src_port);
+			return;
+		}
+	} else {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", v->path, p->dst_port);
+		if (v->path[0])
+			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			/* Nobody listening is the common case: no log line beyond debug. */
+			conn_debug(v, "guest connection to port %u refused: %s", p->dst_port,
+				   v->path[0] ? strerror(errno) : "no --vsock uds");
+			if (fd >= 0)
+				close(fd);
+			rst_enqueue(v, p->dst_port, p->src_port);
+			return;
+		}
 	}
 	struct conn *c = conn_alloc(v, CONN_ESTABLISHED, fd);
 	c->local_port = p->dst_port;
@@ -851,6 +911,10 @@ static void guest_connect(struct virtio_vsock *v, const struct pkt *p)
 static void conn_established(struct virtio_vsock *v, struct conn *c)
 {
 	char msg[24];
+	if (c->silent) {
+		c->state = CONN_ESTABLISHED;
+		return;
+	}
 	int n = snprintf(msg, sizeof(msg), "OK %u\n", c->local_port);
 	/* A fresh socket has room for a dozen bytes; if not, something is badly wrong. */
 	if (send(c->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
@@ -1222,8 +1286,8 @@ static void vsock_event(void *opaque, uint32_t events)
 	for (int i = 0; i < n; i++) {
 		uint32_t slot = (uint32_t)evs[i].data.u64;
 		uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
-		if (slot == SLOT_LISTENER) {
-			host_accept(v);
+		if (slot == SLOT_LISTENER || slot == SLOT_API) {
+			host_accept(v, slot == SLOT_API);
 		} else if (slot == SLOT_KICK) {
 			uint64_t cnt;
 			ssize_t r = read(v->kick_fd, &cnt, sizeof(cnt));
@@ -1306,25 +1370,27 @@ static const struct virtio_dev_ops vsock_ops = {
 
 /* ---- create / destroy ---- */
 
-static int open_listener(struct virtio_vsock *v, struct verr *e)
+/* Binds and listens on the Unix socket PATH (what names the option in messages), replacing a
+ * stale socket file; records the file's identity so destroy removes only its own. */
+static int open_listener(const char *path, const char *what, int *fdp, dev_t *devp, ino_t *inop,
+			 struct verr *e)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	memcpy(sa.sun_path, v->path, strlen(v->path) + 1);
-	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (v->listen_fd < 0)
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = *fdp = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return verr_set(e, -errno, "virtio-vsock: socket: %s", strerror(errno));
-	if (bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int err = errno;
 		if (err != EADDRINUSE)
-			return verr_set(e, -err, "--vsock uds=%s: cannot create the socket: %s",
-					v->path, strerror(err));
+			return verr_set(e, -err, "%s%s: cannot create the socket: %s", what, path,
+					strerror(err));
 		struct stat st;
-		if (lstat(v->path, &st) == 0 && !S_ISSOCK(st.st_mode))
-			return verr_set(
-			    e, -EEXIST,
-			    "--vsock uds=%s: the path exists and is not a socket: remove "
-			    "it or choose another path",
-			    v->path);
+		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+			return verr_set(e, -EEXIST,
+					"%s%s: the path exists and is not a socket: remove "
+					"it or choose another path",
+					what, path);
 		/* A socket file: in use if something listens on it, else left over. */
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		int r = probe < 0 ? -1 : connect(probe, (struct sockaddr *)&sa, sizeof(sa));
@@ -1333,23 +1399,32 @@ static int open_listener(struct virtio_vsock *v, struct verr *e)
 			close(probe);
 		if (r == 0 || err != ECONNREFUSED)
 			return verr_set(e, -EADDRINUSE,
-					"--vsock uds=%s: the socket is in use (another process "
+					"%s%s: the socket is in use (another process "
 					"listens on it): stop it or choose another path",
-					v->path);
-		if (unlink(v->path) < 0 ||
-		    bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-			return verr_set(e, -errno,
-					"--vsock uds=%s: cannot replace a stale socket there: %s",
-					v->path, strerror(errno));
+					what, path);
+		if (unlink(path) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return verr_set(e, -errno, "%s%s: cannot replace a stale socket there: %s",
+					what, path, strerror(errno));
 	}
 	struct stat st;
-	if (lstat(v->path, &st) == 0) {
-		v->sock_dev = st.st_dev;
-		v->sock_ino = st.st_ino;
+	if (lstat(path, &st) == 0) {
+		*devp = st.st_dev;
+		*inop = st.st_ino;
 	}
-	if (listen(v->listen_fd, 128) < 0)
-		return verr_set(e, -errno, "--vsock uds=%s: listen: %s", v->path, strerror(errno));
+	if (listen(fd, 128) < 0)
+		return verr_set(e, -errno, "%s%s: listen: %s", what, path, strerror(errno));
 	return 0;
+}
+
+/* Closes a listener and removes its socket file, if the file is still the one we bound. */
+static void close_listener(int fd, const char *path, dev_t dev, ino_t ino)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	struct stat st;
+	if (ino && lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+		unlink(path);
 }
 
 static int add_fd(struct virtio_vsock *v, int fd, uint32_t slot, struct verr *e)
@@ -1365,8 +1440,8 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct virtio_vsock_opt
 {
 	*out = NULL;
 	size_t plen = strnlen(o->uds_path, sizeof(o->uds_path));
-	if (plen == 0 || plen > VIRTIO_VSOCK_PATH_MAX)
-		return verr_set(e, -EINVAL, "--vsock: the uds path is empty or too long");
+	if (plen > VIRTIO_VSOCK_PATH_MAX)
+		return verr_set(e, -EINVAL, "--vsock: the uds path is too long");
 	if (o->cid < 3 || o->cid == UINT32_MAX)
 		return verr_set(e, -EINVAL, "--vsock: cid %u is reserved", o->cid);
 	if (!el)
@@ -1381,7 +1456,7 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct virtio_vsock_opt
 	v->cid = o->cid;
 	v->cfg.guest_cid = htole64(o->cid);
 	memcpy(v->path, o->uds_path, plen + 1);
-	v->listen_fd = v->epfd = v->kick_fd = -1;
+	v->listen_fd = v->api_fd = v->epfd = v->kick_fd = -1;
 	v->el = el;
 	for (unsigned i = VIRTIO_VSOCK_MAX_CONNS; i-- > 0;) {
 		v->conns[i].fd = -1;
@@ -1400,12 +1475,15 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct virtio_vsock_opt
 		r = verr_set(e, -errno, "virtio-vsock: epoll/eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	r = open_listener(v, e);
-	if (r < 0)
-		goto fail;
-	r = add_fd(v, v->listen_fd, SLOT_LISTENER, e);
-	if (r < 0)
-		goto fail;
+	if (plen) {
+		r = open_listener(v->path, "--vsock uds=", &v->listen_fd, &v->sock_dev,
+				  &v->sock_ino, e);
+		if (r < 0)
+			goto fail;
+		r = add_fd(v, v->listen_fd, SLOT_LISTENER, e);
+		if (r < 0)
+			goto fail;
+	}
 	r = add_fd(v, v->kick_fd, SLOT_KICK, e);
 	if (r < 0)
 		goto fail;
@@ -1428,6 +1506,39 @@ struct virtio_dev *virtio_vsock_dev(struct virtio_vsock *v)
 	return &v->dev;
 }
 
+int virtio_vsock_add_port_listener(struct virtio_vsock *v, const char *path, uint32_t port,
+				   struct verr *e)
+{
+	size_t plen = strlen(path);
+	if (plen == 0 || plen >= sizeof(v->api_path))
+		return verr_set(
+		    e, -EINVAL,
+		    "--api-sock '%s': the path is empty or longer than %zu bytes: use a "
+		    "shorter path",
+		    path, sizeof(v->api_path) - 1);
+	if (v->api_fd >= 0)
+		return verr_set(e, -EBUSY, "--api-sock %s: the device already has one", path);
+	memcpy(v->api_path, path, plen + 1);
+	int r = open_listener(v->api_path, "--api-sock ", &v->api_fd, &v->api_dev, &v->api_ino, e);
+	if (r == 0)
+		r = add_fd(v, v->api_fd, SLOT_API, e);
+	if (r < 0) {
+		close_listener(v->api_fd, v->api_path, v->api_dev, v->api_ino);
+		v->api_fd = -1;
+		return r;
+	}
+	v->api_port = port;
+	return 0;
+}
+
+void virtio_vsock_set_host_port(struct virtio_vsock *v, uint32_t port, int (*open_fd)(void *opaque),
+				void *opaque)
+{
+	v->own_port = port;
+	v->own_open = open_fd;
+	v->own_opaque = opaque;
+}
+
 unsigned virtio_vsock_conn_count(struct virtio_vsock *v)
 {
 	return v->nconns;
@@ -1441,14 +1552,9 @@ void virtio_vsock_destroy(struct virtio_vsock *v)
 		ev_del(v->el, &v->evh);
 	for (unsigned i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++)
 		conn_release(v, &v->conns[i]);
-	if (v->listen_fd >= 0) {
-		close(v->listen_fd);
-		/* Only our socket: another process may have put its own there since. */
-		struct stat st;
-		if (v->sock_ino && lstat(v->path, &st) == 0 && st.st_dev == v->sock_dev &&
-		    st.st_ino == v->sock_ino)
-			unlink(v->path);
-	}
+	/* Only our sockets: another process may have put its own there since. */
+	close_listener(v->listen_fd, v->path, v->sock_dev, v->sock_ino);
+	close_listener(v->api_fd, v->api_path, v->api_dev, v->api_ino);
 	if (v->epfd >= 0)
 		close(v->epfd);
 	if (v->kick_fd >= 0)

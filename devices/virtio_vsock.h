@@ -52,19 +52,37 @@ int virtio_vsock_parse(const char *spec, struct virtio_vsock_options *o, struct 
 
 struct virtio_vsock;
 
-/* Creates the device and its listening Unix socket at o->uds_path (non-blocking, close-on-exec),
- * and registers its event handler in el. If a file already exists at the path: a Unix socket
- * nobody listens on (left over by a process that died) is replaced; a socket someone listens
- * on, or anything that is not a socket, is refused. The device offers VIRTIO_RING_F_EVENT_IDX
- * and VIRTIO_RING_F_INDIRECT_DESC (not VIRTIO_VSOCK_F_SEQPACKET) and has three queues: rx (0),
- * tx (1), event (2). mem and el must outlive the device. Returns 0 with *out set, or a negative
- * errno with one line in e naming the path, the problem and the fix. */
+/* Creates the device and its listening Unix socket at o->uds_path (non-blocking, close-on-exec;
+ * none when o->uds_path is empty: then only the in-process port and the port listener below
+ * reach the guest), and registers its event handler in el. If a file already exists at the path: a
+ * Unix socket nobody listens on (left over by a process that died) is replaced; a socket someone
+ * listens on, or anything that is not a socket, is refused. The device offers
+ * VIRTIO_RING_F_EVENT_IDX and VIRTIO_RING_F_INDIRECT_DESC (not VIRTIO_VSOCK_F_SEQPACKET) and has
+ * three queues: rx (0), tx (1), event (2). mem and el must outlive the device. Returns 0 with *out
+ * set, or a negative errno with one line in e naming the path, the problem and the fix. */
 int virtio_vsock_create(struct virtio_vsock **out, const struct virtio_vsock_options *o,
 			const struct guest_mem *mem, struct event_loop *el, struct verr *e);
 
 /* The virtio device for the transport (ops, features, config space, queues). Valid until
  * virtio_vsock_destroy. */
 struct virtio_dev *virtio_vsock_dev(struct virtio_vsock *v);
+
+/* Adds a second listening Unix socket at PATH whose connections skip the CONNECT line: each
+ * accepted connection goes straight to guest port PORT, and no "OK" line is written back (vmm's
+ * --api-sock: `vmm exec` speaks the agent protocol over it at once). A guest that refuses the
+ * connection closes it. PATH is created like uds (a stale socket is replaced, one in use or a
+ * non-socket refused) and removed by destroy. Call before the event loop runs. Returns 0 or a
+ * negative errno with one line in e. */
+int virtio_vsock_add_port_listener(struct virtio_vsock *v, const char *path, uint32_t port,
+				   struct verr *e);
+
+/* Serves guest connections to host port PORT in-process: open_fd(opaque) is called on the event
+ * loop thread with the device lock held and returns a connected, non-blocking stream socket
+ * (typically one end of a socketpair) that carries the connection, or a negative value to
+ * refuse it (the guest gets an RST). Other ports keep the PATH_<port> rule. Call before the
+ * event loop runs. */
+void virtio_vsock_set_host_port(struct virtio_vsock *v, uint32_t port, int (*open_fd)(void *opaque),
+				void *opaque);
 
 /* How many connection slots are in use: connections in any state, including accepted host
  * sockets waiting for their CONNECT line and closed connections whose RST the guest has not

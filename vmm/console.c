@@ -25,7 +25,7 @@ void console_restore(void)
 	}
 }
 
-static int make_raw(int fd)
+int console_make_raw(int fd)
 {
 	if (tcgetattr(fd, &saved_termios) < 0)
 		return -errno;
@@ -125,7 +125,7 @@ int console_init(struct console *c, struct event_loop *el, struct serial8250 *s,
 	if (r < 0)
 		return r;
 	if (isatty(in_fd)) {
-		r = make_raw(in_fd);
+		r = console_make_raw(in_fd);
 		if (r < 0)
 			vmm_log("cannot put the terminal in raw mode: %s (continuing)",
 				strerror(-r));

@@ -29,6 +29,10 @@ int console_init(struct console *c, struct event_loop *el, struct serial8250 *s,
 void console_output(struct console *c, const uint8_t *buf, size_t len);
 /* Called from a vCPU thread by the serial when its input buffer has room again. */
 void console_rx_space(struct console *c);
+/* Puts the terminal fd in raw mode on the input side (every key, Ctrl-C included, goes to the
+ * guest) and remembers its settings for console_restore, which also runs at exit. Returns 0 or
+ * -errno. */
+int console_make_raw(int fd);
 /* Restores the terminal. Safe to call more than once and from an atexit handler. */
 void console_restore(void);
 void console_close(struct console *c);

@@ -75,6 +75,34 @@ int kernel_load(const struct guest_mem *m, const char *path, struct kernel_image
 	return r;
 }
 
+/* Where an initrd of fsize bytes goes: as high as the kernel allows and RAM reaches, page
+ * aligned, above the kernel. Returns the host pointer or NULL with e set. */
+static void *initrd_place(const struct guest_mem *m, const char *name, uint64_t fsize,
+			  const struct kernel_image *k, uint64_t *gpa, struct verr *e)
+{
+	uint64_t end = guest_mem_low_end(m);
+	if (end > k->initrd_end_max)
+		end = k->initrd_end_max;
+	end &= ~0xfffULL;
+	uint64_t floor = (k->load_end + 0xfff) & ~0xfffULL;
+	if (fsize > end || ((end - fsize) & ~0xfffULL) < floor) {
+		verr_set(e, -ENOMEM,
+			 "initrd '%s' (%llu KiB) does not fit in guest memory above the "
+			 "kernel (kernel ends at %llu MiB, usable RAM ends at %llu MiB): raise "
+			 "--memory",
+			 name, (unsigned long long)(fsize >> 10), (unsigned long long)(floor >> 20),
+			 (unsigned long long)(end >> 20));
+		return NULL;
+	}
+	uint64_t start = (end - fsize) & ~0xfffULL;
+	void *dst = guest_mem_ptr(m, start, fsize);
+	if (!dst)
+		verr_set(e, -EFAULT, "initrd '%s': no guest memory at 0x%llx", name,
+			 (unsigned long long)start);
+	*gpa = start;
+	return dst;
+}
+
 int initrd_load(const struct guest_mem *m, const char *path, const struct kernel_image *k,
 		uint64_t *gpa, uint64_t *size, struct verr *e)
 {
@@ -87,33 +115,26 @@ int initrd_load(const struct guest_mem *m, const char *path, const struct kernel
 		close(fd);
 		return verr_set(e, -EINVAL, "initrd '%s' is empty", path);
 	}
-	uint64_t end = guest_mem_low_end(m);
-	if (end > k->initrd_end_max)
-		end = k->initrd_end_max;
-	end &= ~0xfffULL;
-	uint64_t floor = (k->load_end + 0xfff) & ~0xfffULL;
-	if (fsize > end || ((end - fsize) & ~0xfffULL) < floor) {
-		close(fd);
-		return verr_set(
-		    e, -ENOMEM,
-		    "initrd '%s' (%llu KiB) does not fit in guest memory above the "
-		    "kernel (kernel ends at %llu MiB, usable RAM ends at %llu MiB): raise "
-		    "--memory",
-		    path, (unsigned long long)(fsize >> 10), (unsigned long long)(floor >> 20),
-		    (unsigned long long)(end >> 20));
-	}
-	uint64_t start = (end - fsize) & ~0xfffULL;
-	void *dst = guest_mem_ptr(m, start, fsize);
+	void *dst = initrd_place(m, path, fsize, k, gpa, e);
 	if (!dst) {
 		close(fd);
-		return verr_set(e, -EFAULT, "initrd '%s': no guest memory at 0x%llx", path,
-				(unsigned long long)start);
+		return -ENOMEM;
 	}
 	r = pread_full(fd, dst, fsize, 0);
 	close(fd);
 	if (r < 0)
 		return verr_set(e, r, "initrd '%s': cannot read: %s", path, strerror(-r));
-	*gpa = start;
 	*size = fsize;
+	return 0;
+}
+
+int initrd_load_mem(const struct guest_mem *m, const void *data, size_t len,
+		    const struct kernel_image *k, uint64_t *gpa, uint64_t *size, struct verr *e)
+{
+	void *dst = initrd_place(m, "(built-in agent)", len, k, gpa, e);
+	if (!dst)
+		return -ENOMEM;
+	memcpy(dst, data, len);
+	*size = len;
 	return 0;
 }

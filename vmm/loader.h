@@ -45,6 +45,9 @@ int bzimage_load(const struct guest_mem *m, int fd, uint64_t fsize, struct kerne
  * above the kernel. Sets *gpa and *size. */
 int initrd_load(const struct guest_mem *m, const char *path, const struct kernel_image *k,
 		uint64_t *gpa, uint64_t *size, struct verr *e);
+/* The same for an initrd already in memory (the agent initramfs built into vmm). */
+int initrd_load_mem(const struct guest_mem *m, const void *data, size_t len,
+		    const struct kernel_image *k, uint64_t *gpa, uint64_t *size, struct verr *e);
 
 /* pread that loops over short reads and EINTR: 0, -EIO when the file ends early, or -errno. */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);

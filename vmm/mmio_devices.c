@@ -24,7 +24,7 @@ static const unsigned slot_irqs[MMIO_DEVICES_MAX] = {5,	 6,  7,	 9,  10, 11, 13,
 
 unsigned mmio_devices_count(const struct vmm_options *o)
 {
-	return (o->rootfs ? 1u : 0u) + o->ndisks + o->nnets + (o->vsock ? 1u : 0u) +
+	return (o->rootfs ? 1u : 0u) + o->ndisks + o->nnets + (o->vsock || o->container ? 1u : 0u) +
 	       (o->rng ? 1u : 0u);
 }
 
@@ -186,7 +186,7 @@ int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
 		struct virtio_blk_options bo;
 		struct virtio_blk *b;
 		r = o->rootfs && i == 0
-			? virtio_blk_options_path(o->rootfs, false, &bo, e)
+			? virtio_blk_options_path(o->rootfs, o->container && !o->rootfs_rw, &bo, e)
 			: virtio_blk_parse(o->disks[i - (o->rootfs ? 1 : 0)], &bo, e);
 		if (r == 0)
 			r = virtio_blk_create(&b, &bo, mem, el, e);
@@ -208,14 +208,16 @@ int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
 		if (r < 0)
 			return r;
 	}
-	if (o->vsock) {
-		struct virtio_vsock_options vo;
+	if (o->vsock || o->container) {
+		/* A container without --vsock still needs the agent's channel: CID 3, no socket. */
+		struct virtio_vsock_options vo = {.cid = 3};
 		struct virtio_vsock *v;
-		r = virtio_vsock_parse(o->vsock, &vo, e);
+		r = o->vsock ? virtio_vsock_parse(o->vsock, &vo, e) : 0;
 		if (r == 0)
 			r = virtio_vsock_create(&v, &vo, mem, el, e);
 		if (r < 0)
 			return r;
+		md->vsock = v;
 		r = attach(md, virtio_vsock_dev(v), vsock_free, v, mmio_bus, e);
 		if (r < 0)
 			return r;

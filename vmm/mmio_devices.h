@@ -8,6 +8,7 @@
 #define VMM_MMIO_DEVICES_H
 
 #include "devices/virtio_mmio.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/bus.h"
 #include "vmm/eventloop.h"
 #include "vmm/log.h"
@@ -46,6 +47,7 @@ struct mmio_devices {
 	unsigned n;
 	int vm_fd;
 	struct event_loop *el;
+	struct virtio_vsock *vsock; /* the vsock device, if any: the agent's channel */
 };
 
 /* How many virtio devices the options ask for. */

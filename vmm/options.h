@@ -12,6 +12,7 @@
 #define VMM_MAX_CPUS	       254U /* xAPIC IDs 0..253, the I/O APIC takes the next one */
 #define VMM_MAX_DISKS	       8U   /* --disk, besides --rootfs */
 #define VMM_MAX_NETS	       4U
+#define VMM_MAX_ENV	       1024U /* --env entries */
 
 struct vmm_options {
 	const char *kernel;  /* path of a vmlinux (PVH) or bzImage */
@@ -31,11 +32,38 @@ struct vmm_options {
 	unsigned nnets;
 	const char *vsock; /* "cid=N,uds=PATH" */
 	bool verbose;
+
+	/* The container (docs/agent-protocol.md): on when a command follows "--", or --rootfs is
+	 * given without --initrd. The built-in agent initramfs is PID 1, mounts --rootfs as the
+	 * container's root and runs cmd there (default /bin/sh). */
+	bool container;
+	char **cmd; /* argv after "--", NULL-terminated */
+	unsigned ncmd;
+	char **env; /* --env KEY=VALUE, after the defaults (PATH, HOME, TERM, HOSTNAME) */
+	unsigned nenv;
+	const char *workdir;	 /* --workdir, default "/" */
+	uint32_t uid, gid;	 /* --user UID[:GID], default 0:0 */
+	const char *hostname;	 /* --hostname, default "vmm" */
+	bool tty;		 /* --tty, or stdin is a terminal */
+	bool rootfs_rw;		 /* --rootfs-rw: no overlay, writes reach the image */
+	const char *api_sock;	 /* --api-sock PATH: `vmm exec` connects here */
+	const char *ip, *gw;	 /* --ip ADDR/PREFIX, --gateway ADDR for the first --net */
+	char agent_cmdline[512]; /* the vmm.* parameters the agent reads */
 };
 
 /* Parses argv into *o (defaults filled in). Returns 0 to run, 1 when --help/--version was printed
  * (exit 0), or -EINVAL after printing one line that says what is wrong and what to do. */
 int options_parse(int argc, char **argv, struct vmm_options *o);
+
+/* Finds the guest kernel when --kernel is not given: $VMM_KERNEL, else the newest kernel that
+ * kernel-config/build.sh finished in its cache ($XDG_CACHE_HOME or ~/.cache, then
+ * vmm/kernel/<key>/vmlinux). Returns a path (static storage) or NULL. */
+const char *options_default_kernel(void);
+
+/* Parses `vmm exec` arguments (argv[0] is "exec"): --api-sock PATH, the container options
+ * --env/--workdir/--user/--tty, and the command after "--" (required). Same return values as
+ * options_parse. */
+int options_parse_exec(int argc, char **argv, struct vmm_options *o);
 
 /* Parses a decimal unsigned integer in [min, max]: the whole string, no sign, no suffix.
  * Returns 0 or -EINVAL (not a number) or -ERANGE (out of range). */

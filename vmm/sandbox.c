@@ -79,7 +79,9 @@ static const struct sc_rule main_rules[] = {
     {"accept4", "vsock: host connections on the listening socket"},
     {"connect", "vsock: guest -> host connections to PATH_PORT"},
     {"getsockopt", "virtio-net: SO_ERROR of a failed back-end fd (fd_error)"},
-    {"unlink", "vsock: remove the listening socket at exit"},
+    {"unlink", "vsock: remove the listening sockets at exit"},
+    {"poll", "the container session thread (vmm/session.c) waits on its fds"},
+    {"ppoll", "the same, where the C library implements poll with ppoll"},
 };
 
 /* ioctl request numbers allowed per kind (compared on the low 32 bits, what the kernel uses). */
@@ -91,6 +93,7 @@ struct ioctl_rule {
 static const struct ioctl_rule main_ioctls[] = {
     {KVM_IRQ_LINE, "serial interrupt after console input"},
     {TCSETS, "console: tcsetattr(TCSANOW) restores the terminal at exit"},
+    {TIOCGWINSZ, "container session: the terminal's size for the pty (SIGWINCH)"},
 };
 
 static const struct ioctl_rule vcpu_ioctls[] = {

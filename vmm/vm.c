@@ -3,6 +3,8 @@
 #include "vmm/vm.h"
 #include "vmm/boot_x86_64.h"
 #include "vmm/cmdline.h"
+#include "guest/agent_proto.h"
+#include "vmm/agent_blob.h"
 #include "vmm/sandbox.h"
 
 #include <errno.h>
@@ -122,6 +124,28 @@ static int devices_init(struct vm *vm, const struct vmm_options *o, struct verr 
 	r = arch_devices_init(vm, e);
 	if (r == 0)
 		r = mmio_devices_create(&vm->virtio, o, &vm->mem, vm->vm_fd, &vm->mmio, &vm->el, e);
+	if (r < 0 || !vm->container)
+		return r;
+	/* The agent connects to host port AGENT_VSOCK_PORT once at boot: that connection is the
+	 * session's socketpair. --api-sock connections go to the agent's listening port. */
+	struct session_cmd cmd = {
+	    .argv = o->cmd,
+	    .argc = o->ncmd,
+	    .env = o->env,
+	    .envc = o->nenv,
+	    .cwd = o->workdir,
+	    .uid = o->uid,
+	    .gid = o->gid,
+	    .tty = o->tty,
+	};
+	r = session_init(&vm->session, &cmd, e);
+	if (r < 0)
+		return r;
+	virtio_vsock_set_host_port(vm->virtio.vsock, AGENT_VSOCK_PORT, session_guest_fd,
+				   &vm->session);
+	if (o->api_sock)
+		r = virtio_vsock_add_port_listener(vm->virtio.vsock, o->api_sock, AGENT_VSOCK_PORT,
+						   e);
 	return r;
 }
 
@@ -184,8 +208,20 @@ static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
 		if (r < 0)
 			return r;
 	}
+#ifdef VMM_HAVE_AGENT
+	if (o->container) {
+		r = initrd_load_mem(&vm->mem, vmm_agent_initramfs,
+				    (size_t)(vmm_agent_initramfs_end - vmm_agent_initramfs),
+				    &vm->kernel, &initrd_gpa, &initrd_size, e);
+		if (r < 0)
+			return r;
+	}
+#endif
 	static char cmdline[BOOT_CMDLINE_MAX];
 	if (cmdline_build(cmdline, sizeof(cmdline), CMDLINE_DEFAULT, o->cmdline) < 0)
+		return verr_set(e, -E2BIG, "--cmdline is too long (limit %llu bytes)",
+				BOOT_CMDLINE_MAX - 1);
+	if (o->container && cmdline_add(cmdline, sizeof(cmdline), o->agent_cmdline) < 0)
 		return verr_set(e, -E2BIG, "--cmdline is too long (limit %llu bytes)",
 				BOOT_CMDLINE_MAX - 1);
 	r = mmio_devices_cmdline(cmdline, sizeof(cmdline), mmio_devices_count(o));
@@ -285,6 +321,8 @@ int vm_create(struct vm *vm, const struct vmm_options *o, const struct timespec 
 	vm->boot_timer = o->boot_timer;
 	vm->seccomp = !o->seccomp_off;
 	vm->ncpus = o->cpus;
+	vm->container = o->container;
+	vm->session.fd = vm->session.guest_fd = vm->session.sig_rd = vm->session.sig_wr = -1;
 	atomic_store(&vm->guest_status, -1);
 
 	int r = vm_memory_init(vm, o, e);
@@ -311,6 +349,15 @@ static void on_signal(void *opaque, uint32_t events)
 	(void)events;
 	if (read(vm->sig_fd, &si, sizeof(si)) != sizeof(si))
 		return;
+	/* A container's process gets the signal (Ctrl-C, docker stop); it ends the VM by exiting.
+	 * Once the session is over, a signal stops the VM as usual. */
+	if (vm->container && vm->session.thread_started && !vm->session.exited &&
+	    !vm->session.failed) {
+		session_signal(&vm->session, (int)si.ssi_signo);
+		return;
+	}
+	if (si.ssi_signo == SIGWINCH)
+		return;
 	vm->stop_signal = (int)si.ssi_signo;
 	vm_request_stop(vm, VM_STOP_SIGNAL);
 }
@@ -324,6 +371,7 @@ static int exit_status(struct vm *vm)
 {
 	int why = atomic_load(&vm->stop_reason);
 	int status = atomic_load(&vm->guest_status);
+	int process = vm->container ? session_finish(&vm->session) : -1;
 	switch (why) {
 	case VM_STOP_SIGNAL:
 		vmm_log("stopped by signal %d (%s)", vm->stop_signal, strsignal(vm->stop_signal));
@@ -337,8 +385,16 @@ static int exit_status(struct vm *vm)
 		vmm_log("the guest kernel panicked (see its console output above)");
 		return VMM_EXIT_FAILURE;
 	}
+	if (process >= 0)
+		return process;
+	if (vm->container && vm->session.failed && status < 0)
+		return VMM_EXIT_FAILURE;
 	if (status >= 0)
 		return status;
+	if (vm->container) {
+		vmm_log("the guest ended before the container's process reported an exit status");
+		return VMM_EXIT_FAILURE;
+	}
 	if (!atomic_load(&vm->boot_done))
 		vmm_log("the guest reset (%s) before its init reported boot",
 			why == VM_STOP_TRIPLE_FAULT ? "triple fault" : "reboot");
@@ -355,6 +411,8 @@ int vm_run(struct vm *vm)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGQUIT);
+	if (vm->container)
+		sigaddset(&mask, SIGWINCH); /* window size changes reach the container's pty */
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	struct sigaction sa = {.sa_handler = sigusr1_noop};
 	sigaction(SIGUSR1, &sa, NULL);
@@ -370,7 +428,15 @@ int vm_run(struct vm *vm)
 	if (r == 0)
 		r = ev_add(&vm->el, &vm->sig_h, EPOLLIN);
 	if (r == 0)
-		r = console_init(&vm->console, &vm->el, &vm->serial, STDIN_FILENO, STDOUT_FILENO);
+		r = vm->container
+			? console_init(&vm->console, &vm->el, &vm->serial, -1, STDERR_FILENO)
+			: console_init(&vm->console, &vm->el, &vm->serial, STDIN_FILENO,
+				       STDOUT_FILENO);
+	/* A container's stdin belongs to its process; the console (kernel and agent messages)
+	 * goes to stderr. With a tty the terminal goes raw now: the filter below forbids it. */
+	if (r == 0 && vm->container && vm->session.cmd.tty && isatty(STDIN_FILENO) &&
+	    console_make_raw(STDIN_FILENO) < 0)
+		vmm_log("cannot put the terminal in raw mode (continuing)");
 	if (r < 0) {
 		vmm_log("cannot set up the event loop: %s", strerror(-r));
 		return VMM_EXIT_FAILURE;
@@ -398,6 +464,13 @@ int vm_run(struct vm *vm)
 		vmm_log("%s", e.msg);
 		vm_request_stop(vm, VM_STOP_ERROR);
 	}
+	if (vm->container) {
+		r = session_start(&vm->session);
+		if (r < 0) {
+			vmm_log("cannot start the container session thread: %s", strerror(-r));
+			vm_request_stop(vm, VM_STOP_ERROR);
+		}
+	}
 	r = ev_run(&vm->el);
 	if (r < 0) {
 		vmm_log("event loop failed: epoll_wait: %s", strerror(-r));
@@ -423,6 +496,8 @@ void vm_destroy(struct vm *vm)
 		vm->vcpus = NULL;
 	}
 	mmio_devices_destroy(&vm->virtio);
+	if (vm->container)
+		session_destroy(&vm->session);
 	console_close(&vm->console);
 	ev_close(&vm->el);
 	guest_mem_free(&vm->mem);

@@ -14,6 +14,7 @@
 #include "vmm/log.h"
 #include "vmm/memory.h"
 #include "vmm/options.h"
+#include "vmm/session.h"
 
 #include <linux/kvm.h>
 #include <pthread.h>
@@ -75,6 +76,8 @@ struct vm {
 	bool seccomp; /* install the seccomp allow-lists (not --seccomp=off) */
 	atomic_bool first_run_seen;
 	double first_run_ms;
+	bool container;		/* the agent runs a command (vmm/session.c) */
+	struct session session; /* its host end, when container */
 	bool entry_trap;	/* vCPU 0 has a hardware breakpoint on the kernel entry */
 	double kernel_entry_ms; /* when it fired (0: not seen) */
 };

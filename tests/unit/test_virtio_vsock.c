@@ -1296,6 +1296,108 @@ static void create_errors(void **state)
 	assert_int_equal(virtio_vsock_create(&v2, &o, &drv.mem, &el, &e), -EINVAL);
 }
 
+/* --api-sock: connections skip the CONNECT line, go to the fixed port, get no OK line. */
+static void port_listener(void **state)
+{
+	(void)state;
+	char api[96];
+	snprintf(api, sizeof(api), "%s/api.sock", dir);
+	struct verr e = {0};
+	assert_int_equal(virtio_vsock_add_port_listener(vs, api, 1024, &e), 0);
+	assert_int_equal(virtio_vsock_add_port_listener(vs, api, 1024, &e), -EBUSY);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", api);
+	int h = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(h, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	host_write(h, "CONNECT 5\n", 10); /* not a command here: stream data for port 1024 */
+	pump();
+	expect(OP(REQUEST), ANY, 1024);
+	struct gconn g = {.gport = 1024, .hport = pkt.h.src_port, .buf_alloc = 64 * 1024};
+	gnote(&g, &pkt);
+	gsend(&g, OP(RESPONSE), NULL, 0, 0);
+	pump();
+	struct gpkt *p = expect(OP(RW), g.hport, 1024);
+	assert_int_equal(p->len, 10);
+	assert_memory_equal(p->data, "CONNECT 5\n", 10);
+	gsend(&g, OP(RW), "hi", 2, 0);
+	char b[16];
+	assert_int_equal(host_read(h, b, sizeof(b)), 2); /* no "OK" line before the data */
+	assert_memory_equal(b, "hi", 2);
+	/* a guest that refuses closes the next connection */
+	int h2 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(h2, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	pump();
+	expect(OP(REQUEST), ANY, 1024);
+	send_pkt(OP(RST), 1024, pkt.h.src_port, NULL, 0, 0);
+	expect_host_eof(h2);
+	close(h2);
+	close(h);
+	pump();
+	expect(OP(SHUTDOWN), g.hport, 1024);
+	gsend(&g, OP(RST), NULL, 0, 0);
+	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+	virtio_vsock_destroy(vs);
+	vs = NULL;
+	struct stat st;
+	assert_int_equal(lstat(api, &st), -1); /* removed with the device */
+	setup(state);
+}
+
+static int own_fds[2] = {-1, -1};
+static unsigned own_calls;
+
+static int own_open(void *opaque)
+{
+	(void)opaque;
+	own_calls++;
+	int fd = own_fds[1];
+	own_fds[1] = -1;
+	return fd;
+}
+
+/* vmm's own port: the guest's connection is served by a socketpair, once. */
+static void in_process_port(void **state)
+{
+	(void)state;
+	assert_int_equal(
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, own_fds), 0);
+	virtio_vsock_set_host_port(vs, 1024, own_open, NULL);
+	struct gconn g = {.gport = 40000, .hport = 1024, .buf_alloc = 64 * 1024};
+	gsend(&g, OP(REQUEST), NULL, 0, 0);
+	gnote(&g, expect(OP(RESPONSE), 1024, 40000));
+	gsend(&g, OP(RW), "hello", 5, 0);
+	char b[16];
+	assert_int_equal(host_read(own_fds[0], b, sizeof(b)), 5);
+	assert_memory_equal(b, "hello", 5);
+	/* a second connection to the port is refused: the fd was handed out */
+	send_pkt(OP(REQUEST), 40001, 1024, NULL, 0, 0);
+	expect(OP(RST), 1024, 40001);
+	assert_int_equal(own_calls, 2);
+	gsend(&g, OP(SHUTDOWN), NULL, 0, VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
+	expect(OP(RST), 1024, 40000);
+	expect_host_eof(own_fds[0]);
+	close(own_fds[0]);
+	own_fds[0] = -1;
+}
+
+/* Without a uds path only the in-process port reaches the host. */
+static void no_uds_path(void **state)
+{
+	(void)state;
+	virtio_vsock_destroy(vs);
+	struct virtio_vsock_options o = {.cid = GUEST_CID};
+	struct verr e = {0};
+	assert_int_equal(virtio_vsock_create(&vs, &o, &drv.mem, &el, &e), 0);
+	drv.d = virtio_vsock_dev(vs);
+	memset(drv.avail, 0, sizeof(drv.avail));
+	memset(drv.used, 0, sizeof(drv.used));
+	drv_start();
+	post_rx(64);
+	send_pkt(OP(REQUEST), 1234, 5000, NULL, 0, 0);
+	expect(OP(RST), 5000, 1234);
+	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+}
+
 static void parse_good(void **state)
 {
 	(void)state;
@@ -1366,6 +1468,9 @@ static void parse_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    T(port_listener),
+	    T(in_process_port),
+	    T(no_uds_path),
 	    cmocka_unit_test(parse_good),
 	    cmocka_unit_test(parse_bad),
 	    T(device_identity),
