@@ -102,6 +102,9 @@ expect "virtio-rng: the guest reads 4096 bytes from /dev/hwrng" eval '[ $rc -eq 
 # 14-: virtio-blk and virtio-net (tests/integration/device-tests.sh, same helpers)
 . "$(dirname "$0")/device-tests.sh"
 
+# Containers: the built-in agent runs a command in a rootfs image (container-tests.sh)
+. "$(dirname "$0")/container-tests.sh"
+
 # The sandbox (docs/security.md). Every test above already ran with it on (the default): that is
 # the proof the allow-lists suffice. Here: the filters are live, per thread kind, and name the call.
 for kind in main vcpu; do

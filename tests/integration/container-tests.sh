@@ -1,0 +1,124 @@
+# Container tests, sourced by boot-tests.sh (its helpers vm, expect, has, ok, not_ok, $tmp, $vmm,
+# $vmlinux): `vmm --rootfs IMG -- CMD` boots the built-in agent, which mounts IMG under a tmpfs
+# overlay and runs CMD with vmm's stdio, over vsock. The sandbox is on (the default) throughout.
+# Images come from the environment: VMM_TEST_BUSYBOX_EROFS, VMM_TEST_BUSYBOX_EXT4 (busybox-static
+# trees packed by vmm-mkrootfs) and VMM_TEST_DEBIAN_IMG (debootstrap --variant=minbase, erofs);
+# run.sh builds them on the host before the nest starts.
+bb=${VMM_TEST_BUSYBOX_EROFS:-}
+bb4=${VMM_TEST_BUSYBOX_EXT4:-}
+deb=${VMM_TEST_DEBIAN_IMG:-}
+export VMM_KERNEL=$vmlinux # the default kernel: no --kernel below
+
+# c TIMEOUT ARGS...: like vm, but the output is byte-exact (no console in the way).
+c() {
+	local t=$1
+	shift
+	timeout -k 5 "$t" "$vmm" "$@" <"${VM_STDIN:-/dev/null}" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+}
+
+if [ -z "$bb" ] || [ ! -f "$bb" ]; then
+	not_ok "container tests: no busybox rootfs image (VMM_TEST_BUSYBOX_EROFS=$bb)"
+else
+	c 180 --rootfs "$bb" --boot-timer -- /bin/echo hello
+	expect "container: -- /bin/echo hello prints hello, exits 0" \
+		eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = hello ]'
+	grep -o 'boot-timer: .*' "$tmp/err" | sed 's/^/# container /'
+
+	c 180 --rootfs "$bb" -- sh -c 'exit 7'
+	expect "container: sh -c 'exit 7' exits 7" eval '[ $rc -eq 7 ]'
+
+	c 180 --rootfs "$bb" -- sh -c 'kill -9 $$'
+	expect "container: a process killed by SIGKILL gives 137" eval '[ $rc -eq 137 ]'
+
+	head -c 300000 /dev/urandom >"$tmp/in"
+	VM_STDIN=$tmp/in c 180 --rootfs "$bb" -- cat
+	expect "container: 300000 bytes of stdin come back through cat intact" \
+		eval '[ $rc -eq 0 ] && cmp -s "$tmp/in" "$tmp/out"'
+
+	c 180 --rootfs "$bb" -- seq 1 150000
+	expect "container: 1 MiB of stdout arrives intact and in order" \
+		eval '[ $rc -eq 0 ] && [ "$(wc -c <"$tmp/out")" -gt 1048576 ] && seq 1 150000 | cmp -s - "$tmp/out"'
+
+	c 180 --rootfs "$bb" -- sh -c 'echo out; echo err >&2; exit 3'
+	expect "container: stdout and stderr stay apart" \
+		eval '[ $rc -eq 3 ] && [ "$(cat "$tmp/out")" = out ] && grep -qx err "$tmp/err"'
+
+	c 180 --rootfs "$bb" --env FOO=bar --env PATH=/bin --workdir /etc --user 1000:1001 \
+		--hostname box1 -- sh -c 'echo "$FOO|$PATH|$(pwd)|$(id -u):$(id -g)|$(hostname)"'
+	expect "container: env, workdir, user and hostname are what was asked" \
+		eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = "bar|/bin|/etc|1000:1001|box1" ]'
+
+	c 180 --rootfs "$bb" -- no-such-command
+	expect "container: an unknown command exits 127 with one clear line" \
+		eval '[ $rc -eq 127 ] && grep -q "no-such-command: command not found" "$tmp/err"'
+
+	c 180 --rootfs "$bb" --tty -- sh -c 'tty; echo tty-ok'
+	expect "container: --tty runs the process on a pty" \
+		eval '[ $rc -eq 0 ] && grep -q "^/dev/pts/[0-9]" "$tmp/out" && grep -q tty-ok "$tmp/out"'
+
+	# SIGTERM to vmm reaches the process (its trap runs and picks the exit status)
+	timeout -k 5 180 "$vmm" --rootfs "$bb" -- sh -c 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 1; done' \
+		</dev/null >"$tmp/out" 2>"$tmp/err" &
+	pid=$!
+	for _ in $(seq 1 1200); do grep -q ready "$tmp/out" 2>/dev/null && break; sleep 0.1; done
+	vpid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null)
+	vpid=${vpid%% *}
+	kill -TERM "$vpid"
+	wait "$pid"
+	rc=$?
+	expect "container: SIGTERM to vmm reaches the process" \
+		eval '[ $rc -eq 3 ] && grep -q got-term "$tmp/out"'
+
+	# vmm exec: a second process in the running container, through --api-sock
+	timeout -k 5 240 "$vmm" --rootfs "$bb" --api-sock "$tmp/api.sock" -- \
+		sh -c 'echo main > /tmp/shared; echo ready; while :; do sleep 1; done' \
+		</dev/null >"$tmp/main-out" 2>"$tmp/main-err" &
+	pid=$!
+	for _ in $(seq 1 1200); do grep -q ready "$tmp/main-out" 2>/dev/null && break; sleep 0.1; done
+	echo piped | timeout -k 5 60 "$vmm" exec --api-sock "$tmp/api.sock" --env X=1 -- \
+		sh -c 'cat /tmp/shared; cat; echo "X=$X"; exit 5' >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "container: vmm exec runs a second process in the running container" \
+		eval '[ $rc -eq 5 ] && [ "$(cat "$tmp/out")" = "$(printf "main\npiped\nX=1")" ]'
+	vpid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null)
+	vpid=${vpid%% *}
+	st=$(cat "/proc/$vpid/status" 2>/dev/null)
+	kill -TERM "$vpid"
+	wait "$pid"
+	rc=$?
+	expect "container: sandbox on while a container runs (Seccomp 2, NoNewPrivs 1, CapEff 0); SIGTERM ends it with 143" \
+		eval '[ $rc -eq 143 ] && grep -q "^Seccomp:[[:space:]]*2$" <<<"$st" && grep -q "^NoNewPrivs:[[:space:]]*1$" <<<"$st" && grep -q "^CapEff:[[:space:]]*0000000000000000$" <<<"$st" && [ ! -e "$tmp/api.sock" ]'
+
+	# The overlay: writes land in tmpfs, the image is unchanged
+	sum=$(sha256sum <"$bb")
+	c 180 --rootfs "$bb" -- sh -c 'echo new > /etc/newfile && cat /etc/newfile'
+	expect "container: the rootfs is read-only under a writable overlay; the image is unchanged" \
+		eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = new ] && [ "$(sha256sum <"$bb")" = "$sum" ]'
+fi
+
+if [ -n "$bb4" ] && [ -f "$bb4" ]; then
+	cp "$bb4" "$tmp/rw.img"
+	c 180 --rootfs "$tmp/rw.img" --rootfs-rw -- sh -c 'echo kept > /kept && sync'
+	expect "container: --rootfs-rw on ext4 writes reach the image" \
+		eval '[ $rc -eq 0 ] && [ "$(debugfs -R "cat /kept" "$tmp/rw.img" 2>/dev/null)" = kept ]'
+	c 180 --rootfs "$bb4" -- sh -c 'grep " / " /proc/mounts'
+	expect "container: an ext4 image works under the overlay too" \
+		eval '[ $rc -eq 0 ] && grep -q "^overlay / overlay" "$tmp/out"'
+else
+	not_ok "container: no ext4 busybox image (VMM_TEST_BUSYBOX_EXT4=$bb4)"
+	not_ok "container: an ext4 image works under the overlay too"
+fi
+
+head -c 3000000 /dev/urandom >"$tmp/garbage.img"
+c 180 --rootfs "$tmp/garbage.img" -- /bin/true
+expect "container: a rootfs that is not a file system image gives a clear error and exit 125" \
+	eval '[ $rc -eq 125 ] && grep -q "cannot mount the rootfs" "$tmp/err"'
+
+if [ -n "$deb" ] && [ -f "$deb" ]; then
+	c 300 --rootfs "$deb" --memory 256 -- apt --version
+	expect "container: a Debian minbase rootfs runs apt --version" \
+		eval '[ $rc -eq 0 ] && grep -q "^apt [0-9]" "$tmp/out"'
+else
+	not_ok "container: no Debian rootfs image (VMM_TEST_DEBIAN_IMG=$deb)"
+fi
