@@ -36,7 +36,7 @@ head -c 3000 "$tmp/bzImage" >"$tmp/truncated-bz"
 head -c $((90 << 20)) /dev/zero >"$tmp/big-initrd"
 echo data >"$tmp/initrd"
 
-echo "1..22"
+echo "1..37"
 case_ "missing kernel file" "cannot open: No such file" --kernel "$tmp/none"
 case_ "kernel is a directory" "not a regular file" --kernel "$tmp"
 case_ "garbage kernel" "not a vmlinux .ELF. nor a bzImage" --kernel "$tmp/garbage"
@@ -50,7 +50,7 @@ case_ "missing initrd" "initrd .*cannot open" --kernel "$tmp/vmlinux" --initrd "
 case_ "--cpus 0" "--cpus: '0' is out of range" --kernel "$tmp/vmlinux" --cpus 0
 case_ "--memory too large" "--memory: .* out of range" --kernel "$tmp/vmlinux" --memory 99999999999
 case_ "--memory not a number" "--memory: 'lots' is not a number" --kernel "$tmp/vmlinux" --memory lots
-case_ "no --kernel" "no kernel given" --memory 64
+HOME=$tmp XDG_CACHE_HOME= VMM_KERNEL= case_ "no --kernel and none built" "no kernel given and none built" --memory 64
 case_ "command line too long" "command line is .* bytes" \
 	--kernel "$tmp/vmlinux" --cmdline "$(head -c 3000 /dev/zero | tr '\0' a)"
 case_ "missing disk image" "--disk: cannot use image '/no/such.img'" \
@@ -64,5 +64,25 @@ case_ "malformed --net MAC" "malformed MAC" --kernel "$tmp/vmlinux" --net tap=ta
 case_ "too many disks" "at most 8 disks" --kernel "$tmp/vmlinux" \
 	$(for i in 1 2 3 4 5 6 7 8 9; do printf -- '--disk path=%s ' "$tmp/initrd"; done)
 case_ "--seccomp=bogus" "--seccomp: 'bogus' is not on or off" --kernel "$tmp/vmlinux" --seccomp=bogus
+# containers (vmm --rootfs IMG -- CMD) and vmm exec
+case_ "--env without =" "--env: 'FOO' is not KEY=VALUE" --kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --env FOO
+case_ "--workdir relative" "--workdir: 'app' is not an absolute path" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --workdir app
+case_ "--user not numeric" "--user: 'root' is not UID.:GID." --kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --user root
+case_ "--user bad gid" "--user: '1:x' is not UID" --kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --user 1:x
+case_ "--hostname with a space" "--hostname: 'a b' is not a host name" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --hostname "a b"
+case_ "a command with --initrd" "drop --initrd" --kernel "$tmp/vmlinux" --initrd "$tmp/initrd" -- /bin/true
+case_ "a command without --rootfs" "give --rootfs IMG" --kernel "$tmp/vmlinux" -- /bin/true
+case_ "--env without a container" "are for containers" --kernel "$tmp/vmlinux" --env A=b
+case_ "a word that is not after --" "put the container's command after --" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" echo hi
+case_ "--ip without --net" "add --net tap=NAME" --kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --ip 10.0.2.2/24
+case_ "--ip without a prefix" "--ip: '10.0.2.2' is not an IPv4 address with a /prefix" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --net tap=t0 --ip 10.0.2.2
+case_ "vmm exec without --api-sock" "no --api-sock PATH" exec -- /bin/true
+case_ "vmm exec without a command" "no command given" exec --api-sock "$tmp/s"
+case_ "vmm exec to a socket nobody serves" "cannot connect to --api-sock" exec --api-sock "$tmp/s" -- /bin/true
+case_ "vmm exec unknown option" "vmm exec: unknown option '--rootfs'" exec --rootfs x -- true
 echo "# $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
