@@ -59,6 +59,7 @@ struct sess {
 	int wstatus;
 	bool host_gone;	 /* the host closed the connection, or it broke */
 	bool exit_noted; /* the agent acted on this session's EXIT */
+	bool pty_eof;	 /* the pty master read EIO: nothing more until the reap */
 };
 
 static struct {
@@ -468,7 +469,9 @@ static void sess_input(struct sess *s)
 
 /* Reads the process's output once from *fd into frames of type. Returns true if it got bytes;
  * closes *fd at its end (EOF, or EIO from a pty whose slave is closed), and, once the process was
- * reaped, also when it is empty: what a leftover grandchild writes later is not waited for. */
+ * reaped, also when it is empty: what a leftover grandchild writes later is not waited for. A
+ * pty master stays open until the process is reaped: closing it would hang up the pty and send
+ * SIGHUP to a process that only closed its stdio on its way out. */
 static bool pump(struct sess *s, int *fd, uint16_t type)
 {
 	ssize_t n = read(*fd, read_buf, sizeof(read_buf));
@@ -479,9 +482,12 @@ static bool pump(struct sess *s, int *fd, uint16_t type)
 	}
 	if (n < 0 && errno == EINTR)
 		return true;
-	if (n < 0 && errno == EAGAIN && !s->reaped)
+	if (!s->reaped && n < 0 && errno == EAGAIN)
 		return false;
-	close_fd(fd);
+	if (!s->reaped && s->ps.tty)
+		s->pty_eof = true; /* stop polling it */
+	else
+		close_fd(fd);
 	return false;
 }
 
@@ -580,7 +586,7 @@ static void __attribute__((noreturn)) serve(void)
 						(pending ? POLLOUT : 0));
 			add_poll(p, &n, s->ps.tty ? s->out_fd : s->in_fd,
 				 live && s->ps.in.len ? POLLOUT : 0);
-			add_poll(p, &n, s->out_fd, room ? POLLIN : 0);
+			add_poll(p, &n, s->out_fd, room && !s->pty_eof ? POLLIN : 0);
 			add_poll(p, &n, s->err_fd, room ? POLLIN : 0);
 		}
 		if (poll(p, n, -1) < 0) {
