@@ -88,8 +88,9 @@ static int set_nonblock(int fd)
 	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
-/* Kills every process but the agent: all of them in the guest, the sessions' process groups in
- * test mode (where kill(-1) would reach the user's other processes). */
+/* Kills every process but the agent: all of them in the guest; in test mode, where kill(-1)
+ * would reach the user's other processes, the sessions' process groups, reaped leaders included
+ * (a group lives on, and keeps its id from being reused, while a member it left behind does). */
 static void kill_all(void)
 {
 	if (!A.test) {
@@ -98,7 +99,7 @@ static void kill_all(void)
 	}
 	for (int i = 0; i < MAX_SESSIONS; i++) {
 		struct sess *s = &A.sessions[i];
-		if (s->used && s->ps.pid > 0 && !s->reaped)
+		if (s->used && s->ps.pid > 0)
 			kill(-s->ps.pid, SIGKILL);
 	}
 }
