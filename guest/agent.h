@@ -1,0 +1,50 @@
+/* vmm-agent's internals shared by its files: the console, the guest-signal port and the PID-1
+ * setup (guest/agent_boot.c); the sessions and the event loop live in guest/agent.c. */
+#ifndef VMM_AGENT_H
+#define VMM_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where the container's root is assembled (and what its processes are chrooted to). */
+#define AGENT_NEWROOT "/newroot"
+
+/* Exit statuses the agent itself reports (docs/agent-protocol.md). */
+#define AGENT_STATUS_SETUP   125 /* the agent could not set the process up (or boot) */
+#define AGENT_STATUS_NOEXEC  126 /* the command was found but could not be executed */
+#define AGENT_STATUS_MISSING 127 /* the command was not found */
+
+/* What the kernel command line asked for (vmm.* keys). */
+struct agent_config {
+	bool rootfs_rw;	   /* vmm.rootfs=rw */
+	char hostname[65]; /* vmm.hostname (empty: keep the kernel's) */
+	char ip[64];	   /* vmm.ip=ADDR/PREFIX for eth0 (empty: no network setup) */
+	char gw[64];	   /* vmm.gw=ADDR: the default route (empty: none) */
+};
+
+/* Prints "vmm-agent: <message>\n" on stderr (the console in the guest) in one write(2). */
+void agent_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Looks for the guest-signal device (ioperm + magic); without it the port calls do nothing. */
+void agent_port_probe(void);
+
+/* Reports code/arg on the guest-signal port (devices/guest_signal.h), if it is there. */
+void agent_port_signal(unsigned int code, unsigned int arg);
+
+/* Gives up the port access (in a child before execve: ioperm rights survive it). */
+void agent_port_release(void);
+
+/* Parses the kernel command line `line` (modified in place) into *c, which starts from the
+ * defaults. Keys other than the vmm.* ones are Linux's and pass silently; an unknown or malformed
+ * vmm.* key gets one console line and is ignored. Words after "--" are not looked at. */
+void agent_cmdline_parse(char *line, struct agent_config *c);
+
+/* PID 1's setup: mounts /proc, /sys and /dev, reads /proc/cmdline, brings up lo (and eth0 as
+ * asked), mounts the rootfs (/dev/vda) with its overlay at AGENT_NEWROOT and the container's
+ * /proc, /sys, /dev, /dev/pts and /dev/shm under it, and sets the hostname. Returns 0, or -1
+ * after telling the console why the container cannot run (the caller powers off with
+ * AGENT_STATUS_SETUP). Optional parts that fail (the network, the hostname) only get a line. */
+int agent_boot(void);
+
+#endif

@@ -1,0 +1,365 @@
+/* vmm-agent's PID-1 setup: the guest-signal port, the console, the kernel command line, the
+ * network, and the container's root file system (see agent.h and docs/agent-protocol.md). None of
+ * this runs in test mode. */
+#include "guest/agent.h"
+
+#include "devices/guest_signal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ROOTFS_DEV "/dev/vda"
+
+static bool port_present;
+
+void agent_say(const char *fmt, ...)
+{
+	static const char prefix[] = "vmm-agent: ";
+	char line[512];
+	va_list ap;
+
+	memcpy(line, prefix, sizeof(prefix) - 1);
+	size_t len = sizeof(prefix) - 1, room = sizeof(line) - len - 1;
+	va_start(ap, fmt);
+	int n = vsnprintf(line + len, room + 1, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		len += (size_t)n < room ? (size_t)n : room;
+	line[len++] = '\n';
+	ssize_t ret = write(STDERR_FILENO, line, len);
+	(void)ret; /* a console that cannot be written leaves nowhere to say so */
+}
+
+void agent_port_probe(void)
+{
+	if (ioperm(GUEST_SIGNAL_PORT, GUEST_SIGNAL_PORT_LEN, 1) < 0) {
+		agent_say("no guest-signal port: ioperm: %s", strerror(errno));
+		return;
+	}
+	port_present = inl(GUEST_SIGNAL_PORT) == GUEST_SIGNAL_MAGIC;
+	if (!port_present)
+		ioperm(GUEST_SIGNAL_PORT, GUEST_SIGNAL_PORT_LEN, 0);
+}
+
+void agent_port_signal(unsigned int code, unsigned int arg)
+{
+	if (port_present)
+		outl(GUEST_SIGNAL(code, arg), GUEST_SIGNAL_PORT);
+}
+
+void agent_port_release(void)
+{
+	if (port_present)
+		ioperm(GUEST_SIGNAL_PORT, GUEST_SIGNAL_PORT_LEN, 0);
+}
+
+/* Copies value into dst[cap]; false (and a console line) when it does not fit or is empty. */
+static bool take_value(char *dst, size_t cap, const char *key, const char *value)
+{
+	size_t n = strlen(value);
+	if (n == 0 || n >= cap) {
+		agent_say("ignoring %s=%s: empty or longer than %zu bytes", key, value, cap - 1);
+		return false;
+	}
+	memcpy(dst, value, n + 1);
+	return true;
+}
+
+void agent_cmdline_parse(char *line, struct agent_config *c)
+{
+	char *save = NULL;
+
+	for (char *w = strtok_r(line, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
+		if (!strcmp(w, "--"))
+			break;
+		if (strncmp(w, "vmm.", 4) != 0)
+			continue;
+		char *value = strchr(w, '=');
+		if (!value) {
+			agent_say("ignoring %s: not key=value", w);
+			continue;
+		}
+		*value++ = '\0';
+		if (!strcmp(w, "vmm.rootfs")) {
+			if (!strcmp(value, "ro") || !strcmp(value, "rw"))
+				c->rootfs_rw = value[1] == 'w';
+			else
+				agent_say("ignoring vmm.rootfs=%s: not ro or rw", value);
+		} else if (!strcmp(w, "vmm.hostname")) {
+			take_value(c->hostname, sizeof(c->hostname), w, value);
+		} else if (!strcmp(w, "vmm.ip")) {
+			take_value(c->ip, sizeof(c->ip), w, value);
+		} else if (!strcmp(w, "vmm.gw")) {
+			take_value(c->gw, sizeof(c->gw), w, value);
+		} else {
+			agent_say("ignoring unknown key %s", w);
+		}
+	}
+}
+
+/* Creates target (if missing) and mounts there; returns 0 or -errno. */
+static int mount_at(const char *src, const char *target, const char *type, unsigned long flags,
+		    const char *data)
+{
+	if (mkdir(target, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (mount(src, target, type, flags, data) < 0)
+		return -errno;
+	return 0;
+}
+
+struct mount_spec {
+	const char *target;
+	const char *type; /* also the source: all virtual file systems */
+	unsigned long flags;
+	const char *data;
+	bool required;
+};
+
+/* Mounts each of specs[n]; returns -1 if a required one failed (after saying which). */
+static int mount_list(const struct mount_spec *specs, size_t n)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct mount_spec *m = &specs[i];
+		int err = mount_at(m->type, m->target, m->type, m->flags, m->data);
+		if (!err)
+			continue;
+		agent_say("cannot mount %s on %s: %s%s", m->type, m->target, strerror(-err),
+			  m->required ? "" : " (continuing)");
+		if (m->required)
+			ret = -1;
+	}
+	return ret;
+}
+
+static const struct mount_spec agent_mounts[] = {
+    {"/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true},
+    {"/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, false},
+    {"/dev", "devtmpfs", MS_NOSUID, "mode=0755", true},
+};
+
+/* The container's own: a new devpts instance, so its ptys are numbered from 0 and only its own
+ * show in /dev/pts. */
+static const struct mount_spec container_mounts[] = {
+    {AGENT_NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true},
+    {AGENT_NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, false},
+    {AGENT_NEWROOT "/dev", "devtmpfs", MS_NOSUID, "mode=0755", true},
+    {AGENT_NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+     "newinstance,ptmxmode=0666,mode=0620,gid=5", true},
+    {AGENT_NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", false},
+};
+
+/* The kernel opens /dev/console as fds 0-2 for init, or leaves them closed when that fails;
+ * retry once devtmpfs is there so the agent's lines can be seen. */
+static void console_stdio(void)
+{
+	for (int i = 0; i <= 2; i++) {
+		if (fcntl(i, F_GETFD) >= 0)
+			continue;
+		int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+		if (fd < 0)
+			return;
+		if (fd != i) {
+			dup2(fd, i);
+			close(fd);
+		}
+	}
+}
+
+/* Mounts the rootfs at target, trying ext4 then erofs; -1 after one console line if neither. */
+static int mount_rootfs(const char *target, bool rw)
+{
+	static const char *const types[] = {"ext4", "erofs"};
+	int errs[2];
+
+	for (int i = 0; i < 2; i++) {
+		errs[i] = -mount_at(ROOTFS_DEV, target, types[i], rw ? 0 : MS_RDONLY, NULL);
+		if (!errs[i])
+			return 0;
+	}
+	agent_say("cannot mount the rootfs " ROOTFS_DEV "%s: ext4: %s, erofs: %s: check that the "
+		  "image is ext4 or erofs",
+		  rw ? " read-write" : "", strerror(errs[0]), strerror(errs[1]));
+	return -1;
+}
+
+/* The container's root at AGENT_NEWROOT: the rootfs itself (rw), or the read-only rootfs under a
+ * tmpfs-backed overlay, so writes work and vanish with the VM. */
+static int setup_root(bool rw)
+{
+	int err;
+
+	if (rw)
+		return mount_rootfs(AGENT_NEWROOT, true);
+	if (mount_rootfs("/lower", false) < 0)
+		return -1;
+	err = mount_at("tmpfs", "/overlay", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	if (!err && ((mkdir("/overlay/upper", 0755) < 0 && errno != EEXIST) ||
+		     (mkdir("/overlay/work", 0755) < 0 && errno != EEXIST)))
+		err = -errno;
+	if (!err)
+		err = mount_at("overlay", AGENT_NEWROOT, "overlay", 0,
+			       "lowerdir=/lower,upperdir=/overlay/upper,workdir=/overlay/work");
+	if (err) {
+		agent_say("cannot set up the writable overlay on the rootfs: %s", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+static int if_up(int fd, const char *name)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		return -errno;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		return -errno;
+	return 0;
+}
+
+static void set_sin(struct sockaddr *sa, struct in_addr a)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr = a;
+	memcpy(sa, &sin, sizeof(sin));
+}
+
+/* eth0 as vmm.ip / vmm.gw ask; every failure is one line (the container runs without). */
+static void setup_eth0(int fd, const struct agent_config *c)
+{
+	char addr[64];
+	struct in_addr ip, mask, gw;
+	struct ifreq ifr;
+
+	snprintf(addr, sizeof(addr), "%s", c->ip);
+	char *slash = strchr(addr, '/'), *end = NULL;
+	unsigned long prefix = 32;
+	if (slash) {
+		*slash = '\0';
+		errno = 0;
+		prefix = strtoul(slash + 1, &end, 10);
+	}
+	if (inet_pton(AF_INET, addr, &ip) != 1 || (slash && (*end || end == slash + 1)) ||
+	    prefix > 32) {
+		agent_say("vmm.ip=%s is not ADDR/PREFIX (IPv4): no network", c->ip);
+		return;
+	}
+	mask.s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0);
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+	set_sin(&ifr.ifr_addr, ip);
+	const char *what = "SIOCSIFADDR";
+	int ok = ioctl(fd, SIOCSIFADDR, &ifr) == 0;
+	if (ok) {
+		what = "SIOCSIFNETMASK";
+		set_sin(&ifr.ifr_netmask, mask);
+		ok = ioctl(fd, SIOCSIFNETMASK, &ifr) == 0;
+	}
+	if (ok) {
+		what = "SIOCSIFFLAGS";
+		int err = if_up(fd, "eth0");
+		ok = !err;
+		errno = -err;
+	}
+	if (!ok) {
+		agent_say("eth0: %s: %s: no network", what, strerror(errno));
+		return;
+	}
+	if (!c->gw[0])
+		return;
+	if (inet_pton(AF_INET, c->gw, &gw) != 1) {
+		agent_say("vmm.gw=%s is not an IPv4 address: no default route", c->gw);
+		return;
+	}
+	struct rtentry rt;
+	struct in_addr any = {0};
+	memset(&rt, 0, sizeof(rt));
+	set_sin(&rt.rt_dst, any);
+	set_sin(&rt.rt_genmask, any);
+	set_sin(&rt.rt_gateway, gw);
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	rt.rt_dev = (char *)"eth0";
+	if (ioctl(fd, SIOCADDRT, &rt) < 0)
+		agent_say("default route via %s: SIOCADDRT: %s", c->gw, strerror(errno));
+}
+
+static void setup_network(const struct agent_config *c)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		agent_say("no network: socket: %s", strerror(errno));
+		return;
+	}
+	int err = if_up(fd, "lo"); /* Linux gives lo 127.0.0.1/8 as it comes up */
+	if (err)
+		agent_say("lo: %s", strerror(-err));
+	if (c->ip[0])
+		setup_eth0(fd, c);
+	else if (c->gw[0])
+		agent_say("ignoring vmm.gw without vmm.ip");
+	close(fd);
+}
+
+/* Reads /proc/cmdline into *c. */
+static void read_cmdline(struct agent_config *c)
+{
+	char line[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, line, sizeof(line) - 1) : -1;
+
+	if (n < 0) {
+		agent_say("cannot read /proc/cmdline: %s (using the defaults)", strerror(errno));
+		n = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	line[n] = '\0';
+	agent_cmdline_parse(line, c);
+}
+
+int agent_boot(void)
+{
+	struct agent_config c;
+
+	memset(&c, 0, sizeof(c));
+	if (mount_list(agent_mounts, sizeof(agent_mounts) / sizeof(agent_mounts[0])) < 0)
+		return -1;
+	console_stdio();
+	read_cmdline(&c);
+	setup_network(&c);
+	if (setup_root(c.rootfs_rw) < 0)
+		return -1;
+	if (mount_list(container_mounts, sizeof(container_mounts) / sizeof(container_mounts[0])) <
+	    0)
+		return -1;
+	/* The container's /dev/ptmx opens its own devpts instance, as in any container runtime. */
+	if ((unlink(AGENT_NEWROOT "/dev/ptmx") < 0 && errno != ENOENT) ||
+	    symlink("pts/ptmx", AGENT_NEWROOT "/dev/ptmx") < 0)
+		agent_say("cannot link /dev/ptmx to pts/ptmx: %s", strerror(errno));
+	if (c.hostname[0] && sethostname(c.hostname, strlen(c.hostname)) < 0)
+		agent_say("sethostname %s: %s", c.hostname, strerror(errno));
+	return 0;
+}
