@@ -581,9 +581,12 @@ static void __attribute__((noreturn)) serve(void)
 			bool room = live && agent_session_output_room(&s->ps);
 			if (s->used)
 				agent_session_pending(&s->ps, &pending);
+			/* POLLRDHUP: a host that leaves is noticed even while its bytes are not
+			 * read (its session over a limit). */
 			add_poll(p, &n, s->sock,
 				 !s->used ? 0
-					  : (agent_session_wants_input(&s->ps) ? POLLIN : 0) |
+					  : POLLRDHUP |
+						(agent_session_wants_input(&s->ps) ? POLLIN : 0) |
 						(pending ? POLLOUT : 0));
 			add_poll(p, &n, s->ps.tty ? s->out_fd : s->in_fd,
 				 live && s->ps.in.len ? POLLOUT : 0);
@@ -605,8 +608,11 @@ static void __attribute__((noreturn)) serve(void)
 			struct pollfd *q = &p[2 + 4 * i];
 			if (!s->used)
 				continue;
-			if (q[0].revents & (POLLIN | POLLHUP | POLLERR) && q[0].events & POLLIN)
+			if (q[0].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR) &&
+			    q[0].events & POLLIN)
 				sess_input(s);
+			else if (q[0].revents & (POLLRDHUP | POLLHUP | POLLERR))
+				s->host_gone = true;
 			if (q[1].revents && s->ps.state == AGENT_SESSION_RUNNING)
 				agent_session_flush_stdin(&s->ps);
 			if (q[2].revents && s->out_fd >= 0)

@@ -176,6 +176,14 @@ static void send_some(struct agent_session *s, size_t max)
 	agent_session_sent(s, len);
 }
 
+static uint8_t u8(const uint8_t **d, size_t *n)
+{
+	if (!*n)
+		return 0;
+	(*n)--;
+	return *(*d)++;
+}
+
 static uint16_t u16(const uint8_t **d, size_t *n)
 {
 	uint16_t v = 0;
@@ -212,11 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 1: {
-			uint8_t b = size ? *data : 0;
-			if (size) {
-				data++;
-				size--;
-			}
+			uint8_t b = u8(&data, &size);
 			size_t len = u16(&data, &size);
 			if (s.state == AGENT_SESSION_RUNNING && agent_session_output_room(&s))
 				CHECK(agent_session_output(&s, b & 1 ? AGENT_STDERR : AGENT_STDOUT,
@@ -237,11 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			send_some(&s, (size_t)u16(&data, &size) * 16);
 			break;
 		case 4: {
-			uint8_t b = size ? *data : 0;
-			if (size) {
-				data++;
-				size--;
-			}
+			uint8_t b = u8(&data, &size);
 			F.stdin_room = b == 255 ? -1 : b * 64;
 			if (s.state == AGENT_SESSION_RUNNING)
 				agent_session_flush_stdin(&s);
@@ -251,11 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			F.spawn_fails = !F.spawn_fails;
 			break;
 		case 6: {
-			int count = (size ? *data : 0) % 8 + 1;
-			if (size) {
-				data++;
-				size--;
-			}
+			int count = u8(&data, &size) % 8 + 1;
 			agent_hdr_encode(junk, AGENT_STDIN, AGENT_MAX_PAYLOAD - AGENT_HDR_SIZE);
 			for (int i = 0; i < count; i++)
 				if (agent_session_wants_input(&s))

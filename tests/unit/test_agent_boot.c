@@ -1,0 +1,76 @@
+/* The agent's kernel command line parsing (guest/agent_boot.c: agent_cmdline_parse): the vmm.*
+ * keys it takes, and what it ignores. The mounts and the network need a guest (tests/nested). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "guest/agent.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static struct agent_config parse(const char *line)
+{
+	char buf[1024];
+	struct agent_config c;
+	memset(&c, 0, sizeof(c));
+	snprintf(buf, sizeof(buf), "%s", line);
+	agent_cmdline_parse(buf, &c);
+	return c;
+}
+
+static void defaults(void **state)
+{
+	(void)state;
+	struct agent_config c = parse("console=ttyS0 reboot=k panic=-1 quiet\n");
+	assert_false(c.rootfs_rw);
+	assert_string_equal(c.hostname, "");
+	assert_string_equal(c.ip, "");
+	assert_string_equal(c.gw, "");
+}
+
+static void keys(void **state)
+{
+	(void)state;
+	struct agent_config c = parse("console=ttyS0 vmm.rootfs=rw vmm.hostname=box-1 "
+				      "vmm.ip=10.0.2.15/24 vmm.gw=10.0.2.2 vmm.color=blue\n");
+	assert_true(c.rootfs_rw);
+	assert_string_equal(c.hostname, "box-1");
+	assert_string_equal(c.ip, "10.0.2.15/24");
+	assert_string_equal(c.gw, "10.0.2.2");
+	c = parse("vmm.rootfs=rw vmm.rootfs=ro"); /* the last one counts */
+	assert_false(c.rootfs_rw);
+}
+
+static void bad_values_are_ignored(void **state)
+{
+	(void)state;
+	char line[200];
+	memset(line, 0, sizeof(line));
+	strcpy(line, "vmm.rootfs=rwx vmm.hostname= vmm.ip vmm.hostname=");
+	memset(line + strlen(line), 'h', 70); /* longer than a hostname may be */
+	struct agent_config c = parse(line);
+	assert_false(c.rootfs_rw);
+	assert_string_equal(c.hostname, "");
+	assert_string_equal(c.ip, "");
+}
+
+static void stops_at_init_arguments(void **state)
+{
+	(void)state;
+	struct agent_config c = parse("quiet -- vmm.rootfs=rw vmm.hostname=x");
+	assert_false(c.rootfs_rw);
+	assert_string_equal(c.hostname, "");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(defaults),
+	    cmocka_unit_test(keys),
+	    cmocka_unit_test(bad_values_are_ignored),
+	    cmocka_unit_test(stops_at_init_arguments),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
