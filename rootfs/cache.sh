@@ -45,6 +45,14 @@ cached_build() {
 		echo "$dir/$image"
 		return 0
 	fi
+	# With the lock held, a temp dir of this key is what a killed build (SIGKILL, power loss)
+	# left behind: remove it.
+	local stale
+	for stale in "$root/.tmp-$name-$hash-"*; do
+		[[ -d $stale ]] || continue
+		unmount_under "$stale"
+		rm -rf --one-file-system "$stale"
+	done
 	tmp=$(mktemp -d "$root/.tmp-$name-$hash-XXXXXX")
 	# shellcheck disable=SC2064 # expand $tmp now: it is local
 	trap "unmount_under '$tmp'; rm -rf --one-file-system '$tmp'" EXIT

@@ -38,7 +38,7 @@ bad() {
 	expect "$name" eval '[ $rc -eq 125 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -Eq "$want" "$tmp/err"'
 }
 
-echo "1..18"
+echo "1..19"
 erofs=$("$bb" 2>"$tmp/err" | tail -n1)
 expect "busybox: builds, the last line is the erofs image in the cache" eval \
 	'[[ $erofs == "$VMM_ROOTFS_CACHE"/busybox-*/rootfs.erofs && -f $erofs && -f ${erofs%/*}/done ]]'
@@ -75,9 +75,14 @@ rm "${erofs%/*}/done"
 again=$("$bb" 2>"$tmp/err" | tail -n1)
 expect "busybox: an entry without 'done' is rebuilt" eval \
 	'[ "$again" = "$erofs" ] && [ -s "$erofs" ] && [ -f "${erofs%/*}/done" ] && fsck.erofs "$erofs" >"$tmp/err" 2>&1'
+# A temp dir that a killed build left (SIGKILL: no trap ran) is removed by the next build.
+stale=$(dirname "$erofs")
+stale=$VMM_ROOTFS_CACHE/.tmp-${stale##*/}-killed
+mkdir -p "$stale/out" && : >"$stale/out/rootfs.erofs"
 before=$(stat -c %i "$erofs")
 "$bb" --force >/dev/null 2>"$tmp/err"
 expect "busybox: --force rebuilds the entry" eval '[ "$(stat -c %i "$erofs")" != "$before" ] && fsck.erofs "$erofs" >"$tmp/err" 2>&1'
+expect "busybox: the killed build's temp dir is gone" eval '[ ! -e "$stale" ]'
 
 bad "busybox: an unknown format" "^busybox-rootfs.sh: --format: 'xfs' is not erofs or ext4" "$bb" --format xfs
 bad "busybox: an unknown argument" "^busybox-rootfs.sh: unknown argument '--size'" "$bb" --size 3
@@ -85,5 +90,5 @@ bad "debian: an unknown argument" "^debian-rootfs.sh: unknown argument 'sid'" "$
 bad "debian: a bad suite name" "^debian-rootfs.sh: --suite: 'a b' is not a suite name" \
 	"$src/rootfs/debian-rootfs.sh" --suite "a b"
 
-[ "$n" -eq 18 ] || echo "# ran $n tests, planned 18"
+[ "$n" -eq 19 ] || echo "# ran $n tests, planned 19"
 exit $((failed > 0))
