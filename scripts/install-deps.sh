@@ -11,6 +11,8 @@ pkgs=(
 	qemu-system-x86 linux-image-amd64 kmod
 	# device tests: disk images (ext4, erofs), a TAP in a network namespace
 	e2fsprogs erofs-utils iproute2 util-linux
+	# rootfs images: vmm-mkrootfs (e2fsprogs, erofs-utils above), the Debian test rootfs
+	debootstrap
 	# scripts
 	python3 coreutils
 	# bench: the boot-timeline chart
