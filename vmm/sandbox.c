@@ -80,8 +80,6 @@ static const struct sc_rule main_rules[] = {
     {"connect", "vsock: guest -> host connections to PATH_PORT"},
     {"getsockopt", "virtio-net: SO_ERROR of a failed back-end fd (fd_error)"},
     {"unlink", "vsock: remove the listening sockets at exit"},
-    {"poll", "the container session thread (vmm/session.c) waits on its fds"},
-    {"ppoll", "the same, where the C library implements poll with ppoll"},
 };
 
 /* ioctl request numbers allowed per kind (compared on the low 32 bits, what the kernel uses). */
@@ -93,7 +91,16 @@ struct ioctl_rule {
 static const struct ioctl_rule main_ioctls[] = {
     {KVM_IRQ_LINE, "serial interrupt after console input"},
     {TCSETS, "console: tcsetattr(TCSANOW) restores the terminal at exit"},
-    {TIOCGWINSZ, "container session: the terminal's size for the pty (SIGWINCH)"},
+};
+
+/* The container session thread (vmm/session.c): its poll loop, on top of the common list. */
+static const struct sc_rule session_rules[] = {
+    {"poll", "waits on the agent socket, stdin and the signal pipe"},
+    {"ppoll", "the same, where the C library implements poll with ppoll"},
+};
+
+static const struct ioctl_rule session_ioctls[] = {
+    {TIOCGWINSZ, "the terminal's size for the container's pty (START, SIGWINCH)"},
 };
 
 static const struct ioctl_rule vcpu_ioctls[] = {
@@ -201,7 +208,7 @@ static int add_ioctls(scmp_filter_ctx ctx, const struct ioctl_rule *r, size_t n,
 
 int sandbox_enter(enum sandbox_kind kind, struct verr *e)
 {
-	thread_kind = kind == SANDBOX_MAIN ? "main" : "vcpu";
+	thread_kind = kind == SANDBOX_MAIN ? "main" : kind == SANDBOX_VCPU ? "vcpu" : "session";
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
 	if (!ctx)
 		return verr_set(e, -ENOMEM, "sandbox: seccomp_init failed");
@@ -218,6 +225,10 @@ int sandbox_enter(enum sandbox_kind kind, struct verr *e)
 				verr_set(e, r, "sandbox: seccomp_rule_add (socket): %s",
 					 strerror(-r));
 		}
+	} else if (r == 0 && kind == SANDBOX_SESSION) {
+		r = add_rules(ctx, session_rules, ARRAY_LEN(session_rules), e);
+		if (r == 0)
+			r = add_ioctls(ctx, session_ioctls, ARRAY_LEN(session_ioctls), e);
 	} else if (r == 0) {
 		r = add_ioctls(ctx, vcpu_ioctls, ARRAY_LEN(vcpu_ioctls), e);
 	}

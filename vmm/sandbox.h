@@ -9,8 +9,9 @@
 #include <stdbool.h>
 
 enum sandbox_kind {
-	SANDBOX_MAIN, /* the main thread: event loop, device back-ends, teardown */
-	SANDBOX_VCPU, /* a vCPU thread: KVM_RUN and the exits it dispatches */
+	SANDBOX_MAIN,	 /* the main thread: event loop, device back-ends, teardown */
+	SANDBOX_VCPU,	 /* a vCPU thread: KVM_RUN and the exits it dispatches */
+	SANDBOX_SESSION, /* a container's session thread: stdio <-> the agent socket */
 };
 
 /* Drops every capability of the calling thread (effective, permitted, inheritable, and the
@@ -24,9 +25,9 @@ int sandbox_drop_privileges(struct verr *e);
 /* Installs the seccomp allow-list of KIND on the calling thread only (no thread
  * synchronisation: each kind installs its own). Threads created afterwards inherit it. Any
  * system call outside the list raises SIGSYS; the handler writes one line naming it and exits
- * the whole process with status 125. When VMM_SECCOMP_TEST names this KIND ("main" or "vcpu")
- * the thread then makes a forbidden call on purpose (the integration tests' proof that the
- * filter is live; it can only kill vmm). Returns 0 or a negative errno with e set. */
+ * the whole process with status 125. When VMM_SECCOMP_TEST names this KIND ("main", "vcpu" or
+ * "session") the thread then makes a forbidden call on purpose (the integration tests' proof that
+ * the filter is live; it can only kill vmm). Returns 0 or a negative errno with e set. */
 int sandbox_enter(enum sandbox_kind kind, struct verr *e);
 
 #endif

@@ -5,6 +5,7 @@
 #include "vmm/session.h"
 #include "guest/agent_proto.h"
 #include "vmm/console.h"
+#include "vmm/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -334,8 +335,19 @@ static int loop(struct session *s)
 static void *thread_main(void *opaque)
 {
 	struct session *s = opaque;
-	if (loop(s) < 0)
+	struct verr e = {0};
+	int r = 0;
+	if (s->seccomp && sandbox_enter(SANDBOX_SESSION, &e) < 0) {
+		vmm_log("%s", e.msg);
+		r = -EPERM;
+	}
+	if (r == 0)
+		r = loop(s);
+	if (r < 0) {
 		s->failed = true;
+		if (s->on_fail)
+			s->on_fail(s->opaque);
+	}
 	return NULL;
 }
 

@@ -42,7 +42,10 @@ struct session {
 	bool failed;	   /* the connection broke before EXIT */
 	uint8_t *in, *out; /* receive buffer, send queue */
 	size_t in_len, out_len, out_cap;
-	bool out_closed; /* stdout/stderr writes failed (EPIPE): drop output */
+	bool out_closed;	       /* stdout/stderr writes failed (EPIPE): drop output */
+	bool seccomp;		       /* the thread installs the SANDBOX_SESSION filter first */
+	void (*on_fail)(void *opaque); /* the thread's loop failed (logged): stop the VM */
+	void *opaque;
 };
 
 /* Prepares a session for CMD over a new socketpair (both ends close-on-exec and non-blocking)
@@ -54,9 +57,12 @@ int session_init(struct session *s, const struct session_cmd *cmd, struct verr *
  * connects once at boot); later calls return -1 so a second connection gets an RST. */
 int session_guest_fd(void *opaque);
 
-/* Starts the loop on a new thread (after the caller's seccomp filter is in place: the thread
- * inherits it; with a tty the caller has put stdin in raw mode before, console_make_raw, since
- * the filter forbids that). Returns 0 or a negative errno. */
+/* Starts the loop on a new thread, before the caller's own seccomp filter is in place (a
+ * filtered thread cannot create threads): with s->seccomp the new thread installs the
+ * SANDBOX_SESSION allow-list before it reads anything. With a tty the caller has put stdin in raw
+ * mode before (console_make_raw), since the filter forbids that. When the loop fails (the
+ * filter, the agent connection, the protocol) it logs one line and calls s->on_fail(s->opaque).
+ * Returns 0 or a negative errno. */
 int session_start(struct session *s);
 
 /* Forwards signal SIG to the container process (SIGWINCH: sends the terminal's size). Safe from

@@ -362,6 +362,11 @@ static void on_signal(void *opaque, uint32_t events)
 	vm_request_stop(vm, VM_STOP_SIGNAL);
 }
 
+static void session_failed(void *opaque)
+{
+	vm_request_stop(opaque, VM_STOP_ERROR);
+}
+
 static void sigusr1_noop(int sig)
 {
 	(void)sig;
@@ -460,17 +465,21 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
-	if (vm->seccomp && sandbox_enter(SANDBOX_MAIN, &e) < 0) {
-		vmm_log("%s", e.msg);
-		vm_request_stop(vm, VM_STOP_ERROR);
-	}
 	if (vm->container) {
+		vm->session.seccomp = vm->seccomp;
+		vm->session.on_fail = session_failed;
+		vm->session.opaque = vm;
 		r = session_start(&vm->session);
 		if (r < 0) {
 			vmm_log("cannot start the container session thread: %s", strerror(-r));
 			vm_request_stop(vm, VM_STOP_ERROR);
 		}
 	}
+	if (vm->seccomp && sandbox_enter(SANDBOX_MAIN, &e) < 0) {
+		vmm_log("%s", e.msg);
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
+
 	r = ev_run(&vm->el);
 	if (r < 0) {
 		vmm_log("event loop failed: epoll_wait: %s", strerror(-r));

@@ -90,6 +90,10 @@ else
 	expect "container: sandbox on while a container runs (Seccomp 2, NoNewPrivs 1, CapEff 0); SIGTERM ends it with 143" \
 		eval '[ $rc -eq 143 ] && grep -q "^Seccomp:[[:space:]]*2$" <<<"$st" && grep -q "^NoNewPrivs:[[:space:]]*1$" <<<"$st" && grep -q "^CapEff:[[:space:]]*0000000000000000$" <<<"$st" && [ ! -e "$tmp/api.sock" ]'
 
+	VMM_SECCOMP_TEST=session c 180 --rootfs "$bb" -- /bin/true
+	expect "seccomp: a forbidden call on the session thread kills vmm (125) and names it" \
+		eval '[ $rc -eq 125 ] && has_err "seccomp: thread session made a forbidden system call uname"'
+
 	# The overlay: writes land in tmpfs, the image is unchanged
 	sum=$(sha256sum <"$bb")
 	c 180 --rootfs "$bb" -- sh -c 'echo new > /etc/newfile && cat /etc/newfile'
