@@ -15,6 +15,19 @@ if ! kdir=$("$src/kernel-config/build.sh" | tail -n1) || [ ! -f "$kdir/vmlinux" 
 fi
 echo "# guest kernel: $kdir"
 
+# The container tests' root file systems, built (or found in ~/.cache/vmm/rootfs/) here on the
+# host, where debootstrap has the network; a build that fails leaves its tests failing, not
+# skipped.
+if VMM_TEST_BUSYBOX_EROFS=$("$src/rootfs/busybox-rootfs.sh" | tail -n1) &&
+	VMM_TEST_BUSYBOX_EXT4=$("$src/rootfs/busybox-rootfs.sh" --format ext4 | tail -n1); then
+	export VMM_TEST_BUSYBOX_EROFS VMM_TEST_BUSYBOX_EXT4
+	echo "# busybox rootfs: $VMM_TEST_BUSYBOX_EROFS (and .ext4)"
+fi
+if VMM_TEST_DEBIAN_IMG=$("$src/rootfs/debian-rootfs.sh" | tail -n1); then
+	export VMM_TEST_DEBIAN_IMG
+	echo "# Debian rootfs: $VMM_TEST_DEBIAN_IMG"
+fi
+
 # The tests run once; the nest alone (exit 125 from nest.sh: L1 stalled, timed out or broke, never
 # a test result) earns one more try, since its TCG outer guest can stall on an overloaded host.
 # Each try's output is kept apart so that TAP shows one run only; the failed try is summarised.
