@@ -182,20 +182,46 @@ static void console_stdio(void)
 	}
 }
 
-/* Mounts the rootfs at target, trying ext4 then erofs; -1 after one console line if neither. */
+/* The rootfs's type from its superblock magic (both live 1024 bytes in): erofs, or ext2/3/4
+ * (mounted with the ext4 driver). Probing by magic rather than trying each type keeps the
+ * kernel's "can't find ext4 filesystem" line off the console. NULL when it is neither. */
+static const char *rootfs_type(const char **why)
+{
+	uint8_t sb[1024 + 64];
+	int fd = open(ROOTFS_DEV, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	ssize_t n = pread(fd, sb, sizeof(sb), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(sb)) {
+		*why = "the disk is too small for a file system";
+		return NULL;
+	}
+	const uint8_t *p = sb + 1024;
+	if ((p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) == 0xE0F5E1E2u)
+		return "erofs";
+	if ((p[56] | p[57] << 8) == 0xEF53)
+		return "ext4";
+	*why = "no ext4 or erofs superblock on it";
+	return NULL;
+}
+
+/* Mounts the rootfs at target; -1 after one console line when it cannot. */
 static int mount_rootfs(const char *target, bool rw)
 {
-	static const char *const types[] = {"ext4", "erofs"};
-	int errs[2];
-
-	for (int i = 0; i < 2; i++) {
-		errs[i] = -mount_at(ROOTFS_DEV, target, types[i], rw ? 0 : MS_RDONLY, NULL);
-		if (!errs[i])
-			return 0;
-	}
-	agent_say("cannot mount the rootfs " ROOTFS_DEV "%s: ext4: %s, erofs: %s: check that the "
-		  "image is ext4 or erofs",
-		  rw ? " read-write" : "", strerror(errs[0]), strerror(errs[1]));
+	const char *why = NULL;
+	const char *type = rootfs_type(&why);
+	int err = type ? -mount_at(ROOTFS_DEV, target, type, rw ? 0 : MS_RDONLY, NULL) : 0;
+	if (type && !err)
+		return 0;
+	if (type)
+		why = strerror(err);
+	agent_say("cannot mount the rootfs " ROOTFS_DEV
+		  "%s%s%s: %s: give --rootfs an ext4 or erofs "
+		  "image (vmm-mkrootfs makes one)",
+		  rw ? " read-write" : "", type ? " as " : "", type ? type : "", why);
 	return -1;
 }
 

@@ -145,6 +145,19 @@ int console_init(struct console *c, struct event_loop *el, struct serial8250 *s,
 	return 0;
 }
 
+static void write_out(struct console *c, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(c->out_fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* stdout gone: the guest keeps running, its output is lost */
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
 void console_output(struct console *c, const uint8_t *buf, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -159,15 +172,31 @@ void console_output(struct console *c, const uint8_t *buf, size_t len)
 			c->panic_match = buf[i] == (uint8_t)panic_banner[0] ? 1 : 0;
 		}
 	}
-	while (len) {
-		ssize_t n = write(c->out_fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return; /* stdout gone: the guest keeps running, its output is lost */
-		buf += n;
-		len -= (size_t)n;
+	if (c->hold) {
+		size_t cap = sizeof(c->held);
+		if (len >= cap) {
+			buf += len - cap;
+			len = cap;
+		}
+		if (c->held_len + len > cap) { /* keep the newest bytes */
+			size_t drop = c->held_len + len - cap;
+			memmove(c->held, c->held + drop, c->held_len - drop);
+			c->held_len -= drop;
+		}
+		memcpy(c->held + c->held_len, buf, len);
+		c->held_len += len;
+		return;
 	}
+	write_out(c, buf, len);
+}
+
+void console_flush_held(struct console *c)
+{
+	if (!c->hold)
+		return;
+	c->hold = false;
+	write_out(c, c->held, c->held_len);
+	c->held_len = 0;
 }
 
 void console_close(struct console *c)

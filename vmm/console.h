@@ -20,13 +20,22 @@ struct console {
 	bool in_done;	      /* EOF or error on stdin */
 	unsigned panic_match; /* chars of the panic banner matched so far */
 	bool panic_seen;
+	/* A container keeps the console (kernel and agent messages) to itself unless something
+	 * fails: the last CONSOLE_HELD bytes wait here for console_flush_held. */
+	bool hold;
+	size_t held_len;
+	uint8_t held[16384];
 };
 
 /* Sets up input: raw mode if in_fd is a terminal, stdin watching. Returns 0 or -errno. */
 int console_init(struct console *c, struct event_loop *el, struct serial8250 *s, int in_fd,
 		 int out_fd);
-/* Guest output: written to out_fd in full, and watched for the kernel's panic banner. */
+/* Guest output: written to out_fd in full (or held, see hold), and watched for the kernel's
+ * panic banner. */
 void console_output(struct console *c, const uint8_t *buf, size_t len);
+/* With c->hold, writes what the console printed (its last 16 KiB) to out_fd and stops
+ * holding. */
+void console_flush_held(struct console *c);
 /* Called from a vCPU thread by the serial when its input buffer has room again. */
 void console_rx_space(struct console *c);
 /* Puts the terminal fd in raw mode on the input side (every key, Ctrl-C included, goes to the

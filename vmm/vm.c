@@ -377,6 +377,9 @@ static int exit_status(struct vm *vm)
 	int why = atomic_load(&vm->stop_reason);
 	int status = atomic_load(&vm->guest_status);
 	int process = vm->container ? session_finish(&vm->session) : -1;
+	/* A container that ended without its process's status: show what the console said. */
+	if (vm->container && process < 0)
+		console_flush_held(&vm->console);
 	switch (why) {
 	case VM_STOP_SIGNAL:
 		vmm_log("stopped by signal %d (%s)", vm->stop_signal, strsignal(vm->stop_signal));
@@ -439,6 +442,7 @@ int vm_run(struct vm *vm)
 				       STDOUT_FILENO);
 	/* A container's stdin belongs to its process; the console (kernel and agent messages)
 	 * goes to stderr. With a tty the terminal goes raw now: the filter below forbids it. */
+	vm->console.hold = vm->container && !vmm_verbose;
 	if (r == 0 && vm->container && vm->session.cmd.tty && isatty(STDIN_FILENO) &&
 	    console_make_raw(STDIN_FILENO) < 0)
 		vmm_log("cannot put the terminal in raw mode (continuing)");
