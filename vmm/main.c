@@ -53,7 +53,6 @@ static int exec_main(int argc, char **argv)
 	}
 	int status = session_run(&s, fd);
 	session_destroy(&s);
-	free(o.env);
 	return status;
 }
 
@@ -81,6 +80,5 @@ int main(int argc, char **argv)
 	}
 	int status = vm_run(&vm);
 	vm_destroy(&vm);
-	free(o.env);
 	return status;
 }

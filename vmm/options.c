@@ -177,11 +177,11 @@ static int container_opt(int c, const char *arg, struct vmm_options *o)
 			vmm_log("--env: '%s' is not KEY=VALUE: write --env NAME=value", arg);
 			return -EINVAL;
 		}
-		if (o->nenv == VMM_MAX_ENV) {
+		if (o->nenv_given == VMM_MAX_ENV) {
 			vmm_log("--env: at most %u entries", VMM_MAX_ENV);
 			return -EINVAL;
 		}
-		o->env[o->nenv++] = (char *)arg;
+		o->env_given[o->nenv_given++] = (char *)arg;
 		return 0;
 	case 'w':
 		if (arg[0] != '/' || has_ctl(arg) || strlen(arg) > 4095) {
@@ -226,35 +226,30 @@ static int container_opt(int c, const char *arg, struct vmm_options *o)
 }
 
 /* Environment defaults (unless --env sets the key) come before the --env entries. */
-static int build_env(struct vmm_options *o)
+static void build_env(struct vmm_options *o)
 {
 	static char home[16], term[] = "TERM=xterm", host[80];
 	static char path[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	snprintf(home, sizeof(home), "HOME=%s", o->uid == 0 ? "/root" : "/");
 	snprintf(host, sizeof(host), "HOSTNAME=%s", o->hostname ? o->hostname : "vmm");
 	char *defaults[] = {path, home, o->tty ? term : NULL, o->hostname ? host : NULL};
-	char **env = calloc(o->nenv + 5, sizeof(char *));
-	if (!env) {
-		vmm_log("out of memory");
-		return -ENOMEM;
-	}
+	char **env = o->env_buf;
 	unsigned n = 0;
 	for (size_t d = 0; d < sizeof(defaults) / sizeof(defaults[0]); d++) {
 		if (!defaults[d])
 			continue;
 		size_t klen = (size_t)(strchr(defaults[d], '=') - defaults[d]) + 1;
 		bool set = false;
-		for (unsigned i = 0; i < o->nenv; i++)
-			set |= strncmp(o->env[i], defaults[d], klen) == 0;
+		for (unsigned i = 0; i < o->nenv_given; i++)
+			set |= strncmp(o->env_given[i], defaults[d], klen) == 0;
 		if (!set)
 			env[n++] = defaults[d];
 	}
-	for (unsigned i = 0; i < o->nenv; i++)
-		env[n++] = o->env[i];
-	free(o->env);
+	for (unsigned i = 0; i < o->nenv_given; i++)
+		env[n++] = o->env_given[i];
+	env[n] = NULL;
 	o->env = env;
 	o->nenv = n;
-	return 0;
 }
 
 static int take_command(int argc, char **argv, struct vmm_options *o, bool required)
@@ -308,7 +303,7 @@ static int check_container(struct vmm_options *o, bool explicit_tty)
 		return -EINVAL;
 	}
 	o->container = o->ncmd || (o->rootfs && !o->initrd);
-	bool container_only = o->nenv || o->workdir || o->uid || o->gid || o->hostname ||
+	bool container_only = o->nenv_given || o->workdir || o->uid || o->gid || o->hostname ||
 			      explicit_tty || o->rootfs_rw || o->api_sock || o->ip || o->gw;
 	if (!o->container) {
 		if (container_only) {
@@ -324,11 +319,6 @@ static int check_container(struct vmm_options *o, bool explicit_tty)
 			"makes one from a directory)");
 		return -EINVAL;
 	}
-#ifndef VMM_HAVE_AGENT
-	vmm_log("this vmm was built without the guest agent (-Dguest=false): containers need "
-		"it; rebuild with -Dguest=true");
-	return -EINVAL;
-#endif
 	if ((o->ip || o->gw) && !o->nnets) {
 		vmm_log("--ip and --gateway configure the first --net device: add --net tap=NAME");
 		return -EINVAL;
@@ -355,7 +345,8 @@ static int check_container(struct vmm_options *o, bool explicit_tty)
 			 o->ip ? o->ip : "", o->gw ? " vmm.gw=" : "", o->gw ? o->gw : "");
 	if (n < 0 || (size_t)n >= sizeof(o->agent_cmdline))
 		return -EINVAL; /* cannot happen: every part is bounded */
-	return build_env(o);
+	build_env(o);
+	return 0;
 }
 
 static bool valid_hostname(const char *s)
@@ -450,11 +441,6 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 	memset(o, 0, sizeof(*o));
 	o->cpus = 1;
 	o->memory_mib = VMM_DEFAULT_MEMORY_MIB;
-	o->env = calloc(VMM_MAX_ENV, sizeof(char *));
-	if (!o->env) {
-		vmm_log("out of memory");
-		return -ENOMEM;
-	}
 
 	optind = 1;
 	opterr = 0;
@@ -614,11 +600,6 @@ int options_parse_exec(int argc, char **argv, struct vmm_options *o)
 	    {0},
 	};
 	memset(o, 0, sizeof(*o));
-	o->env = calloc(VMM_MAX_ENV, sizeof(char *));
-	if (!o->env) {
-		vmm_log("out of memory");
-		return -ENOMEM;
-	}
 	optind = 1;
 	opterr = 0;
 	for (;;) {
@@ -662,5 +643,6 @@ int options_parse_exec(int argc, char **argv, struct vmm_options *o)
 		o->workdir = "/";
 	if (!o->tty && isatty(STDIN_FILENO))
 		o->tty = true;
-	return build_env(o);
+	build_env(o);
+	return 0;
 }

@@ -39,8 +39,11 @@ struct vmm_options {
 	bool container;
 	char **cmd; /* argv after "--", NULL-terminated */
 	unsigned ncmd;
-	char **env; /* --env KEY=VALUE, after the defaults (PATH, HOME, TERM, HOSTNAME) */
+	char **env; /* the defaults (PATH, HOME, TERM, HOSTNAME) not set by --env, then --env */
 	unsigned nenv;
+	char *env_given[VMM_MAX_ENV]; /* --env KEY=VALUE as given */
+	unsigned nenv_given;
+	char *env_buf[VMM_MAX_ENV + 5];
 	const char *workdir;	 /* --workdir, default "/" */
 	uint32_t uid, gid;	 /* --user UID[:GID], default 0:0 */
 	const char *hostname;	 /* --hostname, default "vmm" */

@@ -208,7 +208,12 @@ static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
 		if (r < 0)
 			return r;
 	}
-#ifdef VMM_HAVE_AGENT
+#ifndef VMM_HAVE_AGENT
+	if (o->container)
+		return verr_set(e, -ENOTSUP,
+				"this vmm was built without the guest agent (-Dguest=false): "
+				"containers need it; rebuild with -Dguest=true");
+#else
 	if (o->container) {
 		r = initrd_load_mem(&vm->mem, vmm_agent_initramfs,
 				    (size_t)(vmm_agent_initramfs_end - vmm_agent_initramfs),

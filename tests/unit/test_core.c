@@ -82,17 +82,14 @@ static void options_container(void **state)
 	assert_string_equal(o.env[2], "PATH=/bin");
 	assert_string_equal(o.env[3], "A=b=c");
 	assert_string_equal(o.agent_cmdline, "vmm.rootfs=ro vmm.hostname=box");
-	free(o.env);
 	/* --rootfs without --initrd is a container running /bin/sh */
 	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "--rootfs-rw"), 0);
 	assert_true(o.container);
 	assert_string_equal(o.cmd[0], "/bin/sh");
 	assert_string_equal(o.agent_cmdline, "vmm.rootfs=rw vmm.hostname=vmm");
-	free(o.env);
 	/* with --initrd it is a plain boot */
 	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "--initrd", img), 0);
 	assert_false(o.container);
-	free(o.env);
 	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "-u", "x"), -EINVAL);
 	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "--hostname", "-bad"), -EINVAL);
 	assert_int_equal(PARSE(&o, "-k", "k", "--", "ls"), -EINVAL); /* no rootfs */
