@@ -138,6 +138,7 @@ static void usage(void)
 	    "files it is given, /dev/kvm and /dev/net/tun as its only device nodes, a cgroup v2\n"
 	    "leaf with limits, rlimits, no inherited descriptors or environment, an unprivileged\n"
 	    "uid/gid. Must run as root. Paths in VMM ARGUMENTS are paths inside the jail.\n"
+	    "The program must be statically linked (vmm is): the jail holds no libraries.\n"
 	    "\n"
 	    "  --id ID                 the jail's name: 1-%d of A-Z a-z 0-9 _ -\n"
 	    "  --uid UID, --gid GID    the user and group the program runs as (not 0); one uid\n"
