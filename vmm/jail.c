@@ -559,20 +559,21 @@ static void parse_args(int argc, char **argv, struct jail *j)
 		bad("--chroot-base: '%s' must be an absolute path", base);
 	if (strlen(base) + JAIL_ID_MAX + 8 >= PATH_MAX / 2)
 		bad("--chroot-base: '%s' is too long", base);
-	jpath(j->base, "%s", base);
+	memcpy(j->base, base, strlen(base) + 1); /* fits: checked just above */
 	struct stat st;
-	if (stat(base, &st) == 0) {
+	if (stat(j->base, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
 			bad("--chroot-base: '%s' is not a directory", base);
 	} else {
+		int err = errno;
 		char parent[PATH_MAX];
-		jpath(parent, "%s", base);
-		if (errno != ENOENT || stat(dirname(parent), &st) < 0 || !S_ISDIR(st.st_mode))
+		memcpy(parent, j->base, sizeof(parent));
+		if (err != ENOENT || stat(dirname(parent), &st) < 0 || !S_ISDIR(st.st_mode))
 			bad("--chroot-base: cannot use '%s' (its parent must be an existing "
 			    "directory)",
 			    base);
 	}
-	jpath(j->dir, "%s/%s", base, j->id);
+	jpath(j->dir, "%s/%s", j->base, j->id);
 	jpath(j->root, "%s/root", j->dir);
 	if (lstat(j->dir, &st) == 0)
 		bad("the jail directory %s exists: a jail with --id %s runs, or a previous one "

@@ -1,5 +1,5 @@
-# Jail tests, sourced by boot-tests.sh (its helpers vm, expect, has, has_err, ok, not_ok and
-# $tmp, $vmm, $vmlinux, $initramfs): vmm-jail (built beside vmm) runs vmm as uid 4242 in its
+# Jail tests, sourced by boot-tests.sh after device-tests.sh (their helpers vm, expect, has,
+# has_err, ok, not_ok, vsock_echo and $tmp, $vmm, $vmlinux, $initramfs): vmm-jail (built beside vmm) runs vmm as uid 4242 in its
 # jail while a real guest boots. While it runs, the host checks what vmm can see (/proc/PID/root),
 # its sandbox (/proc/PID/status) and its cgroup limits (read back from cgroupfs); then a jailed
 # guest uses a disk and vsock, so the seccomp and io_uring allow-lists are proven with the jail
@@ -9,9 +9,6 @@
 jail=$(dirname "$vmm")/vmm-jail
 jbase=$tmp/jails
 ju=4242
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
 iname=$(basename "$initramfs")
 
 cgroot=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
@@ -25,13 +22,13 @@ echo "# jail: cgroup v2 at ${cgroot:-nowhere}, controllers: $(cat "$cgroot/cgrou
 children() { local c; c=$(cat "/proc/$1/task/$1/children" 2>/dev/null); echo "${c%% *}"; }
 
 # 1. a jailed guest that sleeps, inspected from the host while it runs
-"$jail" --id j1 --uid "$ju" --gid "$ju" --chroot-base "$jbase" --file "$vmlinux" --file "$initramfs" \
-	--cgroup memory.max=536870912 --cgroup pids.max=64 --cgroup "cpu.max=200000 100000" \
+timeout -k 5 300 "$jail" --id j1 --uid "$ju" --gid "$ju" --chroot-base "$jbase" --file "$vmlinux" \
+	--file "$initramfs" --cgroup memory.max=536870912 --cgroup pids.max=64 --cgroup "cpu.max=200000 100000" \
 	-- --kernel /vmlinux --initrd "/$iname" --cpus 2 --cmdline "-- /bin/sleep 600" \
 	</dev/null >"$tmp/raw" 2>"$tmp/err" &
 jpid=$!
 for _ in $(seq 1 1200); do grep -q "vmm-init: booted" "$tmp/raw" 2>/dev/null && break; sleep 0.1; done
-vpid=$(children "$jpid")
+vpid=$(children "$(children "$jpid")") # timeout(1), vmm-jail, vmm
 tree=$(find "/proc/$vpid/root/" -mindepth 1 2>&1 | sed "s|^/proc/$vpid/root||" | sort | tr '\n' ' ')
 want="/dev /dev/kvm /vmlinux /vmm /$iname"
 [ -c /dev/net/tun ] && want="$want /dev/net /dev/net/tun"
@@ -46,7 +43,7 @@ cgpath=$(cat "/proc/$vpid/cgroup" 2>/dev/null)
 cg=$cgroot/vmm/j1
 mem=$(cat "$cg/memory.max" 2>&1) pids=$(cat "$cg/pids.max" 2>&1) cpu=$(cat "$cg/cpu.max" 2>&1)
 memcur=$(cat "$cg/memory.current" 2>&1) pidcur=$(cat "$cg/pids.current" 2>&1)
-kill -TERM "$jpid"
+kill -TERM "$jpid" # timeout(1) passes it to vmm-jail, which forwards it to vmm
 wait "$jpid"
 rc=$?
 tr -d '\r' <"$tmp/raw" >"$tmp/out"
@@ -71,17 +68,11 @@ truncate -s 8M "$tmp/jdisk.img"
 chown "$ju:$ju" "$tmp/jdisk.img"
 seq 1 12000 >"$tmp/pattern"
 plen=$(wc -c <"$tmp/pattern")
-"$jail" --id j2 --uid "$ju" --gid "$ju" --chroot-base "$jbase" --file "$vmlinux" --file "$initramfs" \
-	--file "$tmp/jdisk.img:/disk.img,rw" --cgroup memory.max=536870912 --cgroup pids.max=64 \
+vsock_echo "$jbase/j2/root/v.sock" timeout -k 5 300 "$jail" --id j2 --uid "$ju" --gid "$ju" \
+	--chroot-base "$jbase" --file "$vmlinux" --file "$initramfs" --file "$tmp/jdisk.img:/disk.img,rw" \
+	--cgroup memory.max=536870912 --cgroup pids.max=64 \
 	-- --kernel /vmlinux --initrd "/$iname" --disk path=/disk.img --vsock cid=3,uds=/v.sock --verbose \
-	--cmdline '-- /bin/sh -c "seq 1 12000 | dd of=/dev/vda bs=4096 conv=fsync 2>/dev/null && echo WROTE && /bin/vsock-test listen 5001"' \
-	</dev/null >"$tmp/raw" 2>"$tmp/err" &
-jpid=$!
-"$py" "$here/vsock-host.py" connect "$jbase/j2/root/v.sock" 5001 1048576 >"$tmp/host" 2>&1
-wait "$jpid"
-rc=$?
-tr -d '\r' <"$tmp/raw" >"$tmp/out"
-cat "$tmp/host" >>"$tmp/out"
+	--cmdline '-- /bin/sh -c "seq 1 12000 | dd of=/dev/vda bs=4096 conv=fsync 2>/dev/null && echo WROTE && /bin/vsock-test listen 5001"'
 expect "jail: a jailed guest writes a disk through the restricted io_uring ring, the image holds it" \
 	eval '[ $rc -eq 0 ] && has "^WROTE" && cmp -s -n "$plen" "$tmp/pattern" "$tmp/jdisk.img" && has_err "io_uring I/O engine" && ! has_err "cannot be restricted"'
 expect "jail: host -> jailed guest vsock (the socket in the jail's root) echoes 1 MiB intact" \
