@@ -62,6 +62,12 @@ struct virtio_dev *virtio_blk_dev(struct virtio_blk *b);
 /* Whether requests go through io_uring (false: the synchronous engine). */
 bool virtio_blk_uses_io_uring(const struct virtio_blk *b);
 
+/* The io_uring engine's ring, or NULL with the synchronous engine. Only for tests, which prove
+ * the ring's restrictions (opcodes, SQE flags, register operations) through it; vmm itself goes
+ * through the device. */
+struct io_uring;
+struct io_uring *virtio_blk_ring(struct virtio_blk *b);
+
 /* The disk's size in 512-byte sectors (the config space's capacity). */
 uint64_t virtio_blk_capacity(const struct virtio_blk *b);
 

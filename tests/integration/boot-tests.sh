@@ -137,6 +137,9 @@ expect "sandbox: Seccomp 2, NoNewPrivs 1, CapEff 0 while the guest runs" \
 expect "sandbox: all $nthreads threads (main + 2 vCPUs) have Seccomp 2; SIGTERM still exits 143" \
 	eval '$threads_ok && [ "$nthreads" -eq 3 ] && [ $rc -eq 143 ]'
 
+# The jail: vmm-jail around vmm (tests/integration/jail-tests.sh, same helpers)
+. "$(dirname "$0")/jail-tests.sh"
+
 echo "1..$n"
 echo "# $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
