@@ -377,15 +377,21 @@ int session_finish(struct session *s)
 	return s->exited ? s->status : -1;
 }
 
+void session_signal_mask(sigset_t *mask, bool winch)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGQUIT);
+	if (winch)
+		sigaddset(mask, SIGWINCH);
+}
+
 int session_run(struct session *s, int fd)
 {
 	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGQUIT);
-	sigaddset(&mask, SIGWINCH);
+	session_signal_mask(&mask, true);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	close(s->fd);

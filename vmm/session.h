@@ -12,6 +12,7 @@
 #include "vmm/log.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -72,6 +73,10 @@ void session_signal(struct session *s, int sig);
 /* Stops the loop if it still runs and joins the thread. Returns the exit status to report: the
  * container process's (0-255, 128+N for signal N) when EXIT came, else -1. */
 int session_finish(struct session *s);
+
+/* The signals vmm takes through a signalfd: SIGINT, SIGTERM, SIGHUP, SIGQUIT (forwarded to a
+ * container's process, else they stop the VM), and SIGWINCH when winch (a container's pty). */
+void session_signal_mask(sigset_t *mask, bool winch);
 
 /* `vmm exec`: runs the loop on the calling thread over fd (a connected Unix socket to
  * --api-sock), with SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGWINCH forwarded through a signalfd.

@@ -419,13 +419,7 @@ int vm_run(struct vm *vm)
 	/* Host signals go to the event loop through a signalfd; vCPU threads inherit the mask, so
 	 * only the main thread ever sees them. SIGUSR1 only kicks vCPUs out of KVM_RUN. */
 	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGQUIT);
-	if (vm->container)
-		sigaddset(&mask, SIGWINCH); /* window size changes reach the container's pty */
+	session_signal_mask(&mask, vm->container); /* SIGWINCH: the container's pty follows */
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	struct sigaction sa = {.sa_handler = sigusr1_noop};
 	sigaction(SIGUSR1, &sa, NULL);
