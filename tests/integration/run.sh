@@ -32,7 +32,7 @@ fi
 # a test result) earns one more try, since its TCG outer guest can stall on an overloaded host.
 # Each try's output is kept apart so that TAP shows one run only; the failed try is summarised.
 # The source folder is shared too: the nest hides the host's /tmp, where a clone may live.
-export NEST_TIMEOUT=${NEST_TIMEOUT:-900}
+export NEST_TIMEOUT=${NEST_TIMEOUT:-1700}
 export NEST_MODULES="${NEST_MODULES:-} tun" # the virtio-net test makes a TAP
 log=$(mktemp)
 trap 'rm -f "$log" "$log.err"' EXIT
