@@ -215,6 +215,11 @@ static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
 				"containers need it; rebuild with -Dguest=true");
 #else
 	if (o->container) {
+		/* The archive is part of vmm's file: one readahead for it rather than a page fault
+		 * (and, from a cold or network file system, a read) per page. */
+		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+		uintptr_t lo = (uintptr_t)vmm_agent_initramfs & ~(page - 1);
+		madvise((void *)lo, (uintptr_t)vmm_agent_initramfs_end - lo, MADV_WILLNEED);
 		r = initrd_load_mem(&vm->mem, vmm_agent_initramfs,
 				    (size_t)(vmm_agent_initramfs_end - vmm_agent_initramfs),
 				    &vm->kernel, &initrd_gpa, &initrd_size, e);
