@@ -373,6 +373,10 @@ static bool tx_flush(struct virtio_net *n)
 	}
 	n->tx_held = false;
 	virtq_push(&n->dev.vq[VIRTIO_NET_TXQ], &n->tx_chain, 0);
+	/* Each frame as it goes (event idx keeps this quiet while the driver polls): the guest
+	 * frees its buffers and TCP sends more while we write the rest, instead of waiting for
+	 * the whole batch. */
+	virtio_dev_notify_used(&n->dev, VIRTIO_NET_TXQ);
 	return true;
 }
 
@@ -381,14 +385,10 @@ static void tx_process(struct virtio_net *n)
 	struct virtio_dev *d = &n->dev;
 	struct virtq *q = &d->vq[VIRTIO_NET_TXQ];
 	unsigned budget = VIRTIO_NET_BUDGET;
-	bool pushed = false;
 
 	n->tx_more = false;
-	if (n->tx_held) {
-		if (!tx_flush(n))
-			return;
-		pushed = true;
-	}
+	if (n->tx_held && !tx_flush(n))
+		return;
 	for (unsigned round = 0;; round++) {
 		/* No kicks while we work: we look at the ring again before sleeping. */
 		virtq_enable_kicks(q, false);
@@ -404,13 +404,11 @@ static void tx_process(struct virtio_net *n)
 			if (n->host_gone || !tx_prepare(n)) {
 				n->stats.tx_dropped++;
 				virtq_push(q, &n->tx_chain, 0);
-				pushed = true;
 				continue;
 			}
 			n->tx_held = true;
 			if (!tx_flush(n))
 				goto out; /* EAGAIN: EPOLLOUT brings us back; kicks stay off */
-			pushed = true;
 		}
 		if (!budget || round == VIRTIO_NET_BUDGET) {
 			n->tx_more = true; /* EPOLLOUT fires at once on a writable fd */
@@ -420,8 +418,9 @@ static void tx_process(struct virtio_net *n)
 			break;
 	}
 out:
-	if (pushed)
-		virtio_dev_notify_used(d, VIRTIO_NET_TXQ);
+	/* Dropped chains (and one host_gone gave back) are told here; a no-op when nothing was
+	 * pushed since the last interrupt. */
+	virtio_dev_notify_used(d, VIRTIO_NET_TXQ);
 }
 
 /* ---- rx ---- */
@@ -478,8 +477,10 @@ static void rx_set_num_buffers(struct virtio_net *n, uint16_t num)
 }
 
 /* Without mergeable buffers: the whole frame into one chain. Returns 1 when the frame is done
- * with (delivered or dropped), 0 when there is no buffer, -1 when the device failed. */
-static int rx_place_one(struct virtio_net *n, bool *pushed)
+ * with (delivered, the driver interrupted if it asked; or dropped), 0 when there is no buffer,
+ * -1 when the device failed. Interrupting per frame rather than per batch lets the guest take
+ * frames while we copy the next ones (event idx keeps it quiet while the driver polls). */
+static int rx_place_one(struct virtio_net *n)
 {
 	struct virtq *q = &n->dev.vq[VIRTIO_NET_RXQ];
 	if (!n->rx_have_first) {
@@ -505,18 +506,18 @@ static int rx_place_one(struct virtio_net *n, bool *pushed)
 	rx_set_num_buffers(n, 1);
 	virtq_chain_write(&n->rx_first, 0, n->rxbuf, n->rx_len);
 	virtq_push(q, &n->rx_first, (uint32_t)n->rx_len);
+	virtio_dev_notify_used(&n->dev, VIRTIO_NET_RXQ);
 	n->stats.rx_frames++;
 	n->stats.rx_bytes += n->rx_len - HDR_LEN;
 	n->rx_have_first = false;
 	n->rx_len = 0;
-	*pushed = true;
 	return 1;
 }
 
 /* With mergeable buffers: the frame over as many chains as it takes, all given back at once
  * with num_buffers in the first one's header. Returns like rx_place_one; on 0 the chains taken
  * so far stay with the frame until the guest posts more. */
-static int rx_place_mrg(struct virtio_net *n, bool *pushed)
+static int rx_place_mrg(struct virtio_net *n)
 {
 	struct virtq *q = &n->dev.vq[VIRTIO_NET_RXQ];
 	bool truncated = false;
@@ -563,10 +564,10 @@ static int rx_place_mrg(struct virtio_net *n, bool *pushed)
 	rx_set_num_buffers(n, (uint16_t)n->rx_nused);
 	virtq_chain_write(&n->rx_first, 0, n->rxbuf, HDR_LEN);
 	virtq_push_batch(q, n->rx_used, n->rx_nused);
+	virtio_dev_notify_used(&n->dev, VIRTIO_NET_RXQ);
 	n->rx_len = 0;
 	n->rx_off = 0;
 	n->rx_nused = 0;
-	*pushed = true;
 	return 1;
 }
 
@@ -588,7 +589,6 @@ static void rx_process(struct virtio_net *n)
 	struct virtio_dev *d = &n->dev;
 	struct virtq *q = &d->vq[VIRTIO_NET_RXQ];
 	unsigned budget = VIRTIO_NET_BUDGET;
-	bool pushed = false;
 
 	n->rx_stalled = false;
 	virtq_enable_kicks(q, false);
@@ -624,14 +624,12 @@ static void rx_process(struct virtio_net *n)
 			n->rx_off = 0;
 			n->rx_nused = 0;
 		}
-		int p = n->mrg ? rx_place_mrg(n, &pushed) : rx_place_one(n, &pushed);
+		int p = n->mrg ? rx_place_mrg(n) : rx_place_one(n);
 		if (p < 0)
 			break;
 		if (p == 0 && rx_stall(n))
 			break;
 	}
-	if (pushed)
-		virtio_dev_notify_used(d, VIRTIO_NET_RXQ);
 }
 
 /* ---- events ---- */
