@@ -161,18 +161,23 @@ NET_COUNTERS = (" cd /sys/class/net/eth0/statistics && grep . tx_packets tx_byte
                 " grep -i virtio /proc/interrupts")
 
 
+def net_cmd(a, which, transfer):
+    """The command line of a guest on the TAP (10.0.2.2, the host 10.0.2.1) that runs `transfer`
+    and then prints NET_COUNTERS."""
+    guest = ("ip addr add 10.0.2.2/24 dev eth0 && ip link set eth0 up && ping -c 1 -W 10 10.0.2.1 >/dev/null;"
+             f" {transfer};{NET_COUNTERS}")
+    if which == "vmm":
+        return vmm_cmd(a, guest, ["--net", "tap=vmmbench0"])
+    return qemu_cmd(a, guest, ["-netdev", "tap,id=n0,ifname=vmmbench0,script=no,downscript=no,vhost=off",
+                               "-device", "virtio-net-device,netdev=n0"])
+
+
 def net_case(a, which):
     mib = 32
     sink = Sink(mib << 20)
     sink.start()
-    guest = ("ip addr add 10.0.2.2/24 dev eth0 && ip link set eth0 up && ping -c 1 -W 10 10.0.2.1 >/dev/null;"
-             f" echo MARK n0; dd if=/dev/zero bs=64k count={mib * 16} 2>/dev/null | nc 10.0.2.1 5000;"
-             f" echo MARK n1;{NET_COUNTERS}")
-    if which == "vmm":
-        cmd = vmm_cmd(a, guest, ["--net", "tap=vmmbench0"])
-    else:
-        cmd = qemu_cmd(a, guest, ["-netdev", "tap,id=n0,ifname=vmmbench0,script=no,downscript=no,vhost=off",
-                                  "-device", "virtio-net-device,netdev=n0"])
+    cmd = net_cmd(a, which, f"echo MARK n0; dd if=/dev/zero bs=64k count={mib * 16} 2>/dev/null"
+                            " | nc 10.0.2.1 5000; echo MARK n1")
     marks, out = run_marked(cmd)
     sink.join(5)
     r = rate(marks, "n0", "n1", mib) if sink.got >= (mib << 20) else None
@@ -205,14 +210,7 @@ def net_rx_case(a, which):
             sent["started"] = True
             sender.start()
 
-    guest = ("ip addr add 10.0.2.2/24 dev eth0 && ip link set eth0 up && ping -c 1 -W 10 10.0.2.1 >/dev/null;"
-             f" io-bench tcp-recv 5001;{NET_COUNTERS}")
-    if which == "vmm":
-        cmd = vmm_cmd(a, guest, ["--net", "tap=vmmbench0"])
-    else:
-        cmd = qemu_cmd(a, guest, ["-netdev", "tap,id=n0,ifname=vmmbench0,script=no,downscript=no,vhost=off",
-                                  "-device", "virtio-net-device,netdev=n0"])
-    marks, out = run_marked(cmd, on_line=on_line)
+    marks, out = run_marked(net_cmd(a, which, "io-bench tcp-recv 5001"), on_line=on_line)
     if sent["started"]:
         sender.join(5)
     got = re.search(r"io-bench: tcp-recv bytes=(\d+) seconds=\S+ mib_s=([0-9.]+)", out)
