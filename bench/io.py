@@ -14,7 +14,7 @@ in a network namespace of its own (bench/io-run.sh does `unshare --net`): it mak
               on L1's page cache for both (QEMU cache=writeback, aio=threads: its O_DIRECT mode
               needs a file system that supports it, and tmpfs does not)
   virtio-net: 32 MiB guest -> host over TCP (busybox nc) through a TAP, timed by console
-              markers; 32 MiB host -> guest (io-bench tcp-recv in the guest, timed by the
+              markers; 64 MiB host -> guest (io-bench tcp-recv in the guest, timed by the
               guest's clock from accept to EOF); QEMU with vhost=off so both do the virtio work
               in user space
   vsock:      64 MiB echoed through the guest's vsock connection to a host Unix socket (vmm only:
@@ -185,9 +185,9 @@ def net_case(a, which):
 
 
 def net_rx_case(a, which):
-    """32 MiB host -> guest: io-bench tcp-recv in the guest; the host connects once the guest
+    """64 MiB host -> guest: io-bench tcp-recv in the guest; the host connects once the guest
     says it listens."""
-    mib = 32
+    mib = 64
     sent = {"bytes": 0, "started": False}
 
     def send():
