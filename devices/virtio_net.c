@@ -420,9 +420,6 @@ static void tx_process(struct virtio_net *n)
 			break;
 	}
 out:
-	/* Once per batch: a tx completion only lets the guest free its buffers, and an interrupt
-	 * per frame doubled the guest's interrupts in the nested bench (each one costs two
-	 * register exits). rx, where the guest waits for the data, interrupts per frame. */
 	if (pushed)
 		virtio_dev_notify_used(d, VIRTIO_NET_TXQ);
 }
@@ -481,10 +478,8 @@ static void rx_set_num_buffers(struct virtio_net *n, uint16_t num)
 }
 
 /* Without mergeable buffers: the whole frame into one chain. Returns 1 when the frame is done
- * with (delivered, the driver interrupted if it asked; or dropped), 0 when there is no buffer,
- * -1 when the device failed. Interrupting per frame rather than per batch lets the guest take
- * frames while we copy the next ones (event idx keeps it quiet while the driver polls). */
-static int rx_place_one(struct virtio_net *n)
+ * with (delivered or dropped), 0 when there is no buffer, -1 when the device failed. */
+static int rx_place_one(struct virtio_net *n, bool *pushed)
 {
 	struct virtq *q = &n->dev.vq[VIRTIO_NET_RXQ];
 	if (!n->rx_have_first) {
@@ -510,18 +505,18 @@ static int rx_place_one(struct virtio_net *n)
 	rx_set_num_buffers(n, 1);
 	virtq_chain_write(&n->rx_first, 0, n->rxbuf, n->rx_len);
 	virtq_push(q, &n->rx_first, (uint32_t)n->rx_len);
-	virtio_dev_notify_used(&n->dev, VIRTIO_NET_RXQ);
 	n->stats.rx_frames++;
 	n->stats.rx_bytes += n->rx_len - HDR_LEN;
 	n->rx_have_first = false;
 	n->rx_len = 0;
+	*pushed = true;
 	return 1;
 }
 
 /* With mergeable buffers: the frame over as many chains as it takes, all given back at once
  * with num_buffers in the first one's header. Returns like rx_place_one; on 0 the chains taken
  * so far stay with the frame until the guest posts more. */
-static int rx_place_mrg(struct virtio_net *n)
+static int rx_place_mrg(struct virtio_net *n, bool *pushed)
 {
 	struct virtq *q = &n->dev.vq[VIRTIO_NET_RXQ];
 	bool truncated = false;
@@ -568,10 +563,10 @@ static int rx_place_mrg(struct virtio_net *n)
 	rx_set_num_buffers(n, (uint16_t)n->rx_nused);
 	virtq_chain_write(&n->rx_first, 0, n->rxbuf, HDR_LEN);
 	virtq_push_batch(q, n->rx_used, n->rx_nused);
-	virtio_dev_notify_used(&n->dev, VIRTIO_NET_RXQ);
 	n->rx_len = 0;
 	n->rx_off = 0;
 	n->rx_nused = 0;
+	*pushed = true;
 	return 1;
 }
 
@@ -593,6 +588,7 @@ static void rx_process(struct virtio_net *n)
 	struct virtio_dev *d = &n->dev;
 	struct virtq *q = &d->vq[VIRTIO_NET_RXQ];
 	unsigned budget = VIRTIO_NET_BUDGET;
+	bool pushed = false;
 
 	n->rx_stalled = false;
 	virtq_enable_kicks(q, false);
@@ -628,12 +624,14 @@ static void rx_process(struct virtio_net *n)
 			n->rx_off = 0;
 			n->rx_nused = 0;
 		}
-		int p = n->mrg ? rx_place_mrg(n) : rx_place_one(n);
+		int p = n->mrg ? rx_place_mrg(n, &pushed) : rx_place_one(n, &pushed);
 		if (p < 0)
 			break;
 		if (p == 0 && rx_stall(n))
 			break;
 	}
+	if (pushed)
+		virtio_dev_notify_used(d, VIRTIO_NET_RXQ);
 }
 
 /* ---- events ---- */

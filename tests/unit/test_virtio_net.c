@@ -551,48 +551,6 @@ static void rx_waits_for_buffers(void **state)
 	env_down(&t);
 }
 
-/* rx: the driver hears of each frame as it is placed, not once per batch, so it can take frames
- * while the device copies the next; tx completions come once per batch. Without event idx that
- * is 3 interrupts for 3 received frames and 1 for 3 sent in one kick; with it, only crossing the
- * driver's used_event interrupts. */
-static void rx_interrupt_per_frame(void **state)
-{
-	(void)state;
-	static uint8_t f[200], buf[512];
-	make_frame(f, sizeof(f), 20);
-	struct virtio_net_hdr_v1 h = {0};
-	for (int event_idx = 0; event_idx < 2; event_idx++) {
-		struct env t;
-		uint64_t features = BASE_FEATURES & ~F(VIRTIO_RING_F_EVENT_IDX);
-		env_up(&t, features | (event_idx ? F(VIRTIO_RING_F_EVENT_IDX) : 0));
-		/* used_event sits after the avail ring; 0: interrupt once the first is used */
-		uint16_t *rx_event = gp(&t, t.rx.avail + 4 + 2 * QSIZE, 2);
-		uint16_t *tx_event = gp(&t, t.tx.avail + 4 + 2 * QSIZE, 2);
-		*rx_event = *tx_event = 0;
-
-		for (int i = 0; i < 3; i++)
-			post_tx(&t, &h, f, sizeof(f), 1);
-		unsigned irqs = t.irqs;
-		kick(&t, VIRTIO_NET_TXQ);
-		pump(&t);
-		assert_int_equal(used_idx(&t, &t.tx), 3);
-		assert_int_equal(t.irqs - irqs, 1);
-		for (int i = 0; i < 3; i++)
-			assert_int_equal(host_recv(&t, buf, sizeof(buf)), HDR + sizeof(f));
-
-		for (int i = 0; i < 3; i++)
-			post_rx(&t, 1518 + HDR, NULL);
-		kick(&t, VIRTIO_NET_RXQ);
-		for (int i = 0; i < 3; i++)
-			host_send(&t, &h, f, sizeof(f));
-		irqs = t.irqs;
-		pump(&t);
-		assert_int_equal(used_idx(&t, &t.rx), 3);
-		assert_int_equal(t.irqs - irqs, event_idx ? 1 : 3);
-		env_down(&t);
-	}
-}
-
 static void tx_flow_control(void **state)
 {
 	(void)state;
@@ -1113,19 +1071,12 @@ static void real_tap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(parse_options),
-	    cmocka_unit_test(device_basics),
-	    cmocka_unit_test(tx_frame_intact),
-	    cmocka_unit_test(rx_frame_into_buffer),
-	    cmocka_unit_test(mergeable_rx),
-	    cmocka_unit_test(rx_waits_for_buffers),
-	    cmocka_unit_test(rx_interrupt_per_frame),
-	    cmocka_unit_test(tx_flow_control),
-	    cmocka_unit_test(tx_budget),
-	    cmocka_unit_test(bad_tx_chains),
-	    cmocka_unit_test(bad_rx_chains),
-	    cmocka_unit_test(hang_up),
-	    cmocka_unit_test(tx_after_peer_closed),
+	    cmocka_unit_test(parse_options),   cmocka_unit_test(device_basics),
+	    cmocka_unit_test(tx_frame_intact), cmocka_unit_test(rx_frame_into_buffer),
+	    cmocka_unit_test(mergeable_rx),    cmocka_unit_test(rx_waits_for_buffers),
+	    cmocka_unit_test(tx_flow_control), cmocka_unit_test(tx_budget),
+	    cmocka_unit_test(bad_tx_chains),   cmocka_unit_test(bad_rx_chains),
+	    cmocka_unit_test(hang_up),	       cmocka_unit_test(tx_after_peer_closed),
 	    cmocka_unit_test(real_tap), /* last: left out where no TAP can be made */
 	};
 	size_t n = sizeof(tests) / sizeof(tests[0]);
