@@ -56,16 +56,17 @@ def qemu_cmd(a, guest, extra):
             "-append", f"{BASE} reboot=t {QEMU_ONE_DEVICE} -- /bin/sh -c \"{guest}\""] + extra
 
 
-def run_marked(cmd, timeout=300, on_line=None):
+def run_marked(cmd, timeout=300, on_line=None, abort=None):
     """Runs cmd; returns ({marker: monotonic time}, output) for lines 'MARK <name>'. on_line, if
-    given, is called with each console line (bytes) as it arrives."""
+    given, is called with each console line (bytes) as it arrives; setting the threading.Event
+    abort stops the VM early (the host side of a transfer failed)."""
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
     marks, out, buf = {}, b"", b""
     t0 = time.monotonic()
     os.set_blocking(p.stdout.fileno(), False)
     while True:
-        if time.monotonic() - t0 > timeout:
+        if time.monotonic() - t0 > timeout or (abort is not None and abort.is_set()):
             p.kill()
             break
         try:
@@ -189,6 +190,7 @@ def net_rx_case(a, which):
     says it listens."""
     mib = 64
     sent = {"bytes": 0, "started": False}
+    failed = threading.Event()
 
     def send():
         try:
@@ -202,6 +204,7 @@ def net_rx_case(a, which):
                 c.recv(1)
         except OSError as e:
             print(f"io-bench: host -> guest sender: {e}", flush=True)
+            failed.set()
 
     sender = threading.Thread(target=send, daemon=True)
 
@@ -210,7 +213,8 @@ def net_rx_case(a, which):
             sent["started"] = True
             sender.start()
 
-    marks, out = run_marked(net_cmd(a, which, "io-bench tcp-recv 5001"), on_line=on_line)
+    marks, out = run_marked(net_cmd(a, which, "io-bench tcp-recv 5001"), on_line=on_line,
+                            abort=failed)
     if sent["started"]:
         sender.join(5)
     got = re.search(r"io-bench: tcp-recv bytes=(\d+) seconds=\S+ mib_s=([0-9.]+)", out)
