@@ -3,16 +3,18 @@
 # of vmm beside QEMU microvm (bench/io.py), in a network namespace of its own, through the nested
 # KVM harness where there is no /dev/kvm (it says so; compare ratios there). Needs root (a TAP).
 #
-#   bench/io-run.sh [--runs N] [--quick]
+#   bench/io-run.sh [--runs N] [--quick] [bench/io.py options]
 #
-# --quick is the CI smoke run (1 run). Results: build/bench/io-results.json.
+# --quick is the CI smoke run (1 run, 2 s per random 4 KiB case). Other options go to
+# bench/io.py (--cases blk,net-tx,net-rx,vsock; --io-seconds N). Results:
+# build/bench/io-results.json, each boot's console in build/bench/console-*.log.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${VMM_BUILD_DIR:-$src/build}
 args=()
 while (($#)); do
 	case $1 in
-	--quick) args+=(--runs 1) ;;
+	--quick) args+=(--runs 1 --io-seconds 2) ;;
 	*) args+=("$1") ;;
 	esac
 	shift

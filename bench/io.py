@@ -8,19 +8,23 @@ way (the console's latency is a few ms, small against transfers of many MiB). Mu
 in a network namespace of its own (bench/io-run.sh does `unshare --net`): it makes a TAP there.
 
   virtio-blk: 128 MiB written then read with dd O_DIRECT 1 MiB blocks, then 4 KiB O_DIRECT reads
-              at queue depth 1 (sequential offsets: the image is in the host page cache, so
-              offsets do not matter to either VMM); host image on L1's page cache for both
-              (QEMU cache=writeback, aio=threads: its O_DIRECT mode needs a file system that
-              supports it, and tmpfs does not)
-  virtio-net: 32 MiB guest -> host over TCP (busybox nc) through a TAP; QEMU with vhost=off so
-              both do the virtio work in user space
+              at queue depth 1 with dd (sequential offsets), then guest/io-bench: 4 KiB O_DIRECT
+              reads and writes at random aligned offsets over those 128 MiB, at queue depth 1
+              and 16 (Linux AIO), for --io-seconds each, timed by the guest's clock; host image
+              on L1's page cache for both (QEMU cache=writeback, aio=threads: its O_DIRECT mode
+              needs a file system that supports it, and tmpfs does not)
+  virtio-net: 32 MiB guest -> host over TCP (busybox nc) through a TAP, timed by console
+              markers; 64 MiB host -> guest (io-bench tcp-recv in the guest, timed by the
+              guest's clock from accept to EOF); QEMU with vhost=off so both do the virtio work
+              in user space
   vsock:      64 MiB echoed through the guest's vsock connection to a host Unix socket (vmm only:
               QEMU's vsock is vhost-vsock, whose host side is AF_VSOCK, not Unix sockets)
-Writes OUT/io-results.json and prints a table.
+Writes OUT/io-results.json (and each boot's console in OUT/console-*.log) and prints a table.
 """
 import argparse
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -52,15 +56,17 @@ def qemu_cmd(a, guest, extra):
             "-append", f"{BASE} reboot=t {QEMU_ONE_DEVICE} -- /bin/sh -c \"{guest}\""] + extra
 
 
-def run_marked(cmd, timeout=300):
-    """Runs cmd; returns ({marker: monotonic time}, output) for lines 'MARK <name>'."""
+def run_marked(cmd, timeout=300, on_line=None, abort=None):
+    """Runs cmd; returns ({marker: monotonic time}, output) for lines 'MARK <name>'. on_line, if
+    given, is called with each console line (bytes) as it arrives; setting the threading.Event
+    abort stops the VM early (the host side of a transfer failed)."""
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
     marks, out, buf = {}, b"", b""
     t0 = time.monotonic()
     os.set_blocking(p.stdout.fileno(), False)
     while True:
-        if time.monotonic() - t0 > timeout:
+        if time.monotonic() - t0 > timeout or (abort is not None and abort.is_set()):
             p.kill()
             break
         try:
@@ -77,6 +83,8 @@ def run_marked(cmd, timeout=300):
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 line = line.strip(b"\r ")
+                if on_line:
+                    on_line(line)
                 if line.startswith(b"MARK "):
                     marks.setdefault(line[5:].decode(errors="replace"), now)
     p.wait()
@@ -89,15 +97,20 @@ def rate(marks, a, b, mib):
     return None
 
 
+# guest/io-bench runs: (mode, queue depth), 4 KiB at random offsets.
+RANDOM_CASES = (("randread", 1), ("randread", 16), ("randwrite", 1), ("randwrite", 16))
+
+
 def blk_case(a, which):
     img = os.path.join(a.work, "bench.img")
     with open(img, "wb") as f:
         f.truncate(256 << 20)
     n4k = 4000
+    rand = "".join(f" && io-bench {m} /dev/vda {qd} {a.io_seconds} 128" for m, qd in RANDOM_CASES)
     guest = ("test -b /dev/vda && echo MARK w0 && dd if=/dev/zero of=/dev/vda bs=1M count=128 oflag=direct 2>/dev/null"
              " && echo MARK w1 && dd if=/dev/vda of=/dev/null bs=1M count=128 iflag=direct 2>/dev/null"
              f" && echo MARK r1 && dd if=/dev/vda of=/dev/null bs=4k count={n4k} iflag=direct 2>/dev/null"
-             " && echo MARK k1")
+             f" && echo MARK k1{rand}")
     if which == "vmm":
         cmd = vmm_cmd(a, guest, ["--disk", f"path={img}"])
     else:
@@ -108,9 +121,13 @@ def blk_case(a, which):
     iops = None
     if "r1" in marks and "k1" in marks:
         iops = n4k / (marks["k1"] - marks["r1"])
-    return {"blk_seq_write_mib_s": rate(marks, "w0", "w1", 128),
-            "blk_seq_read_mib_s": rate(marks, "w1", "r1", 128),
-            "blk_4k_qd1_read_iops": iops}, out
+    r = {"blk_seq_write_mib_s": rate(marks, "w0", "w1", 128),
+         "blk_seq_read_mib_s": rate(marks, "w1", "r1", 128),
+         "blk_4k_qd1_read_iops": iops}
+    for m, qd in RANDOM_CASES:
+        got = re.search(rf"io-bench: {m} qd={qd} ops=(\d+) seconds=\S+ iops=([0-9.]+)", out)
+        r[f"blk_4k_{m}_qd{qd}_iops"] = float(got.group(2)) if got and int(got.group(1)) else None
+    return r, out
 
 
 class Sink(threading.Thread):
@@ -139,22 +156,70 @@ class Sink(threading.Thread):
         self.s.close()
 
 
+# The guest's view after a transfer, for the console logs: packets (a TSO frame counts once) and
+# interrupts per device.
+NET_COUNTERS = (" cd /sys/class/net/eth0/statistics && grep . tx_packets tx_bytes rx_packets rx_bytes;"
+                " grep -i virtio /proc/interrupts")
+
+
+def net_cmd(a, which, transfer):
+    """The command line of a guest on the TAP (10.0.2.2, the host 10.0.2.1) that runs `transfer`
+    and then prints NET_COUNTERS."""
+    guest = ("ip addr add 10.0.2.2/24 dev eth0 && ip link set eth0 up && ping -c 1 -W 10 10.0.2.1 >/dev/null;"
+             f" {transfer};{NET_COUNTERS}")
+    if which == "vmm":
+        return vmm_cmd(a, guest, ["--net", "tap=vmmbench0"])
+    return qemu_cmd(a, guest, ["-netdev", "tap,id=n0,ifname=vmmbench0,script=no,downscript=no,vhost=off",
+                               "-device", "virtio-net-device,netdev=n0"])
+
+
 def net_case(a, which):
     mib = 32
     sink = Sink(mib << 20)
     sink.start()
-    guest = ("ip addr add 10.0.2.2/24 dev eth0 && ip link set eth0 up && ping -c 1 -W 10 10.0.2.1 >/dev/null;"
-             f" echo MARK n0; dd if=/dev/zero bs=64k count={mib * 16} 2>/dev/null | nc 10.0.2.1 5000;"
-             " echo MARK n1")
-    if which == "vmm":
-        cmd = vmm_cmd(a, guest, ["--net", "tap=vmmbench0"])
-    else:
-        cmd = qemu_cmd(a, guest, ["-netdev", "tap,id=n0,ifname=vmmbench0,script=no,downscript=no,vhost=off",
-                                  "-device", "virtio-net-device,netdev=n0"])
+    cmd = net_cmd(a, which, f"echo MARK n0; dd if=/dev/zero bs=64k count={mib * 16} 2>/dev/null"
+                            " | nc 10.0.2.1 5000; echo MARK n1")
     marks, out = run_marked(cmd)
     sink.join(5)
     r = rate(marks, "n0", "n1", mib) if sink.got >= (mib << 20) else None
     return {"net_tx_guest_to_host_mib_s": r}, out
+
+
+def net_rx_case(a, which):
+    """64 MiB host -> guest: io-bench tcp-recv in the guest; the host connects once the guest
+    says it listens."""
+    mib = 64
+    sent = {"bytes": 0, "started": False}
+    failed = threading.Event()
+
+    def send():
+        try:
+            with socket.create_connection(("10.0.2.2", 5001), timeout=60) as c:
+                c.settimeout(300)
+                chunk = b"\0" * (1 << 16)
+                for _ in range(mib * 16):
+                    c.sendall(chunk)
+                    sent["bytes"] += len(chunk)
+                c.shutdown(socket.SHUT_WR)
+                c.recv(1)
+        except OSError as e:
+            print(f"io-bench: host -> guest sender: {e}", flush=True)
+            failed.set()
+
+    sender = threading.Thread(target=send, daemon=True)
+
+    def on_line(line):
+        if line.startswith(b"io-bench: listening") and not sent["started"]:
+            sent["started"] = True
+            sender.start()
+
+    marks, out = run_marked(net_cmd(a, which, "io-bench tcp-recv 5001"), on_line=on_line,
+                            abort=failed)
+    if sent["started"]:
+        sender.join(5)
+    got = re.search(r"io-bench: tcp-recv bytes=(\d+) seconds=\S+ mib_s=([0-9.]+)", out)
+    r = float(got.group(2)) if got and int(got.group(1)) == mib << 20 else None
+    return {"net_rx_host_to_guest_mib_s": r}, out
 
 
 def vsock_case(a):
@@ -181,7 +246,11 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--vsock-host", required=True, help="tests/integration/vsock-host.py")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--io-seconds", type=int, default=5,
+                    help="length of each random 4 KiB run (io-bench) in the guest")
     ap.add_argument("--memory", type=int, default=256)
+    ap.add_argument("--cases", default="blk,net-tx,net-rx,vsock",
+                    help="comma-separated cases to run (blk, net-tx, net-rx, vsock)")
     ap.add_argument("--work", default="/tmp")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -197,22 +266,31 @@ def main():
 
     samples = {"vmm": {}, "qemu": {}}
     failures = 0
+    cases = {"blk": blk_case, "net-tx": net_case, "net-rx": net_rx_case,
+             "vsock": lambda a, which: vsock_case(a)}
+    chosen = [c for c in a.cases.split(",") if c]
+    for c in chosen:
+        if c not in cases:
+            ap.error(f"--cases: unknown case '{c}' (known: {', '.join(cases)})")
+
+    def record(which, name, i, r, out):
+        nonlocal failures
+        with open(os.path.join(a.out, f"console-{name}-{which}-{i + 1}.log"), "w") as fo:
+            fo.write(out)
+        for k, v in r.items():
+            samples[which].setdefault(k, []).append(v)
+            if v is None:
+                failures += 1
+                print(f"io-bench: {which} {k} run {i + 1} not measured; output tail:\n{out[-600:]}")
+
     for i in range(a.runs):
         order = ["vmm", "qemu"] if i % 2 == 0 else ["qemu", "vmm"]
         for which in order:
-            for case in (blk_case, net_case):
-                r, out = case(a, which)
-                for k, v in r.items():
-                    samples[which].setdefault(k, []).append(v)
-                    if v is None:
-                        failures += 1
-                        print(f"io-bench: {which} {k} run {i + 1} not measured; output tail:\n{out[-600:]}")
-        r, out = vsock_case(a)
-        for k, v in r.items():
-            samples["vmm"].setdefault(k, []).append(v)
-            if v is None:
-                failures += 1
-                print(f"io-bench: vmm {k} run {i + 1} not measured; output tail:\n{out[-600:]}")
+            for name in chosen:
+                if name != "vsock":
+                    record(which, name, i, *cases[name](a, which))
+        if "vsock" in chosen:
+            record("vmm", "vsock", i, *vsock_case(a))
         print(f"io-bench: run {i + 1}/{a.runs} done", flush=True)
 
     def med(v):
@@ -221,7 +299,8 @@ def main():
 
     res = {"environment": {"nested": nested,
                            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-           "config": {"runs": a.runs, "memory_mib": a.memory, "kernel": a.kernel},
+           "config": {"runs": a.runs, "io_seconds": a.io_seconds, "memory_mib": a.memory,
+                      "kernel": a.kernel},
            "samples": samples, "median": {}, "ratio_vmm_over_qemu": {},
            "not_measured": {"qemu vsock_echo_mib_s": "QEMU's vsock is vhost-vsock: its host side "
                             "is AF_VSOCK in the host kernel, not Unix sockets"}}

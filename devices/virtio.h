@@ -3,7 +3,8 @@
  *
  * Threads: the transport's register accesses run on vCPU threads; queue kicks (ioeventfd),
  * host I/O completions and timers run on the event loop thread. Both take d->lock, so a device
- * model's callbacks always run with it held and never race a reset. */
+ * model's callbacks always run with it held and never race a reset. The one field touched
+ * without the lock is isr (atomic): the transport reads and acknowledges it lock-free. */
 #ifndef VMM_VIRTIO_H
 #define VMM_VIRTIO_H
 

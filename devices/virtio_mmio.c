@@ -294,6 +294,22 @@ void virtio_mmio_access(void *opaque, uint64_t offset, uint8_t *data, unsigned s
 	bool kick = false;
 	unsigned kq = 0;
 
+	/* The guest's interrupt handler reads InterruptStatus and writes InterruptACK on every
+	 * interrupt. The status is atomic, so these two take no lock: the vCPU does not wait for
+	 * the event loop thread, which raises the interrupt while it still holds the device lock
+	 * (and may keep it for a while, reading or writing a TAP or a disk). */
+	if (size == 4 && offset == VIRTIO_MMIO_INTERRUPT_STATUS && !is_write) {
+		uint32_t v = atomic_load(&d->isr);
+		memcpy(data, &v, 4);
+		return;
+	}
+	if (size == 4 && offset == VIRTIO_MMIO_INTERRUPT_ACK && is_write) {
+		uint32_t v;
+		memcpy(&v, data, 4);
+		atomic_fetch_and(&d->isr, ~v);
+		return;
+	}
+
 	pthread_mutex_lock(&d->lock);
 	if (offset >= VIRTIO_MMIO_CONFIG) {
 		config_access(t, (uint32_t)(offset - VIRTIO_MMIO_CONFIG), data, size, is_write);

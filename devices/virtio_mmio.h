@@ -33,7 +33,9 @@ struct virtio_mmio {
 void virtio_mmio_init(struct virtio_mmio *t, struct virtio_dev *d);
 
 /* Bus handler (vmm/bus.h) for the window: registers take 32-bit accesses only, the
- * configuration space 1, 2 or 4 bytes wide. Runs on vCPU threads; takes the device's lock. */
+ * configuration space 1, 2 or 4 bytes wide. Runs on vCPU threads; takes the device's lock,
+ * except for InterruptStatus reads and InterruptACK writes (d->isr is atomic), so the guest's
+ * interrupt handler never waits for the event loop thread. */
 void virtio_mmio_access(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write);
 
 /* Resets the device as a status write of 0 would (vmm stopping). */

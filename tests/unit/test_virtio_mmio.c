@@ -266,6 +266,48 @@ static void bad_rings_need_reset(void **state)
 	virtio_dev_destroy(&d);
 }
 
+/* The interrupt handler's two registers take no lock: they work while the event loop thread
+ * holds the device lock (here this thread holds it, as an error-checking mutex, so a relock
+ * shows as EDEADLK and a stray unlock would leave ours failing with EPERM). Other registers
+ * still go under the lock. */
+static void interrupt_registers_take_no_lock(void **state)
+{
+	(void)state;
+	struct virtio_dev d;
+	struct virtio_mmio t;
+	fake_dev(&d, &t);
+	pthread_mutex_destroy(&d.lock);
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+	assert_int_equal(pthread_mutex_init(&d.lock, &attr), 0);
+	pthread_mutexattr_destroy(&attr);
+	negotiate(&t, 0);
+
+	assert_int_equal(pthread_mutex_lock(&d.lock), 0);
+	virtio_dev_notify_used(&d, 0); /* queue 0 is not set up: no interrupt */
+	virtio_dev_config_changed(&d);
+	assert_int_equal(irqs, 1);
+	assert_int_equal(rd(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+	atomic_fetch_or(&d.isr, VIRTIO_MMIO_INT_VRING);
+	wr(&t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG);
+	assert_int_equal(rd(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+	wr(&t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(rd(&t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	/* still ours: nobody unlocked it behind our back */
+	assert_int_equal(pthread_mutex_unlock(&d.lock), 0);
+
+	/* a 2-byte read of InterruptStatus is no fast path: refused under the lock, reads 0 */
+	atomic_fetch_or(&d.isr, VIRTIO_MMIO_INT_VRING);
+	uint16_t half = 0xffff;
+	virtio_mmio_access(&t, VIRTIO_MMIO_INTERRUPT_STATUS, (uint8_t *)&half, 2, false);
+	assert_int_equal(half, 0);
+	/* a read of InterruptACK (write-only) reads 0 and changes nothing */
+	assert_int_equal(rd(&t, VIRTIO_MMIO_INTERRUPT_ACK), 0);
+	assert_int_equal(rd(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+	virtio_dev_destroy(&d);
+}
+
 /* virtio-rng through the transport: the guest posts two writable buffers, kicks, and gets them
  * back filled, with an interrupt. */
 static void rng_fills_buffers(void **state)
@@ -332,6 +374,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(feature_negotiation_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(queue_setup_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_rings_need_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(interrupt_registers_take_no_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rng_fills_buffers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
