@@ -77,3 +77,17 @@ expect "jail: a jailed guest writes a disk through the restricted io_uring ring,
 	eval '[ $rc -eq 0 ] && has "^WROTE" && cmp -s -n "$plen" "$tmp/pattern" "$tmp/jdisk.img" && has_err "io_uring I/O engine" && ! has_err "cannot be restricted"'
 expect "jail: host -> jailed guest vsock (the socket in the jail's root) echoes 1 MiB intact" \
 	eval 'has "^vsock-host: echoed 1048576 bytes intact" && has "^vsock-test: echoed 1048576 bytes back" && [ ! -e "$jbase/j2" ]'
+
+# 3. a container in the jail: the agent, the session thread and its allow-list, with vmm as uid
+# 4242 in a root that holds only the kernel, the rootfs image and vmm
+if [ -n "${bb:-}" ] && [ -f "$bb" ]; then
+	timeout -k 5 300 "$jail" --id j3 --uid "$ju" --gid "$ju" --chroot-base "$jbase" \
+		--file "$vmlinux" --file "$bb:/rootfs.img" --cgroup memory.max=536870912 --cgroup pids.max=64 \
+		-- --kernel /vmlinux --rootfs /rootfs.img -- /bin/sh -c 'echo "hello from $(hostname) as $(id -u)"; exit 4' \
+		</dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "jail: a jailed container runs its command, its output and exit status come back" \
+		eval '[ $rc -eq 4 ] && [ "$(cat "$tmp/out")" = "hello from vmm as 0" ] && [ ! -e "$jbase/j3" ]'
+else
+	not_ok "jail: a jailed container (no busybox rootfs image)"
+fi
