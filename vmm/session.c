@@ -207,6 +207,46 @@ static int handle(struct session *s, const struct agent_hdr *h, const uint8_t *p
 	}
 }
 
+/* Handles every complete frame in s->in and keeps the rest. Returns 0 or a negative errno. */
+static int process_input(struct session *s)
+{
+	size_t off = 0;
+	int r = 0;
+	while (s->in_len - off >= AGENT_HDR_SIZE) {
+		struct agent_hdr h;
+		if (agent_hdr_decode(s->in + off, &h) < 0) {
+			r = -EPROTO;
+			break;
+		}
+		if (s->in_len - off < AGENT_HDR_SIZE + h.len)
+			break;
+		r = handle(s, &h, s->in + off + AGENT_HDR_SIZE);
+		if (r < 0)
+			break;
+		off += AGENT_HDR_SIZE + h.len;
+	}
+	memmove(s->in, s->in + off, s->in_len - off);
+	s->in_len -= off;
+	return r;
+}
+
+int session_input(struct session *s, const uint8_t *data, size_t len)
+{
+	while (len) {
+		size_t n = IN_CAP - 1 - s->in_len;
+		if (n > len)
+			n = len;
+		memcpy(s->in + s->in_len, data, n);
+		s->in_len += n;
+		data += n;
+		len -= n;
+		int r = process_input(s);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Reads what the agent sent and handles every complete frame. Returns 0, 1 at EOF, or a
  * negative errno. */
 static int receive(struct session *s)
@@ -217,22 +257,7 @@ static int receive(struct session *s)
 	if (n == 0)
 		return 1;
 	s->in_len += (size_t)n;
-	size_t off = 0;
-	while (s->in_len - off >= AGENT_HDR_SIZE) {
-		struct agent_hdr h;
-		int r = agent_hdr_decode(s->in + off, &h);
-		if (r < 0)
-			return -EPROTO;
-		if (s->in_len - off < AGENT_HDR_SIZE + h.len)
-			break;
-		r = handle(s, &h, s->in + off + AGENT_HDR_SIZE);
-		if (r < 0)
-			return r;
-		off += AGENT_HDR_SIZE + h.len;
-	}
-	memmove(s->in, s->in + off, s->in_len - off);
-	s->in_len -= off;
-	return 0;
+	return process_input(s);
 }
 
 static int read_stdin(struct session *s)

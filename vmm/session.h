@@ -83,6 +83,13 @@ void session_signal_mask(sigset_t *mask, bool winch);
  * Returns the process's exit status, or 125 after one line on stderr when the session failed. */
 int session_run(struct session *s, int fd);
 
+/* Takes len bytes as if read from the agent and handles every complete frame (for the fuzz
+ * target and tests; the loop reads the socket itself). Output frames go to stdout/stderr unless
+ * s->out_closed; frames to send wait in s->out. Returns 0, or -EPROTO when the agent broke the
+ * protocol (a bad header, a HELLO of another version or after START, a second EXIT, a type only
+ * the host sends), or -ENOMEM. */
+int session_input(struct session *s, const uint8_t *data, size_t len);
+
 void session_destroy(struct session *s);
 
 #endif
