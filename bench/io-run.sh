@@ -5,7 +5,7 @@
 #
 #   bench/io-run.sh [--runs N] [--quick] [bench/io.py options]
 #
-# --quick is the CI smoke run (1 run, 2 s per random 4 KiB case). Other options go to
+# --quick is the CI smoke run (1 run, 2 s per random 4 KiB case, 8 MiB per network/vsock transfer). Other options go to
 # bench/io.py (--cases blk,net-tx,net-rx,vsock; --io-seconds N). Results:
 # build/bench/io-results.json, each boot's console in build/bench/console-*.log.
 set -euo pipefail
@@ -14,7 +14,7 @@ build=${VMM_BUILD_DIR:-$src/build}
 args=()
 while (($#)); do
 	case $1 in
-	--quick) args+=(--runs 1 --io-seconds 2) ;;
+	--quick) args+=(--runs 1 --io-seconds 2 --transfer-mib 8) ;;
 	*) args+=("$1") ;;
 	esac
 	shift
