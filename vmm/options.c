@@ -193,28 +193,25 @@ static int container_opt(int c, const char *arg, struct vmm_options *o)
 		o->workdir = arg;
 		return 0;
 	case 'u': {
-		char uid[16] = "";
+		char uid[16];
 		const char *colon = strchr(arg, ':');
 		size_t ulen = colon ? (size_t)(colon - arg) : strlen(arg);
-		if (ulen < sizeof(uid))
-			memcpy(uid, arg, ulen), uid[ulen] = 0;
-		if (ulen >= sizeof(uid) || parse_u64(uid, 0, UINT32_MAX - 1, &v) < 0) {
+		uint64_t gid = 0;
+		bool ok = ulen < sizeof(uid);
+		if (ok) {
+			memcpy(uid, arg, ulen);
+			uid[ulen] = 0;
+		}
+		ok = ok && parse_u64(uid, 0, UINT32_MAX - 1, &v) == 0 &&
+		     (!colon || parse_u64(colon + 1, 0, UINT32_MAX - 1, &gid) == 0);
+		if (!ok) {
 			vmm_log("--user: '%s' is not UID[:GID] (numbers below 4294967295): write "
 				"e.g. --user 1000:1000",
 				arg);
 			return -EINVAL;
 		}
 		o->uid = (uint32_t)v;
-		o->gid = 0;
-		if (colon) {
-			if (parse_u64(colon + 1, 0, UINT32_MAX - 1, &v) < 0) {
-				vmm_log("--user: '%s' is not UID[:GID] (numbers below 4294967295): "
-					"write e.g. --user 1000:1000",
-					arg);
-				return -EINVAL;
-			}
-			o->gid = (uint32_t)v;
-		}
+		o->gid = (uint32_t)gid;
 		return 0;
 	}
 	case 't':
