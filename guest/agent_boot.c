@@ -4,6 +4,7 @@
 #include "guest/agent.h"
 
 #include "devices/guest_signal.h"
+#include "guest/agent_proto.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -200,9 +201,9 @@ static const char *rootfs_type(const char **why)
 		return NULL;
 	}
 	const uint8_t *p = sb + 1024;
-	if ((p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) == 0xE0F5E1E2u)
+	if (agent_get_u32(p) == 0xE0F5E1E2u)
 		return "erofs";
-	if ((p[56] | p[57] << 8) == 0xEF53)
+	if (agent_get_u16(p + 56) == 0xEF53)
 		return "ext4";
 	*why = "no ext4 or erofs superblock on it";
 	return NULL;
