@@ -330,14 +330,19 @@ static int host_accept(int lfd)
 	return fd;
 }
 
-static int host_connect(void)
+static int host_connect_to(const char *p)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return fd;
+}
+
+static int host_connect(void)
+{
+	return host_connect_to(path);
 }
 
 static void host_write(int fd, const void *b, size_t n)
@@ -1305,10 +1310,7 @@ static void port_listener(void **state)
 	struct verr e = {0};
 	assert_int_equal(virtio_vsock_add_port_listener(vs, api, 1024, &e), 0);
 	assert_int_equal(virtio_vsock_add_port_listener(vs, api, 1024, &e), -EBUSY);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", api);
-	int h = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	assert_int_equal(connect(h, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int h = host_connect_to(api);
 	host_write(h, "CONNECT 5\n", 10); /* not a command here: stream data for port 1024 */
 	pump();
 	expect(OP(REQUEST), ANY, 1024);
@@ -1324,8 +1326,7 @@ static void port_listener(void **state)
 	assert_int_equal(host_read(h, b, sizeof(b)), 2); /* no "OK" line before the data */
 	assert_memory_equal(b, "hi", 2);
 	/* a guest that refuses closes the next connection */
-	int h2 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	assert_int_equal(connect(h2, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int h2 = host_connect_to(api);
 	pump();
 	expect(OP(REQUEST), ANY, 1024);
 	send_pkt(OP(RST), 1024, pkt.h.src_port, NULL, 0, 0);
