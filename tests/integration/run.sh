@@ -14,6 +14,7 @@ if ! kdir=$("$src/kernel-config/build.sh" | tail -n1) || [ ! -f "$kdir/vmlinux" 
 	exit 1
 fi
 echo "# guest kernel: $kdir"
+echo "# kvm-check: $("$src/tests/nested/kvm-check.sh") (VMM_NEST=${VMM_NEST:-auto})"
 
 # The container tests' root file systems, built (or found in ~/.cache/vmm/rootfs/) here on the
 # host, where debootstrap has the network; a build that fails leaves its tests failing, not

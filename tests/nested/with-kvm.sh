@@ -3,11 +3,12 @@
 #
 #   tests/nested/with-kvm.sh [--rw DIR]... [--quiet] -- COMMAND [ARGS...]
 #
-# Runs COMMAND directly when this machine has a usable /dev/kvm, and otherwise
-# inside the nested harness (nest.sh: a QEMU/TCG guest whose CPU has AMD SVM,
+# Runs COMMAND directly when this machine's /dev/kvm can run the guest (kvm-check.sh: VT-x or
+# SVM, and the node opens read-write), and otherwise inside the nested harness (nest.sh: a QEMU/TCG guest whose CPU has AMD SVM,
 # so KVM works inside it). --rw DIR names a directory COMMAND writes to (the
 # build folder): the nest shares it read-write, a direct run needs nothing.
-# VMM_NEST=1 forces the nest, VMM_NEST=0 forbids it. The exit status is
+# It prints one line saying which, and why. VMM_NEST=1 forces the nest, VMM_NEST=0 forbids it
+# (then any /dev/kvm that opens is used, even one without VT-x/SVM). The exit status is
 # COMMAND's (125 when the nest itself failed).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,24 +37,39 @@ while (($#)); do
 done
 (($#)) || { echo "with-kvm: no command given (usage: with-kvm.sh [--rw DIR]... -- COMMAND...)" >&2; exit 125; }
 
-have_kvm() {
-	[[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]] || return 1
-	# The node can exist without working (no VT-x/SVM, module refused): try to open it.
-	{ exec 9<>/dev/kvm; } 2>/dev/null || return 1
-	exec 9>&-
-}
-
+# The decision and its one line of reasons: kvm-check.sh (exit 0: this /dev/kvm runs the guest).
+usable=1
+why=$("$here/kvm-check.sh") || usable=0
+nest_line="running in the nested harness (QEMU TCG + SVM; slow, not hardware timings)"
 case ${VMM_NEST:-auto} in
-1) use_nest=1 ;;
+1)
+	echo "with-kvm: VMM_NEST=1: $nest_line; $why" >&2
+	use_nest=1
+	;;
 0)
-	have_kvm || { echo "with-kvm: VMM_NEST=0 but /dev/kvm cannot be opened here" >&2; exit 125; }
+	# Forced: run here on any /dev/kvm that opens, even one that cannot run the guest (PVM).
+	if ((usable)); then
+		echo "with-kvm: VMM_NEST=0: $why: running directly" >&2
+	elif [[ $why == *"no VT-x/SVM"* ]]; then
+		echo "with-kvm: VMM_NEST=0: running directly although $why" >&2
+	else
+		echo "with-kvm: VMM_NEST=0 but $why" >&2
+		exit 125
+	fi
 	use_nest=0
 	;;
-*) if have_kvm; then use_nest=0; else use_nest=1; fi ;;
+*)
+	if ((usable)); then
+		echo "with-kvm: $why: running directly on this machine's KVM" >&2
+		use_nest=0
+	else
+		echo "with-kvm: $why: $nest_line" >&2
+		use_nest=1
+	fi
+	;;
 esac
 
 if ((use_nest)); then
-	echo "with-kvm: no usable /dev/kvm here: running inside the nested KVM harness (QEMU TCG + SVM; slow, not hardware timings)" >&2
 	exec "$here/nest.sh" "${nest_args[@]}" -- "$@"
 fi
 exec "$@"
