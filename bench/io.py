@@ -2,9 +2,9 @@
 """Device I/O benchmark: virtio-blk, virtio-net (TAP) and virtio-vsock throughput of vmm beside
 QEMU microvm (same kernel, initramfs, memory), measured in the same run, alternating.
 
-Each case boots a guest whose command prints a marker line before and after the transfer; the
-harness timestamps marker lines as they arrive on the console, so both VMMs are timed the same
-way (the console's latency is a few ms, small against transfers of many MiB). Must run as root
+Each case boots a guest and times the transfer the same way for both VMMs: by the guest's clock,
+on the host's side of the connection, or (virtio-blk sequential, vsock) by marker lines the guest
+prints before and after, timestamped as they arrive on the console (the console's latency is a few ms, small against transfers of many MiB). Must run as root
 in a network namespace of its own (bench/io-run.sh does `unshare --net`): it makes a TAP there.
 
   virtio-blk: 128 MiB written then read with dd O_DIRECT 1 MiB blocks, then 4 KiB O_DIRECT reads
@@ -13,8 +13,8 @@ in a network namespace of its own (bench/io-run.sh does `unshare --net`): it mak
               and 16 (Linux AIO), for --io-seconds each, timed by the guest's clock; host image
               on L1's page cache for both (QEMU cache=writeback, aio=threads: its O_DIRECT mode
               needs a file system that supports it, and tmpfs does not)
-  virtio-net: 32 MiB guest -> host over TCP (busybox nc) through a TAP, timed by console
-              markers; 64 MiB host -> guest (io-bench tcp-recv in the guest, timed by the
+  virtio-net: 32 MiB guest -> host over TCP (busybox nc) through a TAP, timed on the host
+              from the accept to the last byte; 64 MiB host -> guest (io-bench tcp-recv in the guest, timed by the
               guest's clock from accept to EOF); QEMU with vhost=off so both do the virtio work
               in user space
   vsock:      64 MiB echoed through the guest's vsock connection to a host Unix socket (vmm only:
@@ -56,10 +56,9 @@ def qemu_cmd(a, guest, extra):
             "-append", f"{BASE} reboot=t {QEMU_ONE_DEVICE} -- /bin/sh -c \"{guest}\""] + extra
 
 
-def run_marked(cmd, timeout=300, on_line=None, abort=None):
-    """Runs cmd; returns ({marker: monotonic time}, output) for lines 'MARK <name>'. on_line, if
-    given, is called with each console line (bytes) as it arrives; setting the threading.Event
-    abort stops the VM early (the host side of a transfer failed)."""
+def run_marked(cmd, timeout=600, abort=None):
+    """Runs cmd; returns ({marker: monotonic time}, output) for lines 'MARK <name>'. Setting the
+    threading.Event abort stops the VM early (the host side of a transfer failed)."""
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
     marks, out, buf = {}, b"", b""
@@ -83,8 +82,6 @@ def run_marked(cmd, timeout=300, on_line=None, abort=None):
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 line = line.strip(b"\r ")
-                if on_line:
-                    on_line(line)
                 if line.startswith(b"MARK "):
                     marks.setdefault(line[5:].decode(errors="replace"), now)
     p.wait()
@@ -116,7 +113,7 @@ def blk_case(a, which):
     else:
         cmd = qemu_cmd(a, guest, ["-drive", f"file={img},format=raw,if=none,id=d0,cache=writeback,aio=threads",
                                   "-device", "virtio-blk-device,drive=d0"])
-    marks, out = run_marked(cmd)
+    marks, out = run_marked(cmd, timeout=a.case_timeout)
     os.unlink(img)
     iops = None
     if "r1" in marks and "k1" in marks:
@@ -130,30 +127,61 @@ def blk_case(a, which):
     return r, out
 
 
-class Sink(threading.Thread):
-    """TCP server on 10.0.2.1:5000 that reads `want` bytes, then closes."""
+class Sink:
+    """TCP server on 10.0.2.1:5000, in a thread while the `with` block runs: it reads up to
+    `want` bytes from one connection and times them on the host's clock, from the accept to the
+    last byte (no marker lines on the slow serial port). Leaving the block closes the listening
+    socket whatever happened, so the next case (or a retry) can bind the port again."""
 
     def __init__(self, want):
-        super().__init__(daemon=True)
-        self.want, self.got = want, 0
+        self.want, self.got, self.t0, self.t1 = want, 0, None, None
+        self.closing = threading.Event()
         self.s = socket.socket()
         self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.s.bind(("10.0.2.1", 5000))
         self.s.listen(1)
-        self.s.settimeout(300)
+        self.s.settimeout(0.5)  # accept and recv poll, so that closing is seen
+        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def run(self):
-        try:
-            c, _ = self.s.accept()
-            while self.got < self.want:
-                d = c.recv(1 << 16)
-                if not d:
-                    break
-                self.got += len(d)
-            c.close()
-        except OSError:
-            pass
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.closing.set()
+        self.thread.join(10)
         self.s.close()
+
+    def _run(self):
+        c = None
+        try:
+            while c is None and not self.closing.is_set():
+                try:
+                    c, _ = self.s.accept()
+                except socket.timeout:
+                    continue
+            if c is None:
+                return
+            self.t0 = time.monotonic()
+            c.settimeout(0.5)
+            with c:
+                while self.got < self.want and not self.closing.is_set():
+                    try:
+                        d = c.recv(1 << 16)
+                    except socket.timeout:
+                        continue
+                    if not d:
+                        break
+                    self.got += len(d)
+                    self.t1 = time.monotonic()
+        except OSError as e:
+            print(f"io-bench: guest -> host sink: {e}", flush=True)
+
+    def rate(self):
+        """MiB/s of a complete transfer, else None."""
+        if self.got >= self.want and self.t1 and self.t1 > self.t0:
+            return self.got / (1 << 20) / (self.t1 - self.t0)
+        return None
 
 
 # The guest's view after a transfer, for the console logs: packets (a TSO frame counts once) and
@@ -175,26 +203,33 @@ def net_cmd(a, which, transfer):
 
 def net_case(a, which):
     mib = a.transfer_mib or 32
-    sink = Sink(mib << 20)
-    sink.start()
-    cmd = net_cmd(a, which, f"echo MARK n0; dd if=/dev/zero bs=64k count={mib * 16} 2>/dev/null"
-                            " | nc 10.0.2.1 5000; echo MARK n1")
-    marks, out = run_marked(cmd)
-    sink.join(5)
-    r = rate(marks, "n0", "n1", mib) if sink.got >= (mib << 20) else None
-    return {"net_tx_guest_to_host_mib_s": r}, out
+    with Sink(mib << 20) as sink:
+        cmd = net_cmd(a, which, f"dd if=/dev/zero bs=64k count={mib * 16} 2>/dev/null | nc 10.0.2.1 5000")
+        _, out = run_marked(cmd, timeout=a.case_timeout)
+    return {"net_tx_guest_to_host_mib_s": sink.rate()}, out
 
 
 def net_rx_case(a, which):
-    """64 MiB host -> guest: io-bench tcp-recv in the guest; the host connects once the guest
-    says it listens."""
+    """64 MiB host -> guest: io-bench tcp-recv in the guest, timed by the guest's clock. The host
+    connects as soon as the guest listens: it retries the connection, not waiting for a line on
+    the serial port, until it gets through or the VM has ended."""
     mib = a.transfer_mib or 64
-    sent = {"bytes": 0, "started": False}
-    failed = threading.Event()
+    sent = {"bytes": 0}
+    failed, vm_done = threading.Event(), threading.Event()
 
     def send():
+        c = None
+        while c is None:
+            try:
+                c = socket.create_connection(("10.0.2.2", 5001), timeout=5)
+            except OSError as e:
+                if vm_done.is_set():
+                    print(f"io-bench: host -> guest sender: no connection before the VM ended: {e}",
+                          flush=True)
+                    return
+                time.sleep(0.2)
         try:
-            with socket.create_connection(("10.0.2.2", 5001), timeout=60) as c:
+            with c:
                 c.settimeout(300)
                 chunk = b"\0" * (1 << 16)
                 for _ in range(mib * 16):
@@ -207,16 +242,11 @@ def net_rx_case(a, which):
             failed.set()
 
     sender = threading.Thread(target=send, daemon=True)
-
-    def on_line(line):
-        if line.startswith(b"io-bench: listening") and not sent["started"]:
-            sent["started"] = True
-            sender.start()
-
-    marks, out = run_marked(net_cmd(a, which, "io-bench tcp-recv 5001"), on_line=on_line,
-                            abort=failed)
-    if sent["started"]:
-        sender.join(5)
+    sender.start()
+    _, out = run_marked(net_cmd(a, which, "io-bench tcp-recv 5001"), timeout=a.case_timeout,
+                        abort=failed)
+    vm_done.set()
+    sender.join(10)
     got = re.search(r"io-bench: tcp-recv bytes=(\d+) seconds=\S+ mib_s=([0-9.]+)", out)
     r = float(got.group(2)) if got and int(got.group(1)) == mib << 20 else None
     return {"net_rx_host_to_guest_mib_s": r}, out
@@ -232,7 +262,8 @@ def vsock_case(a):
             break
         time.sleep(0.05)
     guest = f"echo MARK v0; vsock-test connect 2 5000 {mib << 20} && echo MARK v1"
-    marks, out = run_marked(vmm_cmd(a, guest, ["--vsock", f"cid=3,uds={uds}"]))
+    marks, out = run_marked(vmm_cmd(a, guest, ["--vsock", f"cid=3,uds={uds}"]),
+                            timeout=a.case_timeout)
     host.kill()
     host.wait()
     return {"vsock_echo_mib_s": rate(marks, "v0", "v1", mib)}, out
@@ -255,6 +286,8 @@ def main():
                     help="MiB per network and vsock transfer (default: 32 guest -> host, 64 host -> "
                          "guest and vsock); the CI smoke run uses a few, which also spares the "
                          "nested L1, seen to hang under long TAP streams")
+    ap.add_argument("--case-timeout", type=int, default=600,
+                    help="seconds one boot may take before it is stopped (the nest is slow)")
     ap.add_argument("--work", default="/tmp")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -263,6 +296,8 @@ def main():
     if nested:
         print("io-bench: running inside the nested KVM harness (QEMU TCG outer guest): absolute "
               "rates are not hardware rates; compare the ratios")
+    # A TAP left by an earlier attempt in this namespace goes first.
+    subprocess.run(["ip", "link", "del", "vmmbench0"], stderr=subprocess.DEVNULL, check=False)
     for c in (["ip", "tuntap", "add", "dev", "vmmbench0", "mode", "tap"],
               ["ip", "addr", "add", "10.0.2.1/24", "dev", "vmmbench0"],
               ["ip", "link", "set", "vmmbench0", "up"]):

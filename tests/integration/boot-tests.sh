@@ -36,6 +36,19 @@ expect() { # expect NAME CONDITION...
 	if "$@"; then ok "$name"; else not_ok "$name (exit $rc)"; fi
 }
 has() { grep -q -- "$1" "$tmp/out"; }
+
+# wait_for PATTERN FILE PID [SECONDS]: waits until a line of FILE matches PATTERN (0), or PID has
+# exited or SECONDS (default 600: the nest's serial port runs at ~30 bytes/s) have passed (1).
+# An event with a deadline that fits the nest, never a fixed sleep.
+wait_for() {
+	local pattern=$1 file=$2 pid=$3 deadline=$((SECONDS + ${4:-600}))
+	while ((SECONDS < deadline)); do
+		grep -q -- "$pattern" "$file" 2>/dev/null && return 0
+		kill -0 "$pid" 2>/dev/null || { grep -q -- "$pattern" "$file" 2>/dev/null; return; }
+		sleep 0.1
+	done
+	return 1
+}
 has_err() { grep -q -- "$1" "$tmp/err"; }
 
 # 1. KVM itself works here (the nest's kvm-amd, or the host's)
@@ -78,9 +91,9 @@ vm 180 --kernel "$vmlinux" --cmdline "panic=-1"
 expect "guest kernel panic exits 125" eval '[ $rc -eq 125 ] && has_err "panicked"'
 
 # 10. SIGTERM stops the VM cleanly with 128+15
-timeout -k 5 120 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cmdline "-- /bin/sleep 600" </dev/null >"$tmp/raw" 2>"$tmp/err" &
+timeout -k 5 900 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cmdline "-- /bin/sleep 900" </dev/null >"$tmp/raw" 2>"$tmp/err" &
 pid=$!
-for _ in $(seq 1 600); do grep -q "vmm-init: booted" "$tmp/raw" 2>/dev/null && break; sleep 0.1; done
+wait_for "vmm-init: booted" "$tmp/raw" "$pid"
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
@@ -117,9 +130,9 @@ expect "--seccomp=off: no filter, a one-line warning, the guest runs" \
 	eval '[ $rc -eq 0 ] && has "vmm-init: booted" && [ "$(grep -c "seccomp=off" "$tmp/err")" -eq 1 ]'
 
 # While a guest runs: seccomp in filter mode on every thread, no_new_privs, no capabilities
-timeout -k 5 120 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline "-- /bin/sleep 600" </dev/null >"$tmp/raw" 2>"$tmp/err" &
+timeout -k 5 900 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline "-- /bin/sleep 900" </dev/null >"$tmp/raw" 2>"$tmp/err" &
 pid=$!
-for _ in $(seq 1 600); do grep -q "vmm-init: booted" "$tmp/raw" 2>/dev/null && break; sleep 0.1; done
+wait_for "vmm-init: booted" "$tmp/raw" "$pid"
 vpid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null) # $pid is timeout(1), vmm its child
 vpid=${vpid%% *}
 st=$(cat "/proc/$vpid/status" 2>/dev/null)

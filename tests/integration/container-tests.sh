@@ -62,7 +62,7 @@ else
 	timeout -k 5 180 "$vmm" --rootfs "$bb" -- sh -c 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 1; done' \
 		</dev/null >"$tmp/out" 2>"$tmp/err" &
 	pid=$!
-	for _ in $(seq 1 1200); do grep -q ready "$tmp/out" 2>/dev/null && break; sleep 0.1; done
+	wait_for ready "$tmp/out" "$pid"
 	vpid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null)
 	vpid=${vpid%% *}
 	kill -TERM "$vpid"
@@ -76,7 +76,7 @@ else
 		sh -c 'echo main > /tmp/shared; echo ready; while :; do sleep 1; done' \
 		</dev/null >"$tmp/main-out" 2>"$tmp/main-err" &
 	pid=$!
-	for _ in $(seq 1 1200); do grep -q ready "$tmp/main-out" 2>/dev/null && break; sleep 0.1; done
+	wait_for ready "$tmp/main-out" "$pid"
 	echo piped | timeout -k 5 60 "$vmm" exec --api-sock "$tmp/api.sock" --env X=1 -- \
 		sh -c 'cat /tmp/shared; cat; echo "X=$X"; exit 5' >"$tmp/out" 2>"$tmp/err"
 	rc=$?

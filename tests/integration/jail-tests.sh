@@ -27,7 +27,7 @@ timeout -k 5 300 "$jail" --id j1 --uid "$ju" --gid "$ju" --chroot-base "$jbase" 
 	-- --kernel /vmlinux --initrd "/$iname" --cpus 2 --cmdline "-- /bin/sleep 600" \
 	</dev/null >"$tmp/raw" 2>"$tmp/err" &
 jpid=$!
-for _ in $(seq 1 1200); do grep -q "vmm-init: booted" "$tmp/raw" 2>/dev/null && break; sleep 0.1; done
+wait_for "vmm-init: booted" "$tmp/raw" "$jpid"
 vpid=$(children "$(children "$jpid")") # timeout(1), vmm-jail, vmm
 tree=$(find "/proc/$vpid/root/" -mindepth 1 2>&1 | sed "s|^/proc/$vpid/root||" | sort | tr '\n' ' ')
 want="/dev /dev/kvm /vmlinux /vmm /$iname"

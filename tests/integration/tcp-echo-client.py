@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""tcp-echo-client.py HOST PORT N: connects to a TCP echo server (retrying for up to 120 s while
-it is not listening yet), sends N pseudo-random bytes while reading the echo, half-closes, and
-checks that exactly the same N bytes came back. Prints one line; exit 0 on success."""
+"""tcp-echo-client.py [--wait S] [--pid PID] HOST PORT N: connects to a TCP echo server, retrying
+while it is not listening yet (for up to S seconds, default 120, and only while process PID, the
+VM, is alive), sends N pseudo-random bytes while reading the echo, half-closes, and checks that
+exactly the same N bytes came back. Prints one line; exit 0 on success."""
+import argparse
 import os
 import selectors
 import socket
@@ -9,17 +11,36 @@ import sys
 import time
 
 
+def alive(pid):
+    """Whether process pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def main():
-    host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--wait", type=float, default=120, help="seconds to retry the connection")
+    ap.add_argument("--pid", type=int, help="stop retrying once this process has exited")
+    ap.add_argument("host")
+    ap.add_argument("port", type=int)
+    ap.add_argument("n", type=int)
+    a = ap.parse_args()
+    host, port, n = a.host, a.port, a.n
     data = os.urandom(n)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + a.wait
     while True:
         try:
             s = socket.create_connection((host, port), timeout=10)
             break
         except OSError as e:
+            if a.pid is not None and not alive(a.pid):
+                print(f"tcp-echo: cannot connect to {host}:{port}: {e}; the VM (pid {a.pid}) has exited")
+                return 1
             if time.monotonic() > deadline:
-                print(f"tcp-echo: cannot connect to {host}:{port}: {e}")
+                print(f"tcp-echo: cannot connect to {host}:{port} within {a.wait:.0f} s: {e}")
                 return 1
             time.sleep(0.3)
     s.setblocking(False)
@@ -28,7 +49,7 @@ def main():
     sent, got = 0, bytearray()
     last = time.monotonic()
     while True:
-        if time.monotonic() - last > 60:
+        if time.monotonic() - last > 120:
             print(f"tcp-echo: stalled after sending {sent} and receiving {len(got)} of {n} bytes")
             return 1
         for _, mask in sel.select(timeout=1):
