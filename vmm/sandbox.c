@@ -108,6 +108,9 @@ static const struct ioctl_rule vcpu_ioctls[] = {
     {KVM_SET_GUEST_DEBUG, "--boot-timer: clear the kernel-entry breakpoint"},
     {KVM_IRQ_LINE, "serial interrupt after a register write"},
     {TUNSETOFFLOAD, "virtio-net: offloads the driver acknowledged"},
+    {KVM_GET_REGS, "KVM internal error: the guest's rip for the error line"},
+    {KVM_GET_SREGS, "KVM internal error: CS base and mode, to make rip a linear address"},
+    {KVM_TRANSLATE, "KVM internal error: rip's guest physical address, to show its bytes"},
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

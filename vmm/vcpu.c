@@ -1,6 +1,7 @@
 /* vCPU threads: each one loops on KVM_RUN and dispatches exits. A stop sets immediate_exit and
  * signals the thread (SIGUSR1), so KVM_RUN returns at once wherever the thread is. */
 #include "vmm/sandbox.h"
+#include "vmm/vcpu_fault.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -35,6 +36,22 @@ static void handle_mmio(struct vcpu *v)
 	if (len == 0 || len > sizeof(run->mmio.data))
 		return;
 	bus_dispatch(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+}
+
+/* KVM_EXIT_INTERNAL_ERROR: one line with the guest's rip and the instruction bytes there. */
+static void report_internal_error(struct vcpu *v)
+{
+	struct vcpu_fault f = {
+	    .vcpu = v->id,
+	    .suberror = v->run->internal.suberror,
+	    .kvm_pvm = v->vm->kvm_pvm,
+	};
+	/* a failed ioctl is named in f and so in the line */
+	(void)arch_vcpu_fault_addr(v, &f);
+	vcpu_fault_read_bytes(&f, &v->vm->mem);
+	char line[512];
+	vcpu_fault_format(&f, line, sizeof(line));
+	vmm_log("%s", line);
 }
 
 static void *vcpu_thread(void *arg)
@@ -102,9 +119,7 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(vm, VM_STOP_ERROR);
 			continue;
 		case KVM_EXIT_INTERNAL_ERROR:
-			vmm_log("vcpu %u: KVM internal error (suberror %u): the guest ran into "
-				"something KVM cannot emulate",
-				v->id, run->internal.suberror);
+			report_internal_error(v);
 			vm_request_stop(vm, VM_STOP_ERROR);
 			continue;
 		default:

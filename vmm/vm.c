@@ -254,6 +254,16 @@ static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *
 				"cannot open /dev/kvm: %s: vmm needs KVM (load kvm-intel or "
 				"kvm-amd, and give this user access to /dev/kvm)",
 				strerror(errno));
+	/* A /dev/kvm without hardware virtualisation (kvm_pvm) creates VMs but stops this guest
+	 * kernel with an internal error: say so up front, once. */
+	if (!arch_host_has_hw_virt()) {
+		vm->kvm_pvm = arch_kvm_is_pvm();
+		vmm_log(
+		    "warning: /dev/kvm works but this CPU has no VT-x/SVM%s: the guest kernel "
+		    "may stop with a KVM internal error; tests/nested/with-kvm.sh runs it in the "
+		    "nested harness",
+		    vm->kvm_pvm ? " (KVM here is kvm_pvm, software virtualisation)" : "");
+	}
 	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION)
 		return verr_set(e, -ENOTSUP, "KVM API version %d, vmm needs %d", api,

@@ -80,6 +80,7 @@ struct vm {
 	struct session session; /* its host end, when container */
 	bool entry_trap;	/* vCPU 0 has a hardware breakpoint on the kernel entry */
 	double kernel_entry_ms; /* when it fired (0: not seen) */
+	bool kvm_pvm;		/* /dev/kvm is kvm_pvm on a CPU without VT-x/SVM (vm_kvm_init) */
 };
 
 /* Builds the machine in order: guest memory; kernel, initrd, command line and boot structures
@@ -118,5 +119,19 @@ int arch_vcpu_clear_entry_trap(struct vcpu *v);
 /* Handles an exit the generic loop does not know (port I/O on x86). Returns 0 to keep running,
  * 1 when the exit reason is not an arch one, or a negative errno to stop with an error. */
 int arch_vcpu_handle_exit(struct vcpu *v);
+/* Where a vCPU that KVM stopped with an internal error was: fills f->rip (have_rip) from its
+ * registers and, when that address translates in the guest's page tables, f->gpa and
+ * f->gpa_span (have_gpa). Returns 0, or the negative errno of the ioctl that failed (named in
+ * f->failed_ioctl, with f->err; what was found before it stays filled). Used on the vCPU's own
+ * thread, under its seccomp list. */
+struct vcpu_fault;
+int arch_vcpu_fault_addr(struct vcpu *v, struct vcpu_fault *f);
+/* The host, probed once when /dev/kvm has opened (vm_kvm_init). Whether the CPU has hardware
+ * virtualisation (VT-x or SVM), from CPUID: it needs neither /proc nor /sys, which are absent
+ * inside vmm-jail. */
+bool arch_host_has_hw_virt(void);
+/* Whether KVM is known to be kvm_pvm (software, pagetable-based virtualisation); false when
+ * unknown (no /sys). */
+bool arch_kvm_is_pvm(void);
 
 #endif

@@ -1,12 +1,16 @@
 /* x86-64 parts of the VM: KVM's in-kernel irqchip and PIT, CPUID, MSRs, local APIC wiring, the
- * boot vCPU's registers for the PVH (32-bit) and bzImage (64-bit) entries, port I/O exits. */
+ * boot vCPU's registers for the PVH (32-bit) and bzImage (64-bit) entries, port I/O exits, the
+ * host's virtualisation support, and where a vCPU stopped by an internal error was. */
 #include "vmm/boot_x86_64.h"
+#include "vmm/vcpu_fault.h"
 #include "vmm/vm.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #define MSR_IA32_TSC	      0x10
 #define MSR_IA32_SYSENTER_CS  0x174
@@ -37,6 +41,10 @@
 
 #define CPUID_HYPERVISOR (1u << 31) /* leaf 1 ECX */
 #define CPUID_HTT	 (1u << 28) /* leaf 1 EDX */
+#define CPUID_VMX	 (1u << 5)  /* leaf 1 ECX: Intel VT-x */
+#define CPUID_SVM	 (1u << 2)  /* leaf 0x80000001 ECX: AMD SVM */
+
+#define PAGE_SIZE_4K 4096u
 
 int arch_vm_init(struct vm *vm, struct verr *e)
 {
@@ -309,5 +317,52 @@ int arch_vcpu_handle_exit(struct vcpu *v)
 	/* String I/O (rep outsb) arrives as count consecutive accesses. */
 	for (uint32_t i = 0; i < run->io.count; i++, data += size)
 		bus_dispatch(&v->vm->pio, run->io.port, data, size, is_write);
+	return 0;
+}
+
+bool arch_host_has_hw_virt(void)
+{
+	unsigned a, b, c, d;
+	if (__get_cpuid(1, &a, &b, &c, &d) && (c & CPUID_VMX))
+		return true;
+	/* __get_cpuid checks the highest extended leaf first */
+	return __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & CPUID_SVM);
+}
+
+bool arch_kvm_is_pvm(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+static int fault_ioctl_failed(struct vcpu_fault *f, const char *name)
+{
+	f->failed_ioctl = name;
+	f->err = -errno;
+	return f->err;
+}
+
+int arch_vcpu_fault_addr(struct vcpu *v, struct vcpu_fault *f)
+{
+	struct kvm_regs regs;
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return fault_ioctl_failed(f, "KVM_GET_REGS");
+	f->have_rip = true;
+	f->rip = regs.rip;
+	struct kvm_sregs sregs;
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return fault_ioctl_failed(f, "KVM_GET_SREGS");
+	/* In 64-bit mode the CS base is ignored (0); outside it linear addresses are 32 bits. */
+	uint64_t linear =
+	    (sregs.efer & EFER_LMA) && sregs.cs.l ? regs.rip : (uint32_t)(sregs.cs.base + regs.rip);
+	struct kvm_translation tr = {.linear_address = linear};
+	if (ioctl(v->fd, KVM_TRANSLATE, &tr) < 0)
+		return fault_ioctl_failed(f, "KVM_TRANSLATE");
+	if (!tr.valid)
+		return 0;
+	f->have_gpa = true;
+	f->gpa = tr.physical_address;
+	/* The next 4 KiB page may map anywhere: the bytes stop at this one's end. */
+	unsigned left = PAGE_SIZE_4K - (unsigned)(linear & (PAGE_SIZE_4K - 1));
+	f->gpa_span = left < VCPU_FAULT_BYTES ? left : VCPU_FAULT_BYTES;
 	return 0;
 }

@@ -1,4 +1,5 @@
-/* Core tests: option parsing (good and bad values), the checked guest-memory accessor, the bus. */
+/* Core tests: option parsing (good and bad values), the checked guest-memory accessor, the bus,
+ * the KVM internal-error line (vmm/vcpu_fault.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include "vmm/bus.h"
 #include "vmm/memory.h"
 #include "vmm/options.h"
+#include "vmm/vcpu_fault.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -178,12 +180,172 @@ static void bus_routing(void **state)
 	assert_int_equal(bus_register(&b, 0x90000, 1, dev, NULL), -ENOSPC);
 }
 
+/* ---- the KVM internal-error line ---- */
+
+static const uint8_t insn[VCPU_FAULT_BYTES] = {0xf0, 0x48, 0x0f, 0xc7, 0x0e, 0x48, 0x85, 0xc0,
+					       0x74, 0x05, 0xe8, 0x11, 0x22, 0x33, 0x44};
+
+static struct vcpu_fault fault_at(uint64_t rip, uint64_t gpa)
+{
+	struct vcpu_fault f = {
+	    .vcpu = 0,
+	    .suberror = 1,
+	    .have_rip = true,
+	    .rip = rip,
+	    .have_gpa = true,
+	    .gpa = gpa,
+	    .gpa_span = VCPU_FAULT_BYTES,
+	    .nbytes = VCPU_FAULT_BYTES,
+	};
+	memcpy(f.bytes, insn, sizeof(insn));
+	return f;
+}
+
+static const char *fault_line(const struct vcpu_fault *f)
+{
+	static char line[1024];
+	size_t n = vcpu_fault_format(f, line, sizeof(line));
+	assert_int_equal(n, strlen(line));
+	assert_null(strchr(line, '\n'));
+	return line;
+}
+
+#define PVM_HINT                                                                                \
+	"; /dev/kvm here is kvm_pvm (no VT-x/SVM), which cannot run this guest: run it in the " \
+	"nested harness (tests/nested/with-kvm.sh)"
+
+static void fault_line_normal(void **state)
+{
+	(void)state;
+	struct vcpu_fault f = fault_at(0xffffffff8123abcdULL, 0x123abcd);
+	assert_string_equal(
+	    fault_line(&f),
+	    "vcpu 0: KVM internal error (suberror 1, emulation) at rip "
+	    "0xffffffff8123abcd (gpa 0x123abcd): f0 48 0f c7 0e 48 85 c0 74 05 e8 11 "
+	    "22 33 44: KVM could not emulate this instruction");
+	f.kvm_pvm = true;
+	f.vcpu = 3;
+	assert_string_equal(
+	    fault_line(&f),
+	    "vcpu 3: KVM internal error (suberror 1, emulation) at rip "
+	    "0xffffffff8123abcd (gpa 0x123abcd): f0 48 0f c7 0e 48 85 c0 74 05 e8 11 "
+	    "22 33 44: KVM could not emulate this instruction" PVM_HINT);
+}
+
+static void fault_line_unreadable(void **state)
+{
+	(void)state;
+	/* rip does not translate: no bytes, even if the buffer holds some */
+	struct vcpu_fault f = fault_at(0x7fff1000, 0);
+	f.have_gpa = false;
+	assert_string_equal(fault_line(&f),
+			    "vcpu 0: KVM internal error (suberror 1, emulation) at rip 0x7fff1000 "
+			    "(no valid translation to guest memory): unreadable: KVM could not "
+			    "emulate this instruction");
+	/* KVM_TRANSLATE itself failed */
+	f.failed_ioctl = "KVM_TRANSLATE";
+	f.err = -EPERM;
+	f.kvm_pvm = true;
+	assert_string_equal(
+	    fault_line(&f),
+	    "vcpu 0: KVM internal error (suberror 1, emulation) at rip 0x7fff1000 "
+	    "(no guest physical address: ioctl (KVM_TRANSLATE) failed: Operation not "
+	    "permitted): unreadable: KVM could not emulate this instruction" PVM_HINT);
+	/* the registers could not be read */
+	f.have_rip = false;
+	f.failed_ioctl = "KVM_GET_REGS";
+	f.kvm_pvm = false;
+	assert_string_equal(fault_line(&f),
+			    "vcpu 0: KVM internal error (suberror 1, emulation) at "
+			    "an unknown rip (ioctl (KVM_GET_REGS) failed: Operation "
+			    "not permitted): KVM could not emulate this instruction");
+	/* translated, but outside guest memory (the MMIO hole): nothing read */
+	f = fault_at(0x1000, 0xd0000000);
+	f.nbytes = 0;
+	assert_string_equal(fault_line(&f),
+			    "vcpu 0: KVM internal error (suberror 1, emulation) at rip 0x1000 (gpa "
+			    "0xd0000000, outside guest memory): unreadable: KVM could not emulate "
+			    "this instruction");
+}
+
+static void fault_line_suberrors(void **state)
+{
+	(void)state;
+	struct vcpu_fault f = fault_at(0x1000, 0x1000);
+	f.nbytes = 1;
+	f.suberror = 2;
+	assert_string_equal(fault_line(&f), "vcpu 0: KVM internal error (suberror 2, simul_ex) at "
+					    "rip 0x1000 (gpa 0x1000): f0: the guest took an "
+					    "exception while KVM was delivering another one");
+	f.suberror = 3;
+	assert_non_null(strstr(fault_line(&f), "(suberror 3, delivery_ev) at rip 0x1000"));
+	f.suberror = 4;
+	assert_non_null(strstr(fault_line(&f), "(suberror 4, unexpected_exit_reason) at rip"));
+	f.suberror = 99;
+	assert_non_null(strstr(fault_line(&f),
+			       "(suberror 99, unknown) at rip 0x1000 (gpa 0x1000): "
+			       "f0: the guest ran into something KVM cannot handle"));
+	/* a short buffer: truncated and terminated, the length it needed returned */
+	char small[16];
+	size_t need = vcpu_fault_format(&f, small, sizeof(small));
+	assert_string_equal(small, "vcpu 0: KVM int");
+	assert_int_equal(need, strlen(fault_line(&f)));
+	assert_int_equal(vcpu_fault_format(&f, NULL, 0), need);
+}
+
+/* The bytes come through the checked accessor: fewer at the end of a region, none outside. */
+static void fault_read_bytes(void **state)
+{
+	(void)state;
+	struct guest_region layout[2] = {{0, 0x2000, NULL}, {0x100000, 0x1000, NULL}};
+	struct guest_mem m;
+	assert_int_equal(guest_mem_init(&m, layout, 2), 0);
+	/* an instruction 5 bytes before the end of region 0; the hole follows */
+	assert_int_equal(guest_mem_write(&m, 0x1ffb, insn, 5), 0);
+	struct vcpu_fault f = fault_at(0xffffffff81001ffbULL, 0x1ffb);
+	memset(f.bytes, 0xaa, sizeof(f.bytes));
+	assert_int_equal(vcpu_fault_read_bytes(&f, &m), 5);
+	assert_int_equal(f.nbytes, 5);
+	assert_memory_equal(f.bytes, insn, 5);
+	assert_string_equal(fault_line(&f),
+			    "vcpu 0: KVM internal error (suberror 1, emulation) at "
+			    "rip 0xffffffff81001ffb (gpa 0x1ffb): f0 48 0f c7 0e: KVM "
+			    "could not emulate this instruction");
+	/* the whole 15 bytes inside the region */
+	assert_int_equal(guest_mem_write(&m, 0x100010, insn, sizeof(insn)), 0);
+	f = fault_at(0x100010, 0x100010);
+	memset(f.bytes, 0, sizeof(f.bytes));
+	assert_int_equal(vcpu_fault_read_bytes(&f, &m), VCPU_FAULT_BYTES);
+	assert_memory_equal(f.bytes, insn, sizeof(insn));
+	/* the last byte of the last region */
+	f = fault_at(0x100fff, 0x100fff);
+	assert_int_equal(vcpu_fault_read_bytes(&f, &m), 1);
+	/* the guest page ends first: no more than its span */
+	f = fault_at(0x100010, 0x100010);
+	f.gpa_span = 3;
+	assert_int_equal(vcpu_fault_read_bytes(&f, &m), 3);
+	/* at the end of a region, in the hole, past the end, wrapping: nothing */
+	uint64_t outside[] = {0x2000, 0x80000, 0x101000, UINT64_MAX - 2};
+	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+		f = fault_at(0x1000, outside[i]);
+		assert_int_equal(vcpu_fault_read_bytes(&f, &m), 0);
+		assert_non_null(strstr(fault_line(&f), "outside guest memory): unreadable: KVM"));
+	}
+	/* no translation: nothing read, whatever gpa holds */
+	f = fault_at(0x1000, 0x1ffb);
+	f.have_gpa = false;
+	assert_int_equal(vcpu_fault_read_bytes(&f, &m), 0);
+	guest_mem_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(options_good),	 cmocka_unit_test(options_bad),
-	    cmocka_unit_test(options_container), cmocka_unit_test(parse_numbers),
-	    cmocka_unit_test(memory_accessor),	 cmocka_unit_test(bus_routing),
+	    cmocka_unit_test(options_good),	    cmocka_unit_test(options_bad),
+	    cmocka_unit_test(options_container),    cmocka_unit_test(parse_numbers),
+	    cmocka_unit_test(memory_accessor),	    cmocka_unit_test(bus_routing),
+	    cmocka_unit_test(fault_line_normal),    cmocka_unit_test(fault_line_unreadable),
+	    cmocka_unit_test(fault_line_suberrors), cmocka_unit_test(fault_read_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
