@@ -31,6 +31,20 @@ TIMER_INIT = re.compile(
     rb"(?:, kernel entry at ([0-9.]+) ms)?"
 )
 TIMER_PROC = re.compile(rb"boot-timer: guest process about to start ([0-9.]+) ms")
+# vmm's own start-up, phase by phase: "name ms, name ms, ..." (each the end of that phase)
+TIMER_PHASES = re.compile(rb"boot-timer: vmm phases \(ms after vmm start\): ([^\n]*)")
+
+
+def parse_phases(line):
+    """{phase: ms} in vmm's order from the phases line's body."""
+    out = {}
+    for item in line.decode(errors="replace").split(", "):
+        name, _, ms = item.rpartition(" ")
+        try:
+            out[name] = float(ms)
+        except ValueError:
+            pass
+    return out
 BASE_CMDLINE = "console=ttyS0 panic=1 8250.nr_uarts=1 quiet"
 
 
@@ -103,6 +117,9 @@ def run_one(cmd, timeout=120):
     m = TIMER_PROC.search(err)
     if m:
         r["process_start_ms"] = float(m.group(1))
+    m = TIMER_PHASES.search(err)
+    if m:
+        r["setup"] = parse_phases(m.group(1))
     if rc != 0 or t_booted is None:
         r["error"] = (out[-400:] + err[-400:]).decode(errors="replace")
     return r
@@ -195,7 +212,11 @@ def chart(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 3.2))
+    setup = results["vmm"].get("setup_phases") or {}
+    if setup:
+        fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 5.6), height_ratios=[1.2, 1])
+    else:
+        fig, ax = plt.subplots(figsize=(10, 3.2))
     rows = []
     v = results["vmm"]["phases"]
     med = lambda d, k: d[k]["median"] if d.get(k) else None  # noqa: E731
@@ -224,6 +245,21 @@ def chart(results, path):
     ax.set_xlabel("ms from process start (median)")
     where = "nested KVM under QEMU TCG: compare ratios, not absolute times" if results["environment"]["nested"] else "real KVM"
     ax.set_title(f"Boot timeline, {results['config']['boots']} boots each ({where})", fontsize=9)
+    if setup:
+        # vmm's own set-up up to the first KVM_RUN, one segment per phase (median end times)
+        cmap = plt.get_cmap("tab20")
+        start, labels = 0.0, []
+        for i, (name, st) in enumerate(setup.items()):
+            end = max(st["median"], start)
+            ax2.barh(0, end - start, left=start, color=cmap(i % 20), edgecolor="white")
+            labels.append((cmap(i % 20), f"{name} {end - start:.1f}"))
+            start = end
+        ax2.set_yticks([])
+        ax2.set_xlabel("ms from vmm start (median end of each phase)")
+        ax2.set_title("vmm's own set-up before the guest runs, by phase (ms each)", fontsize=9)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c, _ in labels]
+        ax2.legend(handles, [t for _, t in labels], ncol=5, fontsize=6.5, loc="upper center",
+                   bbox_to_anchor=(0.5, -0.35), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -292,6 +328,9 @@ def main():
             "command": " ".join((vmm_cmd if name == "vmm" else qemu_cmd)(a, "/bin/true")),
             "failed_boots": len(runs[name]) - len(ok),
             "phases": {p: stats([r.get(p) for r in ok]) for p in PHASES[name]},
+            "setup_phases": ({p: stats([r.get("setup", {}).get(p) for r in ok])
+                              for p in next((r["setup"] for r in ok if r.get("setup")), {})}
+                             if name == "vmm" else None),
             "memory_overhead_kib": stats(mem[name]),
         }
     if use_qemu:
@@ -340,6 +379,18 @@ def main():
         r = results.get("ratio_vmm_over_qemu", {}).get(p)
         print(f"{p:<24}{v['median'] if v else float('nan'):>12.1f}"
               f"{q['median'] if q else float('nan'):>12.1f}{r if r else float('nan'):>10.2f}")
+    setup = results["vmm"].get("setup_phases") or {}
+    if setup:
+        print(f"\n{'vmm set-up phase':<24}{'ends at ms':>12}{'takes ms':>12}  (medians)")
+        prev = 0.0
+        for p, st in setup.items():
+            if st:
+                print(f"{p:<24}{st['median']:>12.2f}{st['median'] - prev:>12.2f}")
+                prev = st["median"]
+        first, init = setup.get("first-KVM_RUN"), results["vmm"]["phases"].get("init_ms")
+        if first and init and init["median"]:
+            print(f"vmm start to first KVM_RUN is {100 * first['median'] / init['median']:.0f}% of "
+                  f"vmm start to guest init")
     for name in ("vmm", "qemu"):
         m = results.get(name, {}).get("memory_overhead_kib")
         if m:

@@ -68,6 +68,8 @@ static void *vcpu_thread(void *arg)
 		vm_request_stop(vm, VM_STOP_ERROR);
 		return NULL;
 	}
+	if (v->id == 0 && vm->seccomp)
+		vm->vcpu0_filter_ms = vm_elapsed_ms(vm);
 
 	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
 		if (v->id == 0 && !atomic_exchange(&vm->first_run_seen, true))

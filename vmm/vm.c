@@ -27,6 +27,38 @@ double vm_elapsed_ms(const struct vm *vm)
 	       (double)(now.tv_nsec - vm->t_start.tv_nsec) / 1e6;
 }
 
+void vm_phase(struct vm *vm, const char *name)
+{
+	unsigned n = atomic_load_explicit(&vm->nphases, memory_order_relaxed);
+	if (n >= VM_PHASES_MAX)
+		return;
+	vm->phases[n] = (struct vm_phase){name, vm_elapsed_ms(vm)};
+	atomic_store_explicit(&vm->nphases, n + 1, memory_order_release);
+}
+
+size_t vm_phases_format(const struct vm *vm, char *buf, size_t cap)
+{
+	unsigned n = atomic_load_explicit(&vm->nphases, memory_order_acquire);
+	size_t len = 0;
+	for (unsigned i = 0; i < n + 2; i++) {
+		const char *name = i < n    ? vm->phases[i].name
+				   : i == n ? "vcpu0-seccomp"
+					    : "first-KVM_RUN";
+		double ms = i < n    ? vm->phases[i].ms
+			    : i == n ? vm->vcpu0_filter_ms
+				     : vm->first_run_ms;
+		if (i >= n && ms <= 0)
+			continue;
+		int w = snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0,
+				 "%s%s %.3f", len ? ", " : "", name, ms);
+		if (w > 0)
+			len += (size_t)w;
+	}
+	if (cap && len >= cap)
+		buf[cap - 1] = '\0';
+	return len;
+}
+
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why)
 {
 	int expected = VM_RUNNING;
@@ -81,6 +113,11 @@ static void guest_signal_event(void *opaque, unsigned code, unsigned arg)
 	case GUEST_SIGNAL_BOOT_DONE:
 		if (atomic_exchange(&vm->boot_done, true))
 			return;
+		if (vm->boot_timer) {
+			char line[1024];
+			vm_phases_format(vm, line, sizeof(line));
+			vmm_log("boot-timer: vmm phases (ms after vmm start): %s", line);
+		}
 		if (vm->boot_timer && vm->kernel_entry_ms > 0)
 			vmm_log("boot-timer: guest init reached %.3f ms after vmm start (first "
 				"KVM_RUN at %.3f ms, kernel entry at %.3f ms)",
@@ -202,11 +239,13 @@ static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
 	int r = kernel_load(&vm->mem, o->kernel, &vm->kernel, e);
 	if (r < 0)
 		return r;
+	vm_phase(vm, "kernel");
 	uint64_t initrd_gpa = 0, initrd_size = 0;
 	if (o->initrd) {
 		r = initrd_load(&vm->mem, o->initrd, &vm->kernel, &initrd_gpa, &initrd_size, e);
 		if (r < 0)
 			return r;
+		vm_phase(vm, "initrd");
 	}
 #ifndef VMM_HAVE_AGENT
 	if (o->container)
@@ -225,6 +264,7 @@ static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
 				    &vm->kernel, &initrd_gpa, &initrd_size, e);
 		if (r < 0)
 			return r;
+		vm_phase(vm, "agent-initrd");
 	}
 #endif
 	static char cmdline[BOOT_CMDLINE_MAX];
@@ -242,8 +282,10 @@ static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
 					       "virtio devices (%d slots max): shorten --cmdline",
 				MMIO_DEVICES_MAX);
 	vmm_debug("kernel command line: %s", cmdline);
-	return x86_boot_setup(&vm->mem, &vm->kernel, cmdline, initrd_gpa, initrd_size, vm->ncpus,
-			      e);
+	r = x86_boot_setup(&vm->mem, &vm->kernel, cmdline, initrd_gpa, initrd_size, vm->ncpus, e);
+	if (r == 0)
+		vm_phase(vm, "boot-data");
+	return r;
 }
 
 static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *e)
@@ -306,9 +348,11 @@ static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *
 					"ioctl (KVM_SET_USER_MEMORY_REGION) slot %u failed: %s", i,
 					strerror(errno));
 	}
+	vm_phase(vm, "kvm-vm");
 	int r = arch_vm_init(vm, e);
 	if (r < 0)
 		return r;
+	vm_phase(vm, "irqchip");
 
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0)
@@ -317,16 +361,22 @@ static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *
 	if (r < 0)
 		return verr_set(e, r, "epoll_create1 failed: %s", strerror(-r));
 	r = devices_init(vm, o, e);
-	if (r == 0)
-		r = vcpus_create(vm, e);
-	if (r == 0)
-		r = arch_vcpu_set_boot_regs(vm, &vm->vcpus[0], &vm->kernel, e);
+	if (r < 0)
+		return r;
+	vm_phase(vm, "devices");
+	r = vcpus_create(vm, e);
+	if (r < 0)
+		return r;
+	vm_phase(vm, "vcpus");
+	r = arch_vcpu_set_boot_regs(vm, &vm->vcpus[0], &vm->kernel, e);
 	if (r == 0 && o->boot_timer) {
 		int t = arch_vcpu_set_entry_trap(&vm->vcpus[0], vm->kernel.entry);
 		vm->entry_trap = t == 0;
 		if (t < 0)
 			vmm_debug("no kernel-entry timing: KVM_SET_GUEST_DEBUG: %s", strerror(-t));
 	}
+	if (r == 0)
+		vm_phase(vm, "boot-regs");
 	return r;
 }
 
@@ -344,10 +394,13 @@ int vm_create(struct vm *vm, const struct vmm_options *o, const struct timespec 
 	vm->container = o->container;
 	vm->session.fd = vm->session.guest_fd = vm->session.sig_rd = vm->session.sig_wr = -1;
 	atomic_store(&vm->guest_status, -1);
+	vm_phase(vm, "options");
 
 	int r = vm_memory_init(vm, o, e);
-	if (r == 0)
+	if (r == 0) {
+		vm_phase(vm, "memory");
 		r = vm_load(vm, o, e);
+	}
 	if (r == 0)
 		r = vm_kvm_init(vm, o, e);
 	return r;
@@ -467,11 +520,13 @@ int vm_run(struct vm *vm)
 	/* Setup is over: drop privileges before any thread exists (they inherit it), then each
 	 * vCPU thread filters itself, and this thread filters itself once they are created and
 	 * before the event loop reads anything from the guest (vmm/sandbox.c). */
+	vm_phase(vm, "event-loop");
 	struct verr e = {0};
 	if (sandbox_drop_privileges(&e) < 0) {
 		vmm_log("%s", e.msg);
 		return VMM_EXIT_FAILURE;
 	}
+	vm_phase(vm, "privileges");
 	if (!vm->seccomp)
 		vmm_log("warning: --seccomp=off: no system call filter, a compromised vmm has the "
 			"whole kernel API");
@@ -483,6 +538,7 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
+	vm_phase(vm, "vcpu-threads");
 	if (vm->container) {
 		vm->session.seccomp = vm->seccomp;
 		vm->session.on_fail = session_failed;
@@ -492,11 +548,13 @@ int vm_run(struct vm *vm)
 			vmm_log("cannot start the container session thread: %s", strerror(-r));
 			vm_request_stop(vm, VM_STOP_ERROR);
 		}
+		vm_phase(vm, "session-thread");
 	}
 	if (vm->seccomp && sandbox_enter(SANDBOX_MAIN, &e) < 0) {
 		vmm_log("%s", e.msg);
 		vm_request_stop(vm, VM_STOP_ERROR);
 	}
+	vm_phase(vm, vm->seccomp ? "main-seccomp" : "main-ready");
 
 	r = ev_run(&vm->el);
 	if (r < 0) {

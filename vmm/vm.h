@@ -35,6 +35,15 @@ enum vm_stop_reason {
 
 struct vm;
 
+/* The phase timeline of vmm's own start-up (--boot-timer): each step of the recipe, in order,
+ * with the time it ended, in ms after vmm start. Marked by the main thread; read by the vCPU
+ * thread that reports it (nphases is published with release order after each entry). */
+#define VM_PHASES_MAX 20
+struct vm_phase {
+	const char *name;
+	double ms;
+};
+
 struct vcpu {
 	struct vm *vm;
 	unsigned id;
@@ -81,6 +90,9 @@ struct vm {
 	bool entry_trap;	/* vCPU 0 has a hardware breakpoint on the kernel entry */
 	double kernel_entry_ms; /* when it fired (0: not seen) */
 	bool kvm_pvm;		/* /dev/kvm is kvm_pvm on a CPU without VT-x/SVM (vm_kvm_init) */
+	struct vm_phase phases[VM_PHASES_MAX];
+	atomic_uint nphases;
+	double vcpu0_filter_ms; /* vCPU 0's seccomp filter installed (its thread, before running) */
 };
 
 /* Builds the machine in order: guest memory; kernel, initrd, command line and boot structures
@@ -100,6 +112,13 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why);
 void vm_destroy(struct vm *vm);
 
 double vm_elapsed_ms(const struct vm *vm);
+
+/* Marks the end of start-up phase `name` (a string literal) now: main thread only, in order. */
+void vm_phase(struct vm *vm, const char *name);
+
+/* The timeline as one line, "name ms, name ms, ...", ending with vCPU 0's filter and first
+ * KVM_RUN when they happened. Returns the length needed, like snprintf. */
+size_t vm_phases_format(const struct vm *vm, char *buf, size_t cap);
 
 /* vcpu.c */
 int vcpu_start(struct vcpu *v);

@@ -9,6 +9,7 @@
 #include "vmm/memory.h"
 #include "vmm/options.h"
 #include "vmm/vcpu_fault.h"
+#include "vmm/vm.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -338,6 +339,39 @@ static void fault_read_bytes(void **state)
 	guest_mem_free(&m);
 }
 
+/* The start-up timeline line: phases in order, then vCPU 0's filter and first KVM_RUN when
+ * they happened; a short buffer truncates and the needed length is returned. */
+static void phases_line(void **state)
+{
+	(void)state;
+	static struct vm vm;
+	memset(&vm, 0, sizeof(vm));
+	clock_gettime(CLOCK_MONOTONIC, &vm.t_start);
+	vm_phase(&vm, "options");
+	vm_phase(&vm, "memory");
+	char buf[256];
+	size_t n = vm_phases_format(&vm, buf, sizeof(buf));
+	assert_int_equal(n, strlen(buf));
+	assert_non_null(strstr(buf, "options 0."));
+	assert_non_null(strstr(buf, ", memory "));
+	assert_null(strstr(buf, "first-KVM_RUN"));
+	assert_null(strstr(buf, "vcpu0-seccomp"));
+	assert_true(vm.phases[0].ms <= vm.phases[1].ms);
+	vm.vcpu0_filter_ms = 7.25;
+	vm.first_run_ms = 8.5;
+	n = vm_phases_format(&vm, buf, sizeof(buf));
+	assert_int_equal(n, strlen(buf));
+	assert_non_null(strstr(buf, ", vcpu0-seccomp 7.250, first-KVM_RUN 8.500"));
+	assert_null(strchr(buf, '\n'));
+	char small[10];
+	assert_int_equal(vm_phases_format(&vm, small, sizeof(small)), n);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+	/* more phases than the table holds: the extra ones are dropped, nothing overflows */
+	for (int i = 0; i < VM_PHASES_MAX + 5; i++)
+		vm_phase(&vm, "x");
+	assert_int_equal(atomic_load(&vm.nphases), VM_PHASES_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +380,7 @@ int main(void)
 	    cmocka_unit_test(memory_accessor),	    cmocka_unit_test(bus_routing),
 	    cmocka_unit_test(fault_line_normal),    cmocka_unit_test(fault_line_unreadable),
 	    cmocka_unit_test(fault_line_suberrors), cmocka_unit_test(fault_read_bytes),
+	    cmocka_unit_test(phases_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
