@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/if_tun.h>
@@ -209,9 +210,17 @@ static int add_ioctls(scmp_filter_ctx ctx, const struct ioctl_rule *r, size_t n,
 	return 0;
 }
 
+static long long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 int sandbox_enter(enum sandbox_kind kind, struct verr *e)
 {
 	thread_kind = kind == SANDBOX_MAIN ? "main" : kind == SANDBOX_VCPU ? "vcpu" : "session";
+	long long t0 = now_ns();
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
 	if (!ctx)
 		return verr_set(e, -ENOMEM, "sandbox: seccomp_init failed");
@@ -244,6 +253,9 @@ int sandbox_enter(enum sandbox_kind kind, struct verr *e)
 	seccomp_release(ctx);
 	if (r < 0)
 		return r;
+	/* start-up cost of the sandbox, per thread (--verbose) */
+	vmm_debug("sandbox: %s thread: filter installed in %.3f ms", thread_kind,
+		  (double)(now_ns() - t0) / 1e6);
 	if (test_kind && strcmp(test_kind, thread_kind) == 0) {
 		/* test hook: a call no list allows; the handler names it and ends vmm */
 		struct utsname u;
