@@ -59,6 +59,17 @@ const struct sc_rule sandbox_common_rules[] = {
     {"newfstatat", "stdio: a stream's first buffered write (exit paths)"},
 };
 
+#if VMM_SANDBOX_SANITIZER
+/* Sanitizer builds only (meson -Db_sanitize=..., the build-asan vmm): calls the ASan/UBSan
+ * runtime makes on its own in every thread, chosen when the filters are built like the rest.
+ * Not here: LeakSanitizer's check at exit, which stops the process with clone and ptrace (and
+ * gettid, prctl) and must never be allowed; the ASan vmm runs under seccomp with
+ * ASAN_OPTIONS=detect_leaks=0, or checks leaks with --seccomp=off. */
+static const struct sc_rule sanitizer_rules[] = {
+    {"sigaltstack", "ASan: a thread's alternate signal stack is unset when the thread exits"},
+};
+#endif
+
 /* The main thread only: the event loop, vsock host connections, teardown. */
 static const struct sc_rule main_rules[] = {
     {"epoll_wait", "the event loop"},
@@ -96,6 +107,13 @@ static const struct ioctl_rule vcpu_ioctls[] = {
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 const size_t sandbox_common_rules_len = ARRAY_LEN(sandbox_common_rules);
+#if VMM_SANDBOX_SANITIZER
+const struct sc_rule *const sandbox_sanitizer_rules = sanitizer_rules;
+const size_t sandbox_sanitizer_rules_len = ARRAY_LEN(sanitizer_rules);
+#else
+const struct sc_rule *const sandbox_sanitizer_rules = NULL;
+const size_t sandbox_sanitizer_rules_len = 0;
+#endif
 
 const struct sandbox_rules sandbox_rules[SANDBOX_KINDS] = {
     [SANDBOX_MAIN] = {"main", main_rules, ARRAY_LEN(main_rules), main_ioctls,
@@ -142,6 +160,8 @@ int sandbox_rules_filter(enum sandbox_kind kind, scmp_filter_ctx *out, struct ve
 		return verr_set(e, -ENOMEM, "sandbox: seccomp_init failed");
 	/* the order of the additions is part of the program: keep it */
 	int r = add_rules(ctx, sandbox_common_rules, sandbox_common_rules_len, e);
+	if (r == 0)
+		r = add_rules(ctx, sandbox_sanitizer_rules, sandbox_sanitizer_rules_len, e);
 	if (r == 0)
 		r = add_rules(ctx, k->calls, k->ncalls, e);
 	if (r == 0)

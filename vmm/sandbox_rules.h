@@ -41,10 +41,15 @@ struct sandbox_rules {
 
 extern const struct sc_rule sandbox_common_rules[];
 extern const size_t sandbox_common_rules_len;
+/* Added to every kind in sanitizer builds only (VMM_SANDBOX_SANITIZER, set by meson when
+ * b_sanitize is not none): the sanitizer runtime's own calls. Empty otherwise. */
+extern const struct sc_rule *const sandbox_sanitizer_rules;
+extern const size_t sandbox_sanitizer_rules_len;
 extern const struct sandbox_rules sandbox_rules[SANDBOX_KINDS];
 
 /* Builds KIND's filter with libseccomp: default action SCMP_ACT_TRAP, libseccomp's default for a
- * wrong architecture (SCMP_ACT_KILL, the thread), the rules added in a fixed order. On success
+ * wrong architecture (SCMP_ACT_KILL, the thread), the rules added in a fixed order (common,
+ * sanitizer, the kind's calls, its ioctls, socket). On success
  * *ctx is the filter (the caller releases it with seccomp_release). Returns 0 or a negative errno
  * with e set. */
 int sandbox_rules_filter(enum sandbox_kind kind, scmp_filter_ctx *ctx, struct verr *e);

@@ -292,6 +292,11 @@ static const struct probe probes[] = {
     {"poll", SYS_poll, 0, 0, 0, {TRAP, TRAP, ALLOW}},
     {"ppoll", SYS_ppoll, 0, 0, 0, {TRAP, TRAP, ALLOW}},
     {"uname (VMM_SECCOMP_TEST)", SYS_uname, 0, 0, 0, {TRAP, TRAP, TRAP}},
+#if VMM_SANDBOX_SANITIZER
+    {"sigaltstack (sanitizer build)", SYS_sigaltstack, 0, 0, 0, {ALLOW, ALLOW, ALLOW}},
+#else
+    {"sigaltstack (not a sanitizer build)", SYS_sigaltstack, 0, 0, 0, {TRAP, TRAP, TRAP}},
+#endif
     {"execve", SYS_execve, 0, 0, 0, {TRAP, TRAP, TRAP}},
     {"open", SYS_open, 0, 0, 0, {TRAP, TRAP, TRAP}},
     {"openat", SYS_openat, 0, 0, 0, {TRAP, TRAP, TRAP}},
@@ -367,6 +372,16 @@ static void verdicts_table(void **state)
 			       probes[i].want[k], probes[i].what);
 }
 
+/* The name lists of KIND: common, sanitizer (empty unless a sanitizer build), its own. */
+static const struct sc_rule *kind_list(int kind, int which, size_t *n)
+{
+	const struct sandbox_rules *r = &sandbox_rules[kind];
+	*n = which == 0	  ? sandbox_common_rules_len
+	     : which == 1 ? sandbox_sanitizer_rules_len
+			  : r->ncalls;
+	return which == 0 ? sandbox_common_rules : which == 1 ? sandbox_sanitizer_rules : r->calls;
+}
+
 /* (2) Every entry of every list is allowed under its kind, whatever the other arguments; every
  * ioctl request of a kind is allowed there, and the same request with one bit of its low 32
  * flipped is refused unless it is on the list too. */
@@ -375,9 +390,9 @@ static void verdicts_lists(void **state)
 	(void)state;
 	for (int k = 0; k < SANDBOX_KINDS; k++) {
 		const struct sandbox_rules *r = &sandbox_rules[k];
-		for (int pass = 0; pass < 2; pass++) {
-			const struct sc_rule *c = pass ? r->calls : sandbox_common_rules;
-			size_t n = pass ? r->ncalls : sandbox_common_rules_len;
+		for (int which = 0; which < 3; which++) {
+			size_t n;
+			const struct sc_rule *c = kind_list(k, which, &n);
 			for (size_t i = 0; i < n; i++) {
 				int nr = seccomp_syscall_resolve_name(c[i].name);
 				assert_int_not_equal(nr, __NR_SCMP_ERROR);
@@ -400,9 +415,9 @@ static void verdicts_lists(void **state)
 		/* and every other system call number up to 512 traps */
 		for (int nr = 0; nr < SANDBOX_SYSCALL_NAMES; nr++) {
 			bool listed = nr == SYS_ioctl || (nr == SYS_socket && r->unix_socket);
-			for (int pass = 0; pass < 2 && !listed; pass++) {
-				const struct sc_rule *c = pass ? r->calls : sandbox_common_rules;
-				size_t n = pass ? r->ncalls : sandbox_common_rules_len;
+			for (int which = 0; which < 3 && !listed; which++) {
+				size_t n;
+				const struct sc_rule *c = kind_list(k, which, &n);
 				for (size_t i = 0; i < n && !listed; i++)
 					listed = seccomp_syscall_resolve_name(c[i].name) == nr;
 			}
