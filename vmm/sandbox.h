@@ -12,18 +12,21 @@ enum sandbox_kind {
 	SANDBOX_MAIN,	 /* the main thread: event loop, device back-ends, teardown */
 	SANDBOX_VCPU,	 /* a vCPU thread: KVM_RUN and the exits it dispatches */
 	SANDBOX_SESSION, /* a container's session thread: stdio <-> the agent socket */
+	SANDBOX_KINDS,
 };
 
 /* Drops every capability of the calling thread (effective, permitted, inheritable, and the
  * bounding set when CAP_SETPCAP allows it), sets PR_SET_NO_NEW_PRIVS, and installs the SIGSYS
- * handler that names a forbidden system call (its name table is built here, outside any signal
- * context). Call once on the main thread after setup and before any other thread is created,
- * so the threads inherit the dropped capabilities. Reads VMM_SECCOMP_TEST (test hook, see
- * sandbox_enter). Returns 0 or a negative errno with e set. */
+ * handler that names a forbidden system call (from a name table generated with the filters). Call
+ * once on the main thread after setup and before any other thread is created, so the threads
+ * inherit the dropped capabilities. Reads VMM_SECCOMP_TEST (test hook, see sandbox_enter). Returns
+ * 0 or a negative errno with e set. */
 int sandbox_drop_privileges(struct verr *e);
 
 /* Installs the seccomp allow-list of KIND on the calling thread only (no thread
- * synchronisation: each kind installs its own). Threads created afterwards inherit it. Any
+ * synchronisation: each kind installs its own): the classic BPF program compiled from
+ * vmm/sandbox_rules.c when vmm was built (vmm/sandbox_filters.h), handed to seccomp(2) as it is;
+ * nothing is compiled at run time. Threads created afterwards inherit it. Any
  * system call outside the list raises SIGSYS; the handler writes one line naming it and exits
  * the whole process with status 125. When VMM_SECCOMP_TEST names this KIND ("main", "vcpu" or
  * "session") the thread then makes a forbidden call on purpose (the integration tests' proof that
