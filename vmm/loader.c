@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,65 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off)
 		len -= (size_t)n;
 		off += (uint64_t)n;
 	}
+	return 0;
+}
+
+/* Mapping instead of copying makes the guest's memory depend on the file for as long as the VM
+ * runs, not only while it loads: pages the guest has not written are the file's page-cache pages
+ * (and are read from the file again after the host reclaims them). The contract, the one
+ * Firecracker's snapshot memory file (also mapped MAP_PRIVATE) carries, is that kernel and
+ * initrd files are not changed in place while a VM booted from them runs: replace them by
+ * renaming a new file over the name, as kernel-config/build.sh and mkcpio do. Truncating one
+ * stops the VM (KVM_RUN fails with EFAULT on the guest's next touch of a page past the new end,
+ * or vmm gets SIGBUS if it touches one); rewriting it changes kernel text the guest has not
+ * written. Neither reaches the host: the fd is read-only and MAP_PRIVATE writes stay in this
+ * process. vmm guards the load itself (the size is checked before mapping and again after it)
+ * and takes no lease (F_SETLEASE needs the file's owner or CAP_LEASE, and only delays a writer).
+ * See docs/security.md. */
+int load_file_range(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t fsize, uint64_t off,
+		    uint64_t len, uint64_t *mapped)
+{
+	const uint64_t pg = GUEST_PAGE_SIZE;
+	if (mapped)
+		*mapped = 0;
+	if (off > fsize || len > fsize - off)
+		return -EIO;
+	uint8_t *dst = guest_mem_ptr(m, gpa, len);
+	if (!dst)
+		return -EFAULT;
+	/* [start, end): the whole pages inside the range; gpa + len cannot wrap (it is inside a
+	 * region). start > end when the range lies within one page. */
+	uint64_t start = (gpa + pg - 1) & ~(pg - 1), end = (gpa + len) & ~(pg - 1);
+	uint64_t map_len = 0;
+	if (((gpa ^ off) & (pg - 1)) == 0 && end > start) {
+		int r = guest_mem_map_file(m, start, end - start, fd, off + (start - gpa));
+		if (r == 0) {
+			map_len = end - start;
+			/* one readahead of the range, not a read per page the guest faults in */
+			madvise(dst + (start - gpa), map_len, MADV_WILLNEED);
+		} else {
+			vmm_debug("cannot map %llu KiB at file offset 0x%llx (%s): copying them",
+				  (unsigned long long)((end - start) >> 10),
+				  (unsigned long long)(off + (start - gpa)), strerror(-r));
+		}
+	}
+	if (!map_len)
+		return pread_full(fd, dst, len, off);
+	int r = pread_full(fd, dst, start - gpa, off);
+	if (r == 0)
+		r = pread_full(fd, dst + (end - gpa), gpa + len - end, off + (end - gpa));
+	struct stat st;
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && (uint64_t)st.st_size < off + len)
+		r = -EIO; /* it shrank after the first check: the mapped tail would fault */
+	if (r < 0) {
+		/* no page that may fault is left behind for whoever reads guest memory next */
+		guest_mem_discard(m, start, map_len);
+		return r;
+	}
+	if (mapped)
+		*mapped = map_len;
 	return 0;
 }
 
@@ -120,10 +180,13 @@ int initrd_load(const struct guest_mem *m, const char *path, const struct kernel
 		close(fd);
 		return -ENOMEM;
 	}
-	r = pread_full(fd, dst, fsize, 0);
+	uint64_t mapped;
+	r = load_file_range(m, *gpa, fd, fsize, 0, fsize, &mapped);
 	close(fd);
 	if (r < 0)
 		return verr_set(e, r, "initrd '%s': cannot read: %s", path, strerror(-r));
+	vmm_debug("initrd '%s': %llu of %llu KiB mapped from the file, the rest copied", path,
+		  (unsigned long long)(mapped >> 10), (unsigned long long)(fsize >> 10));
 	*size = fsize;
 	return 0;
 }
