@@ -111,15 +111,21 @@ def run_one(cmd, timeout=120):
 
 
 def overhead_kib(pid, guest_bytes):
-    """Resident KiB of every mapping of pid except guest RAM (mappings at least guest_bytes)."""
-    total, size = 0, 0
+    """Resident KiB of every mapping of pid except guest RAM: mappings of at least guest_bytes,
+    and those marked MADV_DONTDUMP ("dd" in VmFlags), as all of vmm's guest memory is (vmm maps
+    the kernel's and initrd's pages from their files over parts of it, splitting it into smaller
+    mappings)."""
+    total, size, rss = 0, 0, 0
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
                 lo, hi = line.split()[0].split("-")
-                size = int(hi, 16) - int(lo, 16)
-            elif line.startswith("Rss:") and size < guest_bytes:
-                total += int(line.split()[1])
+                size, rss = int(hi, 16) - int(lo, 16), 0
+            elif line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmFlags:"):  # the last line of each mapping's block
+                if size < guest_bytes and "dd" not in line.split()[1:]:
+                    total += rss
     return total
 
 
