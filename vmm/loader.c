@@ -4,9 +4,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 int pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -37,9 +39,26 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off)
  * stops the VM (KVM_RUN fails with EFAULT on the guest's next touch of a page past the new end,
  * or vmm gets SIGBUS if it touches one); rewriting it changes kernel text the guest has not
  * written. Neither reaches the host: the fd is read-only and MAP_PRIVATE writes stay in this
- * process. vmm guards the load itself (the size is checked before mapping and again after it)
- * and takes no lease (F_SETLEASE needs the file's owner or CAP_LEASE, and only delays a writer).
- * See docs/security.md. */
+ * process. vmm guards the load itself (the size is checked before mapping and again after it),
+ * takes no lease (F_SETLEASE needs the file's owner or CAP_LEASE, and only delays a writer), and
+ * maps only from local filesystems (file_is_mappable), where only this host's writers, whom the
+ * contract binds, can change a file. See docs/security.md and docs/performance.md. */
+bool file_is_mappable(int fd)
+{
+	static const unsigned long local[] = {
+	    EXT4_SUPER_MAGIC,	  XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC,
+	    F2FS_SUPER_MAGIC,	  TMPFS_MAGIC,	   RAMFS_MAGIC,
+	    EROFS_SUPER_MAGIC_V1, SQUASHFS_MAGIC,  OVERLAYFS_SUPER_MAGIC,
+	};
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if ((unsigned long)sf.f_type == local[i])
+			return true;
+	return false;
+}
+
 int load_file_range(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t fsize, uint64_t off,
 		    uint64_t len, uint64_t *mapped)
 {
@@ -55,7 +74,7 @@ int load_file_range(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t fs
 	 * region). start > end when the range lies within one page. */
 	uint64_t start = (gpa + pg - 1) & ~(pg - 1), end = (gpa + len) & ~(pg - 1);
 	uint64_t map_len = 0;
-	if (((gpa ^ off) & (pg - 1)) == 0 && end > start) {
+	if (((gpa ^ off) & (pg - 1)) == 0 && end > start && file_is_mappable(fd)) {
 		int r = guest_mem_map_file(m, start, end - start, fd, off + (start - gpa));
 		if (r == 0) {
 			map_len = end - start;

@@ -6,6 +6,7 @@
 #include "vmm/log.h"
 #include "vmm/memory.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,15 +50,23 @@ int initrd_load(const struct guest_mem *m, const char *path, const struct kernel
 int initrd_load_mem(const struct guest_mem *m, const void *data, size_t len,
 		    const struct kernel_image *k, uint64_t *gpa, uint64_t *size, struct verr *e);
 
+/* Whether fd's file lies on a filesystem vmm maps from: local ones (ext4, XFS, btrfs, F2FS,
+ * tmpfs and ramfs, erofs, squashfs, overlayfs), whose warm page cache serves a fault without I/O.
+ * Not network or FUSE filesystems (NFS, 9p, virtiofs, CIFS...): another machine can truncate or
+ * rewrite a file there behind this host's back, and each fault may cost a round trip (9p without
+ * a cache reads one page per fault: five times slower boots in the nested harness). */
+bool file_is_mappable(int fd);
+
 /* Puts the file's bytes [off, off+len) into guest memory at gpa. When off and gpa agree modulo the
  * page size, the pages wholly inside the range are mapped from the file (guest_mem_map_file:
  * copy-on-write, so every VM booted from one file shares its page-cache pages until it writes
  * them); the partial pages at either end are copied, so the guest sees no byte of the file
  * outside the range and the rest of those pages stays zero. Everything is copied when the two
- * disagree or the mapping fails. Checks off + len <= fsize first (a mapped page past the file's
- * end would fault later instead of failing here) and, after mapping, that the file has not
- * shrunk meanwhile. Returns 0, -EFAULT (the range is not inside one guest memory region), -EIO
- * (the file is shorter) or -errno; *mapped (if not NULL) gets the bytes mapped. */
+ * disagree, the file is not on a filesystem vmm maps from (file_is_mappable) or the mapping fails.
+ * Checks off + len <= fsize first (a mapped page past the file's end would fault later instead of
+ * failing here) and, after mapping, that the file has not shrunk meanwhile. Returns 0, -EFAULT (the
+ * range is not inside one guest memory region), -EIO (the file is shorter) or -errno; *mapped (if
+ * not NULL) gets the bytes mapped. */
 int load_file_range(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t fsize, uint64_t off,
 		    uint64_t len, uint64_t *mapped);
 

@@ -459,6 +459,26 @@ static void map_file_arguments(void **state)
 	close(fd);
 }
 
+static void mappable_filesystems(void **state)
+{
+	(void)state;
+	/* tmpfs (a memfd) is local; a pipe (pipefs) and a procfs file are not mapped from */
+	int fd = fake_file("x", 1);
+	assert_true(fd >= 0);
+	assert_true(file_is_mappable(fd));
+	close(fd);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_false(file_is_mappable(p[0]));
+	close(p[0]);
+	close(p[1]);
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_false(file_is_mappable(fd));
+	close(fd);
+	assert_false(file_is_mappable(-1));
+}
+
 static void kernel_load_detects_format(void **state)
 {
 	(void)state;
@@ -534,6 +554,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(elf_short_file_fails_untouched, setup_64m, teardown),
 	    cmocka_unit_test_setup_teardown(load_file_range_checks, setup_64m, teardown),
 	    cmocka_unit_test_setup_teardown(map_file_arguments, setup_64m, teardown),
+	    cmocka_unit_test(mappable_filesystems),
 	    cmocka_unit_test_setup_teardown(kernel_load_detects_format, setup_64m, teardown),
 	    cmocka_unit_test_setup_teardown(initrd_placement, setup_64m, teardown),
 	};
