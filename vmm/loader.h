@@ -46,7 +46,10 @@ int bzimage_load(const struct guest_mem *m, int fd, uint64_t fsize, struct kerne
  * above the kernel. Sets *gpa and *size. */
 int initrd_load(const struct guest_mem *m, const char *path, const struct kernel_image *k,
 		uint64_t *gpa, uint64_t *size, struct verr *e);
-/* The same for an initrd already in memory (the agent initramfs built into vmm). */
+/* The same for an initrd already in memory (the agent initramfs built into vmm): copied. Mapping
+ * it from vmm's own file (/proc/self/exe) is not done: vmm-jail mounts no /proc, the archive is
+ * small (about 0.7 MiB, one memcpy from pages vmm's processes already share), and Linux poisons
+ * the whole initrd when it frees it after unpacking, so every page would turn private anyway. */
 int initrd_load_mem(const struct guest_mem *m, const void *data, size_t len,
 		    const struct kernel_image *k, uint64_t *gpa, uint64_t *size, struct verr *e);
 

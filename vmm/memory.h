@@ -35,9 +35,11 @@ void guest_mem_free(struct guest_mem *m);
  * > 0 (-EINVAL), and the range must lie inside one region (-EFAULT, checked by guest_mem_ptr).
  * The caller makes sure the file holds all those bytes: a page past its end is not an error here
  * but a SIGBUS (or a failing KVM_RUN) when touched. On failure (-errno) the range is fresh zero
- * memory again, or, if even that could not be mapped, a hole that fails every read or write
- * into it with EFAULT. Call it before the regions are handed to KVM or while they are. */
+ * memory again or, if even that could not be mapped, a hole (a pread into it fails with EFAULT):
+ * the caller must then not start the VM. Works before or after the regions are registered with
+ * KVM, which follows whatever the host addresses map (vmm loads before it registers them). */
 int guest_mem_map_file(const struct guest_mem *m, uint64_t gpa, uint64_t len, int fd, uint64_t off);
+
 /* Gives guest memory [gpa, gpa+len) fresh anonymous zero pages again (a mapping of a file there is
  * gone). Page multiples, inside one region. 0, -EINVAL, -EFAULT or -errno of mmap. */
 int guest_mem_discard(const struct guest_mem *m, uint64_t gpa, uint64_t len);
