@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -43,20 +44,33 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off)
  * takes no lease (F_SETLEASE needs the file's owner or CAP_LEASE, and only delays a writer), and
  * maps only from local filesystems (file_is_mappable), where only this host's writers, whom the
  * contract binds, can change a file. See docs/security.md and docs/performance.md. */
-bool file_is_mappable(int fd)
+bool fs_is_mappable(unsigned long f_type, unsigned dev_major)
 {
-	static const unsigned long local[] = {
-	    EXT4_SUPER_MAGIC,	  XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC,
-	    F2FS_SUPER_MAGIC,	  TMPFS_MAGIC,	   RAMFS_MAGIC,
-	    EROFS_SUPER_MAGIC_V1, SQUASHFS_MAGIC,  OVERLAYFS_SUPER_MAGIC,
-	};
-	struct statfs sf;
-	if (fstatfs(fd, &sf) < 0)
-		return false;
-	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
-		if ((unsigned long)sf.f_type == local[i])
+	/* On a block device of their own (a real major number). A 9p mount reports its server's
+	 * filesystem type (9P2000.L passes the host's statfs through: ext4 in the nested harness)
+	 * but has an anonymous device, major 0, as NFS and FUSE have. */
+	static const unsigned long on_disk[] = {EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, F2FS_SUPER_MAGIC,
+						EROFS_SUPER_MAGIC_V1, SQUASHFS_MAGIC};
+	/* Local but with anonymous devices (btrfs has one per subvolume). A 9p share of such a
+	 * directory passes this test: the contract above is then the guard. */
+	static const unsigned long anon_dev[] = {TMPFS_MAGIC, RAMFS_MAGIC, OVERLAYFS_SUPER_MAGIC,
+						 BTRFS_SUPER_MAGIC};
+	for (size_t i = 0; i < sizeof(on_disk) / sizeof(on_disk[0]); i++)
+		if (f_type == on_disk[i])
+			return dev_major != 0;
+	for (size_t i = 0; i < sizeof(anon_dev) / sizeof(anon_dev[0]); i++)
+		if (f_type == anon_dev[i])
 			return true;
 	return false;
+}
+
+bool file_is_mappable(int fd)
+{
+	struct statfs sf;
+	struct stat st;
+	if (fstatfs(fd, &sf) < 0 || fstat(fd, &st) < 0)
+		return false;
+	return fs_is_mappable((unsigned long)sf.f_type, major(st.st_dev));
 }
 
 int load_file_range(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t fsize, uint64_t off,

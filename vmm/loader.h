@@ -53,12 +53,14 @@ int initrd_load(const struct guest_mem *m, const char *path, const struct kernel
 int initrd_load_mem(const struct guest_mem *m, const void *data, size_t len,
 		    const struct kernel_image *k, uint64_t *gpa, uint64_t *size, struct verr *e);
 
-/* Whether fd's file lies on a filesystem vmm maps from: local ones (ext4, XFS, btrfs, F2FS,
- * tmpfs and ramfs, erofs, squashfs, overlayfs), whose warm page cache serves a fault without I/O.
- * Not network or FUSE filesystems (NFS, 9p, virtiofs, CIFS...): another machine can truncate or
- * rewrite a file there behind this host's back, and each fault may cost a round trip (9p without
- * a cache reads one page per fault: five times slower boots in the nested harness). */
+/* Whether fd's file lies on a filesystem vmm maps from: local ones, whose warm page cache serves
+ * a fault without I/O: ext4, XFS, F2FS, erofs and squashfs on a block device, tmpfs, ramfs,
+ * overlayfs and btrfs. Not network or FUSE filesystems (NFS, 9p, virtiofs, CIFS...): another
+ * machine can truncate or rewrite a file there behind this host's back, and each fault may cost
+ * a round trip (9p without a cache reads one page per fault: five times slower boots in the
+ * nested harness). fs_is_mappable decides from statfs's f_type and the major of st_dev. */
 bool file_is_mappable(int fd);
+bool fs_is_mappable(unsigned long f_type, unsigned dev_major);
 
 /* Puts the file's bytes [off, off+len) into guest memory at gpa. When off and gpa agree modulo the
  * page size, the pages wholly inside the range are mapped from the file (guest_mem_map_file:

@@ -477,6 +477,16 @@ static void mappable_filesystems(void **state)
 	assert_false(file_is_mappable(fd));
 	close(fd);
 	assert_false(file_is_mappable(-1));
+	/* ext4 on a disk; ext4 as 9p reports its server's (no block device); tmpfs, btrfs */
+	assert_true(fs_is_mappable(0xEF53, 8));
+	assert_false(fs_is_mappable(0xEF53, 0));
+	assert_true(fs_is_mappable(0x01021994, 0));
+	assert_true(fs_is_mappable(0x9123683E, 0));
+	/* 9p itself, NFS, FUSE (virtiofs), CIFS */
+	assert_false(fs_is_mappable(0x01021997, 0));
+	assert_false(fs_is_mappable(0x6969, 0));
+	assert_false(fs_is_mappable(0x65735546, 0));
+	assert_false(fs_is_mappable(0xFF534D42, 0));
 }
 
 static void kernel_load_detects_format(void **state)
