@@ -33,8 +33,8 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off)
 
 /* Mapping instead of copying makes the guest's memory depend on the file for as long as the VM
  * runs, not only while it loads: pages the guest has not written are the file's page-cache pages
- * (and are read from the file again after the host reclaims them). The contract (the one that
- * comes with Firecracker's snapshot memory file, which it maps MAP_PRIVATE too) is that kernel
+ * (and are read from the file again after the host reclaims them). The contract (Firecracker's
+ * snapshot memory file, which it maps MAP_PRIVATE too, is depended on the same way) is that kernel
  * and initrd files are not changed in place while a VM booted from them runs: replace them by
  * renaming a new file over the name, as kernel-config/build.sh and mkcpio do. Truncating one
  * stops the VM (KVM_RUN fails with EFAULT on the guest's next touch of a page past the new end,
