@@ -10,7 +10,9 @@ Per boot it records, from the moment the process is spawned:
   qemu: the console line "vmm-init: booted"; process exit; CPU time
 and, in separate boots whose guest sleeps, the VMM's memory overhead: the resident size of every
 mapping that is not guest RAM (/proc/PID/smaps; Firecracker's method). A parallel mode starts K
-VMs at once and reports VMs per second and the peak total resident memory.
+VMs at once and reports VMs per second and the peaks of their total resident memory (RSS), of
+their total proportional set size (PSS: shared pages divided among the processes sharing them)
+and of the host's used memory.
 
 Writes OUT/results.json and OUT/boot-timeline.png and prints a table.
 """
@@ -126,15 +128,21 @@ def run_one(cmd, timeout=120):
 
 
 def overhead_kib(pid, guest_bytes):
-    """Resident KiB of every mapping of pid except guest RAM (mappings at least guest_bytes)."""
-    total, size = 0, 0
+    """Resident KiB of every mapping of pid except guest RAM: mappings of at least guest_bytes,
+    and those marked MADV_DONTDUMP ("dd" in VmFlags), as all of vmm's guest memory is (vmm maps
+    the kernel's and initrd's pages from their files over parts of it, splitting it into smaller
+    mappings)."""
+    total, size, rss = 0, 0, 0
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
                 lo, hi = line.split()[0].split("-")
-                size = int(hi, 16) - int(lo, 16)
-            elif line.startswith("Rss:") and size < guest_bytes:
-                total += int(line.split()[1])
+                size, rss = int(hi, 16) - int(lo, 16), 0
+            elif line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmFlags:"):  # the last line of each mapping's block
+                if size < guest_bytes and "dd" not in line.split()[1:]:
+                    total += rss
     return total
 
 
@@ -163,32 +171,47 @@ def sample_memory(cmd, guest_bytes, timeout=120):
     return kib
 
 
+def proc_kib(path, key):
+    """The KiB figure on the line starting with key in /proc file path (0 if it is gone)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def host_used_kib():
+    return proc_kib("/proc/meminfo", "MemTotal:") - proc_kib("/proc/meminfo", "MemAvailable:")
+
+
 def parallel(cmd_fn, k, timeout=300):
-    """Starts k VMs at once; returns wall seconds until all exited and peak total RSS (KiB)."""
+    """Starts k VMs at once; returns wall seconds until all exited and the peaks of their summed
+    RSS, of their summed PSS (pages shared between them, such as a kernel file's page-cache pages
+    they all map, count once in total: RSS counts them in every process) and of the host's used
+    memory (MemTotal - MemAvailable) above what it was before the start (KiB in, MiB out)."""
+    base = host_used_kib()
     t0 = time.monotonic()
     procs = [subprocess.Popen(cmd_fn(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for _ in range(k)]
-    peak, failed = 0, 0
+    peak, peak_pss, peak_used, failed = 0, 0, 0, 0
     while any(p.poll() is None for p in procs):
         if time.monotonic() - t0 > timeout:
             for p in procs:
                 p.kill()
             break
-        rss = 0
-        for p in procs:
-            try:
-                with open(f"/proc/{p.pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmRSS:"):
-                            rss += int(line.split()[1])
-            except OSError:
-                pass
-        peak = max(peak, rss)
+        peak = max(peak, sum(proc_kib(f"/proc/{p.pid}/status", "VmRSS:") for p in procs))
+        peak_pss = max(peak_pss, sum(proc_kib(f"/proc/{p.pid}/smaps_rollup", "Pss:")
+                                     for p in procs))
+        peak_used = max(peak_used, host_used_kib() - base)
         time.sleep(0.05)
     wall = time.monotonic() - t0
     for p in procs:
         failed += p.wait() != 0
     return {"vms": k, "wall_s": wall, "vms_per_s": k / wall, "peak_rss_mib": peak / 1024,
+            "peak_pss_mib": peak_pss / 1024, "peak_host_used_mib": peak_used / 1024,
             "failed": failed}
 
 
@@ -401,7 +424,8 @@ def main():
                   f"{t['init_ms']['n']})")
     for name, p in results.get("parallel", {}).items():
         print(f"{name} parallel: {p['vms']} VMs in {p['wall_s']:.2f} s = {p['vms_per_s']:.2f} VMs/s, "
-              f"peak RSS {p['peak_rss_mib']:.0f} MiB, {p['failed']} failed")
+              f"peak RSS {p['peak_rss_mib']:.0f} MiB, peak PSS {p['peak_pss_mib']:.0f} MiB, "
+              f"peak host used +{p['peak_host_used_mib']:.0f} MiB, {p['failed']} failed")
     print(f"bench: results in {a.out}/results.json and {a.out}/boot-timeline.png")
     return 1 if failures or not results["vmm"]["phases"]["init_ms"] else 0
 

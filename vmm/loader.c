@@ -4,8 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 int pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -24,6 +28,95 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off)
 		len -= (size_t)n;
 		off += (uint64_t)n;
 	}
+	return 0;
+}
+
+/* Mapping instead of copying makes the guest's memory depend on the file for as long as the VM
+ * runs, not only while it loads: pages the guest has not written are the file's page-cache pages
+ * (and are read from the file again after the host reclaims them). The contract (Firecracker's
+ * snapshot memory file, which it maps MAP_PRIVATE too, is depended on the same way) is that kernel
+ * and initrd files are not changed in place while a VM booted from them runs: replace them by
+ * renaming a new file over the name, as kernel-config/build.sh and mkcpio do. Truncating one
+ * stops the VM (KVM_RUN fails with EFAULT on the guest's next touch of a page past the new end,
+ * or vmm gets SIGBUS if it touches one); rewriting it changes kernel text the guest has not
+ * written. Neither reaches the host: the fd is read-only and MAP_PRIVATE writes stay in this
+ * process. vmm guards the load itself (the size is checked before mapping and again after it),
+ * takes no lease (F_SETLEASE needs the file's owner or CAP_LEASE, and only delays a writer), and
+ * maps only from local filesystems (file_is_mappable), where only this host's writers, whom the
+ * contract binds, can change a file. See docs/security.md and docs/performance.md. */
+bool fs_is_mappable(unsigned long f_type, unsigned dev_major)
+{
+	/* On a block device of their own (a real major number). A 9p mount reports its server's
+	 * filesystem type (9P2000.L passes the host's statfs through: ext4 in the nested harness)
+	 * but has an anonymous device, major 0, as NFS and FUSE have. */
+	static const unsigned long on_disk[] = {EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, F2FS_SUPER_MAGIC,
+						EROFS_SUPER_MAGIC_V1, SQUASHFS_MAGIC};
+	/* Local but with anonymous devices (btrfs has one per subvolume). A 9p share of such a
+	 * directory passes this test: the contract above is then the guard. */
+	static const unsigned long anon_dev[] = {TMPFS_MAGIC, RAMFS_MAGIC, OVERLAYFS_SUPER_MAGIC,
+						 BTRFS_SUPER_MAGIC};
+	for (size_t i = 0; i < sizeof(on_disk) / sizeof(on_disk[0]); i++)
+		if (f_type == on_disk[i])
+			return dev_major != 0;
+	for (size_t i = 0; i < sizeof(anon_dev) / sizeof(anon_dev[0]); i++)
+		if (f_type == anon_dev[i])
+			return true;
+	return false;
+}
+
+bool file_is_mappable(int fd)
+{
+	struct statfs sf;
+	struct stat st;
+	if (fstatfs(fd, &sf) < 0 || fstat(fd, &st) < 0)
+		return false;
+	return fs_is_mappable((unsigned long)sf.f_type, major(st.st_dev));
+}
+
+int load_file_range(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t fsize, uint64_t off,
+		    uint64_t len, uint64_t *mapped)
+{
+	const uint64_t pg = GUEST_PAGE_SIZE;
+	if (mapped)
+		*mapped = 0;
+	if (off > fsize || len > fsize - off)
+		return -EIO;
+	uint8_t *dst = guest_mem_ptr(m, gpa, len);
+	if (!dst)
+		return -EFAULT;
+	/* [start, end): the whole pages inside the range; gpa + len cannot wrap (it is inside a
+	 * region). start > end when the range lies within one page. */
+	uint64_t start = (gpa + pg - 1) & ~(pg - 1), end = (gpa + len) & ~(pg - 1);
+	uint64_t map_len = 0;
+	if (((gpa ^ off) & (pg - 1)) == 0 && end > start && file_is_mappable(fd)) {
+		int r = guest_mem_map_file(m, start, end - start, fd, off + (start - gpa));
+		if (r == 0) {
+			map_len = end - start;
+			/* one readahead of the range, not a read per page the guest faults in */
+			madvise(dst + (start - gpa), map_len, MADV_WILLNEED);
+		} else {
+			vmm_debug("cannot map %llu KiB at file offset 0x%llx (%s): copying them",
+				  (unsigned long long)((end - start) >> 10),
+				  (unsigned long long)(off + (start - gpa)), strerror(-r));
+		}
+	}
+	if (!map_len)
+		return pread_full(fd, dst, len, off);
+	int r = pread_full(fd, dst, start - gpa, off);
+	if (r == 0)
+		r = pread_full(fd, dst + (end - gpa), gpa + len - end, off + (end - gpa));
+	struct stat st;
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && (uint64_t)st.st_size < off + len)
+		r = -EIO; /* it shrank after the first check: the mapped tail would fault */
+	if (r < 0) {
+		/* no page that may fault is left behind for whoever reads guest memory next */
+		guest_mem_discard(m, start, map_len);
+		return r;
+	}
+	if (mapped)
+		*mapped = map_len;
 	return 0;
 }
 
@@ -120,10 +213,13 @@ int initrd_load(const struct guest_mem *m, const char *path, const struct kernel
 		close(fd);
 		return -ENOMEM;
 	}
-	r = pread_full(fd, dst, fsize, 0);
+	uint64_t mapped;
+	r = load_file_range(m, *gpa, fd, fsize, 0, fsize, &mapped);
 	close(fd);
 	if (r < 0)
 		return verr_set(e, r, "initrd '%s': cannot read: %s", path, strerror(-r));
+	vmm_debug("initrd '%s': %llu of %llu KiB mapped from the file, the rest copied", path,
+		  (unsigned long long)(mapped >> 10), (unsigned long long)(fsize >> 10));
 	*size = fsize;
 	return 0;
 }

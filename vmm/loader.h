@@ -6,6 +6,7 @@
 #include "vmm/log.h"
 #include "vmm/memory.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,9 +46,34 @@ int bzimage_load(const struct guest_mem *m, int fd, uint64_t fsize, struct kerne
  * above the kernel. Sets *gpa and *size. */
 int initrd_load(const struct guest_mem *m, const char *path, const struct kernel_image *k,
 		uint64_t *gpa, uint64_t *size, struct verr *e);
-/* The same for an initrd already in memory (the agent initramfs built into vmm). */
+/* The same for an initrd already in memory (the agent initramfs built into vmm): copied. Mapping
+ * it from vmm's own file (/proc/self/exe) is not done: vmm-jail mounts no /proc, the archive is
+ * small (about 0.7 MiB, one memcpy from pages vmm's processes already share), and Linux poisons
+ * the whole initrd when it frees it after unpacking, so every page would turn private anyway. */
 int initrd_load_mem(const struct guest_mem *m, const void *data, size_t len,
 		    const struct kernel_image *k, uint64_t *gpa, uint64_t *size, struct verr *e);
+
+/* Whether fd's file lies on a filesystem vmm maps from: local ones, whose warm page cache serves
+ * a fault without I/O: ext4, XFS, F2FS, erofs and squashfs on a block device, tmpfs, ramfs,
+ * overlayfs and btrfs. Not network or FUSE filesystems (NFS, 9p, virtiofs, CIFS...): another
+ * machine can truncate or rewrite a file there behind this host's back, and each fault may cost
+ * a round trip (9p without a cache reads one page per fault: five times slower boots in the
+ * nested harness). fs_is_mappable decides from statfs's f_type and the major of st_dev. */
+bool file_is_mappable(int fd);
+bool fs_is_mappable(unsigned long f_type, unsigned dev_major);
+
+/* Puts the file's bytes [off, off+len) into guest memory at gpa. When off and gpa agree modulo the
+ * page size, the pages wholly inside the range are mapped from the file (guest_mem_map_file:
+ * copy-on-write, so every VM booted from one file shares its page-cache pages until it writes
+ * them); the partial pages at either end are copied, so the guest sees no byte of the file
+ * outside the range and the rest of those pages stays zero. Everything is copied when the two
+ * disagree, the file is not on a filesystem vmm maps from (file_is_mappable) or the mapping fails.
+ * Checks off + len <= fsize first (a mapped page past the file's end would fault later instead of
+ * failing here) and, after mapping, that the file has not shrunk meanwhile. Returns 0, -EFAULT (the
+ * range is not inside one guest memory region), -EIO (the file is shorter) or -errno; *mapped (if
+ * not NULL) gets the bytes mapped. */
+int load_file_range(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t fsize, uint64_t off,
+		    uint64_t len, uint64_t *mapped);
 
 /* pread that loops over short reads and EINTR: 0, -EIO when the file ends early, or -errno. */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);

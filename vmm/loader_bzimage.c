@@ -79,9 +79,11 @@ int bzimage_load(const struct guest_mem *m, int fd, uint64_t fsize, struct kerne
 	uint32_t hdr_end = HDR_JUMP + 2 + hdr[HDR_JUMP + 1];
 	if (hdr_end > BZIMAGE_SETUP_HDR_MAX)
 		hdr_end = BZIMAGE_SETUP_HDR_MAX;
-	r = pread_full(fd, dst, payload_len, payload_off);
+	/* Mapped from the file when the setup code's length is a page multiple; usually it is not
+	 * (setup_sects + 1 sectors), and the payload is copied. */
+	r = load_file_range(m, BZIMAGE_LOAD_ADDR, fd, fsize, payload_off, payload_len, NULL);
 	if (r < 0)
-		return verr_set(e, r, "cannot read the kernel payload");
+		return verr_set(e, r, "cannot read the kernel payload: %s", strerror(-r));
 
 	memcpy(k->setup_hdr, hdr, hdr_end);
 	k->setup_hdr_end = hdr_end;

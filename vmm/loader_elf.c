@@ -1,4 +1,5 @@
-/* vmlinux (ELF64) loading for the PVH boot path: PT_LOAD segments go to their physical addresses,
+/* vmlinux (ELF64) loading for the PVH boot path: PT_LOAD segments go to their physical addresses
+ * (mapped from the file where they can be, see load_file_range),
  * and the entry point comes from the XEN_ELFNOTE_PHYS32_ENTRY note, the 32-bit entry Linux builds
  * with CONFIG_PVH. No decompression, no real-mode setup code: the fastest way into Linux. */
 #include "vmm/loader.h"
@@ -149,17 +150,25 @@ int elf_pvh_load(const struct guest_mem *m, int fd, uint64_t fsize, struct kerne
 		    e, -ENOEXEC, "PVH entry 0x%llx lies outside the loaded kernel (0x%llx-0x%llx)",
 		    (unsigned long long)entry, (unsigned long long)lo, (unsigned long long)hi);
 
+	uint64_t mapped = 0, filesz = 0;
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		const Elf64_Phdr *p = &ph[i];
 		if (p->p_type != PT_LOAD || p->p_filesz == 0)
 			continue;
-		/* Fresh guest memory is zero, so the part past p_filesz (.bss) needs no clearing.
-		 */
-		r = pread_full(fd, guest_mem_ptr(m, p->p_paddr, p->p_filesz), p->p_filesz,
-			       p->p_offset);
+		/* Whole pages are mapped from the file (a vmlinux's p_offset and p_paddr agree
+		 * modulo the page size), the partial ones copied. Fresh guest memory is zero, and
+		 * the last file page's part past p_filesz is in a copied page, so .bss and whatever
+		 * the file holds after the segment read as zero without a write (a write would cost
+		 * each page of .bss its memory). */
+		uint64_t n;
+		r = load_file_range(m, p->p_paddr, fd, fsize, p->p_offset, p->p_filesz, &n);
 		if (r < 0)
-			return verr_set(e, r, "cannot read segment %u", i);
+			return verr_set(e, r, "cannot read segment %u: %s", i, strerror(-r));
+		mapped += n;
+		filesz += p->p_filesz;
 	}
+	vmm_debug("kernel: %llu of %llu KiB mapped from the file, the rest copied",
+		  (unsigned long long)(mapped >> 10), (unsigned long long)(filesz >> 10));
 	k->kind = KERNEL_PVH_ELF;
 	k->entry = entry;
 	k->load_start = lo;

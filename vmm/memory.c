@@ -1,7 +1,9 @@
-/* Guest RAM: one anonymous mapping, regions over it, and bounds-checked access. */
+/* Guest RAM: one anonymous mapping, regions over it, file mappings put over parts of it by the
+ * loaders, and bounds-checked access. */
 #include "vmm/memory.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -46,6 +48,43 @@ void guest_mem_free(struct guest_mem *m)
 	if (m->map)
 		munmap(m->map, m->map_len);
 	memset(m, 0, sizeof(*m));
+}
+
+int guest_mem_map_file(const struct guest_mem *m, uint64_t gpa, uint64_t len, int fd, uint64_t off)
+{
+	if (len == 0 || ((gpa | len | off) & (GUEST_PAGE_SIZE - 1)) || off > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	uint8_t *p = guest_mem_ptr(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	/* Never PROT_EXEC, as for the anonymous memory: a read-only fd allows this (MAP_PRIVATE
+	 * needs no write access to the file), as vmm-jail's read-only bind mounts give. */
+	void *q = mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
+		       (off_t)off);
+	int r = 0;
+	if (q == MAP_FAILED)
+		r = -errno;
+	else if (madvise(p, len, MADV_DONTDUMP) < 0)
+		r = -errno; /* a guest page in a core dump is worse than a copy */
+	if (r == 0)
+		return 0;
+	/* A failed MAP_FIXED may already have unmapped the old pages: put zero memory back. */
+	guest_mem_discard(m, gpa, len);
+	return r;
+}
+
+int guest_mem_discard(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	if (len == 0 || ((gpa | len) & (GUEST_PAGE_SIZE - 1)))
+		return -EINVAL;
+	uint8_t *p = guest_mem_ptr(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	if (mmap(p, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == MAP_FAILED)
+		return -errno;
+	madvise(p, len, MADV_DONTDUMP);
+	return 0;
 }
 
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
