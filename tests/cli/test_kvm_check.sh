@@ -90,24 +90,15 @@ fi
 
 # with-kvm.sh: usable -> the command runs here, with the line; VMM_NEST=0 on a PVM node runs it
 # here too, saying so; VMM_NEST=0 with no node is an error (125) before anything runs.
+# check NAME CONDITION: ok when CONDITION (evaluated) holds for the last run
+check() { if eval "$2"; then ok "$1"; else not_ok "$1 (exit $rc)"; fi; }
 run "$tmp/cpu-svm" "$tmp/mod-none" "$tmp/sys-empty" "$node_ok" "$with_kvm" -- echo RAN-HERE
-if [ "$rc" -eq 0 ] && grep -q '^RAN-HERE$' "$tmp/out" &&
-	grep -q "^with-kvm: $node_ok here has SVM: running directly" "$tmp/out"; then
-	ok "with-kvm.sh runs the command directly on a usable node and says why"
-else
-	not_ok "with-kvm.sh runs the command directly on a usable node and says why"
-fi
+check "with-kvm.sh runs the command directly on a usable node and says why" \
+	'[ $rc -eq 0 ] && grep -q "^RAN-HERE$" "$tmp/out" && grep -q "^with-kvm: $node_ok here has SVM: running directly" "$tmp/out"'
 VMM_NEST=0 run "$tmp/cpu-none" "$tmp/mod-pvm" "$tmp/sys-empty" "$node_ok" "$with_kvm" -- echo RAN-HERE
-if [ "$rc" -eq 0 ] && grep -q '^RAN-HERE$' "$tmp/out" &&
-	grep -q "^with-kvm: VMM_NEST=0: running directly although .*kvm_pvm" "$tmp/out"; then
-	ok "with-kvm.sh: VMM_NEST=0 runs directly on a kvm_pvm node, saying so"
-else
-	not_ok "with-kvm.sh: VMM_NEST=0 runs directly on a kvm_pvm node, saying so"
-fi
+check "with-kvm.sh: VMM_NEST=0 runs directly on a kvm_pvm node, saying so" \
+	'[ $rc -eq 0 ] && grep -q "^RAN-HERE$" "$tmp/out" && grep -q "^with-kvm: VMM_NEST=0: running directly although .*kvm_pvm" "$tmp/out"'
 VMM_NEST=0 run "$tmp/cpu-vmx" "$tmp/mod-none" "$tmp/sys-empty" "$tmp/missing" "$with_kvm" -- echo RAN-HERE
-if [ "$rc" -eq 125 ] && ! grep -q RAN-HERE "$tmp/out" && grep -q "^with-kvm: VMM_NEST=0 but no " "$tmp/out"; then
-	ok "with-kvm.sh: VMM_NEST=0 with no node fails with 125 and one line"
-else
-	not_ok "with-kvm.sh: VMM_NEST=0 with no node fails with 125 and one line"
-fi
+check "with-kvm.sh: VMM_NEST=0 with no node fails with 125 and one line" \
+	'[ $rc -eq 125 ] && ! grep -q RAN-HERE "$tmp/out" && grep -q "^with-kvm: VMM_NEST=0 but no " "$tmp/out"'
 exit $((failed > 0))
