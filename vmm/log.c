@@ -67,3 +67,13 @@ int verr_set(struct verr *e, int code, const char *fmt, ...)
 	}
 	return code;
 }
+
+void str_appendf(char *buf, size_t cap, size_t *at, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(*at < cap ? buf + *at : NULL, *at < cap ? cap - *at : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*at += (size_t)n;
+}

@@ -3,6 +3,7 @@
 #define VMM_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Prints "vmm: <message>\n" to stderr in one write(2), so lines from vCPU threads never interleave.
  */
@@ -40,4 +41,9 @@ struct verr {
 /* Sets e (if not NULL) and returns code (a negative errno) so callers can `return verr_set(...)`.
  */
 int verr_set(struct verr *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Appends to the string in buf[0..cap) at *at, like snprintf: what does not fit is cut (buf stays
+ * terminated when cap > 0), and *at counts on past the end, so it ends as the length needed. */
+void str_appendf(char *buf, size_t cap, size_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 #endif

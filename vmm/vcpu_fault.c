@@ -1,9 +1,9 @@
 /* The internal-error line: suberror names, the instruction bytes at the guest's rip, the kvm_pvm
  * hint. Pure: the tests build faults by hand and read bytes from a guest_mem of their own. */
 #include "vmm/vcpu_fault.h"
+#include "vmm/log.h"
 
 #include <linux/kvm.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,19 +19,6 @@ unsigned vcpu_fault_read_bytes(struct vcpu_fault *f, const struct guest_mem *m)
 			break;
 	f->nbytes = n;
 	return n;
-}
-
-/* snprintf that appends at *at and keeps counting past the end of buf. */
-static void put(char *buf, size_t cap, size_t *at, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void put(char *buf, size_t cap, size_t *at, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(*at < cap ? buf + *at : NULL, *at < cap ? cap - *at : 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*at += (size_t)n;
 }
 
 static void suberror_text(uint32_t sub, const char **name, const char **what)
@@ -67,31 +54,35 @@ size_t vcpu_fault_format(const struct vcpu_fault *f, char *buf, size_t cap)
 	size_t at = 0;
 	if (cap)
 		buf[0] = 0;
-	put(buf, cap, &at, "vcpu %u: KVM internal error (suberror %u, %s)", f->vcpu, f->suberror,
-	    name);
+	str_appendf(buf, cap, &at, "vcpu %u: KVM internal error (suberror %u, %s)", f->vcpu,
+		    f->suberror, name);
 	if (!f->have_rip) {
-		put(buf, cap, &at, " at an unknown rip (ioctl (%s) failed: %s)",
-		    f->failed_ioctl ? f->failed_ioctl : "?", strerror(-f->err));
+		str_appendf(buf, cap, &at, " at an unknown rip (ioctl (%s) failed: %s)",
+			    f->failed_ioctl ? f->failed_ioctl : "?", strerror(-f->err));
 	} else {
-		put(buf, cap, &at, " at rip 0x%llx", (unsigned long long)f->rip);
+		str_appendf(buf, cap, &at, " at rip 0x%llx", (unsigned long long)f->rip);
 		if (f->have_gpa && f->nbytes)
-			put(buf, cap, &at, " (gpa 0x%llx):", (unsigned long long)f->gpa);
+			str_appendf(buf, cap, &at, " (gpa 0x%llx):", (unsigned long long)f->gpa);
 		else if (f->have_gpa)
-			put(buf, cap, &at, " (gpa 0x%llx, outside guest memory): unreadable",
-			    (unsigned long long)f->gpa);
+			str_appendf(buf, cap, &at,
+				    " (gpa 0x%llx, outside guest memory): unreadable",
+				    (unsigned long long)f->gpa);
 		else if (f->failed_ioctl)
-			put(buf, cap, &at,
+			str_appendf(
+			    buf, cap, &at,
 			    " (no guest physical address: ioctl (%s) failed: %s): unreadable",
 			    f->failed_ioctl, strerror(-f->err));
 		else
-			put(buf, cap, &at, " (no valid translation to guest memory): unreadable");
+			str_appendf(buf, cap, &at,
+				    " (no valid translation to guest memory): unreadable");
 		unsigned n = f->nbytes < VCPU_FAULT_BYTES ? f->nbytes : VCPU_FAULT_BYTES;
 		for (unsigned i = 0; f->have_gpa && i < n; i++)
-			put(buf, cap, &at, " %02x", f->bytes[i]);
+			str_appendf(buf, cap, &at, " %02x", f->bytes[i]);
 	}
-	put(buf, cap, &at, ": %s", what);
+	str_appendf(buf, cap, &at, ": %s", what);
 	if (f->kvm_pvm)
-		put(buf, cap, &at,
+		str_appendf(
+		    buf, cap, &at,
 		    "; /dev/kvm here is kvm_pvm (no VT-x/SVM), which cannot run this guest: run "
 		    "it in the nested harness (tests/nested/with-kvm.sh)");
 	return at;

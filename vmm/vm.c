@@ -39,24 +39,17 @@ void vm_phase(struct vm *vm, const char *name)
 size_t vm_phases_format(const struct vm *vm, char *buf, size_t cap)
 {
 	unsigned n = atomic_load_explicit(&vm->nphases, memory_order_acquire);
-	size_t len = 0;
-	for (unsigned i = 0; i < n + 2; i++) {
-		const char *name = i < n    ? vm->phases[i].name
-				   : i == n ? "vcpu0-seccomp"
-					    : "first-KVM_RUN";
-		double ms = i < n    ? vm->phases[i].ms
-			    : i == n ? vm->vcpu0_filter_ms
-				     : vm->first_run_ms;
-		if (i >= n && ms <= 0)
-			continue;
-		int w = snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0,
-				 "%s%s %.3f", len ? ", " : "", name, ms);
-		if (w > 0)
-			len += (size_t)w;
-	}
-	if (cap && len >= cap)
-		buf[cap - 1] = '\0';
-	return len;
+	size_t at = 0;
+	if (cap)
+		buf[0] = '\0';
+	for (unsigned i = 0; i < n; i++)
+		str_appendf(buf, cap, &at, "%s%s %.3f", i ? ", " : "", vm->phases[i].name,
+			    vm->phases[i].ms);
+	if (vm->vcpu0_filter_ms > 0)
+		str_appendf(buf, cap, &at, ", vcpu0-seccomp %.3f", vm->vcpu0_filter_ms);
+	if (vm->first_run_ms > 0)
+		str_appendf(buf, cap, &at, ", first-KVM_RUN %.3f", vm->first_run_ms);
+	return at;
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why)
