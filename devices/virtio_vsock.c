@@ -554,6 +554,35 @@ static void host_connect(struct virtio_vsock *v, struct conn *c, uint32_t port)
 	conn_debug(v, "host connection to guest port %u from port %u", port, c->local_port);
 }
 
+static void rx_fill(struct virtio_vsock *v);
+
+/* A connected host socket that goes straight to guest port PORT (no CONNECT line, no "OK"
+ * written back). Device lock held. Returns false when the connection table is full. */
+static bool connect_fd_locked(struct virtio_vsock *v, int fd, uint32_t port)
+{
+	struct conn *c = conn_alloc(v, CONN_HOST_CMD, fd);
+	if (!c)
+		return false;
+	v->nhost_cmd--; /* no CONNECT line to wait for */
+	c->silent = true;
+	host_connect(v, c, port);
+	conn_sync(v, c);
+	return true;
+}
+
+int virtio_vsock_connect_fd(struct virtio_vsock *v, int fd, uint32_t port, struct verr *e)
+{
+	pthread_mutex_lock(&v->dev.lock);
+	bool ok = connect_fd_locked(v, fd, port);
+	if (ok)
+		rx_fill(v);
+	unsigned n = v->nconns;
+	pthread_mutex_unlock(&v->dev.lock);
+	if (!ok)
+		return verr_set(e, -EBUSY, "vsock: %u connections: no room for one more", n);
+	return 0;
+}
+
 /* Accepts from the CONNECT-line listener (api false) or the fixed-port one (api true). */
 static void host_accept(struct virtio_vsock *v, bool api)
 {
@@ -579,17 +608,11 @@ static void host_accept(struct virtio_vsock *v, bool api)
 			return;
 		}
 		if (api) {
-			struct conn *c = conn_alloc(v, CONN_HOST_CMD, fd);
-			if (!c) {
+			if (!connect_fd_locked(v, fd, v->api_port)) {
 				host_log(v, "%u connections: closing a new connection on %s",
 					 v->nconns, v->api_path);
 				close(fd);
-				continue;
 			}
-			v->nhost_cmd--; /* no CONNECT line to wait for */
-			c->silent = true;
-			host_connect(v, c, v->api_port);
-			conn_sync(v, c);
 			continue;
 		}
 		struct conn *c =

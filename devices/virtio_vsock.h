@@ -76,6 +76,14 @@ struct virtio_dev *virtio_vsock_dev(struct virtio_vsock *v);
 int virtio_vsock_add_port_listener(struct virtio_vsock *v, const char *path, uint32_t port,
 				   struct verr *e);
 
+/* Hands a connected, non-blocking host stream socket to the device as a connection to guest
+ * port PORT, as the port listener does with the sockets it accepts (vmm's control API, for
+ * `exec`). The device owns fd from then on when it returns 0 (also when the guest refuses:
+ * it closes it). Takes the device lock: call from the event loop thread, not from a device
+ * callback. Returns 0, or -EBUSY (the connection table is full; fd stays the caller's) with one
+ * line in e. */
+int virtio_vsock_connect_fd(struct virtio_vsock *v, int fd, uint32_t port, struct verr *e);
+
 /* Serves guest connections to host port PORT in-process: open_fd(opaque) is called on the event
  * loop thread with the device lock held and returns a connected, non-blocking stream socket
  * (typically one end of a socketpair) that carries the connection, or a negative value to

@@ -1,59 +1,121 @@
-/* vmm: run a container in a KVM micro-VM, or boot a Linux kernel. Parses options, builds the VM
- * in order, runs it, and exits with the container's (or the guest's) status. `vmm exec` runs a
- * second process in a running container through its --api-sock. */
+/* vmm: run a container in a KVM micro-VM, or boot a Linux kernel. Reads the machine description
+ * (flags, --config), builds the VM, runs it (or waits for `start` with --paused, in the
+ * background with --detach), and exits with the container's (or the guest's) status.
+ * `vmm exec` runs a second process in a running container and `vmm ctl` drives a VM, both
+ * through its control API (--api-sock, docs/api.md). */
+#include "vmm/api_proto.h"
+#include "vmm/ctl.h"
 #include "vmm/log.h"
 #include "vmm/options.h"
+#include "vmm/runtime_stdio.h"
 #include "vmm/session.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 static int exec_main(int argc, char **argv)
 {
-	struct vmm_options o;
-	int r = options_parse_exec(argc, argv, &o);
-	if (r != 0)
-		return r > 0 ? 0 : VMM_EXIT_FAILURE;
-	vmm_verbose = o.verbose;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(o.api_sock) >= sizeof(sa.sun_path)) {
-		vmm_log("exec: --api-sock %s: the path is too long for a Unix socket", o.api_sock);
-		return VMM_EXIT_FAILURE;
-	}
-	strcpy(sa.sun_path, o.api_sock);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		vmm_log("exec: cannot connect to --api-sock %s: %s: is the container running with "
-			"that --api-sock?",
-			o.api_sock, strerror(errno));
-		return VMM_EXIT_FAILURE;
-	}
-	struct session s;
-	struct session_cmd cmd = {
-	    .argv = o.cmd,
-	    .argc = o.ncmd,
-	    .env = o.env,
-	    .envc = o.nenv,
-	    .cwd = o.workdir,
-	    .uid = o.uid,
-	    .gid = o.gid,
-	    .tty = o.tty,
-	};
+	static struct vm_config c;
+	config_init(&c);
 	struct verr e = {0};
+	int r = options_parse_exec(argc, argv, &c, &e);
+	if (r != 0) {
+		if (r < 0)
+			vmm_log("%s", e.msg);
+		config_free(&c);
+		return r > 0 ? 0 : VMM_EXIT_FAILURE;
+	}
+	vmm_verbose = c.verbose;
+	int status = VMM_EXIT_FAILURE;
+	int fd = api_client_connect(c.api_sock, &e);
+	if (fd < 0) {
+		vmm_log("exec: %s", e.msg);
+		goto out;
+	}
+	/* The API's exec: once it says ok, the connection carries the agent protocol. */
+	struct api_request rq = {.op = API_OP_EXEC};
+	json_object *reply = NULL;
+	if (api_client_call(fd, &rq, 30000, &reply, &e) < 0) {
+		vmm_log("exec: %s", e.msg);
+		close(fd);
+		goto out;
+	}
+	json_object *ok, *err;
+	if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok)) {
+		vmm_log("exec: %s", json_object_object_get_ex(reply, "error", &err)
+					? json_object_get_string(err)
+					: "the VM refused the request");
+		json_object_put(reply);
+		close(fd);
+		goto out;
+	}
+	json_object_put(reply);
+	struct session s;
+	const struct vm_process_cfg *p = &c.process;
+	struct session_cmd cmd = {
+	    .argv = p->argv,
+	    .argc = p->argc,
+	    .env = p->env,
+	    .envc = p->envc,
+	    .cwd = p->cwd,
+	    .uid = p->uid,
+	    .gid = p->gid,
+	    .tty = p->tty,
+	    .in_fd = STDIN_FILENO,
+	    .out_fd = STDOUT_FILENO,
+	    .err_fd = STDERR_FILENO,
+	};
 	if (session_init(&s, &cmd, &e) < 0) {
 		vmm_log("%s", e.msg);
 		close(fd);
-		return VMM_EXIT_FAILURE;
+		goto out;
 	}
-	int status = session_run(&s, fd);
+	status = session_run(&s, fd);
 	session_destroy(&s);
+out:
+	config_free(&c);
 	return status;
+}
+
+struct ready {
+	const struct vm_config *c;
+	struct detach detach;
+};
+
+/* The VM is ready for clients: the pid file, then --detach's parent may exit. */
+static void on_ready(void *opaque, int status)
+{
+	struct ready *rd = opaque;
+	struct verr e = {0};
+	if (status == 0 && rd->c->pid_file && pidfile_write(rd->c->pid_file, getpid(), &e) < 0) {
+		vmm_log("%s", e.msg);
+		status = -EIO;
+	}
+	detach_report(&rd->detach, status);
+}
+
+/* --console-socket: the process runs on a new pty whose master goes to the engine. */
+static int console_socket(struct vm_config *c, struct verr *e)
+{
+	int slave;
+	int r = console_socket_send_pty(c->console_socket, &slave, e);
+	if (r < 0)
+		return r;
+	c->stdio[0] = c->stdio[1] = c->stdio[2] = slave;
+	/* Window size changes on the master reach vmm as SIGWINCH when the pty is its
+	 * controlling terminal, which takes a session of its own (always so with --detach). */
+	if (getsid(0) != getpid())
+		setsid();
+	if (stdio_take_ctty(slave) < 0)
+		vmm_warn("--console-socket: the pty cannot be vmm's controlling terminal (vmm "
+			 "leads a process group): window size changes will not be followed; "
+			 "run vmm with --detach or from a process that is not a group leader");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -63,22 +125,57 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "exec") == 0)
 		return exec_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+		return ctl_main(argc - 1, argv + 1);
 
-	struct vmm_options o;
-	int r = options_parse(argc, argv, &o);
-	if (r != 0)
+	static struct vm_config c;
+	config_init(&c);
+	struct verr e = {0};
+	int r = options_parse(argc, argv, &c, &e);
+	if (r == 0 || c.log_path) {
+		struct verr le = {0};
+		if (log_open(c.log_path, (enum log_level)c.log_level,
+			     c.log_format == VM_LOG_JSON ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT,
+			     &le) < 0) {
+			vmm_log("%s", le.msg);
+			return VMM_EXIT_FAILURE;
+		}
+	}
+	if (r != 0) {
+		if (r < 0)
+			vmm_log("%s", e.msg);
 		return r > 0 ? 0 : VMM_EXIT_FAILURE;
-	vmm_verbose = o.verbose;
+	}
+	vmm_verbose = vmm_verbose || c.verbose;
+
+	/* KVM ties a VM to the process that made it: --detach forks before anything exists. */
+	static struct ready rd;
+	rd.c = &c;
+	rd.detach.report_fd = -1;
+	if (c.detach && detach_begin(&rd.detach, &e) < 0) {
+		vmm_log("%s", e.msg);
+		return VMM_EXIT_FAILURE;
+	}
+	if (c.console_socket && console_socket(&c, &e) < 0) {
+		vmm_log("%s", e.msg);
+		detach_report(&rd.detach, -EIO);
+		return VMM_EXIT_FAILURE;
+	}
 
 	static struct vm vm;
-	struct verr e = {0};
-	r = vm_create(&vm, &o, &t_start, &e);
+	r = vm_create(&vm, &c, &t_start, &e);
 	if (r < 0) {
 		vmm_log("%s", e.msg);
+		detach_report(&rd.detach, r);
 		vm_destroy(&vm);
 		return VMM_EXIT_FAILURE;
 	}
+	vm.on_ready = on_ready;
+	vm.ready_opaque = &rd;
 	int status = vm_run(&vm);
+	if (c.metrics_path)
+		vm_write_metrics(&vm);
 	vm_destroy(&vm);
+	config_free(&c);
 	return status;
 }

@@ -1,10 +1,8 @@
 /* virtio-mmio slots: layout, kernel parameters, ioeventfd/irqfd wiring, device creation. */
 #include "vmm/mmio_devices.h"
-#include "devices/virtio_blk.h"
-#include "devices/virtio_net.h"
-#include "devices/virtio_rng.h"
 #include "devices/virtio_vsock.h"
 #include "vmm/cmdline.h"
+#include "vmm/device_table.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -22,29 +20,18 @@
 static const unsigned slot_irqs[MMIO_DEVICES_MAX] = {5,	 6,  7,	 9,  10, 11, 13, 14, 15,
 						     16, 17, 18, 19, 20, 21, 22, 23};
 
-unsigned mmio_devices_count(const struct vmm_options *o)
-{
-	return (o->rootfs ? 1u : 0u) + o->ndisks + o->nnets + (o->vsock || o->container ? 1u : 0u) +
-	       (o->rng ? 1u : 0u);
-}
-
 void mmio_slot_layout(unsigned i, uint64_t *base, unsigned *irq)
 {
 	*base = VIRTIO_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_STRIDE;
 	*irq = slot_irqs[i];
 }
 
-int mmio_devices_cmdline(char *cmdline, size_t cap, unsigned n)
+int mmio_devices_cmdline(const struct mmio_devices *md, char *cmdline, size_t cap)
 {
-	if (n > MMIO_DEVICES_MAX)
-		return -ENOSPC;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t base;
-		unsigned irq;
+	for (unsigned i = 0; i < md->n; i++) {
 		char p[64];
-		mmio_slot_layout(i, &base, &irq);
 		snprintf(p, sizeof(p), "virtio_mmio.device=%u@0x%llx:%u", VIRTIO_MMIO_WINDOW,
-			 (unsigned long long)base, irq);
+			 (unsigned long long)md->slot[i].base, md->slot[i].irq);
 		int r = cmdline_add(cmdline, cap, p);
 		if (r < 0)
 			return r;
@@ -153,83 +140,28 @@ static int attach(struct mmio_devices *md, struct virtio_dev *d, void (*destroy)
 	return 0;
 }
 
-static void blk_free(void *model)
-{
-	virtio_blk_destroy(model);
-}
-
-static void net_free(void *model)
-{
-	virtio_net_destroy(model);
-}
-
-static void vsock_free(void *model)
-{
-	virtio_vsock_destroy(model);
-}
-
-static void rng_free(void *model)
-{
-	virtio_rng_destroy(model);
-	free(model);
-}
-
-int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
+int mmio_devices_create(struct mmio_devices *md, const struct vm_config *c,
 			const struct guest_mem *mem, int vm_fd, struct bus *mmio_bus,
 			struct event_loop *el, struct verr *e)
 {
 	md->n = 0;
 	md->vm_fd = vm_fd;
 	md->el = el;
-	int r;
-	for (unsigned i = 0; i < (o->rootfs ? 1u : 0u) + o->ndisks; i++) {
-		struct virtio_blk_options bo;
-		struct virtio_blk *b;
-		r = o->rootfs && i == 0
-			? virtio_blk_options_path(o->rootfs, o->container && !o->rootfs_rw, &bo, e)
-			: virtio_blk_parse(o->disks[i - (o->rootfs ? 1 : 0)], &bo, e);
-		if (r == 0)
-			r = virtio_blk_create(&b, &bo, mem, el, e);
+	const struct device_env env = {mem, el};
+	for (unsigned i = 0; i < c->ndevices; i++) {
+		const struct vm_device_cfg *d = &c->devices[i];
+		const struct device_type *t = &device_table[d->type];
+		struct virtio_dev *dev;
+		void *model;
+		int r = t->create(d, &env, &dev, &model, e);
 		if (r < 0)
 			return r;
-		r = attach(md, virtio_blk_dev(b), blk_free, b, mmio_bus, e);
+		if (d->type == VM_DEV_VSOCK)
+			md->vsock = model;
+		r = attach(md, dev, t->destroy, model, mmio_bus, e);
 		if (r < 0)
 			return r;
-	}
-	for (unsigned i = 0; i < o->nnets; i++) {
-		struct virtio_net_opts no;
-		struct virtio_net *n;
-		r = virtio_net_parse(o->nets[i], &no, e);
-		if (r == 0)
-			r = virtio_net_create(&n, &no, mem, el, e);
-		if (r < 0)
-			return r;
-		r = attach(md, virtio_net_dev(n), net_free, n, mmio_bus, e);
-		if (r < 0)
-			return r;
-	}
-	if (o->vsock || o->container) {
-		/* A container without --vsock still needs the agent's channel: CID 3, no socket. */
-		struct virtio_vsock_options vo = {.cid = 3};
-		struct virtio_vsock *v;
-		r = o->vsock ? virtio_vsock_parse(o->vsock, &vo, e) : 0;
-		if (r == 0)
-			r = virtio_vsock_create(&v, &vo, mem, el, e);
-		if (r < 0)
-			return r;
-		md->vsock = v;
-		r = attach(md, virtio_vsock_dev(v), vsock_free, v, mmio_bus, e);
-		if (r < 0)
-			return r;
-	}
-	if (o->rng) {
-		struct virtio_rng *rng = calloc(1, sizeof(*rng));
-		if (!rng)
-			return verr_set(e, -ENOMEM, "virtio-rng: out of memory");
-		virtio_rng_init(rng, mem);
-		r = attach(md, &rng->dev, rng_free, rng, mmio_bus, e);
-		if (r < 0)
-			return r;
+		md->slot[md->n - 1].type = d->type;
 	}
 	return 0;
 }

@@ -13,7 +13,7 @@
 #include "vmm/eventloop.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
-#include "vmm/options.h"
+#include "vmm/config.h"
 
 #include <stddef.h>
 
@@ -40,6 +40,7 @@ struct mmio_slot {
 	struct mmio_kick kick[VIRTIO_MAX_QUEUES];
 	void (*destroy)(void *model); /* frees the device model */
 	void *model;
+	enum vm_device_type type;
 };
 
 struct mmio_devices {
@@ -50,20 +51,17 @@ struct mmio_devices {
 	struct virtio_vsock *vsock; /* the vsock device, if any: the agent's channel */
 };
 
-/* How many virtio devices the options ask for. */
-unsigned mmio_devices_count(const struct vmm_options *o);
-
 /* Slot i's register window and interrupt pin (i < MMIO_DEVICES_MAX). */
 void mmio_slot_layout(unsigned i, uint64_t *base, unsigned *irq);
 
-/* Adds the `virtio_mmio.device=` parameters of slots 0..n-1 to the kernel command line (before
- * init's arguments). Returns 0, -E2BIG (command line full) or -ENOSPC (n too large). */
-int mmio_devices_cmdline(char *cmdline, size_t cap, unsigned n);
+/* Adds the `virtio_mmio.device=` parameters of the slots attached (before init's arguments).
+ * Returns 0 or -E2BIG (command line full). */
+int mmio_devices_cmdline(const struct mmio_devices *md, char *cmdline, size_t cap);
 
-/* Creates the devices the options ask for, in the order mmio_devices_count counts them, and
- * attaches each to its slot: bus range, ioeventfds, irqfd, kick handlers on the event loop.
+/* Creates the devices of c->devices, in order, through the device table (vmm/device_table.h),
+ * and attaches each to its slot: bus range, ioeventfds, irqfd, kick handlers on the event loop.
  * Returns 0 or a negative errno with e saying which device and step failed. */
-int mmio_devices_create(struct mmio_devices *md, const struct vmm_options *o,
+int mmio_devices_create(struct mmio_devices *md, const struct vm_config *c,
 			const struct guest_mem *mem, int vm_fd, struct bus *mmio_bus,
 			struct event_loop *el, struct verr *e);
 

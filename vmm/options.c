@@ -1,34 +1,15 @@
-/* Command-line parsing for `vmm`: every bad value gives one line naming the option and the fix. */
+/* The command line of `vmm`, `vmm exec`: each flag goes through the machine description's
+ * setters (vmm/config.c), which check it and name the flag in their one-line errors. */
 #include "vmm/options.h"
-#include "devices/virtio_blk.h"
-#include "devices/virtio_net.h"
-#include "devices/virtio_vsock.h"
+#include "vmm/device_table.h"
 #include "vmm/log.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	if (!s || !*s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*end != '\0')
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
 
 void options_usage(FILE *f)
 {
@@ -36,6 +17,7 @@ void options_usage(FILE *f)
 	    f,
 	    "Usage: vmm --rootfs IMG [options] [-- CMD [ARGS...]]   run a container\n"
 	    "       vmm exec --api-sock PATH [--env, --workdir, --user, --tty] -- CMD [ARGS...]\n"
+	    "       vmm ctl --api-sock PATH state|start|pause|resume|stop|signal N|metrics\n"
 	    "       vmm --kernel PATH --initrd CPIO [options]       boot a kernel and initramfs\n"
 	    "A container: a KVM micro-VM whose built-in agent mounts IMG (read-only, with a\n"
 	    "tmpfs overlay) as root, runs CMD (default /bin/sh) with vmm's stdin/stdout/stderr\n"
@@ -76,8 +58,23 @@ void options_usage(FILE *f)
 	    "      --rootfs-rw      mount --rootfs read-write instead of under an overlay\n"
 	    "      --ip ADDR/PREFIX, --gateway ADDR\n"
 	    "                       configure the first --net interface (eth0) in the guest\n"
-	    "      --api-sock PATH  a Unix socket for `vmm exec` (a second process in the\n"
-	    "                       running container)\n"
+	    "      --console-socket PATH\n"
+	    "                       run the process on a new pty and send its master over\n"
+	    "                       the Unix socket PATH (the OCI console socket)\n"
+	    "      --stdio-fds IN,OUT,ERR\n"
+	    "                       the process's stdio: these inherited fds (default 0,1,2)\n"
+	    "Control:\n"
+	    "      --config FILE    the machine description as JSON (docs/config.md); flags\n"
+	    "                       after it override its values\n"
+	    "      --api-sock PATH  the control API on a Unix socket (docs/api.md): vmm ctl,\n"
+	    "                       vmm exec\n"
+	    "      --paused         create the VM and wait for `vmm ctl ... start`\n"
+	    "      --detach         return once the VM is created (vmm goes on in the\n"
+	    "                       background); --pid-file PATH names its pid\n"
+	    "      --metrics FILE   write the metrics (JSON) there when vmm exits\n"
+	    "      --log FILE       log there instead of stderr; --log-level\n"
+	    "                       error|warn|info|debug (default info); --log-format\n"
+	    "                       text|json\n"
 	    "\n"
 	    "      --seccomp=on|off seccomp allow-lists per thread (default on; off only\n"
 	    "                       to debug a forbidden system call)\n"
@@ -97,59 +94,6 @@ void options_usage(FILE *f)
 	    VMM_MAX_DISKS, VMM_MAX_NETS);
 }
 
-const char *options_default_kernel(void)
-{
-	static char path[4096];
-	const char *env = getenv("VMM_KERNEL");
-	if (env && *env)
-		return env;
-	const char *cache = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	char dir[3072];
-	int n;
-	if (cache && *cache)
-		n = snprintf(dir, sizeof(dir), "%s/vmm/kernel", cache);
-	else if (home && *home)
-		n = snprintf(dir, sizeof(dir), "%s/.cache/vmm/kernel", home);
-	else
-		return NULL;
-	if (n < 0 || (size_t)n >= sizeof(dir))
-		return NULL;
-	/* The newest finished build: kernel-config/build.sh writes <key>/done last. */
-	DIR *d = opendir(dir);
-	if (!d)
-		return NULL;
-	struct timespec best = {0};
-	bool found = false;
-	for (struct dirent *de; (de = readdir(d));) {
-		if (de->d_name[0] == '.')
-			continue;
-		char done[4096], vmlinux[4096];
-		struct stat st;
-		snprintf(done, sizeof(done), "%s/%s/done", dir, de->d_name);
-		n = snprintf(vmlinux, sizeof(vmlinux), "%s/%s/vmlinux", dir, de->d_name);
-		if (n < 0 || (size_t)n >= sizeof(vmlinux) || stat(done, &st) < 0 ||
-		    access(vmlinux, R_OK) < 0)
-			continue;
-		if (!found || st.st_mtim.tv_sec > best.tv_sec ||
-		    (st.st_mtim.tv_sec == best.tv_sec && st.st_mtim.tv_nsec > best.tv_nsec)) {
-			best = st.st_mtim;
-			memcpy(path, vmlinux, sizeof(path));
-			found = true;
-		}
-	}
-	closedir(d);
-	return found ? path : NULL;
-}
-
-static bool has_ctl(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 enum {
 	OPT_BOOT_TIMER = 256,
 	OPT_VERSION,
@@ -164,249 +108,205 @@ enum {
 	OPT_API_SOCK,
 	OPT_IP,
 	OPT_GATEWAY,
+	OPT_CONFIG,
+	OPT_PAUSED,
+	OPT_DETACH,
+	OPT_PID_FILE,
+	OPT_STDIO_FDS,
+	OPT_CONSOLE_SOCKET,
+	OPT_METRICS,
+	OPT_LOG,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
 };
 
-/* The options a container process takes, shared by vmm and vmm exec. Returns 1 when c is not
- * one of them, 0 when taken, -EINVAL after one line. */
-static int container_opt(int c, const char *arg, struct vmm_options *o)
+static int number(const char *flag, const char *arg, uint64_t min, uint64_t max, uint64_t *v,
+		  const char *what, struct verr *e)
 {
-	uint64_t v;
-	switch (c) {
-	case 'e':
-		if (arg[0] == '=' || !strchr(arg, '=') || has_ctl(arg)) {
-			vmm_log("--env: '%s' is not KEY=VALUE: write --env NAME=value", arg);
-			return -EINVAL;
-		}
-		if (o->nenv_given == VMM_MAX_ENV) {
-			vmm_log("--env: at most %u entries", VMM_MAX_ENV);
-			return -EINVAL;
-		}
-		o->env_given[o->nenv_given++] = (char *)arg;
-		return 0;
-	case 'w':
-		if (arg[0] != '/' || has_ctl(arg) || strlen(arg) > 4095) {
-			vmm_log(
-			    "--workdir: '%s' is not an absolute path: write e.g. --workdir /app",
-			    arg);
-			return -EINVAL;
-		}
-		o->workdir = arg;
-		return 0;
-	case 'u': {
-		char uid[16];
-		const char *colon = strchr(arg, ':');
-		size_t ulen = colon ? (size_t)(colon - arg) : strlen(arg);
-		uint64_t gid = 0;
-		bool ok = ulen < sizeof(uid);
-		if (ok) {
-			memcpy(uid, arg, ulen);
-			uid[ulen] = 0;
-		}
-		ok = ok && parse_u64(uid, 0, UINT32_MAX - 1, &v) == 0 &&
-		     (!colon || parse_u64(colon + 1, 0, UINT32_MAX - 1, &gid) == 0);
-		if (!ok) {
-			vmm_log("--user: '%s' is not UID[:GID] (numbers below 4294967295): write "
+	int r = parse_u64(arg, min, max, v);
+	if (r == -EINVAL)
+		return verr_set(e, -EINVAL, "%s: '%s' is not a number: give %s", flag, arg, what);
+	if (r == -ERANGE)
+		return verr_set(e, -EINVAL, "%s: '%s' is out of range: give %s", flag, arg, what);
+	return 0;
+}
+
+/* "UID[:GID]" */
+static int user_opt(struct vm_config *c, const char *arg, struct verr *e)
+{
+	char uid[16];
+	const char *colon = strchr(arg, ':');
+	size_t ulen = colon ? (size_t)(colon - arg) : strlen(arg);
+	uint64_t u = 0, g = 0;
+	bool ok = ulen < sizeof(uid);
+	if (ok) {
+		memcpy(uid, arg, ulen);
+		uid[ulen] = 0;
+	}
+	ok = ok && parse_u64(uid, 0, UINT32_MAX - 1, &u) == 0 &&
+	     (!colon || parse_u64(colon + 1, 0, UINT32_MAX - 1, &g) == 0);
+	if (!ok)
+		return verr_set(e, -EINVAL,
+				"--user: '%s' is not UID[:GID] (numbers below 4294967295): write "
 				"e.g. --user 1000:1000",
 				arg);
-			return -EINVAL;
-		}
-		o->uid = (uint32_t)v;
-		o->gid = (uint32_t)gid;
-		return 0;
+	return config_set_user(c, "--user", u, g, e);
+}
+
+/* "IN,OUT,ERR" */
+static int stdio_fds_opt(struct vm_config *c, const char *arg, struct verr *e)
+{
+	int fds[3];
+	const char *p = arg;
+	for (int i = 0; i < 3; i++) {
+		char num[16];
+		const char *end = strchrnul(p, ',');
+		size_t len = (size_t)(end - p);
+		uint64_t v;
+		if (len == 0 || len >= sizeof(num) || (i < 2 && !*end) || (i == 2 && *end))
+			goto bad;
+		memcpy(num, p, len);
+		num[len] = 0;
+		if (parse_u64(num, 0, 65535, &v) < 0)
+			goto bad;
+		fds[i] = (int)v;
+		p = end + 1;
 	}
+	return config_set_stdio(c, "--stdio-fds", fds, e);
+bad:
+	return verr_set(e, -EINVAL,
+			"--stdio-fds: '%s' is not IN,OUT,ERR: give three fd numbers, e.g. 0,1,2",
+			arg);
+}
+
+static int level_opt(struct vm_config *c, const char *arg, struct verr *e)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	for (int i = 0; i < 4; i++)
+		if (strcmp(arg, names[i]) == 0) {
+			c->log_level = i;
+			return 0;
+		}
+	return verr_set(e, -EINVAL, "--log-level: '%s' is not error, warn, info or debug", arg);
+}
+
+/* The options a container process takes, shared by vmm and vmm exec. Returns 1 when c is not
+ * one of them, 0 when taken, or a negative errno with e set. */
+static int process_opt(int opt, const char *arg, struct vm_config *c, struct verr *e)
+{
+	switch (opt) {
+	case 'e':
+		return config_add_env(c, "--env", arg, e);
+	case 'w':
+		return config_set_workdir(c, "--workdir", arg, e);
+	case 'u':
+		return user_opt(c, arg, e);
 	case 't':
-		o->tty = true;
+		c->process.tty = c->process.tty_given = true;
 		return 0;
 	default:
 		return 1;
 	}
 }
 
-/* Environment defaults (unless --env sets the key) come before the --env entries. */
-static void build_env(struct vmm_options *o)
+static int take_command(int argc, char **argv, struct vm_config *c, bool required,
+			struct verr *e)
 {
-	static char home[16], term[] = "TERM=xterm", host[80];
-	static char path[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	snprintf(home, sizeof(home), "HOME=%s", o->uid == 0 ? "/root" : "/");
-	snprintf(host, sizeof(host), "HOSTNAME=%s", o->hostname ? o->hostname : "vmm");
-	char *defaults[] = {path, home, o->tty ? term : NULL, o->hostname ? host : NULL};
-	char **env = o->env_buf;
-	unsigned n = 0;
-	for (size_t d = 0; d < sizeof(defaults) / sizeof(defaults[0]); d++) {
-		if (!defaults[d])
-			continue;
-		size_t klen = (size_t)(strchr(defaults[d], '=') - defaults[d]) + 1;
-		bool set = false;
-		for (unsigned i = 0; i < o->nenv_given; i++)
-			set |= strncmp(o->env_given[i], defaults[d], klen) == 0;
-		if (!set)
-			env[n++] = defaults[d];
-	}
-	for (unsigned i = 0; i < o->nenv_given; i++)
-		env[n++] = o->env_given[i];
-	env[n] = NULL;
-	o->env = env;
-	o->nenv = n;
-}
-
-static int take_command(int argc, char **argv, struct vmm_options *o, bool required)
-{
-	if (optind < argc && strcmp(argv[optind - 1], "--") != 0) {
-		vmm_log("unexpected argument '%s': put the container's command after --, e.g. "
-			"vmm --rootfs IMG -- /bin/echo hi",
-			argv[optind]);
-		return -EINVAL;
-	}
-	if (optind < argc) {
-		o->cmd = &argv[optind];
-		o->ncmd = (unsigned)(argc - optind);
-		if (!o->cmd[0][0]) {
-			vmm_log("the command after -- is empty: give a program name");
-			return -EINVAL;
-		}
-	} else if (required) {
-		vmm_log("no command given: write vmm exec --api-sock PATH -- CMD [ARGS...]");
-		return -EINVAL;
-	}
+	if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
+		return verr_set(e, -EINVAL,
+				"unexpected argument '%s': put the container's command after --, "
+				"e.g. vmm --rootfs IMG -- /bin/echo hi",
+				argv[optind]);
+	if (optind < argc)
+		return config_set_args(c, "the command after --", &argv[optind],
+				       (unsigned)(argc - optind), e);
+	if (required)
+		return verr_set(e, -EINVAL,
+				"no command given: write vmm exec --api-sock PATH -- CMD [ARGS...]");
 	return 0;
 }
 
-static int check_ipv4(const char *opt, const char *s, bool prefix)
+static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e)
 {
-	char addr[INET_ADDRSTRLEN];
-	const char *slash = prefix ? strchr(s, '/') : NULL;
-	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	uint64_t p;
-	struct in_addr a;
-	if (alen >= sizeof(addr) || (prefix && !slash))
-		goto bad;
-	memcpy(addr, s, alen);
-	addr[alen] = 0;
-	if (inet_pton(AF_INET, addr, &a) != 1 || (slash && parse_u64(slash + 1, 0, 32, &p) < 0))
-		goto bad;
-	return 0;
-bad:
-	vmm_log("%s: '%s' is not an IPv4 address%s: write e.g. %s", opt, s,
-		prefix ? " with a /prefix" : "", prefix ? "10.0.2.2/24" : "10.0.2.1");
-	return -EINVAL;
-}
-
-/* The container's consistency rules and its vmm.* kernel parameters. */
-static int check_container(struct vmm_options *o, bool explicit_tty)
-{
-	if (o->ncmd && o->initrd) {
-		vmm_log("a command after -- runs in a container, which boots vmm's own agent: drop "
-			"--initrd (or pass your init's arguments in --cmdline)");
-		return -EINVAL;
-	}
-	o->container = o->ncmd || (o->rootfs && !o->initrd);
-	bool container_only = o->nenv_given || o->workdir || o->uid || o->gid || o->hostname ||
-			      explicit_tty || o->rootfs_rw || o->api_sock || o->ip || o->gw;
-	if (!o->container) {
-		if (container_only) {
-			vmm_log("--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
-				"--api-sock, --ip and --gateway are for containers: give --rootfs "
-				"IMG without --initrd");
-			return -EINVAL;
-		}
+	uint64_t v;
+	int r;
+	switch (opt) {
+	case 'k':
+		return config_set_str(c, &c->kernel, "--kernel", arg, e);
+	case 'i':
+		return config_set_str(c, &c->initrd, "--initrd", arg, e);
+	case 'c':
+		return config_set_str(c, &c->cmdline, "--cmdline", arg, e);
+	case 'n':
+		r = number("--cpus", arg, 1, VMM_MAX_CPUS, &v, "a number of vCPUs from 1 to 254", e);
+		return r < 0 ? r : config_set_cpus(c, "--cpus", v, e);
+	case 'm':
+		r = number("--memory", arg, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, &v,
+			   "the guest RAM in MiB, from 32 to 1048576", e);
+		return r < 0 ? r : config_set_memory(c, "--memory", v, e);
+	case OPT_CONFIG:
+		return config_load_json(c, arg, e);
+	case OPT_HOSTNAME:
+		return config_set_hostname(c, "--hostname", arg, e);
+	case OPT_ROOTFS_RW:
+		c->rootfs_rw = true;
 		return 0;
+	case OPT_API_SOCK:
+		return config_set_str(c, &c->api_sock, "--api-sock", arg, e);
+	case OPT_IP:
+		return config_set_ip(c, "--ip", arg, e);
+	case OPT_GATEWAY:
+		return config_set_gateway(c, "--gateway", arg, e);
+	case OPT_BOOT_TIMER:
+		c->boot_timer = true;
+		return 0;
+	case OPT_RNG:
+		return config_add_device(c, VM_DEV_RNG, "--rng", "", e);
+	case OPT_ROOTFS:
+		return config_set_root(c, "--rootfs", arg, e);
+	case OPT_DISK:
+		return config_add_device(c, VM_DEV_BLK, "--disk", arg, e);
+	case OPT_NET:
+		return config_add_device(c, VM_DEV_NET, "--net", arg, e);
+	case OPT_VSOCK:
+		return config_add_device(c, VM_DEV_VSOCK, "--vsock", arg, e);
+	case OPT_SECCOMP:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+			return verr_set(e, -EINVAL, "--seccomp: '%s' is not on or off", arg);
+		c->seccomp = strcmp(arg, "on") == 0;
+		return 0;
+	case OPT_PAUSED:
+		c->paused = true;
+		return 0;
+	case OPT_DETACH:
+		c->detach = true;
+		return 0;
+	case OPT_PID_FILE:
+		return config_set_str(c, &c->pid_file, "--pid-file", arg, e);
+	case OPT_STDIO_FDS:
+		return stdio_fds_opt(c, arg, e);
+	case OPT_CONSOLE_SOCKET:
+		return config_set_str(c, &c->console_socket, "--console-socket", arg, e);
+	case OPT_METRICS:
+		return config_set_str(c, &c->metrics_path, "--metrics", arg, e);
+	case OPT_LOG:
+		return config_set_str(c, &c->log_path, "--log", arg, e);
+	case OPT_LOG_LEVEL:
+		return level_opt(c, arg, e);
+	case OPT_LOG_FORMAT:
+		if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
+			return verr_set(e, -EINVAL, "--log-format: '%s' is not text or json", arg);
+		c->log_format = strcmp(arg, "json") == 0 ? VM_LOG_JSON : VM_LOG_TEXT;
+		return 0;
+	case 'v':
+		c->verbose = true;
+		return 0;
+	default:
+		return 1;
 	}
-	if (!o->rootfs) {
-		vmm_log("a container needs a root file system: give --rootfs IMG (vmm-mkrootfs "
-			"makes one from a directory)");
-		return -EINVAL;
-	}
-	if ((o->ip || o->gw) && !o->nnets) {
-		vmm_log("--ip and --gateway configure the first --net device: add --net tap=NAME");
-		return -EINVAL;
-	}
-	if (o->gw && !o->ip) {
-		vmm_log("--gateway needs --ip ADDR/PREFIX for eth0");
-		return -EINVAL;
-	}
-	if ((o->ip && check_ipv4("--ip", o->ip, true) < 0) ||
-	    (o->gw && check_ipv4("--gateway", o->gw, false) < 0))
-		return -EINVAL;
-	if (!o->tty && isatty(STDIN_FILENO))
-		o->tty = true;
-	if (!o->workdir)
-		o->workdir = "/";
-	static char *sh[] = {"/bin/sh", NULL};
-	if (!o->ncmd) {
-		o->cmd = sh;
-		o->ncmd = 1;
-	}
-	int n = snprintf(o->agent_cmdline, sizeof(o->agent_cmdline),
-			 "vmm.rootfs=%s vmm.hostname=%s%s%s%s%s", o->rootfs_rw ? "rw" : "ro",
-			 o->hostname ? o->hostname : "vmm", o->ip ? " vmm.ip=" : "",
-			 o->ip ? o->ip : "", o->gw ? " vmm.gw=" : "", o->gw ? o->gw : "");
-	if (n < 0 || (size_t)n >= sizeof(o->agent_cmdline))
-		return -EINVAL; /* cannot happen: every part is bounded */
-	build_env(o);
-	return 0;
 }
 
-static bool valid_hostname(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 64 || s[0] == '-' || s[0] == '.')
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
-			return false;
-	return true;
-}
-
-/* A disk image must exist before anything else is set up (the device checks the rest). */
-static int check_image(const char *opt, const char *path)
-{
-	struct stat st;
-	if (stat(path, &st) < 0) {
-		vmm_log("%s: cannot use image '%s': %s", opt, path, strerror(errno));
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* Device options are checked here, before KVM is touched, by the devices' own parsers. */
-static int check_devices(const struct vmm_options *o)
-{
-	static struct virtio_blk_options bo;
-	struct virtio_net_opts no;
-	struct verr e = {0};
-	if (o->rootfs && (virtio_blk_options_path(o->rootfs, false, &bo, &e) < 0 ||
-			  check_image("--rootfs", bo.path) < 0)) {
-		if (e.msg[0])
-			vmm_log("%s", e.msg);
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < o->ndisks; i++) {
-		e.msg[0] = 0;
-		if (virtio_blk_parse(o->disks[i], &bo, &e) < 0 ||
-		    check_image("--disk", bo.path) < 0) {
-			if (e.msg[0])
-				vmm_log("%s", e.msg);
-			return -EINVAL;
-		}
-	}
-	if (o->vsock) {
-		struct virtio_vsock_options vo;
-		if (virtio_vsock_parse(o->vsock, &vo, &e) < 0) {
-			vmm_log("%s", e.msg);
-			return -EINVAL;
-		}
-	}
-	for (unsigned i = 0; i < o->nnets; i++) {
-		if (virtio_net_parse(o->nets[i], &no, &e) < 0) {
-			vmm_log("%s", e.msg);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-int options_parse(int argc, char **argv, struct vmm_options *o)
+int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 {
 	static const struct option longopts[] = {
 	    {"kernel", required_argument, NULL, 'k'},
@@ -414,6 +314,7 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 	    {"cmdline", required_argument, NULL, 'c'},
 	    {"cpus", required_argument, NULL, 'n'},
 	    {"memory", required_argument, NULL, 'm'},
+	    {"config", required_argument, NULL, OPT_CONFIG},
 	    {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
 	    {"rng", no_argument, NULL, OPT_RNG},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
@@ -430,130 +331,34 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
 	    {"ip", required_argument, NULL, OPT_IP},
 	    {"gateway", required_argument, NULL, OPT_GATEWAY},
+	    {"paused", no_argument, NULL, OPT_PAUSED},
+	    {"detach", no_argument, NULL, OPT_DETACH},
+	    {"pid-file", required_argument, NULL, OPT_PID_FILE},
+	    {"stdio-fds", required_argument, NULL, OPT_STDIO_FDS},
+	    {"console-socket", required_argument, NULL, OPT_CONSOLE_SOCKET},
+	    {"metrics", required_argument, NULL, OPT_METRICS},
+	    {"log", required_argument, NULL, OPT_LOG},
+	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0},
 	};
-	memset(o, 0, sizeof(*o));
-	o->cpus = 1;
-	o->memory_mib = VMM_DEFAULT_MEMORY_MIB;
-
 	optind = 1;
 	opterr = 0;
-	bool explicit_tty = false;
 	for (;;) {
-		int c = getopt_long(argc, argv, "+:k:i:c:n:m:e:w:u:tvh", longopts, NULL);
-		if (c == -1)
+		int opt = getopt_long(argc, argv, "+:k:i:c:n:m:e:w:u:tvh", longopts, NULL);
+		if (opt == -1)
 			break;
-		uint64_t v;
-		int r = container_opt(c, optarg, o);
-		if (r <= 0) {
-			if (r < 0)
-				return r;
-			explicit_tty |= c == 't';
+		int r = process_opt(opt, optarg, c, e);
+		if (r == 1)
+			r = vmm_opt(opt, optarg, c, e);
+		if (r < 0)
+			return r;
+		if (r == 0)
 			continue;
-		}
-		switch (c) {
-		case OPT_HOSTNAME:
-			if (!valid_hostname(optarg)) {
-				vmm_log(
-				    "--hostname: '%s' is not a host name (1-64 letters, digits, "
-				    "'-' and '.')",
-				    optarg);
-				return -EINVAL;
-			}
-			o->hostname = optarg;
-			break;
-		case OPT_ROOTFS_RW:
-			o->rootfs_rw = true;
-			break;
-		case OPT_API_SOCK:
-			o->api_sock = optarg;
-			break;
-		case OPT_IP:
-			o->ip = optarg;
-			break;
-		case OPT_GATEWAY:
-			o->gw = optarg;
-			break;
-		case 'k':
-			o->kernel = optarg;
-			break;
-		case 'i':
-			o->initrd = optarg;
-			break;
-		case 'c':
-			o->cmdline = optarg;
-			break;
-		case 'n':
-			r = parse_u64(optarg, 1, VMM_MAX_CPUS, &v);
-			if (r < 0) {
-				vmm_log("--cpus: '%s' is %s: give a number of vCPUs from 1 to %u",
-					optarg, r == -ERANGE ? "out of range" : "not a number",
-					VMM_MAX_CPUS);
-				return -EINVAL;
-			}
-			o->cpus = (unsigned)v;
-			break;
-		case 'm':
-			r = parse_u64(optarg, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, &v);
-			if (r < 0) {
-				vmm_log(
-				    "--memory: '%s' is %s: give the guest RAM in MiB, from %llu to "
-				    "%llu",
-				    optarg, r == -ERANGE ? "out of range" : "not a number",
-				    VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB);
-				return -EINVAL;
-			}
-			o->memory_mib = v;
-			break;
-		case OPT_BOOT_TIMER:
-			o->boot_timer = true;
-			break;
-		case OPT_RNG:
-			o->rng = true;
-			break;
-		case OPT_ROOTFS:
-			if (o->rootfs) {
-				vmm_log(
-				    "--rootfs given twice: one root disk; add others with --disk");
-				return -EINVAL;
-			}
-			o->rootfs = optarg;
-			break;
-		case OPT_DISK:
-			if (o->ndisks == VMM_MAX_DISKS) {
-				vmm_log("--disk: at most %u disks (besides --rootfs)",
-					VMM_MAX_DISKS);
-				return -EINVAL;
-			}
-			o->disks[o->ndisks++] = optarg;
-			break;
-		case OPT_NET:
-			if (o->nnets == VMM_MAX_NETS) {
-				vmm_log("--net: at most %u network devices", VMM_MAX_NETS);
-				return -EINVAL;
-			}
-			o->nets[o->nnets++] = optarg;
-			break;
-		case OPT_VSOCK:
-			if (o->vsock) {
-				vmm_log("--vsock given twice: a VM has one vsock device");
-				return -EINVAL;
-			}
-			o->vsock = optarg;
-			break;
-		case OPT_SECCOMP:
-			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
-				vmm_log("--seccomp: '%s' is not on or off", optarg);
-				return -EINVAL;
-			}
-			o->seccomp_off = strcmp(optarg, "off") == 0;
-			break;
-		case 'v':
-			o->verbose = true;
-			break;
+		switch (opt) {
 		case 'h':
 			options_usage(stdout);
 			return 1;
@@ -561,30 +366,18 @@ int options_parse(int argc, char **argv, struct vmm_options *o)
 			printf("vmm %s\n", VMM_VERSION);
 			return 1;
 		case ':':
-			vmm_log("option '%s' needs a value: see vmm --help", argv[optind - 1]);
-			return -EINVAL;
+			return verr_set(e, -EINVAL, "option '%s' needs a value: see vmm --help",
+					argv[optind - 1]);
 		default:
-			vmm_log("unknown option '%s': see vmm --help", argv[optind - 1]);
-			return -EINVAL;
+			return verr_set(e, -EINVAL, "unknown option '%s': see vmm --help",
+					argv[optind - 1]);
 		}
 	}
-	int r = take_command(argc, argv, o, false);
-	if (r == 0)
-		r = check_container(o, explicit_tty);
-	if (r < 0)
-		return r;
-	if (!o->kernel)
-		o->kernel = options_default_kernel();
-	if (!o->kernel) {
-		vmm_log("no kernel given and none built: pass --kernel PATH (a vmlinux with PVH "
-			"note or a bzImage), set VMM_KERNEL, or build one with "
-			"kernel-config/build.sh");
-		return -EINVAL;
-	}
-	return check_devices(o);
+	int r = take_command(argc, argv, c, false, e);
+	return r < 0 ? r : config_finish(c, e);
 }
 
-int options_parse_exec(int argc, char **argv, struct vmm_options *o)
+int options_parse_exec(int argc, char **argv, struct vm_config *c, struct verr *e)
 {
 	static const struct option longopts[] = {
 	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
@@ -596,50 +389,51 @@ int options_parse_exec(int argc, char **argv, struct vmm_options *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	memset(o, 0, sizeof(*o));
 	optind = 1;
 	opterr = 0;
 	for (;;) {
-		int c = getopt_long(argc, argv, "+:e:w:u:tvh", longopts, NULL);
-		if (c == -1)
+		int opt = getopt_long(argc, argv, "+:e:w:u:tvh", longopts, NULL);
+		if (opt == -1)
 			break;
-		int r = container_opt(c, optarg, o);
+		int r = process_opt(opt, optarg, c, e);
 		if (r < 0)
 			return r;
 		if (r == 0)
 			continue;
-		switch (c) {
+		switch (opt) {
 		case OPT_API_SOCK:
-			o->api_sock = optarg;
+			r = config_set_str(c, &c->api_sock, "--api-sock", optarg, e);
+			if (r < 0)
+				return r;
 			break;
 		case 'v':
-			o->verbose = true;
+			c->verbose = true;
 			break;
 		case 'h':
 			options_usage(stdout);
 			return 1;
 		case ':':
-			vmm_log("option '%s' needs a value: see vmm --help", argv[optind - 1]);
-			return -EINVAL;
+			return verr_set(e, -EINVAL, "option '%s' needs a value: see vmm --help",
+					argv[optind - 1]);
 		default:
-			vmm_log("vmm exec: unknown option '%s': it takes --api-sock, --env, "
-				"--workdir, --user and --tty",
-				argv[optind - 1]);
-			return -EINVAL;
+			return verr_set(e, -EINVAL,
+					"vmm exec: unknown option '%s': it takes --api-sock, --env, "
+					"--workdir, --user and --tty",
+					argv[optind - 1]);
 		}
 	}
-	int r = take_command(argc, argv, o, true);
+	int r = take_command(argc, argv, c, true, e);
 	if (r < 0)
 		return r;
-	if (!o->api_sock) {
-		vmm_log("vmm exec: no --api-sock PATH: give the socket of the running vmm "
-			"(its --api-sock)");
-		return -EINVAL;
-	}
-	if (!o->workdir)
-		o->workdir = "/";
-	if (!o->tty && isatty(STDIN_FILENO))
-		o->tty = true;
-	build_env(o);
-	return 0;
+	if (!c->api_sock)
+		return verr_set(e, -EINVAL,
+				"vmm exec: no --api-sock PATH: give the socket of the running vmm "
+				"(its --api-sock)");
+	/* the process's defaults, as for the main process */
+	c->container = true;
+	if (!c->process.cwd && !(c->process.cwd = strdup("/")))
+		return verr_set(e, -ENOMEM, "out of memory");
+	if (!c->process.tty_given && isatty(STDIN_FILENO))
+		c->process.tty = true;
+	return config_finish_process(c, e);
 }

@@ -76,11 +76,16 @@ static const struct sc_rule main_rules[] = {
     {"accept4", "vsock: host connections on the listening socket"},
     {"connect", "vsock: guest -> host connections to PATH_PORT"},
     {"getsockopt", "virtio-net: SO_ERROR of a failed back-end fd (fd_error)"},
-    {"unlink", "vsock: remove the listening sockets at exit"},
+    {"unlink", "vsock and the control API: remove the listening sockets at exit"},
+    {"timerfd_settime", "the control API's stop: the deadline before the VM is forced off"},
+    {"pwrite64", "--metrics FILE: the metrics written at exit (the file is opened before)"},
+    {"ftruncate", "--metrics FILE: the file cut to the new metrics' length"},
 };
 
 static const struct ioctl_rule main_ioctls[] = {
     {KVM_IRQ_LINE, "serial interrupt after console input"},
+    {KVM_GET_CLOCK, "pause: the guest's kvmclock, held while paused"},
+    {KVM_SET_CLOCK, "resume: the kvmclock set back, so the guest does not see the pause"},
     {TCSETS, "console: tcsetattr(TCSANOW) restores the terminal at exit"},
 };
 

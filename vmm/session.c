@@ -27,7 +27,7 @@ int session_init(struct session *s, const struct session_cmd *cmd, struct verr *
 	memset(s, 0, sizeof(*s));
 	s->cmd = *cmd;
 	s->fd = s->guest_fd = s->sig_rd = s->sig_wr = -1;
-	s->in_fd = STDIN_FILENO;
+	s->in_fd = cmd->in_fd;
 	s->status = -1;
 	s->in = malloc(IN_CAP);
 	if (!s->in)
@@ -89,11 +89,11 @@ static int flush_out(struct session *s)
 	return 0;
 }
 
-static void window_size(uint16_t *rows, uint16_t *cols)
+static void window_size(int fd, uint16_t *rows, uint16_t *cols)
 {
 	struct winsize ws = {0};
 	*rows = *cols = 0;
-	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+	if (ioctl(fd, TIOCGWINSZ, &ws) == 0) {
 		*rows = ws.ws_row;
 		*cols = ws.ws_col;
 	}
@@ -112,7 +112,7 @@ static int send_start(struct session *s)
 	    .env = s->cmd.env,
 	};
 	if (s->cmd.tty)
-		window_size(&st.rows, &st.cols);
+		window_size(s->cmd.in_fd, &st.rows, &st.cols);
 	uint8_t *buf = malloc(AGENT_MAX_PAYLOAD);
 	if (!buf)
 		return -ENOMEM;
@@ -186,7 +186,7 @@ static int handle(struct session *s, const struct agent_hdr *h, const uint8_t *p
 	case AGENT_STDOUT:
 	case AGENT_STDERR:
 		if (!s->out_closed &&
-		    write_all(h->type == AGENT_STDOUT ? STDOUT_FILENO : STDERR_FILENO, p, h->len) <
+		    write_all(h->type == AGENT_STDOUT ? s->cmd.out_fd : s->cmd.err_fd, p, h->len) <
 			0)
 			s->out_closed = true; /* a closed pipe: the process runs on, unheard */
 		return 0;
@@ -280,7 +280,7 @@ static int forward_signal(struct session *s, int sig)
 		if (!s->cmd.tty)
 			return 0;
 		uint16_t rows, cols;
-		window_size(&rows, &cols);
+		window_size(s->cmd.in_fd, &rows, &cols);
 		agent_put_u16(p, rows);
 		agent_put_u16(p + 2, cols);
 		return queue(s, AGENT_RESIZE, p, 4);
@@ -429,8 +429,8 @@ int session_run(struct session *s, int fd)
 		vmm_log("exec: signalfd: %s", strerror(errno));
 		return 125;
 	}
-	if (s->cmd.tty && isatty(STDIN_FILENO))
-		console_make_raw(STDIN_FILENO);
+	if (s->cmd.tty && isatty(s->cmd.in_fd))
+		console_make_raw(s->cmd.in_fd);
 	int r = loop(s);
 	console_restore();
 	if (r < 0 || !s->exited) {

@@ -25,13 +25,16 @@ struct session_cmd {
 	const char *cwd;
 	uint32_t uid, gid;
 	bool tty; /* run on a pty; vmm's stdin (a terminal) is put in raw mode */
+	/* The process's stdio on the host: its input is read from in_fd (whose terminal size a
+	 * tty session follows), its output written to out_fd and err_fd. */
+	int in_fd, out_fd, err_fd;
 };
 
 struct session {
 	struct session_cmd cmd;
 	int fd;		    /* our end of the agent connection (non-blocking) */
 	int guest_fd;	    /* the other end, until the vsock device takes it */
-	int in_fd;	    /* the process's input: vmm's stdin, -1 once at EOF */
+	int in_fd;	    /* the process's input: cmd.in_fd, -1 once at EOF */
 	int sig_rd, sig_wr; /* a pipe of signal numbers (0: stop the loop) */
 	bool sig_is_signalfd;
 	pthread_t thread;

@@ -1,5 +1,7 @@
-/* vCPU threads: each one loops on KVM_RUN and dispatches exits. A stop sets immediate_exit and
- * signals the thread (SIGUSR1), so KVM_RUN returns at once wherever the thread is. */
+/* vCPU threads: each one loops on KVM_RUN and dispatches exits. A stop or a pause sets
+ * immediate_exit and signals the thread (SIGUSR1), so KVM_RUN returns at once wherever the thread
+ * is; outside the running state the thread parks on the VM's gate (created, paused) until the
+ * state changes or the VM stops. */
 #include "vmm/sandbox.h"
 #include "vmm/vcpu_fault.h"
 #include "vmm/vm.h"
@@ -54,6 +56,22 @@ static void report_internal_error(struct vcpu *v)
 	vmm_log("%s", line);
 }
 
+/* Waits while the VM is created or paused. Returns false when the VM is stopping. */
+static bool park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	pthread_mutex_lock(&vm->gate_lock);
+	vm->nparked++;
+	pthread_cond_broadcast(&vm->parked_cond);
+	while (atomic_load(&vm->state) != VM_RUNNING &&
+	       atomic_load(&vm->stop_reason) == VM_RUNNING)
+		pthread_cond_wait(&vm->gate_cond, &vm->gate_lock);
+	vm->nparked--;
+	pthread_mutex_unlock(&vm->gate_lock);
+	v->run->immediate_exit = 0;
+	return atomic_load(&vm->stop_reason) == VM_RUNNING;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -72,6 +90,9 @@ static void *vcpu_thread(void *arg)
 		vm->vcpu0_filter_ms = vm_elapsed_ms(vm);
 
 	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
+		if (atomic_load_explicit(&vm->state, memory_order_acquire) != VM_RUNNING &&
+		    !park(v))
+			break;
 		if (v->id == 0 && !atomic_exchange(&vm->first_run_seen, true))
 			vm->first_run_ms = vm_elapsed_ms(vm);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
@@ -84,6 +105,10 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		struct kvm_run *run = v->run;
+		atomic_fetch_add_explicit(&v->exits[run->exit_reason < VCPU_EXIT_REASONS
+							? run->exit_reason
+							: VCPU_EXIT_REASONS - 1],
+					  1, memory_order_relaxed);
 		switch (run->exit_reason) {
 		case KVM_EXIT_MMIO:
 			handle_mmio(v);
@@ -145,6 +170,14 @@ int vcpu_start(struct vcpu *v)
 		return -r;
 	v->thread_started = true;
 	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->thread_started)
+		return;
+	v->run->immediate_exit = 1;
+	pthread_kill(v->thread, SIGUSR1);
 }
 
 void vcpu_kick_and_join(struct vcpu *v)

@@ -1,7 +1,11 @@
-/* Building, running and stopping the VM: the one ordered recipe (KVM, memory, arch, devices,
- * vCPUs, then kernel and boot data) and the main thread's event loop. */
+/* Building, running, pausing and stopping the VM: the one ordered recipe (memory, kernel, KVM,
+ * irqchip, devices, boot data, vCPUs) from the machine description, the lifecycle requests, and
+ * the main thread's event loop, in which the devices' loop is nested. */
 #include "vmm/vm.h"
-#include "vmm/boot_x86_64.h"
+#include "vmm/api.h"
+#include "vmm/api_proto.h"
+#include "vmm/device_table.h"
+#include "vmm/metrics.h"
 #include "vmm/cmdline.h"
 #include "guest/agent_proto.h"
 #include "vmm/agent_blob.h"
@@ -9,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 double vm_elapsed_ms(const struct vm *vm)
@@ -61,6 +68,10 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why)
 	if (write(vm->stop_efd, &one, sizeof(one)) < 0) {
 		/* eventfd writes of 1 do not fail short of overflow */
 	}
+	/* parked vCPUs (created, paused) wake up and leave */
+	pthread_mutex_lock(&vm->gate_lock);
+	pthread_cond_broadcast(&vm->gate_cond);
+	pthread_mutex_unlock(&vm->gate_lock);
 }
 
 /* ---- device callbacks ---- */
@@ -106,26 +117,32 @@ static void guest_signal_event(void *opaque, unsigned code, unsigned arg)
 	case GUEST_SIGNAL_BOOT_DONE:
 		if (atomic_exchange(&vm->boot_done, true))
 			return;
+		vm->init_ms = vm_elapsed_ms(vm);
 		if (vm->boot_timer) {
 			char line[1024];
 			vm_phases_format(vm, line, sizeof(line));
-			vmm_log("boot-timer: vmm phases (ms after vmm start): %s", line);
+			vmm_info("boot-timer: vmm phases (ms after vmm start): %s", line);
 		}
 		if (vm->boot_timer && vm->kernel_entry_ms > 0)
-			vmm_log("boot-timer: guest init reached %.3f ms after vmm start (first "
+			vmm_info("boot-timer: guest init reached %.3f ms after vmm start (first "
 				"KVM_RUN at %.3f ms, kernel entry at %.3f ms)",
-				vm_elapsed_ms(vm), vm->first_run_ms, vm->kernel_entry_ms);
+				vm->init_ms, vm->first_run_ms, vm->kernel_entry_ms);
 		else if (vm->boot_timer) /* the entry breakpoint did not fire (nested SVM) */
-			vmm_log("boot-timer: guest init reached %.3f ms after vmm start (first "
+			vmm_info("boot-timer: guest init reached %.3f ms after vmm start (first "
 				"KVM_RUN at %.3f ms)",
-				vm_elapsed_ms(vm), vm->first_run_ms);
+				vm->init_ms, vm->first_run_ms);
 		return;
 	case GUEST_SIGNAL_PROCESS_START:
 		if (atomic_exchange(&vm->process_started, true))
 			return;
-		if (vm->boot_timer)
-			vmm_log("boot-timer: guest process about to start %.3f ms after vmm start",
-				vm_elapsed_ms(vm));
+		vm->process_start_ms = vm_elapsed_ms(vm);
+		if (vm->boot_timer && vm->start_ms > 0 && vm->cfg->paused)
+			vmm_info("boot-timer: guest process about to start %.3f ms after vmm start "
+				 "(%.3f ms after start)",
+				 vm->process_start_ms, vm->process_start_ms - vm->start_ms);
+		else if (vm->boot_timer)
+			vmm_info("boot-timer: guest process about to start %.3f ms after vmm start",
+				 vm->process_start_ms);
 		return;
 	case GUEST_SIGNAL_EXIT_STATUS:
 		atomic_store(&vm->guest_status, (int)(arg & 0xff));
@@ -138,7 +155,7 @@ static void guest_signal_event(void *opaque, unsigned code, unsigned arg)
 	}
 }
 
-static int devices_init(struct vm *vm, const struct vmm_options *o, struct verr *e)
+static int devices_init(struct vm *vm, const struct vm_config *c, struct verr *e)
 {
 	serial_init(&vm->serial, &vm_serial_ops, vm);
 	vm->i8042 = (struct i8042){i8042_reset, vm};
@@ -153,30 +170,32 @@ static int devices_init(struct vm *vm, const struct vmm_options *o, struct verr 
 		return verr_set(e, r, "cannot register the legacy devices: %s", strerror(-r));
 	r = arch_devices_init(vm, e);
 	if (r == 0)
-		r = mmio_devices_create(&vm->virtio, o, &vm->mem, vm->vm_fd, &vm->mmio, &vm->el, e);
+		r = mmio_devices_create(&vm->virtio, c, &vm->mem, vm->vm_fd, &vm->mmio, &vm->dev_el,
+					e);
 	if (r < 0 || !vm->container)
 		return r;
 	/* The agent connects to host port AGENT_VSOCK_PORT once at boot: that connection is the
 	 * session's socketpair. --api-sock connections go to the agent's listening port. */
+	const struct vm_process_cfg *p = &c->process;
 	struct session_cmd cmd = {
-	    .argv = o->cmd,
-	    .argc = o->ncmd,
-	    .env = o->env,
-	    .envc = o->nenv,
-	    .cwd = o->workdir,
-	    .uid = o->uid,
-	    .gid = o->gid,
-	    .tty = o->tty,
+	    .argv = p->argv,
+	    .argc = p->argc,
+	    .env = p->env,
+	    .envc = p->envc,
+	    .cwd = p->cwd,
+	    .uid = p->uid,
+	    .gid = p->gid,
+	    .tty = p->tty,
+	    .in_fd = c->stdio[0],
+	    .out_fd = c->stdio[1],
+	    .err_fd = c->stdio[2],
 	};
 	r = session_init(&vm->session, &cmd, e);
 	if (r < 0)
 		return r;
 	virtio_vsock_set_host_port(vm->virtio.vsock, AGENT_VSOCK_PORT, session_guest_fd,
 				   &vm->session);
-	if (o->api_sock)
-		r = virtio_vsock_add_port_listener(vm->virtio.vsock, o->api_sock, AGENT_VSOCK_PORT,
-						   e);
-	return r;
+	return 0;
 }
 
 /* ---- creation ---- */
@@ -214,39 +233,39 @@ static int vcpus_create(struct vm *vm, struct verr *e)
 	return 0;
 }
 
-static int vm_memory_init(struct vm *vm, const struct vmm_options *o, struct verr *e)
+static int vm_memory_init(struct vm *vm, const struct vm_config *c, struct verr *e)
 {
 	struct guest_region layout[GUEST_MEM_MAX_REGIONS];
-	unsigned nr = x86_memory_layout(o->memory_mib << 20, layout);
+	unsigned nr = arch_memory_layout(c->memory_mib << 20, layout);
 	int r = guest_mem_init(&vm->mem, layout, nr);
 	if (r < 0)
 		return verr_set(e, r, "cannot map %llu MiB of guest memory: %s",
-				(unsigned long long)o->memory_mib, strerror(-r));
+				(unsigned long long)c->memory_mib, strerror(-r));
 	return 0;
 }
 
-/* Kernel, initrd, command line and boot structures: all input files are checked here, before
- * /dev/kvm is touched, so bad input fails fast and the same way with or without KVM. */
-static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
+/* Kernel and initrd: all input files are checked here, before /dev/kvm is touched, so bad input
+ * fails fast and the same way with or without KVM. */
+static int vm_load(struct vm *vm, const struct vm_config *c, struct verr *e)
 {
-	int r = kernel_load(&vm->mem, o->kernel, &vm->kernel, e);
+	int r = kernel_load(&vm->mem, c->kernel, &vm->kernel, e);
 	if (r < 0)
 		return r;
 	vm_phase(vm, "kernel");
-	uint64_t initrd_gpa = 0, initrd_size = 0;
-	if (o->initrd) {
-		r = initrd_load(&vm->mem, o->initrd, &vm->kernel, &initrd_gpa, &initrd_size, e);
+	if (c->initrd) {
+		r = initrd_load(&vm->mem, c->initrd, &vm->kernel, &vm->initrd_gpa,
+				&vm->initrd_size, e);
 		if (r < 0)
 			return r;
 		vm_phase(vm, "initrd");
 	}
 #ifndef VMM_HAVE_AGENT
-	if (o->container)
+	if (c->container)
 		return verr_set(e, -ENOTSUP,
 				"this vmm was built without the guest agent (-Dguest=false): "
 				"containers need it; rebuild with -Dguest=true");
 #else
-	if (o->container) {
+	if (c->container) {
 		/* The archive is part of vmm's file: one readahead for it rather than a page fault
 		 * (and, from a cold or network file system, a read) per page. */
 		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -254,34 +273,38 @@ static int vm_load(struct vm *vm, const struct vmm_options *o, struct verr *e)
 		madvise((void *)lo, (uintptr_t)vmm_agent_initramfs_end - lo, MADV_WILLNEED);
 		r = initrd_load_mem(&vm->mem, vmm_agent_initramfs,
 				    (size_t)(vmm_agent_initramfs_end - vmm_agent_initramfs),
-				    &vm->kernel, &initrd_gpa, &initrd_size, e);
+				    &vm->kernel, &vm->initrd_gpa, &vm->initrd_size, e);
 		if (r < 0)
 			return r;
 		vm_phase(vm, "agent-initrd");
 	}
 #endif
+	return 0;
+}
+
+/* The kernel command line, from the devices actually attached, and the boot structures. */
+static int vm_boot_data(struct vm *vm, const struct vm_config *c, struct verr *e)
+{
 	static char cmdline[BOOT_CMDLINE_MAX];
-	if (cmdline_build(cmdline, sizeof(cmdline), CMDLINE_DEFAULT, o->cmdline) < 0)
+	if (cmdline_build(cmdline, sizeof(cmdline), CMDLINE_DEFAULT, c->cmdline) < 0)
 		return verr_set(e, -E2BIG, "--cmdline is too long (limit %llu bytes)",
 				BOOT_CMDLINE_MAX - 1);
-	if (o->container && cmdline_add(cmdline, sizeof(cmdline), o->agent_cmdline) < 0)
+	if (c->container && cmdline_add(cmdline, sizeof(cmdline), c->agent_cmdline) < 0)
 		return verr_set(e, -E2BIG, "--cmdline is too long (limit %llu bytes)",
 				BOOT_CMDLINE_MAX - 1);
-	r = mmio_devices_cmdline(cmdline, sizeof(cmdline), mmio_devices_count(o));
-	if (r < 0)
-		return verr_set(e, r,
-				r == -ENOSPC ? "too many devices: vmm has %d virtio slots"
-					     : "the kernel command line has no room left for the "
-					       "virtio devices (%d slots max): shorten --cmdline",
+	if (mmio_devices_cmdline(&vm->virtio, cmdline, sizeof(cmdline)) < 0)
+		return verr_set(e, -E2BIG,
+				"the kernel command line has no room left for the virtio devices "
+				"(%d slots max): shorten --cmdline",
 				MMIO_DEVICES_MAX);
 	vmm_debug("kernel command line: %s", cmdline);
-	r = x86_boot_setup(&vm->mem, &vm->kernel, cmdline, initrd_gpa, initrd_size, vm->ncpus, e);
+	int r = arch_boot_setup(vm, cmdline, e);
 	if (r == 0)
 		vm_phase(vm, "boot-data");
 	return r;
 }
 
-static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *e)
+static int vm_kvm_init(struct vm *vm, const struct vm_config *c, struct verr *e)
 {
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
@@ -322,9 +345,9 @@ static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *
 	int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (max_vcpus <= 0)
 		max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
-	if (max_vcpus > 0 && o->cpus > (unsigned)max_vcpus)
+	if (max_vcpus > 0 && c->cpus > (unsigned)max_vcpus)
 		return verr_set(e, -EINVAL, "--cpus %u: this host's KVM allows at most %d vCPUs",
-				o->cpus, max_vcpus);
+				c->cpus, max_vcpus);
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
@@ -350,19 +373,27 @@ static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0)
 		return verr_set(e, -errno, "eventfd failed: %s", strerror(errno));
+	vm->stop_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->stop_timer_fd < 0)
+		return verr_set(e, -errno, "timerfd_create failed: %s", strerror(errno));
 	r = ev_init(&vm->el);
+	if (r == 0)
+		r = ev_init(&vm->dev_el);
 	if (r < 0)
 		return verr_set(e, r, "epoll_create1 failed: %s", strerror(-r));
-	r = devices_init(vm, o, e);
+	r = devices_init(vm, c, e);
 	if (r < 0)
 		return r;
 	vm_phase(vm, "devices");
+	r = vm_boot_data(vm, c, e);
+	if (r < 0)
+		return r;
 	r = vcpus_create(vm, e);
 	if (r < 0)
 		return r;
 	vm_phase(vm, "vcpus");
-	r = arch_vcpu_set_boot_regs(vm, &vm->vcpus[0], &vm->kernel, e);
-	if (r == 0 && o->boot_timer) {
+	r = arch_vcpus_ready(vm, e);
+	if (r == 0 && c->boot_timer) {
 		int t = arch_vcpu_set_entry_trap(&vm->vcpus[0], vm->kernel.entry);
 		vm->entry_trap = t == 0;
 		if (t < 0)
@@ -373,30 +404,257 @@ static int vm_kvm_init(struct vm *vm, const struct vmm_options *o, struct verr *
 	return r;
 }
 
-int vm_create(struct vm *vm, const struct vmm_options *o, const struct timespec *t_start,
+int vm_create(struct vm *vm, const struct vm_config *c, const struct timespec *t_start,
 	      struct verr *e)
 {
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->sig_fd = -1;
-	vm->el.epfd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->sig_fd = vm->stop_timer_fd = -1;
+	vm->el.epfd = vm->dev_el.epfd = -1;
 	vm->console.space_efd = -1;
 	vm->t_start = *t_start;
-	vm->boot_timer = o->boot_timer;
-	vm->seccomp = !o->seccomp_off;
-	vm->ncpus = o->cpus;
-	vm->container = o->container;
+	vm->cfg = c;
+	vm->boot_timer = c->boot_timer;
+	vm->seccomp = c->seccomp;
+	vm->ncpus = c->cpus;
+	vm->container = c->container;
 	vm->session.fd = vm->session.guest_fd = vm->session.sig_rd = vm->session.sig_wr = -1;
 	atomic_store(&vm->guest_status, -1);
+	atomic_store(&vm->state, VM_CREATED);
+	pthread_mutex_init(&vm->gate_lock, NULL);
+	pthread_cond_init(&vm->gate_cond, NULL);
+	pthread_cond_init(&vm->parked_cond, NULL);
 	vm_phase(vm, "options");
 
-	int r = vm_memory_init(vm, o, e);
+	int r = vm_memory_init(vm, c, e);
 	if (r == 0) {
 		vm_phase(vm, "memory");
-		r = vm_load(vm, o, e);
+		r = vm_load(vm, c, e);
 	}
 	if (r == 0)
-		r = vm_kvm_init(vm, o, e);
+		r = vm_kvm_init(vm, c, e);
 	return r;
+}
+
+/* ---- the lifecycle ---- */
+
+enum vm_state vm_state(const struct vm *vm)
+{
+	return (enum vm_state)atomic_load(&vm->state);
+}
+
+/* Main thread only: the new state, told to parked vCPUs. */
+static void set_state(struct vm *vm, enum vm_state s)
+{
+	pthread_mutex_lock(&vm->gate_lock);
+	atomic_store(&vm->state, (int)s);
+	pthread_cond_broadcast(&vm->gate_cond);
+	pthread_mutex_unlock(&vm->gate_lock);
+}
+
+static int transition(struct vm *vm, enum vm_event ev, enum vm_state *to, struct verr *e)
+{
+	return vm_transition(vm_state(vm), ev, to, e);
+}
+
+/* The devices' loop in the main loop: its fd is readable when any device fd is. */
+static void on_devices(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	(void)events;
+	int r = ev_run_once(&vm->dev_el, 0);
+	if (r < 0) {
+		vmm_log("device event loop failed: epoll_wait: %s", strerror(-r));
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
+}
+
+static int watch_devices(struct vm *vm, bool on)
+{
+	if (on == vm->dev_watched)
+		return 0;
+	int r = on ? ev_add(&vm->el, &vm->dev_h, EPOLLIN) : ev_del(&vm->el, &vm->dev_h);
+	if (r == 0)
+		vm->dev_watched = on;
+	return r;
+}
+
+int vm_start(struct vm *vm, struct verr *e)
+{
+	enum vm_state to;
+	int r = transition(vm, VM_EV_START, &to, e);
+	if (r < 0)
+		return r;
+	vm->start_ms = vm_elapsed_ms(vm);
+	set_state(vm, to);
+	return 0;
+}
+
+/* Waits until every started vCPU thread is parked (kicking the ones still in KVM_RUN). */
+static int wait_parked(struct vm *vm)
+{
+	unsigned want = 0;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		want += vm->vcpus[i].thread_started;
+	for (unsigned tries = 0; tries < 1000; tries++) {
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&vm->gate_lock);
+		if (vm->nparked < want)
+			pthread_cond_timedwait(&vm->parked_cond, &vm->gate_lock, &ts);
+		bool done = vm->nparked >= want;
+		pthread_mutex_unlock(&vm->gate_lock);
+		if (done)
+			return 0;
+		if (atomic_load(&vm->stop_reason) != VM_RUNNING)
+			return -ECANCELED;
+	}
+	return -ETIMEDOUT;
+}
+
+int vm_pause(struct vm *vm, struct verr *e)
+{
+	enum vm_state to;
+	int r = transition(vm, VM_EV_PAUSE, &to, e);
+	if (r < 0)
+		return r;
+	double t0 = vm_elapsed_ms(vm);
+	set_state(vm, to);
+	r = wait_parked(vm);
+	if (r < 0) {
+		set_state(vm, VM_RUNNING);
+		return verr_set(e, r, "pause: the vCPUs did not stop within 10 s%s",
+				r == -ECANCELED ? " (the VM is stopping)" : "");
+	}
+	r = watch_devices(vm, false);
+	if (r < 0) {
+		set_state(vm, VM_RUNNING);
+		return verr_set(e, r, "pause: epoll_ctl failed: %s", strerror(-r));
+	}
+	/* The guest's clock stands still while paused: kvmclock is saved here, set back on resume. */
+	vm->clock_saved = ioctl(vm->vm_fd, KVM_GET_CLOCK, &vm->paused_clock) == 0;
+	if (!vm->clock_saved)
+		vmm_warn("pause: ioctl (KVM_GET_CLOCK) failed: %s: the guest clock will jump by "
+			 "the paused time",
+			 strerror(errno));
+	vm->pause_ms = vm_elapsed_ms(vm) - t0;
+	return 0;
+}
+
+int vm_resume(struct vm *vm, struct verr *e)
+{
+	enum vm_state to;
+	int r = transition(vm, VM_EV_RESUME, &to, e);
+	if (r < 0)
+		return r;
+	double t0 = vm_elapsed_ms(vm);
+	if (vm->clock_saved) {
+		struct kvm_clock_data cd = {.clock = vm->paused_clock.clock};
+		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &cd) < 0)
+			return verr_set(e, -errno, "resume: ioctl (KVM_SET_CLOCK) failed: %s",
+					strerror(errno));
+		vm->clock_saved = false;
+	}
+	r = watch_devices(vm, true);
+	if (r < 0)
+		return verr_set(e, r, "resume: epoll_ctl failed: %s", strerror(-r));
+	set_state(vm, to);
+	vm->resume_ms = vm_elapsed_ms(vm) - t0;
+	return 0;
+}
+
+int vm_stop(struct vm *vm, unsigned timeout_ms, struct verr *e)
+{
+	enum vm_state from = vm_state(vm), to;
+	int r = vm_transition(from, VM_EV_STOP, &to, e);
+	if (r < 0)
+		return r;
+	set_state(vm, to);
+	bool graceful = from == VM_RUNNING && vm->container && vm->session.thread_started &&
+			!vm->session.exited && timeout_ms > 0;
+	if (!graceful) {
+		vm_request_stop(vm, VM_STOP_FORCED);
+		return 0;
+	}
+	session_signal(&vm->session, SIGTERM);
+	struct itimerspec its = {.it_value = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L}};
+	if (timerfd_settime(vm->stop_timer_fd, 0, &its, NULL) < 0) {
+		vmm_log("stop: timerfd_settime failed: %s: forcing the VM off now", strerror(errno));
+		vm_request_stop(vm, VM_STOP_FORCED);
+	}
+	return 0;
+}
+
+int vm_signal(struct vm *vm, int sig, struct verr *e)
+{
+	enum vm_state s = vm_state(vm);
+	if (!vm->container)
+		return verr_set(e, -ENOTSUP, "signal: this VM runs no container process (no agent)");
+	if (s != VM_RUNNING && s != VM_PAUSED && s != VM_STOPPING)
+		return verr_set(e, -EBUSY, "signal: the VM is %s: the process is not running",
+				vm_state_name(s));
+	if (sig < 1 || sig > 64)
+		return verr_set(e, -EINVAL, "signal: %d is not a signal number (1-64)", sig);
+	session_signal(&vm->session, sig);
+	return 0;
+}
+
+/* ---- reports ---- */
+
+static json_object *boot_json(const struct vm *vm)
+{
+	json_object *b = json_object_new_object();
+	json_object *ph = json_object_new_object();
+	unsigned n = atomic_load_explicit(&vm->nphases, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++)
+		json_object_object_add(ph, vm->phases[i].name,
+				       json_object_new_double(vm->phases[i].ms));
+	json_object_object_add(b, "phases", ph);
+	struct {
+		const char *key;
+		double ms;
+	} t[] = {{"start_ms", vm->start_ms},
+		 {"first_kvm_run_ms", vm->first_run_ms},
+		 {"kernel_entry_ms", vm->kernel_entry_ms},
+		 {"init_ms", vm->init_ms},
+		 {"process_start_ms", vm->process_start_ms}};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (t[i].ms > 0)
+			json_object_object_add(b, t[i].key, json_object_new_double(t[i].ms));
+	return b;
+}
+
+json_object *vm_state_json(struct vm *vm)
+{
+	json_object *o = api_reply_ok();
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "state", json_object_new_string(vm_state_name(vm_state(vm))));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "uptime_ms", json_object_new_double(vm_elapsed_ms(vm)));
+	json_object_object_add(o, "boot", boot_json(vm));
+	json_object *devs = json_object_new_array();
+	for (unsigned i = 0; i < vm->virtio.n; i++) {
+		const struct mmio_slot *sl = &vm->virtio.slot[i];
+		char mmio[24];
+		snprintf(mmio, sizeof(mmio), "0x%llx", (unsigned long long)sl->base);
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "slot", json_object_new_int((int)i));
+		json_object_object_add(d, "type", json_object_new_string(device_table[sl->type].name));
+		json_object_object_add(d, "name", json_object_new_string(sl->dev->name));
+		json_object_object_add(d, "mmio", json_object_new_string(mmio));
+		json_object_object_add(d, "irq", json_object_new_int((int)sl->irq));
+		json_object_array_add(devs, d);
+	}
+	json_object_object_add(o, "devices", devs);
+	json_object_object_add(o, "config", config_to_json(vm->cfg));
+	return o;
 }
 
 /* ---- running ---- */
@@ -417,8 +675,9 @@ static void on_signal(void *opaque, uint32_t events)
 		return;
 	/* A container's process gets the signal (Ctrl-C, docker stop); it ends the VM by exiting.
 	 * Once the session is over, a signal stops the VM as usual. */
+	enum vm_state st = vm_state(vm);
 	if (vm->container && vm->session.thread_started && !vm->session.exited &&
-	    !vm->session.failed) {
+	    !vm->session.failed && st != VM_CREATED) {
 		session_signal(&vm->session, (int)si.ssi_signo);
 		return;
 	}
@@ -426,6 +685,17 @@ static void on_signal(void *opaque, uint32_t events)
 		return;
 	vm->stop_signal = (int)si.ssi_signo;
 	vm_request_stop(vm, VM_STOP_SIGNAL);
+}
+
+static void on_stop_timer(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t n;
+	(void)events;
+	if (read(vm->stop_timer_fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	vmm_info("stop: the process did not end within the timeout: forcing the VM off");
+	vm_request_stop(vm, VM_STOP_FORCED);
 }
 
 static void session_failed(void *opaque)
@@ -447,6 +717,11 @@ static int exit_status(struct vm *vm)
 	if (vm->container && process < 0)
 		console_flush_held(&vm->console);
 	switch (why) {
+	case VM_STOP_FORCED:
+		if (process >= 0)
+			return process;
+		vmm_info("stopped: the VM was forced off");
+		return VMM_EXIT_FORCED;
 	case VM_STOP_SIGNAL:
 		vmm_log("stopped by signal %d (%s)", vm->stop_signal, strsignal(vm->stop_signal));
 		return 128 + vm->stop_signal;
@@ -475,7 +750,9 @@ static int exit_status(struct vm *vm)
 	return 0;
 }
 
-int vm_run(struct vm *vm)
+/* Everything the event loop needs, before any thread exists and before privileges go: signals,
+ * the stop eventfd and timer, the devices' loop, the console, the API socket. */
+static int run_setup(struct vm *vm, struct verr *e)
 {
 	/* Host signals go to the event loop through a signalfd; vCPU threads inherit the mask, so
 	 * only the main thread ever sees them. SIGUSR1 only kicks vCPUs out of KVM_RUN. */
@@ -486,43 +763,68 @@ int vm_run(struct vm *vm)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	int status = VMM_EXIT_FAILURE;
 	vm->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (vm->sig_fd < 0)
+		return verr_set(e, -errno, "signalfd failed: %s", strerror(errno));
 	vm->stop_h = (struct ev_handler){vm->stop_efd, on_stop, vm};
 	vm->sig_h = (struct ev_handler){vm->sig_fd, on_signal, vm};
-	int r = vm->sig_fd < 0 ? -errno : 0;
-	if (r == 0)
-		r = ev_add(&vm->el, &vm->stop_h, EPOLLIN);
+	vm->stop_timer_h = (struct ev_handler){vm->stop_timer_fd, on_stop_timer, vm};
+	vm->dev_h = (struct ev_handler){vm->dev_el.epfd, on_devices, vm};
+	int r = ev_add(&vm->el, &vm->stop_h, EPOLLIN);
 	if (r == 0)
 		r = ev_add(&vm->el, &vm->sig_h, EPOLLIN);
 	if (r == 0)
-		r = vm->container
-			? console_init(&vm->console, &vm->el, &vm->serial, -1, STDERR_FILENO)
-			: console_init(&vm->console, &vm->el, &vm->serial, STDIN_FILENO,
-				       STDOUT_FILENO);
+		r = ev_add(&vm->el, &vm->stop_timer_h, EPOLLIN);
+	if (r == 0)
+		r = watch_devices(vm, true);
 	/* A container's stdin belongs to its process; the console (kernel and agent messages)
-	 * goes to stderr. With a tty the terminal goes raw now: the filter below forbids it. */
+	 * goes to the log. With a tty the terminal goes raw now: the filter forbids it later. */
+	if (r == 0)
+		r = vm->container
+			? console_init(&vm->console, &vm->dev_el, &vm->serial, -1, log_fd())
+			: console_init(&vm->console, &vm->dev_el, &vm->serial, vm->cfg->stdio[0],
+				       vm->cfg->stdio[1]);
+	if (r < 0)
+		return verr_set(e, r, "cannot set up the event loop: %s", strerror(-r));
 	vm->console.hold = vm->container && !vmm_verbose;
-	if (r == 0 && vm->container && vm->session.cmd.tty && isatty(STDIN_FILENO) &&
-	    console_make_raw(STDIN_FILENO) < 0)
-		vmm_log("cannot put the terminal in raw mode (continuing)");
+	if (vm->container && vm->session.cmd.tty && isatty(vm->session.cmd.in_fd) &&
+	    console_make_raw(vm->session.cmd.in_fd) < 0)
+		vmm_warn("cannot put the terminal in raw mode (continuing)");
+	if (vm->cfg->api_sock) {
+		r = api_server_start(&vm->api, vm, vm->cfg->api_sock, e);
+		if (r < 0)
+			return r;
+	}
+	vm_phase(vm, "event-loop");
+	return 0;
+}
+
+int vm_run(struct vm *vm)
+{
+	struct verr e = {0};
+	int r = run_setup(vm, &e);
 	if (r < 0) {
-		vmm_log("cannot set up the event loop: %s", strerror(-r));
+		vmm_log("%s", e.msg);
+		if (vm->on_ready)
+			vm->on_ready(vm->ready_opaque, r);
 		return VMM_EXIT_FAILURE;
 	}
 	/* Setup is over: drop privileges before any thread exists (they inherit it), then each
 	 * vCPU thread filters itself, and this thread filters itself once they are created and
 	 * before the event loop reads anything from the guest (vmm/sandbox.c). */
-	vm_phase(vm, "event-loop");
-	struct verr e = {0};
 	if (sandbox_drop_privileges(&e) < 0) {
 		vmm_log("%s", e.msg);
+		if (vm->on_ready)
+			vm->on_ready(vm->ready_opaque, -EPERM);
 		return VMM_EXIT_FAILURE;
 	}
 	vm_phase(vm, "privileges");
 	if (!vm->seccomp)
-		vmm_log("warning: --seccomp=off: no system call filter, a compromised vmm has the "
-			"whole kernel API");
+		vmm_warn("warning: --seccomp=off: no system call filter, a compromised vmm has the "
+			 "whole kernel API");
+	/* Without --paused the VM starts now; with it the vCPU threads park until `start`. */
+	if (!vm->cfg->paused)
+		vm_start(vm, NULL);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		r = vcpu_start(&vm->vcpus[i]);
 		if (r < 0) {
@@ -548,6 +850,9 @@ int vm_run(struct vm *vm)
 		vm_request_stop(vm, VM_STOP_ERROR);
 	}
 	vm_phase(vm, vm->seccomp ? "main-seccomp" : "main-ready");
+	if (vm->on_ready)
+		vm->on_ready(vm->ready_opaque,
+			     atomic_load(&vm->stop_reason) == VM_RUNNING ? 0 : -ECANCELED);
 
 	r = ev_run(&vm->el);
 	if (r < 0) {
@@ -556,8 +861,11 @@ int vm_run(struct vm *vm)
 	}
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick_and_join(&vm->vcpus[i]);
+	set_state(vm, VM_STOPPED);
 	console_restore();
-	status = exit_status(vm);
+	int status = exit_status(vm);
+	if (vm->api)
+		api_server_finish(vm->api, status);
 	return status;
 }
 
@@ -573,13 +881,17 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	if (vm->api)
+		api_server_destroy(vm->api);
+	vm->api = NULL;
 	mmio_devices_destroy(&vm->virtio);
 	if (vm->container)
 		session_destroy(&vm->session);
 	console_close(&vm->console);
+	ev_close(&vm->dev_el);
 	ev_close(&vm->el);
 	guest_mem_free(&vm->mem);
-	int *fds[] = {&vm->sig_fd, &vm->stop_efd, &vm->vm_fd, &vm->kvm_fd};
+	int *fds[] = {&vm->sig_fd, &vm->stop_efd, &vm->stop_timer_fd, &vm->vm_fd, &vm->kvm_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0) {
 			close(*fds[i]);

@@ -1,5 +1,7 @@
-/* The virtual machine: KVM handles, guest memory, vCPUs, devices, and how it stops. Built in one
- * ordered recipe (vm_create, vm_load), run by vm_run, ended by vm_request_stop. */
+/* The virtual machine: KVM handles, guest memory, vCPUs, devices, its lifecycle state and how it
+ * stops. Built from a machine description (vmm/config.h) in one ordered recipe (vm_create: the
+ * `created` state), run by vm_run (started at once, or on the API's `start` with --paused),
+ * paused and resumed by vm_pause/vm_resume, ended by vm_request_stop. */
 #ifndef VMM_VM_H
 #define VMM_VM_H
 
@@ -13,7 +15,8 @@
 #include "vmm/mmio_devices.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
-#include "vmm/options.h"
+#include "vmm/config.h"
+#include "vmm/lifecycle.h"
 #include "vmm/session.h"
 
 #include <linux/kvm.h>
@@ -31,7 +34,14 @@ enum vm_stop_reason {
 	VM_STOP_TRIPLE_FAULT, /* KVM_EXIT_SHUTDOWN */
 	VM_STOP_ERROR,	      /* a KVM or vCPU failure, already logged */
 	VM_STOP_SIGNAL,	      /* SIGTERM/SIGINT/SIGHUP to vmm */
+	VM_STOP_FORCED,	      /* the API's stop: its timeout passed, or the VM was not running */
 };
+
+/* Exit status after a forced stop: as if SIGKILL had ended the process (docker stop's). */
+#define VMM_EXIT_FORCED (128 + 9)
+
+/* Counted per vCPU for the metrics: KVM exit reasons below this. */
+#define VCPU_EXIT_REASONS 64
 
 struct vm;
 
@@ -52,7 +62,10 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
+	_Atomic uint64_t exits[VCPU_EXIT_REASONS]; /* KVM exits by reason (others in the last) */
 };
+
+struct api_server;
 
 struct vm {
 	int kvm_fd, vm_fd;
@@ -66,8 +79,34 @@ struct vm {
 	struct i8042 i8042;
 	struct guest_signal_dev gsig;
 	struct console console;
-	struct event_loop el;
+	struct event_loop el;	  /* the main thread's loop: control (signals, stop, the API) */
+	struct event_loop dev_el; /* the devices' loop, nested in el: left out while paused */
+	struct ev_handler dev_h;
+	bool dev_watched;
 	struct mmio_devices virtio;
+	const struct vm_config *cfg;
+	uint64_t initrd_gpa, initrd_size;
+
+	/* The lifecycle (vmm/lifecycle.h). state is changed on the main thread only (under
+	 * gate_lock, with gate_cond broadcast); vCPU threads run while it is VM_RUNNING and park in
+	 * vcpu_park otherwise, counted in nparked. */
+	atomic_int state;
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;   /* the state changed, or a stop was asked */
+	pthread_cond_t parked_cond; /* nparked changed */
+	unsigned nparked;
+	struct kvm_clock_data paused_clock; /* kvmclock when paused: set back on resume */
+	bool clock_saved;
+	double start_ms;     /* `start` (or the immediate start): ms after vmm start */
+	double pause_ms;     /* the last pause, resume: how long each took (for the benchmark) */
+	double resume_ms;
+	int stop_timer_fd;   /* the graceful stop's deadline */
+	struct ev_handler stop_timer_h;
+	struct api_server *api;
+	/* Called once by vm_run when the VM is ready for clients (created or running, the API
+	 * listening, every thread up), or failed before that (status < 0): --detach's report. */
+	void (*on_ready)(void *opaque, int status);
+	void *ready_opaque;
 
 	atomic_int stop_reason; /* enum vm_stop_reason: the first stop request wins */
 	int stop_signal;
@@ -89,6 +128,7 @@ struct vm {
 	struct session session; /* its host end, when container */
 	bool entry_trap;	/* vCPU 0 has a hardware breakpoint on the kernel entry */
 	double kernel_entry_ms; /* when it fired (0: not seen) */
+	double init_ms, process_start_ms; /* the guest's BOOT_DONE and PROCESS_START (0: not yet) */
 	bool kvm_pvm;		/* /dev/kvm is kvm_pvm on a CPU without VT-x/SVM (vm_kvm_init) */
 	struct vm_phase phases[VM_PHASES_MAX];
 	atomic_uint nphases;
@@ -99,7 +139,7 @@ struct vm {
  * (input checked before KVM is touched); then /dev/kvm, the in-kernel irqchip and PIT, devices,
  * vCPUs and the boot vCPU's registers. Returns 0, or a negative errno with e saying which step
  * (and ioctl) failed. */
-int vm_create(struct vm *vm, const struct vmm_options *o, const struct timespec *t_start,
+int vm_create(struct vm *vm, const struct vm_config *c, const struct timespec *t_start,
 	      struct verr *e);
 
 /* Runs the vCPU threads and the event loop on the calling thread until the VM stops. Returns the
@@ -108,6 +148,31 @@ int vm_run(struct vm *vm);
 
 /* Asks the VM to stop; callable from any thread, the first reason is kept. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why);
+
+/* The lifecycle requests (the control API's), on the main thread. Each returns 0, or a negative
+ * errno with one line in e: -EBUSY/-EALREADY when the state does not allow it (lifecycle.h),
+ * another errno when KVM failed. */
+int vm_start(struct vm *vm, struct verr *e);
+/* Stops every vCPU outside KVM_RUN (waits for all to park), takes the devices' loop out of the
+ * event loop and saves the guest's kvmclock. */
+int vm_pause(struct vm *vm, struct verr *e);
+/* Sets the kvmclock back to its paused value (the guest does not see the paused time), puts the
+ * devices back and lets the vCPUs run. */
+int vm_resume(struct vm *vm, struct verr *e);
+/* A graceful stop: a container's process gets SIGTERM through the agent and the VM is forced off
+ * after timeout_ms; a VM that is not running (created, paused) or has no agent is forced off at
+ * once. The VM's end is reported by vm_run's return. */
+int vm_stop(struct vm *vm, unsigned timeout_ms, struct verr *e);
+/* Sends signal sig (1-64) to the container's main process through the agent. */
+int vm_signal(struct vm *vm, int sig, struct verr *e);
+enum vm_state vm_state(const struct vm *vm);
+
+/* The API's `state` reply ({"v":1,"ok":true,"state",...}, docs/api.md) and the metrics object
+ * (vmm/metrics.h), on the main thread. NULL only when out of memory. */
+struct json_object *vm_state_json(struct vm *vm);
+struct json_object *vm_metrics_json(struct vm *vm);
+/* --metrics FILE: the metrics written at exit. */
+void vm_write_metrics(struct vm *vm);
 
 void vm_destroy(struct vm *vm);
 
@@ -122,13 +187,21 @@ size_t vm_phases_format(const struct vm *vm, char *buf, size_t cap);
 
 /* vcpu.c */
 int vcpu_start(struct vcpu *v);
+/* Kicks every vCPU out of KVM_RUN (immediate_exit and SIGUSR1) without waiting. */
+void vcpu_kick(struct vcpu *v);
 void vcpu_kick_and_join(struct vcpu *v);
 
 /* arch (vm_x86_64.c) */
+/* The guest's RAM layout for `bytes` of memory (gaps for the platform's MMIO). */
+unsigned arch_memory_layout(uint64_t bytes, struct guest_region out[GUEST_MEM_MAX_REGIONS]);
+/* The boot structures in guest memory (zero page, MP table... on x86) for the loaded kernel,
+ * vm->initrd_gpa/size and the final command line. */
+int arch_boot_setup(struct vm *vm, const char *cmdline, struct verr *e);
+/* After every vCPU exists: the boot vCPU's registers (x86); an interrupt controller that needs
+ * its vCPUs first goes here too (the GIC on aarch64). */
+int arch_vcpus_ready(struct vm *vm, struct verr *e);
 int arch_vm_init(struct vm *vm, struct verr *e);
 int arch_vcpu_init(struct vm *vm, struct vcpu *v, struct verr *e);
-int arch_vcpu_set_boot_regs(struct vm *vm, struct vcpu *v, const struct kernel_image *k,
-			    struct verr *e);
 int arch_devices_init(struct vm *vm, struct verr *e);
 /* With --boot-timer: a hardware breakpoint on the kernel's entry point (an identity-mapped
  * address in both boot paths), so vmm can time the guest kernel's first instruction. Returns 0

@@ -247,10 +247,8 @@ static struct kvm_segment segment(unsigned sel)
 	return s;
 }
 
-int arch_vcpu_set_boot_regs(struct vm *vm, struct vcpu *v, const struct kernel_image *k,
-			    struct verr *e)
+static int vcpu_set_boot_regs(struct vcpu *v, const struct kernel_image *k, struct verr *e)
 {
-	(void)vm;
 	struct kvm_sregs sregs;
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		return verr_set(e, -errno, "ioctl (KVM_GET_SREGS) failed: %s", strerror(errno));
@@ -365,4 +363,20 @@ int arch_vcpu_fault_addr(struct vcpu *v, struct vcpu_fault *f)
 	unsigned left = PAGE_SIZE_4K - (unsigned)(linear & (PAGE_SIZE_4K - 1));
 	f->gpa_span = left < VCPU_FAULT_BYTES ? left : VCPU_FAULT_BYTES;
 	return 0;
+}
+
+unsigned arch_memory_layout(uint64_t bytes, struct guest_region out[GUEST_MEM_MAX_REGIONS])
+{
+	return x86_memory_layout(bytes, out);
+}
+
+int arch_boot_setup(struct vm *vm, const char *cmdline, struct verr *e)
+{
+	return x86_boot_setup(&vm->mem, &vm->kernel, cmdline, vm->initrd_gpa, vm->initrd_size,
+			      vm->ncpus, e);
+}
+
+int arch_vcpus_ready(struct vm *vm, struct verr *e)
+{
+	return vcpu_set_boot_regs(&vm->vcpus[0], &vm->kernel, e);
 }

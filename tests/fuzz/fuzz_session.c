@@ -25,6 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .envc = 1,
 	    .cwd = "/",
 	    .tty = data[0] & 1,
+	    .in_fd = 0,
+	    .out_fd = 1,
+	    .err_fd = 2,
 	};
 	struct session s;
 	struct verr e = {0};

@@ -1,4 +1,4 @@
-/* Core tests: option parsing (good and bad values), the checked guest-memory accessor, the bus,
+/* Core tests: number parsing, the checked guest-memory accessor, the bus,
  * the KVM internal-error line (vmm/vcpu_fault.c). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/memory.h"
-#include "vmm/options.h"
+#include "vmm/config.h"
 #include "vmm/vcpu_fault.h"
 #include "vmm/vm.h"
 
@@ -15,89 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define ARGV(...)     ((char *[]){"vmm", __VA_ARGS__, NULL})
-#define ARGC(...)     ((int)(sizeof((char *[]){"vmm", __VA_ARGS__}) / sizeof(char *)))
-#define PARSE(o, ...) options_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), o)
-
-static void options_good(void **state)
-{
-	(void)state;
-	struct vmm_options o;
-	assert_int_equal(PARSE(&o, "--kernel", "k", "--initrd", "i", "--cmdline", "x -- y",
-			       "--cpus", "4", "--memory", "512", "--boot-timer"),
-			 0);
-	assert_string_equal(o.kernel, "k");
-	assert_string_equal(o.initrd, "i");
-	assert_string_equal(o.cmdline, "x -- y");
-	assert_int_equal(o.cpus, 4);
-	assert_int_equal(o.memory_mib, 512);
-	assert_true(o.boot_timer);
-	assert_int_equal(PARSE(&o, "-k", "k"), 0);
-	assert_int_equal(o.cpus, 1);
-	assert_int_equal(o.memory_mib, VMM_DEFAULT_MEMORY_MIB);
-	assert_null(o.initrd);
-}
-
-static void options_bad(void **state)
-{
-	(void)state;
-	struct vmm_options o;
-	assert_int_equal(PARSE(&o, "-k", "k", "--cpus", "0"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "--cpus", "255"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "--cpus", "-1"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "--cpus", "2x"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "--memory", "31"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "--memory", "99999999999999999999999"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "--memory", ""), -EINVAL);
-	setenv("HOME", "/nonexistent", 1); /* no kernel built there, none named */
-	unsetenv("XDG_CACHE_HOME");
-	unsetenv("VMM_KERNEL");
-	assert_int_equal(PARSE(&o, "--memory", "64"), -EINVAL); /* no kernel */
-	assert_int_equal(PARSE(&o, "-k", "k", "--bogus"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "stray"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k"), -EINVAL); /* missing value */
-}
-
-/* Containers: the command after --, the environment defaults and the vmm.* parameters. */
-static void options_container(void **state)
-{
-	(void)state;
-	struct vmm_options o;
-	char img[] = "/tmp/vmm-test-rootfs-XXXXXX";
-	int fd = mkstemp(img);
-	assert_true(fd >= 0);
-	close(fd);
-	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "-e", "PATH=/bin", "-e", "A=b=c",
-			       "-w", "/srv", "-u", "7:8", "--hostname", "box", "--", "ls", "-l"),
-			 0);
-	assert_true(o.container);
-	assert_int_equal(o.ncmd, 2);
-	assert_string_equal(o.cmd[0], "ls");
-	assert_string_equal(o.cmd[1], "-l");
-	assert_string_equal(o.workdir, "/srv");
-	assert_int_equal(o.uid, 7);
-	assert_int_equal(o.gid, 8);
-	/* HOME and HOSTNAME defaults, the user's PATH instead of the default one */
-	assert_int_equal(o.nenv, 4);
-	assert_string_equal(o.env[0], "HOME=/");
-	assert_string_equal(o.env[1], "HOSTNAME=box");
-	assert_string_equal(o.env[2], "PATH=/bin");
-	assert_string_equal(o.env[3], "A=b=c");
-	assert_string_equal(o.agent_cmdline, "vmm.rootfs=ro vmm.hostname=box");
-	/* --rootfs without --initrd is a container running /bin/sh */
-	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "--rootfs-rw"), 0);
-	assert_true(o.container);
-	assert_string_equal(o.cmd[0], "/bin/sh");
-	assert_string_equal(o.agent_cmdline, "vmm.rootfs=rw vmm.hostname=vmm");
-	/* with --initrd it is a plain boot */
-	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "--initrd", img), 0);
-	assert_false(o.container);
-	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "-u", "x"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "--rootfs", img, "--hostname", "-bad"), -EINVAL);
-	assert_int_equal(PARSE(&o, "-k", "k", "--", "ls"), -EINVAL); /* no rootfs */
-	unlink(img);
-}
 
 static void parse_numbers(void **state)
 {
@@ -375,8 +292,7 @@ static void phases_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(options_good),	    cmocka_unit_test(options_bad),
-	    cmocka_unit_test(options_container),    cmocka_unit_test(parse_numbers),
+	    cmocka_unit_test(parse_numbers),
 	    cmocka_unit_test(memory_accessor),	    cmocka_unit_test(bus_routing),
 	    cmocka_unit_test(fault_line_normal),    cmocka_unit_test(fault_line_unreadable),
 	    cmocka_unit_test(fault_line_suberrors), cmocka_unit_test(fault_read_bytes),

@@ -1,0 +1,350 @@
+/* The machine description: the command line (vmm/options.c), the JSON file (vmm/config_json.c)
+ * and their equality, every bad key and value, and the device table's slot order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "vmm/config.h"
+#include "vmm/device_table.h"
+#include "vmm/options.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ARGV(...)     ((char *[]){"vmm", __VA_ARGS__, NULL})
+#define ARGC(...)     ((int)(sizeof((char *[]){"vmm", __VA_ARGS__}) / sizeof(char *)))
+/* Parses into a fresh config (the previous one freed). */
+static struct vm_config cfg;
+static struct verr err;
+static int parse(int argc, char **argv)
+{
+	config_free(&cfg);
+	config_init(&cfg);
+	memset(&err, 0, sizeof(err));
+	return options_parse(argc, argv, &cfg, &err);
+}
+#define PARSE(o, ...) ((void)(o), parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__)))
+
+static void options_good(void **state)
+{
+	(void)state;
+	struct vm_config *o = &cfg;
+	assert_int_equal(PARSE(o, "--kernel", "k", "--initrd", "i", "--cmdline", "x -- y",
+			       "--cpus", "4", "--memory", "512", "--boot-timer"),
+			 0);
+	assert_string_equal(o->kernel, "k");
+	assert_string_equal(o->initrd, "i");
+	assert_string_equal(o->cmdline, "x -- y");
+	assert_int_equal(o->cpus, 4);
+	assert_int_equal(o->memory_mib, 512);
+	assert_true(o->boot_timer);
+	assert_int_equal(PARSE(o, "-k", "k"), 0);
+	assert_int_equal(o->cpus, 1);
+	assert_int_equal(o->memory_mib, VMM_DEFAULT_MEMORY_MIB);
+	assert_null(o->initrd);
+}
+
+static void options_bad(void **state)
+{
+	(void)state;
+	struct vm_config *o = &cfg;
+	assert_int_equal(PARSE(o, "-k", "k", "--cpus", "0"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--cpus", "255"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--cpus", "-1"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--cpus", "2x"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--memory", "31"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--memory", "99999999999999999999999"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--memory", ""), -EINVAL);
+	setenv("HOME", "/nonexistent", 1); /* no kernel built there, none named */
+	unsetenv("XDG_CACHE_HOME");
+	unsetenv("VMM_KERNEL");
+	assert_int_equal(PARSE(o, "--memory", "64"), -EINVAL); /* no kernel */
+	assert_int_equal(PARSE(o, "-k", "k", "--bogus"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "stray"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k"), -EINVAL); /* missing value */
+}
+
+/* Containers: the command after --, the environment defaults and the vmm.* parameters. */
+static void options_container(void **state)
+{
+	(void)state;
+	struct vm_config *o = &cfg;
+	char img[] = "/tmp/vmm-test-rootfs-XXXXXX";
+	int fd = mkstemp(img);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "-e", "PATH=/bin", "-e", "A=b=c",
+			       "-w", "/srv", "-u", "7:8", "--hostname", "box", "--", "ls", "-l"),
+			 0);
+	assert_true(o->container);
+	assert_int_equal(o->process.argc, 2);
+	assert_string_equal(o->process.argv[0], "ls");
+	assert_string_equal(o->process.argv[1], "-l");
+	assert_string_equal(o->process.cwd, "/srv");
+	assert_int_equal(o->process.uid, 7);
+	assert_int_equal(o->process.gid, 8);
+	/* HOME and HOSTNAME defaults, the user's PATH instead of the default one */
+	assert_int_equal(o->process.envc, 4);
+	assert_string_equal(o->process.env[0], "HOME=/");
+	assert_string_equal(o->process.env[1], "HOSTNAME=box");
+	assert_string_equal(o->process.env[2], "PATH=/bin");
+	assert_string_equal(o->process.env[3], "A=b=c");
+	assert_string_equal(o->agent_cmdline, "vmm.rootfs=ro vmm.hostname=box");
+	/* --rootfs without --initrd is a container running /bin/sh */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "--rootfs-rw"), 0);
+	assert_true(o->container);
+	assert_string_equal(o->process.argv[0], "/bin/sh");
+	assert_string_equal(o->agent_cmdline, "vmm.rootfs=rw vmm.hostname=vmm");
+	/* with --initrd it is a plain boot */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "--initrd", img), 0);
+	assert_false(o->container);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "-u", "x"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "--hostname", "-bad"), -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--", "ls"), -EINVAL); /* no rootfs */
+	unlink(img);
+}
+
+static char img1[] = "/tmp/vmm-test-cfg1-XXXXXX", img2[] = "/tmp/vmm-test-cfg2-XXXXXX";
+
+static int setup(void **state)
+{
+	(void)state;
+	int a = mkstemp(img1), b = mkstemp(img2);
+	if (a < 0 || b < 0)
+		return -1;
+	close(a);
+	close(b);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(img1);
+	unlink(img2);
+	config_free(&cfg);
+	return 0;
+}
+
+static char *dump(const struct vm_config *c)
+{
+	json_object *o = config_to_json(c);
+	assert_non_null(o);
+	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+static int from_json(struct vm_config *c, const char *text, struct verr *e)
+{
+	config_init(c);
+	int r = config_parse_json(c, text, strlen(text), "test.json", e);
+	return r < 0 ? r : config_finish(c, e);
+}
+
+/* The same machine from flags and from JSON: the same struct (every field that matters
+ * compared, and the whole description through config_to_json). */
+static void flags_equal_json(void **state)
+{
+	(void)state;
+	char disk[128], *j;
+	snprintf(disk, sizeof(disk), "path=%s,ro,id=ser1", img2);
+	assert_int_equal(PARSE(&cfg, "-k", "/k", "--cpus", "3", "--memory", "256", "--cmdline",
+			       "quiet", "--rootfs", img1, "--disk", disk, "--net",
+			       "tap=tap0,mac=02:00:00:00:00:01", "--vsock", "cid=5,uds=/tmp/v.sock",
+			       "--rng", "-e", "A=1", "-e", "B=2", "-w", "/srv", "-u", "7:8",
+			       "--hostname", "box", "--ip", "10.0.2.2/24", "--gateway", "10.0.2.1",
+			       "--tty", "--boot-timer", "--seccomp=off", "--api-sock", "/tmp/api",
+			       "--paused", "--metrics", "/tmp/m", "--log", "/tmp/l", "--log-level",
+			       "debug", "--log-format", "json", "--pid-file", "/tmp/p", "--", "ls",
+			       "-l"),
+			 0);
+	char text[4096];
+	snprintf(text, sizeof(text),
+		 "{\"kernel\":\"/k\",\"cpus\":3,\"memory_mib\":256,\"cmdline\":\"quiet\","
+		 "\"rootfs\":\"%s\",\"devices\":[{\"type\":\"blk\",\"path\":\"%s\","
+		 "\"readonly\":true,\"serial\":\"ser1\"},{\"type\":\"net\",\"tap\":\"tap0\","
+		 "\"mac\":\"02:00:00:00:00:01\"},{\"type\":\"vsock\",\"cid\":5,"
+		 "\"uds\":\"/tmp/v.sock\"},{\"type\":\"rng\"}],"
+		 "\"process\":{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\",\"B=2\"],\"cwd\":\"/srv\","
+		 "\"user\":{\"uid\":7,\"gid\":8},\"terminal\":true},\"hostname\":\"box\","
+		 "\"ip\":\"10.0.2.2/24\",\"gateway\":\"10.0.2.1\",\"boot_timer\":true,"
+		 "\"seccomp\":false,\"api_sock\":\"/tmp/api\",\"paused\":true,\"metrics\":\"/tmp/m\","
+		 "\"pid_file\":\"/tmp/p\","
+		 "\"log\":{\"path\":\"/tmp/l\",\"level\":\"debug\",\"format\":\"json\"}}",
+		 img1, img2);
+	struct vm_config c2;
+	struct verr e = {0};
+	assert_int_equal(from_json(&c2, text, &e), 0);
+	/* field by field */
+	assert_string_equal(cfg.kernel, c2.kernel);
+	assert_int_equal(cfg.cpus, c2.cpus);
+	assert_int_equal(cfg.memory_mib, c2.memory_mib);
+	assert_int_equal(cfg.ndevices, 5); /* root, disk, net, vsock, rng */
+	assert_int_equal(cfg.ndevices, c2.ndevices);
+	for (unsigned i = 0; i < cfg.ndevices; i++) {
+		assert_int_equal(cfg.devices[i].type, c2.devices[i].type);
+		assert_int_equal(cfg.devices[i].root, c2.devices[i].root);
+		assert_memory_equal(&cfg.devices[i].u, &c2.devices[i].u, sizeof(cfg.devices[i].u));
+	}
+	assert_true(cfg.devices[0].root && cfg.devices[0].u.blk.ro); /* under the overlay */
+	assert_int_equal(cfg.devices[4].type, VM_DEV_RNG);
+	assert_int_equal(cfg.process.envc, c2.process.envc);
+	for (unsigned i = 0; i < cfg.process.envc; i++)
+		assert_string_equal(cfg.process.env[i], c2.process.env[i]);
+	assert_string_equal(cfg.agent_cmdline, c2.agent_cmdline);
+	assert_int_equal(cfg.log_level, c2.log_level);
+	assert_int_equal(cfg.log_format, VM_LOG_JSON);
+	assert_true(c2.paused && !c2.seccomp && c2.process.tty);
+	/* the whole description, and a dump that loads back to itself */
+	char *a = dump(&cfg), *b = dump(&c2);
+	assert_string_equal(a, b);
+	struct vm_config c3;
+	assert_int_equal(from_json(&c3, a, &e), 0);
+	j = dump(&c3);
+	assert_string_equal(a, j);
+	free(a);
+	free(b);
+	free(j);
+	config_free(&c2);
+	config_free(&c3);
+}
+
+/* Flags after --config override the file; devices add up; --config errors name the file. */
+static void config_then_flags(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/vmm-test-cfgjson-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *text = "{\"kernel\":\"/k\",\"cpus\":2,\"devices\":[{\"type\":\"rng\"}]}";
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(PARSE(&cfg, "--config", path, "--cpus", "4", "--net", "tap=t1"), 0);
+	assert_int_equal(cfg.cpus, 4);
+	assert_int_equal(cfg.ndevices, 2);
+	assert_int_equal(cfg.devices[0].type, VM_DEV_NET); /* slot order: net before rng */
+	assert_int_equal(cfg.devices[1].type, VM_DEV_RNG);
+	assert_int_equal(PARSE(&cfg, "--config", "/no/such.json"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--config /no/such.json: cannot open"));
+	unlink(path);
+}
+
+/* Every bad key and value: -EINVAL and one line that names the key. */
+static void json_bad(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	    {"{\"kernel\":\"/k\",\"bogus\":1}", "bogus: unknown key"},
+	    {"{\"kernel\":\"/k\",\"cpus\":\"2\"}", "cpus: expected an integer, got a string"},
+	    {"{\"kernel\":\"/k\",\"cpus\":0}", "cpus: '0' is out of range"},
+	    {"{\"kernel\":\"/k\",\"cpus\":255}", "cpus: '255' is out of range"},
+	    {"{\"kernel\":\"/k\",\"cpus\":-1}", "cpus: -1 is negative"},
+	    {"{\"kernel\":\"/k\",\"cpus\":1.5}", "cpus: expected an integer, got a fractional"},
+	    {"{\"kernel\":\"/k\",\"memory_mib\":16}", "memory_mib: '16' is out of range"},
+	    {"{\"kernel\":7}", "kernel: expected a string, got an integer"},
+	    {"{\"kernel\":\"\"}", "kernel: the value is empty"},
+	    {"{\"kernel\":\"/k\",\"devices\":{}}", "devices: expected an array"},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"floppy\"}]}",
+	     "devices[0].type: 'floppy' is not a device type"},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"tap\":\"x\"}]}", "devices[0]: no \"type\""},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"rng\"},{\"type\":\"net\"}]}",
+	     "devices[1]: a net device needs \"tap\""},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"net\",\"tap\":\"t\",\"speed\":1}]}",
+	     "devices[0].speed: unknown key for a net device"},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"vsock\",\"cid\":\"3\",\"uds\":\"/u\"}]}",
+	     "devices[0].cid: expected an integer"},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"vsock\",\"cid\":2,\"uds\":\"/u\"}]}",
+	     "devices[0]: --vsock"},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"vsock\",\"cid\":3,\"uds\":\"/u\"},"
+	     "{\"type\":\"vsock\",\"cid\":4,\"uds\":\"/v\"}]}",
+	     "devices[1]: at most 1 vsock device"},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"blk\",\"path\":\"/a,b\"}]}",
+	     "devices[0].path: a ',' cannot"},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"blk\",\"path\":\"/x\",\"readonly\":1}]}",
+	     "devices[0].readonly: expected a boolean"},
+	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"blk\",\"path\":\"/no/such.img\"}]}",
+	     "--disk: cannot use image '/no/such.img'"},
+	    {"{\"kernel\":\"/k\",\"process\":[]}", "process: expected an object"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"args\":\"ls\"}}", "process.args: expected an array"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"args\":[1]}}", "process.args[0]: expected a string"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"env\":[\"NOEQUALS\"]}}",
+	     "process.env[0]: 'NOEQUALS' is not KEY=VALUE"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"cwd\":\"rel\"}}",
+	     "process.cwd: 'rel' is not an absolute path"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"user\":{\"uid\":-3}}}",
+	     "process.user.uid: -3 is negative"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"user\":{\"uid\":4294967295}}}",
+	     "process.user: uid and gid are numbers below"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"user\":{\"name\":\"root\"}}}",
+	     "process.user.name: unknown key"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"shell\":true}}", "process.shell: unknown key"},
+	    {"{\"kernel\":\"/k\",\"hostname\":\"a b\"}", "hostname: 'a b' is not a host name"},
+	    {"{\"kernel\":\"/k\",\"ip\":\"10.0.0.1\"}", "ip: '10.0.0.1' is not an IPv4 address"},
+	    {"{\"kernel\":\"/k\",\"log\":{\"level\":\"loud\"}}", "log.level: 'loud' is not a level"},
+	    {"{\"kernel\":\"/k\",\"log\":{\"format\":\"xml\"}}", "log.format: 'xml' is not text"},
+	    {"{\"kernel\":\"/k\",\"log\":{\"colour\":true}}", "log.colour: unknown key"},
+	    {"{\"kernel\":\"/k\",\"stdio_fds\":[0,1]}", "stdio_fds: give three fds"},
+	    {"{\"kernel\":\"/k\",\"stdio_fds\":[0,1,999]}", "stdio_fds: fd 999"},
+	    {"{\"kernel\":\"/k\",\"paused\":\"yes\"}", "paused: expected a boolean"},
+	    {"[1,2]", "the top level must be an object"},
+	    {"{\"kernel\":\"/k\"} x", "text after the JSON object"},
+	    {"{\"kernel\":", "not valid JSON"},
+	    {"{'kernel':'/k'}", "not valid JSON"},
+	    {"{\"kernel\":\"\xff\xfe\"}", "not valid JSON"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"args\":[\"ls\"]},\"initrd\":\"/i\"}",
+	     "drop --initrd"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vm_config c;
+		struct verr e = {0};
+		int r = from_json(&c, cases[i].text, &e);
+		if (r != -EINVAL || !strstr(e.msg, cases[i].want))
+			fail_msg("case %zu (%s): got %d '%s', want '%s'", i, cases[i].text, r,
+				 e.msg, cases[i].want);
+		assert_null(strchr(e.msg, '\n'));
+		config_free(&c);
+	}
+	/* a NUL byte inside the text */
+	struct vm_config c;
+	struct verr e = {0};
+	config_init(&c);
+	assert_int_equal(config_parse_json(&c, "{\"a\":1}\0", 8, "t", &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "NUL"));
+	config_free(&c);
+}
+
+/* Every device type has its table entry, and the entries are complete. */
+static void device_table_complete(void **state)
+{
+	(void)state;
+	for (unsigned i = 0; i < VM_DEV_TYPES; i++) {
+		const struct device_type *t = &device_table[i];
+		assert_non_null(t->name);
+		assert_non_null(t->parse);
+		assert_non_null(t->create);
+		assert_non_null(t->destroy);
+		assert_non_null(t->to_json);
+		assert_non_null(t->sandbox);
+		assert_ptr_equal(device_type_find(t->name), t);
+	}
+	assert_null(device_type_find("floppy"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(options_good),	    cmocka_unit_test(options_bad),
+	    cmocka_unit_test(options_container),    cmocka_unit_test(flags_equal_json),
+	    cmocka_unit_test(config_then_flags),    cmocka_unit_test(json_bad),
+	    cmocka_unit_test(device_table_complete),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

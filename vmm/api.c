@@ -1,0 +1,353 @@
+/* The control API's server (api.h): the socket, the connections and the dispatch of requests to
+ * the VM's lifecycle calls. The wire format is vmm/api_proto.c's. */
+#include "vmm/api.h"
+#include "guest/agent_proto.h"
+#include "vmm/api_proto.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct api_conn {
+	struct api_server *srv;
+	int fd;
+	struct ev_handler h;
+	bool waiting_stop; /* a stop was accepted: the reply comes with the VM's end */
+	size_t len;
+	char buf[API_REQUEST_MAX];
+};
+
+struct api_server {
+	struct vm *vm;
+	int lfd;
+	struct ev_handler lh;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev;
+	ino_t ino;
+	struct api_conn *conns[API_MAX_CLIENTS];
+};
+
+static void conn_close(struct api_conn *c)
+{
+	struct api_server *s = c->srv;
+	for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
+		if (s->conns[i] == c)
+			s->conns[i] = NULL;
+	if (c->fd >= 0) {
+		ev_del(&s->vm->el, &c->h);
+		close(c->fd);
+	}
+	free(c);
+}
+
+/* Sends one whole line. The socket is non-blocking: a client that does not read its replies
+ * (a full socket buffer) loses the connection. Returns 0 or a negative errno. */
+static int send_line(int fd, char *line)
+{
+	if (!line)
+		return -ENOMEM;
+	size_t len = strlen(line), off = 0;
+	while (off < len) {
+		ssize_t w = send(fd, line + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			free(line);
+			return w < 0 ? -errno : -EPIPE;
+		}
+		off += (size_t)w;
+	}
+	free(line);
+	return 0;
+}
+
+static void reply_error_and_close(struct api_conn *c, const char *msg)
+{
+	send_line(c->fd, api_error_line("%s", msg));
+	conn_close(c);
+}
+
+/* Returns 0 to keep the connection, 1 when it was handed on or closed. */
+static int handle(struct api_conn *c, const struct api_request *rq, bool trailing)
+{
+	struct vm *vm = c->srv->vm;
+	struct verr e = {0};
+	json_object *reply = NULL;
+	int r = 0;
+	switch (rq->op) {
+	case API_OP_STATE:
+		reply = vm_state_json(vm);
+		break;
+	case API_OP_METRICS:
+		reply = api_reply_ok();
+		if (reply)
+			json_object_object_add(reply, "metrics", vm_metrics_json(vm));
+		break;
+	case API_OP_START:
+		r = vm_start(vm, &e);
+		break;
+	case API_OP_PAUSE:
+		r = vm_pause(vm, &e);
+		if (r == 0 && (reply = api_reply_ok()))
+			json_object_object_add(reply, "pause_ms", json_object_new_double(vm->pause_ms));
+		break;
+	case API_OP_RESUME:
+		r = vm_resume(vm, &e);
+		if (r == 0 && (reply = api_reply_ok()))
+			json_object_object_add(reply, "resume_ms",
+					       json_object_new_double(vm->resume_ms));
+		break;
+	case API_OP_SIGNAL:
+		r = vm_signal(vm, rq->signal, &e);
+		break;
+	case API_OP_STOP:
+		r = vm_stop(vm, rq->timeout_ms, &e);
+		if (r == 0) {
+			c->waiting_stop = true;
+			return 0;
+		}
+		break;
+	case API_OP_EXEC:
+		if (!vm->container || !vm->virtio.vsock)
+			r = verr_set(&e, -ENOTSUP, "exec: this VM runs no container (no agent)");
+		else if (vm_state(vm) != VM_RUNNING)
+			r = verr_set(&e, -EBUSY, "exec: the VM is %s, not running",
+				     vm_state_name(vm_state(vm)));
+		else if (trailing)
+			r = verr_set(&e, -EPROTO, "exec: bytes came after the request before its "
+						  "reply: wait for the reply, then speak the agent "
+						  "protocol");
+		if (r < 0)
+			break;
+		if (send_line(c->fd, api_reply_line(api_reply_ok())) < 0) {
+			conn_close(c);
+			return 1;
+		}
+		/* The connection now belongs to the vsock device, as a host connection to the
+		 * agent's port: the client speaks the agent protocol on it (docs/agent-protocol.md). */
+		ev_del(&vm->el, &c->h);
+		r = virtio_vsock_connect_fd(vm->virtio.vsock, c->fd, AGENT_VSOCK_PORT, &e);
+		if (r < 0) {
+			static struct log_ratelimit rl;
+			vmm_log_ratelimited(&rl, 2, "api: exec: %s", e.msg);
+			close(c->fd); /* the device did not take it */
+		}
+		c->fd = -1;
+		conn_close(c);
+		return 1;
+	}
+	if (r < 0) {
+		json_object_put(reply);
+		reply_error_and_close(c, e.msg);
+		return 1;
+	}
+	if (!reply)
+		reply = api_reply_ok();
+	if (send_line(c->fd, api_reply_line(reply)) < 0) {
+		conn_close(c);
+		return 1;
+	}
+	return 0;
+}
+
+static void on_conn(void *opaque, uint32_t events)
+{
+	struct api_conn *c = opaque;
+	if (c->waiting_stop) {
+		/* nothing more is read; a client that hangs up just stops waiting */
+		char b[256];
+		ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+		    (events & (EPOLLHUP | EPOLLERR)))
+			conn_close(c);
+		return;
+	}
+	ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	c->len += (size_t)n;
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (!nl) {
+			if (c->len == sizeof(c->buf))
+				reply_error_and_close(c, "the request is longer than 4096 bytes "
+							 "without a newline: send one JSON object "
+							 "per line");
+			return;
+		}
+		size_t line = (size_t)(nl - c->buf) + 1;
+		struct api_request rq;
+		struct verr e = {0};
+		if (api_request_parse(c->buf, line, &rq, &e) < 0) {
+			reply_error_and_close(c, e.msg);
+			return;
+		}
+		bool trailing = c->len > line;
+		memmove(c->buf, c->buf + line, c->len - line);
+		c->len -= line;
+		if (handle(c, &rq, trailing))
+			return;
+		if (c->waiting_stop)
+			return;
+	}
+}
+
+static void on_accept(void *opaque, uint32_t events)
+{
+	struct api_server *s = opaque;
+	(void)events;
+	for (unsigned tries = 0; tries < 16; tries++) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED) {
+				static struct log_ratelimit rl;
+				vmm_log_ratelimited(&rl, 1, "api: accept on %s failed: %s", s->path,
+						    strerror(errno));
+			}
+			return;
+		}
+		unsigned slot;
+		for (slot = 0; slot < API_MAX_CLIENTS && s->conns[slot]; slot++)
+			;
+		struct api_conn *c = slot < API_MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
+		if (!c) {
+			send_line(fd, api_error_line("%u clients are connected already: try again "
+						     "when one has gone",
+						     API_MAX_CLIENTS));
+			close(fd);
+			continue;
+		}
+		c->srv = s;
+		c->fd = fd;
+		c->h = (struct ev_handler){fd, on_conn, c};
+		if (ev_add(&s->vm->el, &c->h, EPOLLIN) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		s->conns[slot] = c;
+	}
+}
+
+/* A socket file left at path: replaced if nobody listens on it. */
+static int clear_stale(const char *path, struct verr *e)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0
+				       : verr_set(e, -errno, "--api-sock %s: %s", path,
+						  strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		return verr_set(e, -EEXIST,
+				"--api-sock %s: the path exists and is not a socket: choose another "
+				"path or remove it",
+				path);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return verr_set(e, -errno, "--api-sock: socket: %s", strerror(errno));
+	int live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	if (live)
+		return verr_set(e, -EADDRINUSE,
+				"--api-sock %s: another process serves this socket (a vmm still "
+				"running?): choose another path",
+				path);
+	if (unlink(path) < 0)
+		return verr_set(e, -errno, "--api-sock %s: cannot remove the stale socket: %s",
+				path, strerror(errno));
+	return 0;
+}
+
+int api_server_start(struct api_server **out, struct vm *vm, const char *path, struct verr *e)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return verr_set(e, -ENAMETOOLONG,
+				"--api-sock %s: longer than the %zu bytes a Unix socket path can "
+				"have: use a shorter path",
+				path, sizeof(sa.sun_path) - 1);
+	strcpy(sa.sun_path, path);
+	int r = clear_stale(path, e);
+	if (r < 0)
+		return r;
+	struct api_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return verr_set(e, -ENOMEM, "--api-sock: out of memory");
+	s->vm = vm;
+	strcpy(s->path, path);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0) {
+		r = verr_set(e, -errno, "--api-sock: socket: %s", strerror(errno));
+		free(s);
+		return r;
+	}
+	/* mode 0600 from the start: no moment when others could connect */
+	mode_t old = umask(0177);
+	r = bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa));
+	int err = errno;
+	umask(old);
+	struct stat st;
+	if (r < 0 || listen(s->lfd, API_MAX_CLIENTS) < 0 || stat(path, &st) < 0) {
+		r = verr_set(e, -(r < 0 ? err : errno), "--api-sock %s: cannot listen: %s", path,
+			     strerror(r < 0 ? err : errno));
+		close(s->lfd);
+		free(s);
+		return r;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->lh = (struct ev_handler){s->lfd, on_accept, s};
+	r = ev_add(&vm->el, &s->lh, EPOLLIN);
+	if (r < 0) {
+		api_server_destroy(s);
+		return verr_set(e, r, "--api-sock: epoll_ctl: %s", strerror(-r));
+	}
+	*out = s;
+	return 0;
+}
+
+void api_server_finish(struct api_server *s, int status)
+{
+	for (unsigned i = 0; i < API_MAX_CLIENTS; i++) {
+		struct api_conn *c = s->conns[i];
+		if (!c || !c->waiting_stop)
+			continue;
+		json_object *reply = api_reply_ok();
+		if (reply)
+			json_object_object_add(reply, "status", json_object_new_int(status));
+		send_line(c->fd, api_reply_line(reply));
+		conn_close(c);
+	}
+}
+
+void api_server_destroy(struct api_server *s)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
+		if (s->conns[i])
+			conn_close(s->conns[i]);
+	if (s->lfd >= 0) {
+		ev_del(&s->vm->el, &s->lh);
+		close(s->lfd);
+	}
+	/* only our own socket: another vmm may have taken the path since */
+	struct stat st;
+	if (stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+		unlink(s->path);
+	free(s);
+}

@@ -1,0 +1,469 @@
+/* The machine description's setters, consistency rules and defaults (config.h). The command
+ * line and the JSON file both come through here: one place checks every value. */
+#include "vmm/config.h"
+#include "vmm/device_table.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end != '\0')
+		return -EINVAL;
+	if (errno == ERANGE || v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+void config_init(struct vm_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->cpus = 1;
+	c->memory_mib = VMM_DEFAULT_MEMORY_MIB;
+	c->seccomp = true;
+	c->stdio[0] = 0;
+	c->stdio[1] = 1;
+	c->stdio[2] = 2;
+	c->log_level = 2; /* info */
+	c->log_format = VM_LOG_TEXT;
+}
+
+static void free_strv(char **v, unsigned n)
+{
+	if (!v)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void config_free(struct vm_config *c)
+{
+	char **strs[] = {&c->kernel,	   &c->initrd,	     &c->cmdline,      &c->hostname,
+			 &c->ip,	   &c->gw,	     &c->console_socket, &c->api_sock,
+			 &c->pid_file,	   &c->metrics_path, &c->log_path,     &c->process.cwd};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+	free_strv(c->process.argv, c->process.argc);
+	free_strv(c->process.env_given, c->process.nenv_given);
+	free(c->process.env); /* its strings are env_given's or the defaults below */
+	c->process.argv = c->process.env_given = c->process.env = NULL;
+	c->process.argc = c->process.nenv_given = c->process.envc = 0;
+}
+
+static bool has_ctl(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+int config_set_str(struct vm_config *c, char **field, const char *name, const char *value,
+		   struct verr *e)
+{
+	(void)c;
+	if (!value || !*value)
+		return verr_set(e, -EINVAL, "%s: the value is empty", name);
+	if (strlen(value) > 4095 && field != &c->cmdline)
+		return verr_set(e, -EINVAL, "%s: the value is longer than 4095 bytes", name);
+	char *s = strdup(value);
+	if (!s)
+		return verr_set(e, -ENOMEM, "%s: out of memory", name);
+	free(*field);
+	*field = s;
+	return 0;
+}
+
+int config_set_cpus(struct vm_config *c, const char *name, uint64_t v, struct verr *e)
+{
+	if (v < 1 || v > VMM_MAX_CPUS)
+		return verr_set(e, -EINVAL, "%s: '%llu' is out of range: give a number of vCPUs "
+				"from 1 to %u", name, (unsigned long long)v, VMM_MAX_CPUS);
+	c->cpus = (unsigned)v;
+	return 0;
+}
+
+int config_set_memory(struct vm_config *c, const char *name, uint64_t v, struct verr *e)
+{
+	if (v < VMM_MIN_MEMORY_MIB || v > VMM_MAX_MEMORY_MIB)
+		return verr_set(e, -EINVAL,
+				"%s: '%llu' is out of range: give the guest RAM in MiB, from %llu "
+				"to %llu",
+				name, (unsigned long long)v, VMM_MIN_MEMORY_MIB,
+				VMM_MAX_MEMORY_MIB);
+	c->memory_mib = v;
+	return 0;
+}
+
+static bool valid_hostname(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64 || s[0] == '-' || s[0] == '.')
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+int config_set_hostname(struct vm_config *c, const char *name, const char *v, struct verr *e)
+{
+	if (!valid_hostname(v))
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not a host name (1-64 letters, digits, '-' and '.')",
+				name, v);
+	return config_set_str(c, &c->hostname, name, v, e);
+}
+
+static int check_ipv4(const char *name, const char *s, bool prefix, struct verr *e)
+{
+	char addr[INET_ADDRSTRLEN];
+	const char *slash = prefix ? strchr(s, '/') : NULL;
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	uint64_t p;
+	struct in_addr a;
+	if (alen >= sizeof(addr) || (prefix && !slash))
+		goto bad;
+	memcpy(addr, s, alen);
+	addr[alen] = 0;
+	if (inet_pton(AF_INET, addr, &a) != 1 || (slash && parse_u64(slash + 1, 0, 32, &p) < 0))
+		goto bad;
+	return 0;
+bad:
+	return verr_set(e, -EINVAL, "%s: '%s' is not an IPv4 address%s: write e.g. %s", name, s,
+			prefix ? " with a /prefix" : "", prefix ? "10.0.2.2/24" : "10.0.2.1");
+}
+
+int config_set_ip(struct vm_config *c, const char *name, const char *v, struct verr *e)
+{
+	int r = check_ipv4(name, v, true, e);
+	return r < 0 ? r : config_set_str(c, &c->ip, name, v, e);
+}
+
+int config_set_gateway(struct vm_config *c, const char *name, const char *v, struct verr *e)
+{
+	int r = check_ipv4(name, v, false, e);
+	return r < 0 ? r : config_set_str(c, &c->gw, name, v, e);
+}
+
+int config_add_env(struct vm_config *c, const char *name, const char *kv, struct verr *e)
+{
+	struct vm_process_cfg *p = &c->process;
+	if (kv[0] == '=' || !strchr(kv, '=') || has_ctl(kv))
+		return verr_set(e, -EINVAL, "%s: '%s' is not KEY=VALUE: write NAME=value", name,
+				kv);
+	if (p->nenv_given == VMM_MAX_ENV)
+		return verr_set(e, -EINVAL, "%s: at most %u entries", name, VMM_MAX_ENV);
+	if (p->nenv_given % 16 == 0) {
+		char **n = realloc(p->env_given, (p->nenv_given + 16) * sizeof(*n));
+		if (!n)
+			return verr_set(e, -ENOMEM, "%s: out of memory", name);
+		p->env_given = n;
+	}
+	char *s = strdup(kv);
+	if (!s)
+		return verr_set(e, -ENOMEM, "%s: out of memory", name);
+	p->env_given[p->nenv_given++] = s;
+	return 0;
+}
+
+int config_set_workdir(struct vm_config *c, const char *name, const char *v, struct verr *e)
+{
+	if (v[0] != '/' || has_ctl(v) || strlen(v) > 4095)
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not an absolute path: write e.g. /app", name, v);
+	return config_set_str(c, &c->process.cwd, name, v, e);
+}
+
+int config_set_user(struct vm_config *c, const char *name, uint64_t uid, uint64_t gid,
+		    struct verr *e)
+{
+	if (uid >= UINT32_MAX || gid >= UINT32_MAX)
+		return verr_set(e, -EINVAL,
+				"%s: uid and gid are numbers below 4294967295 (got %llu:%llu)",
+				name, (unsigned long long)uid, (unsigned long long)gid);
+	c->process.uid = (uint32_t)uid;
+	c->process.gid = (uint32_t)gid;
+	return 0;
+}
+
+int config_set_args(struct vm_config *c, const char *name, char *const *argv, unsigned argc,
+		    struct verr *e)
+{
+	struct vm_process_cfg *p = &c->process;
+	if (argc == 0 || !argv[0][0])
+		return verr_set(e, -EINVAL, "%s: the command is empty: give a program name", name);
+	if (argc > VMM_MAX_ARGS)
+		return verr_set(e, -EINVAL, "%s: at most %u arguments", name, VMM_MAX_ARGS);
+	char **v = calloc(argc + 1, sizeof(*v));
+	if (!v)
+		return verr_set(e, -ENOMEM, "%s: out of memory", name);
+	for (unsigned i = 0; i < argc; i++)
+		if (!(v[i] = strdup(argv[i]))) {
+			free_strv(v, i);
+			return verr_set(e, -ENOMEM, "%s: out of memory", name);
+		}
+	free_strv(p->argv, p->argc);
+	p->argv = v;
+	p->argc = argc;
+	return 0;
+}
+
+int config_set_stdio(struct vm_config *c, const char *name, const int fds[3], struct verr *e)
+{
+	for (int i = 0; i < 3; i++)
+		if (fds[i] < 0 || fcntl(fds[i], F_GETFD) < 0)
+			return verr_set(e, -EINVAL,
+					"%s: fd %d (the container's %s) is not open in vmm: pass "
+					"fds vmm inherits",
+					name, fds[i], i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr");
+	memcpy(c->stdio, fds, sizeof(c->stdio));
+	return 0;
+}
+
+static unsigned count_type(const struct vm_config *c, enum vm_device_type t, bool root)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < c->ndevices; i++)
+		n += c->devices[i].type == t && c->devices[i].root == root;
+	return n;
+}
+
+static int add(struct vm_config *c, const struct vm_device_cfg *d, const char *name,
+	       struct verr *e)
+{
+	const struct device_type *t = &device_table[d->type];
+	unsigned have = count_type(c, d->type, false);
+	unsigned max = d->type == VM_DEV_BLK ? VMM_MAX_DISKS : t->max;
+	static const char *const what[VM_DEV_TYPES] = {
+	    [VM_DEV_BLK] = "disks besides the root disk",
+	    [VM_DEV_NET] = "network devices",
+	    [VM_DEV_VSOCK] = "vsock device: a VM has one",
+	    [VM_DEV_RNG] = "rng device",
+	};
+	if (d->root && count_type(c, VM_DEV_BLK, true))
+		return verr_set(e, -EINVAL,
+				"%s given twice: one root disk; add others with --disk", name);
+	if (!d->root && have >= max)
+		return verr_set(e, -EINVAL, "%s: at most %u %s", name, max, what[d->type]);
+	if (c->ndevices >= VM_DEVICES_MAX)
+		return verr_set(e, -EINVAL, "%s: too many devices: vmm has %u virtio slots", name,
+				VM_DEVICES_MAX);
+	/* slot order: the root disk, then by type (blk, net, vsock, rng), each in given order */
+	unsigned at = c->ndevices;
+	while (at > 0 && !c->devices[at - 1].root &&
+	       (d->root || c->devices[at - 1].type > d->type))
+		at--;
+	memmove(&c->devices[at + 1], &c->devices[at], (c->ndevices - at) * sizeof(*d));
+	c->devices[at] = *d;
+	c->ndevices++;
+	return 0;
+}
+
+int config_set_root(struct vm_config *c, const char *name, const char *path, struct verr *e)
+{
+	struct vm_device_cfg d = {.type = VM_DEV_BLK, .root = true};
+	struct verr pe = {0};
+	if (virtio_blk_options_path(path, false, &d.u.blk, &pe) < 0)
+		return verr_set(e, -EINVAL, "%s: %s", name, pe.msg);
+	return add(c, &d, name, e);
+}
+
+int config_add_device(struct vm_config *c, enum vm_device_type type, const char *name,
+		      const char *spec, struct verr *e)
+{
+	struct vm_device_cfg d = {.type = type};
+	int r = device_table[type].parse(spec, &d, e);
+	return r < 0 ? r : add(c, &d, name, e);
+}
+
+/* Environment defaults (unless an entry sets the key) come before the given entries. */
+static int build_env(struct vm_config *c, struct verr *e)
+{
+	static char home_root[] = "HOME=/root", home_other[] = "HOME=/", term[] = "TERM=xterm";
+	static char path[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	static char host[80];
+	struct vm_process_cfg *p = &c->process;
+	snprintf(host, sizeof(host), "HOSTNAME=%s", c->hostname ? c->hostname : "vmm");
+	char *defaults[] = {path, p->uid == 0 ? home_root : home_other, p->tty ? term : NULL,
+			    c->hostname ? host : NULL};
+	free(p->env);
+	p->env = calloc(p->nenv_given + 5, sizeof(*p->env));
+	if (!p->env)
+		return verr_set(e, -ENOMEM, "out of memory for the environment");
+	unsigned n = 0;
+	for (size_t d = 0; d < sizeof(defaults) / sizeof(defaults[0]); d++) {
+		if (!defaults[d])
+			continue;
+		size_t klen = (size_t)(strchr(defaults[d], '=') - defaults[d]) + 1;
+		bool set = false;
+		for (unsigned i = 0; i < p->nenv_given; i++)
+			set |= strncmp(p->env_given[i], defaults[d], klen) == 0;
+		if (!set)
+			p->env[n++] = defaults[d];
+	}
+	for (unsigned i = 0; i < p->nenv_given; i++)
+		p->env[n++] = p->env_given[i];
+	p->env[n] = NULL;
+	p->envc = n;
+	return 0;
+}
+
+int config_finish_process(struct vm_config *c, struct verr *e)
+{
+	return build_env(c, e);
+}
+
+static const struct vm_device_cfg *root_disk(const struct vm_config *c)
+{
+	return c->ndevices && c->devices[0].root ? &c->devices[0] : NULL;
+}
+
+static int finish_container(struct vm_config *c, struct verr *e)
+{
+	struct vm_process_cfg *p = &c->process;
+	if (p->argc && c->initrd)
+		return verr_set(e, -EINVAL,
+				"a command after -- runs in a container, which boots vmm's own "
+				"agent: drop --initrd (or pass your init's arguments in --cmdline)");
+	c->container = p->argc || (root_disk(c) && !c->initrd);
+	bool container_only = p->nenv_given || p->cwd || p->uid || p->gid || c->hostname ||
+			      p->tty_given || c->rootfs_rw || c->ip || c->gw ||
+			      c->console_socket;
+	if (!c->container) {
+		if (container_only)
+			return verr_set(e, -EINVAL,
+					"--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
+					"--ip, --gateway and --console-socket are for containers: "
+					"give --rootfs IMG without --initrd");
+		return 0;
+	}
+	if (!root_disk(c))
+		return verr_set(e, -EINVAL,
+				"a container needs a root file system: give --rootfs IMG "
+				"(vmm-mkrootfs makes one from a directory)");
+	unsigned nets = count_type(c, VM_DEV_NET, false);
+	if ((c->ip || c->gw) && !nets)
+		return verr_set(e, -EINVAL, "--ip and --gateway configure the first --net "
+					    "device: add --net tap=NAME");
+	if (c->gw && !c->ip)
+		return verr_set(e, -EINVAL, "--gateway needs --ip ADDR/PREFIX for eth0");
+	if (c->console_socket)
+		p->tty = true;
+	else if (!p->tty_given && isatty(c->stdio[0]))
+		p->tty = true;
+	if (!p->cwd && !(p->cwd = strdup("/")))
+		return verr_set(e, -ENOMEM, "out of memory");
+	if (!p->argc) {
+		char *sh[] = {"/bin/sh"};
+		int r = config_set_args(c, "the command", sh, 1, e);
+		if (r < 0)
+			return r;
+	}
+	/* The root disk is read-only under the agent's overlay unless --rootfs-rw. */
+	c->devices[0].u.blk.ro = !c->rootfs_rw;
+	/* The agent's channel: a vsock device (CID 3, no host socket) when none is given. */
+	if (!count_type(c, VM_DEV_VSOCK, false)) {
+		struct vm_device_cfg v = {.type = VM_DEV_VSOCK, .implicit = true, .u.vsock = {.cid = 3}};
+		int r = add(c, &v, "the container's vsock", e);
+		if (r < 0)
+			return r;
+	}
+	int n = snprintf(c->agent_cmdline, sizeof(c->agent_cmdline),
+			 "vmm.rootfs=%s vmm.hostname=%s%s%s%s%s", c->rootfs_rw ? "rw" : "ro",
+			 c->hostname ? c->hostname : "vmm", c->ip ? " vmm.ip=" : "",
+			 c->ip ? c->ip : "", c->gw ? " vmm.gw=" : "", c->gw ? c->gw : "");
+	if (n < 0 || (size_t)n >= sizeof(c->agent_cmdline))
+		return verr_set(e, -EINVAL, "the agent's parameters are too long");
+	return build_env(c, e);
+}
+
+int config_finish(struct vm_config *c, struct verr *e)
+{
+	int r = finish_container(c, e);
+	if (r < 0)
+		return r;
+	if (!c->kernel) {
+		const char *k = config_default_kernel();
+		if (!k)
+			return verr_set(e, -EINVAL,
+					"no kernel given and none built: pass --kernel PATH (a "
+					"vmlinux with PVH note or a bzImage), set VMM_KERNEL, or "
+					"build one with kernel-config/build.sh");
+		if (!(c->kernel = strdup(k)))
+			return verr_set(e, -ENOMEM, "out of memory");
+	}
+	if (c->detach && !c->api_sock && !c->pid_file)
+		return verr_set(e, -EINVAL,
+				"--detach without --api-sock or --pid-file: nothing could reach "
+				"the VM afterwards; give one of them");
+	for (unsigned i = 0; i < c->ndevices; i++) {
+		const struct device_type *t = &device_table[c->devices[i].type];
+		if (t->check && (r = t->check(&c->devices[i],
+					      c->devices[i].root ? "--rootfs" : t->flag, e)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+const char *config_default_kernel(void)
+{
+	static char path[4096];
+	const char *env = getenv("VMM_KERNEL");
+	if (env && *env)
+		return env;
+	const char *cache = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char dir[3072];
+	int n;
+	if (cache && *cache)
+		n = snprintf(dir, sizeof(dir), "%s/vmm/kernel", cache);
+	else if (home && *home)
+		n = snprintf(dir, sizeof(dir), "%s/.cache/vmm/kernel", home);
+	else
+		return NULL;
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return NULL;
+	/* The newest finished build: kernel-config/build.sh writes <key>/done last. */
+	DIR *d = opendir(dir);
+	if (!d)
+		return NULL;
+	struct timespec best = {0};
+	bool found = false;
+	for (struct dirent *de; (de = readdir(d));) {
+		if (de->d_name[0] == '.')
+			continue;
+		char done[4096], vmlinux[4096];
+		struct stat st;
+		snprintf(done, sizeof(done), "%s/%s/done", dir, de->d_name);
+		n = snprintf(vmlinux, sizeof(vmlinux), "%s/%s/vmlinux", dir, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(vmlinux) || stat(done, &st) < 0 ||
+		    access(vmlinux, R_OK) < 0)
+			continue;
+		if (!found || st.st_mtim.tv_sec > best.tv_sec ||
+		    (st.st_mtim.tv_sec == best.tv_sec && st.st_mtim.tv_nsec > best.tv_nsec)) {
+			best = st.st_mtim;
+			memcpy(path, vmlinux, sizeof(path));
+			found = true;
+		}
+	}
+	closedir(d);
+	return found ? path : NULL;
+}

@@ -1,0 +1,160 @@
+/* The machine description: everything a VM is made from, as data. Filled by the command line
+ * (vmm/options.c) or by a JSON file (--config, vmm/config_json.c, schema in docs/config.md);
+ * both go through the same setters below, so both give the same struct and the same error
+ * lines, named after the flag or the JSON key that was wrong. vm_create builds the VM from it and
+ * nothing else; the control API's `state` reports it back (config_to_json). */
+#ifndef VMM_CONFIG_H
+#define VMM_CONFIG_H
+
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
+#include "devices/virtio_vsock.h"
+#include "vmm/log.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VMM_MIN_MEMORY_MIB     32ULL
+#define VMM_MAX_MEMORY_MIB     (1024ULL * 1024) /* 1 TiB: the mapping is MAP_NORESERVE */
+#define VMM_DEFAULT_MEMORY_MIB 128ULL
+#define VMM_MAX_CPUS	       254U /* xAPIC IDs 0..253, the I/O APIC takes the next one */
+#define VMM_MAX_DISKS	       8U   /* blk devices besides the root disk */
+#define VMM_MAX_NETS	       4U
+#define VMM_MAX_ENV	       1024U /* environment entries */
+#define VMM_MAX_ARGS	       4096U /* the container command's argv */
+#define VM_DEVICES_MAX	       17U /* virtio-mmio slots (vmm/mmio_devices.h) */
+#define VMM_STOP_TIMEOUT_MS    10000U /* graceful stop, then forced (the API's default) */
+
+/* The device types of the device table (vmm/device_table.c), in slot order. */
+enum vm_device_type {
+	VM_DEV_BLK,
+	VM_DEV_NET,
+	VM_DEV_VSOCK,
+	VM_DEV_RNG,
+	VM_DEV_TYPES
+};
+
+struct vm_device_cfg {
+	enum vm_device_type type;
+	bool root;     /* blk: the container's root disk (--rootfs, /dev/vda) */
+	bool implicit; /* added by config_finish (a container's vsock): not written back */
+	union {
+		struct virtio_blk_options blk;
+		struct virtio_net_opts net;
+		struct virtio_vsock_options vsock;
+	} u;
+};
+
+/* The container's main process (docs/agent-protocol.md START). */
+struct vm_process_cfg {
+	char **argv; /* NULL-terminated, argc entries */
+	unsigned argc;
+	char **env_given; /* KEY=VALUE as given (--env, "env"), in order */
+	unsigned nenv_given;
+	char **env; /* what the process gets: the defaults not given, then env_given */
+	unsigned envc;
+	char *cwd; /* absolute; default "/" */
+	uint32_t uid, gid;
+	bool tty;
+	bool tty_given; /* --tty or "terminal" was given (else: on when stdin is a terminal) */
+};
+
+enum vm_log_format { VM_LOG_TEXT, VM_LOG_JSON };
+
+struct vm_config {
+	/* the machine */
+	char *kernel;  /* vmlinux (PVH) or bzImage; the built default when not given */
+	char *initrd;  /* optional initramfs; not with a container */
+	char *cmdline; /* appended to vmm's default kernel command line */
+	unsigned cpus;
+	uint64_t memory_mib;
+	struct vm_device_cfg devices[VM_DEVICES_MAX]; /* slot order: root, blk, net, vsock, rng */
+	unsigned ndevices;
+
+	/* the container: on when a process is given, or a root disk without an initrd */
+	bool container;
+	struct vm_process_cfg process;
+	char *hostname;	 /* default "vmm" */
+	bool rootfs_rw;	 /* the root disk read-write, no overlay */
+	char *ip, *gw;	 /* eth0 of the first net device: ADDR/PREFIX, ADDR */
+	int stdio[3];	 /* the container's stdin, stdout, stderr (default 0, 1, 2) */
+	char *console_socket; /* a pty for the process, its master sent here (OCI) */
+
+	/* control */
+	char *api_sock; /* the control API (docs/api.md) */
+	bool paused;	/* create, then wait for `start` */
+	bool detach;	/* fork: the parent exits once the VM is created */
+	char *pid_file;
+	char *metrics_path; /* metrics written here at exit */
+
+	/* logging and the sandbox */
+	char *log_path; /* NULL: stderr */
+	int log_level;	/* enum log_level (vmm/log.h) */
+	enum vm_log_format log_format;
+	bool seccomp; /* the per-thread allow-lists (not --seccomp=off) */
+	bool boot_timer;
+	bool verbose;
+
+	/* derived by config_finish */
+	char agent_cmdline[512]; /* the vmm.* parameters the agent reads */
+};
+
+/* Defaults: 1 vCPU, 128 MiB, seccomp on, stdio 0-2, info level, text logs. */
+void config_init(struct vm_config *c);
+void config_free(struct vm_config *c);
+
+/* The setters both front ends use. `name` is the flag ("--cpus") or the JSON key ("cpus") the
+ * value came from: every error line starts with it. Each returns 0 or -EINVAL with one line in
+ * e saying what is wrong and what to give instead. Strings are copied. */
+int config_set_str(struct vm_config *c, char **field, const char *name, const char *value,
+		   struct verr *e);
+int config_set_cpus(struct vm_config *c, const char *name, uint64_t v, struct verr *e);
+int config_set_memory(struct vm_config *c, const char *name, uint64_t v, struct verr *e);
+int config_set_hostname(struct vm_config *c, const char *name, const char *v, struct verr *e);
+int config_set_ip(struct vm_config *c, const char *name, const char *v, struct verr *e);
+int config_set_gateway(struct vm_config *c, const char *name, const char *v, struct verr *e);
+int config_add_env(struct vm_config *c, const char *name, const char *kv, struct verr *e);
+int config_set_workdir(struct vm_config *c, const char *name, const char *v, struct verr *e);
+int config_set_user(struct vm_config *c, const char *name, uint64_t uid, uint64_t gid,
+		    struct verr *e);
+int config_set_args(struct vm_config *c, const char *name, char *const *argv, unsigned argc,
+		    struct verr *e);
+int config_set_stdio(struct vm_config *c, const char *name, const int fds[3], struct verr *e);
+/* A root disk (the image path verbatim) or one device from its option string ("path=IMG,ro"),
+ * checked by the device type's own parser; the device limits (VMM_MAX_DISKS...) apply. */
+int config_set_root(struct vm_config *c, const char *name, const char *path, struct verr *e);
+int config_add_device(struct vm_config *c, enum vm_device_type type, const char *name,
+		      const char *spec, struct verr *e);
+
+/* After all values are set: the consistency rules (a command needs a root disk and no initrd,
+ * --ip needs a net device...), the defaults that depend on others (the process's environment,
+ * tty, cwd, the kernel found in the cache, the container's vsock device), the device order, the
+ * agent's kernel parameters, and that the image files exist. Idempotent. Returns 0 or -EINVAL
+ * with one line in e. */
+int config_finish(struct vm_config *c, struct verr *e);
+
+/* The process's environment (the defaults not given, then the given entries): for `vmm exec`,
+ * whose process is not the VM's. 0 or -ENOMEM. */
+int config_finish_process(struct vm_config *c, struct verr *e);
+
+/* Loads FILE (at most 1 MiB of JSON, schema in docs/config.md) into c: unknown keys, wrong types
+ * and values out of range give one line naming the key ("devices[1].cid: ...") and -EINVAL. */
+int config_load_json(struct vm_config *c, const char *path, struct verr *e);
+int config_parse_json(struct vm_config *c, const char *text, size_t len, const char *origin,
+		      struct verr *e);
+
+/* The whole description as JSON (the same schema config_load_json reads, so a dump loads back
+ * to the same struct). Returns a json_object the caller puts (json_object_put), or NULL. */
+struct json_object;
+struct json_object *config_to_json(const struct vm_config *c);
+
+/* Finds the guest kernel when none is given: $VMM_KERNEL, else the newest kernel that
+ * kernel-config/build.sh finished in its cache ($XDG_CACHE_HOME or ~/.cache, then
+ * vmm/kernel/<key>/vmlinux). Returns a path (static storage) or NULL. */
+const char *config_default_kernel(void);
+
+/* Parses a decimal unsigned integer in [min, max]: the whole string, no sign, no suffix.
+ * Returns 0 or -EINVAL (not a number) or -ERANGE (out of range). */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+#endif

@@ -1,0 +1,548 @@
+/* The machine description as JSON (--config FILE, docs/config.md): read with json-c and put
+ * through the same setters as the command line; written back by config_to_json. */
+#include "vmm/config.h"
+#include "vmm/device_table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_MAX_BYTES (1u << 20)
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug"};
+
+static const char *type_name(json_type t)
+{
+	switch (t) {
+	case json_type_null:
+		return "null";
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_double:
+		return "a fractional number";
+	case json_type_int:
+		return "an integer";
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
+	}
+	return "?";
+}
+
+static int want(json_object *v, json_type t, const char *key, struct verr *e)
+{
+	if (json_object_get_type(v) == t)
+		return 0;
+	return verr_set(e, -EINVAL, "%s: expected %s, got %s", key, type_name(t),
+			type_name(json_object_get_type(v)));
+}
+
+/* A non-negative integer (json-c keeps integers as int64/uint64). */
+static int get_uint(json_object *v, const char *key, uint64_t *out, struct verr *e)
+{
+	int r = want(v, json_type_int, key, e);
+	if (r < 0)
+		return r;
+	errno = 0;
+	int64_t i = json_object_get_int64(v);
+	if (i < 0)
+		return verr_set(e, -EINVAL, "%s: %lld is negative", key, (long long)i);
+	*out = (uint64_t)i;
+	return 0;
+}
+
+static int get_str(json_object *v, const char *key, const char **out, struct verr *e)
+{
+	int r = want(v, json_type_string, key, e);
+	if (r < 0)
+		return r;
+	const char *s = json_object_get_string(v);
+	if ((size_t)json_object_get_string_len(v) != strlen(s))
+		return verr_set(e, -EINVAL, "%s: the string holds a NUL byte", key);
+	*out = s;
+	return 0;
+}
+
+static int get_bool(json_object *v, const char *key, bool *out, struct verr *e)
+{
+	int r = want(v, json_type_boolean, key, e);
+	if (r == 0)
+		*out = json_object_get_boolean(v);
+	return r;
+}
+
+static int set_string_key(struct vm_config *c, char **field, json_object *v, const char *key,
+			  struct verr *e)
+{
+	const char *s;
+	int r = get_str(v, key, &s, e);
+	return r < 0 ? r : config_set_str(c, field, key, s, e);
+}
+
+/* ---- devices ---- */
+
+/* One device object: its keys, checked against the type's table, become the option string its
+ * parser reads on the command line. */
+static int device_from_json(struct vm_config *c, json_object *o, const char *where,
+			    struct verr *e)
+{
+	char key[96];
+	int r = want(o, json_type_object, where, e);
+	if (r < 0)
+		return r;
+	json_object *tv;
+	if (!json_object_object_get_ex(o, "type", &tv))
+		return verr_set(e, -EINVAL, "%s: no \"type\": give one of blk, net, vsock, rng",
+				where);
+	const char *tname;
+	snprintf(key, sizeof(key), "%s.type", where);
+	if ((r = get_str(tv, key, &tname, e)) < 0)
+		return r;
+	const struct device_type *t = device_type_find(tname);
+	if (!t)
+		return verr_set(e, -EINVAL, "%s: '%s' is not a device type: give blk, net, vsock "
+				"or rng", key, tname);
+	char spec[8192];
+	size_t at = 0;
+	spec[0] = 0;
+	bool seen[8] = {0};
+	json_object_object_foreach(o, k, v)
+	{
+		if (strcmp(k, "type") == 0)
+			continue;
+		snprintf(key, sizeof(key), "%s.%s", where, k);
+		unsigned i;
+		for (i = 0; i < t->nkeys && strcmp(t->keys[i].json, k) != 0; i++)
+			;
+		if (i == t->nkeys)
+			return verr_set(e, -EINVAL, "%s: unknown key for a %s device", key, t->name);
+		seen[i] = true;
+		const struct device_key *dk = &t->keys[i];
+		const char *s;
+		bool b;
+		uint64_t u;
+		switch (dk->type) {
+		case DK_STR:
+			if ((r = get_str(v, key, &s, e)) < 0)
+				return r;
+			if (strchr(s, ','))
+				return verr_set(e, -EINVAL, "%s: a ',' cannot be part of this value",
+						key);
+			str_appendf(spec, sizeof(spec), &at, "%s%s=%s", at ? "," : "", dk->spec,
+				    s);
+			break;
+		case DK_BOOL:
+			if ((r = get_bool(v, key, &b, e)) < 0)
+				return r;
+			if (b)
+				str_appendf(spec, sizeof(spec), &at, "%s%s", at ? "," : "",
+					    dk->spec);
+			break;
+		case DK_U32:
+			if ((r = get_uint(v, key, &u, e)) < 0)
+				return r;
+			if (u > UINT32_MAX)
+				return verr_set(e, -EINVAL, "%s: %llu is out of range", key,
+						(unsigned long long)u);
+			str_appendf(spec, sizeof(spec), &at, "%s%s=%llu", at ? "," : "",
+				    dk->spec, (unsigned long long)u);
+			break;
+		}
+	}
+	for (unsigned i = 0; i < t->nkeys; i++)
+		if (t->keys[i].required && !seen[i])
+			return verr_set(e, -EINVAL, "%s: a %s device needs \"%s\"", where, t->name,
+					t->keys[i].json);
+	if (at >= sizeof(spec))
+		return verr_set(e, -EINVAL, "%s: the values are too long", where);
+	struct verr de = {0};
+	r = config_add_device(c, (enum vm_device_type)(t - device_table), where, spec, &de);
+	if (r < 0)
+		return verr_set(e, r, "%s: %s", where, de.msg);
+	return 0;
+}
+
+/* ---- process ---- */
+
+static int strv_from_json(json_object *a, const char *key, const char ***out, unsigned *n,
+			  unsigned max, struct verr *e)
+{
+	char k[64];
+	int r = want(a, json_type_array, key, e);
+	if (r < 0)
+		return r;
+	size_t len = json_object_array_length(a);
+	if (len > max)
+		return verr_set(e, -EINVAL, "%s: at most %u entries", key, max);
+	const char **v = calloc(len + 1, sizeof(*v));
+	if (!v)
+		return verr_set(e, -ENOMEM, "%s: out of memory", key);
+	for (size_t i = 0; i < len; i++) {
+		snprintf(k, sizeof(k), "%s[%zu]", key, i);
+		if ((r = get_str(json_object_array_get_idx(a, i), k, &v[i], e)) < 0) {
+			free(v);
+			return r;
+		}
+	}
+	*out = v;
+	*n = (unsigned)len;
+	return 0;
+}
+
+static int process_from_json(struct vm_config *c, json_object *o, struct verr *e)
+{
+	int r = want(o, json_type_object, "process", e);
+	if (r < 0)
+		return r;
+	json_object_object_foreach(o, k, v)
+	{
+		char key[64];
+		snprintf(key, sizeof(key), "process.%s", k);
+		if (strcmp(k, "args") == 0 || strcmp(k, "env") == 0) {
+			const char **sv;
+			unsigned n;
+			bool args = k[0] == 'a';
+			r = strv_from_json(v, key, &sv, &n, args ? VMM_MAX_ARGS : VMM_MAX_ENV, e);
+			if (r < 0)
+				return r;
+			if (args) {
+				r = config_set_args(c, key, (char *const *)sv, n, e);
+			} else {
+				for (unsigned i = 0; i < n && r == 0; i++) {
+					char ek[80];
+					snprintf(ek, sizeof(ek), "%s[%u]", key, i);
+					r = config_add_env(c, ek, sv[i], e);
+				}
+			}
+			free(sv);
+		} else if (strcmp(k, "cwd") == 0) {
+			const char *s;
+			r = get_str(v, key, &s, e);
+			if (r == 0)
+				r = config_set_workdir(c, key, s, e);
+		} else if (strcmp(k, "terminal") == 0) {
+			r = get_bool(v, key, &c->process.tty, e);
+			c->process.tty_given = true;
+		} else if (strcmp(k, "user") == 0) {
+			uint64_t uid = 0, gid = 0;
+			if ((r = want(v, json_type_object, key, e)) < 0)
+				return r;
+			json_object_object_foreach(v, uk, uv)
+			{
+				char ukey[80];
+				snprintf(ukey, sizeof(ukey), "%s.%s", key, uk);
+				if (strcmp(uk, "uid") == 0)
+					r = get_uint(uv, ukey, &uid, e);
+				else if (strcmp(uk, "gid") == 0)
+					r = get_uint(uv, ukey, &gid, e);
+				else
+					r = verr_set(e, -EINVAL, "%s: unknown key: give uid and gid",
+						     ukey);
+				if (r < 0)
+					return r;
+			}
+			r = config_set_user(c, key, uid, gid, e);
+		} else {
+			r = verr_set(e, -EINVAL,
+				     "%s: unknown key: a process has args, env, cwd, user and "
+				     "terminal",
+				     key);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- the top level ---- */
+
+static int log_from_json(struct vm_config *c, json_object *o, struct verr *e)
+{
+	int r = want(o, json_type_object, "log", e);
+	if (r < 0)
+		return r;
+	json_object_object_foreach(o, k, v)
+	{
+		char key[64];
+		const char *s;
+		snprintf(key, sizeof(key), "log.%s", k);
+		if (strcmp(k, "path") == 0) {
+			r = set_string_key(c, &c->log_path, v, key, e);
+		} else if (strcmp(k, "level") == 0) {
+			if ((r = get_str(v, key, &s, e)) < 0)
+				return r;
+			unsigned i;
+			for (i = 0; i < 4 && strcmp(log_levels[i], s) != 0; i++)
+				;
+			if (i == 4)
+				return verr_set(e, -EINVAL,
+						"%s: '%s' is not a level: give error, warn, info or "
+						"debug",
+						key, s);
+			c->log_level = (int)i;
+		} else if (strcmp(k, "format") == 0) {
+			if ((r = get_str(v, key, &s, e)) < 0)
+				return r;
+			if (strcmp(s, "text") && strcmp(s, "json"))
+				return verr_set(e, -EINVAL, "%s: '%s' is not text or json", key, s);
+			c->log_format = strcmp(s, "json") == 0 ? VM_LOG_JSON : VM_LOG_TEXT;
+		} else {
+			r = verr_set(e, -EINVAL, "%s: unknown key: log has path, level and format",
+				     key);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int top_key(struct vm_config *c, const char *k, json_object *v, struct verr *e)
+{
+	struct {
+		const char *key;
+		char **field;
+	} strs[] = {
+	    {"kernel", &c->kernel},	   {"initrd", &c->initrd},
+	    {"cmdline", &c->cmdline},	   {"api_sock", &c->api_sock},
+	    {"pid_file", &c->pid_file},	   {"metrics", &c->metrics_path},
+	    {"console_socket", &c->console_socket},
+	};
+	struct {
+		const char *key;
+		bool *field;
+	} bools[] = {
+	    {"rootfs_rw", &c->rootfs_rw}, {"paused", &c->paused},	  {"detach", &c->detach},
+	    {"seccomp", &c->seccomp},	  {"boot_timer", &c->boot_timer}, {"verbose", &c->verbose},
+	};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if (strcmp(k, strs[i].key) == 0)
+			return set_string_key(c, strs[i].field, v, k, e);
+	for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++)
+		if (strcmp(k, bools[i].key) == 0)
+			return get_bool(v, k, bools[i].field, e);
+	uint64_t u;
+	const char *s;
+	int r;
+	if (strcmp(k, "cpus") == 0 || strcmp(k, "memory_mib") == 0) {
+		if ((r = get_uint(v, k, &u, e)) < 0)
+			return r;
+		return k[0] == 'c' ? config_set_cpus(c, k, u, e) : config_set_memory(c, k, u, e);
+	}
+	if (strcmp(k, "rootfs") == 0 || strcmp(k, "hostname") == 0 || strcmp(k, "ip") == 0 ||
+	    strcmp(k, "gateway") == 0) {
+		if ((r = get_str(v, k, &s, e)) < 0)
+			return r;
+		switch (k[0]) {
+		case 'r':
+			return config_set_root(c, k, s, e);
+		case 'h':
+			return config_set_hostname(c, k, s, e);
+		case 'i':
+			return config_set_ip(c, k, s, e);
+		default:
+			return config_set_gateway(c, k, s, e);
+		}
+	}
+	if (strcmp(k, "devices") == 0) {
+		if ((r = want(v, json_type_array, k, e)) < 0)
+			return r;
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			char where[32];
+			snprintf(where, sizeof(where), "devices[%zu]", i);
+			if ((r = device_from_json(c, json_object_array_get_idx(v, i), where, e)) <
+			    0)
+				return r;
+		}
+		return 0;
+	}
+	if (strcmp(k, "process") == 0)
+		return process_from_json(c, v, e);
+	if (strcmp(k, "log") == 0)
+		return log_from_json(c, v, e);
+	if (strcmp(k, "stdio_fds") == 0) {
+		int fds[3];
+		if ((r = want(v, json_type_array, k, e)) < 0)
+			return r;
+		if (json_object_array_length(v) != 3)
+			return verr_set(e, -EINVAL, "%s: give three fds: [stdin, stdout, stderr]",
+					k);
+		for (int i = 0; i < 3; i++) {
+			char key[32];
+			snprintf(key, sizeof(key), "%s[%d]", k, i);
+			if ((r = get_uint(json_object_array_get_idx(v, (size_t)i), key, &u, e)) < 0)
+				return r;
+			if (u > 65535)
+				return verr_set(e, -EINVAL, "%s: %llu is not an fd", key,
+						(unsigned long long)u);
+			fds[i] = (int)u;
+		}
+		return config_set_stdio(c, k, fds, e);
+	}
+	return verr_set(e, -EINVAL, "%s: unknown key (docs/config.md lists the keys)", k);
+}
+
+int config_parse_json(struct vm_config *c, const char *text, size_t len, const char *origin,
+		      struct verr *e)
+{
+	if (len > CONFIG_MAX_BYTES)
+		return verr_set(e, -EINVAL, "%s: more than %u bytes", origin, CONFIG_MAX_BYTES);
+	if (memchr(text, 0, len))
+		return verr_set(e, -EINVAL, "%s: not JSON text (a NUL byte)", origin);
+	json_tokener *tok = json_tokener_new_ex(32);
+	if (!tok)
+		return verr_set(e, -ENOMEM, "%s: out of memory", origin);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_object *root = json_tokener_parse_ex(tok, text, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t used = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	int r = 0;
+	if (!root || jerr != json_tokener_success) {
+		r = verr_set(e, -EINVAL, "%s: not valid JSON near byte %zu: %s", origin, used,
+			     jerr == json_tokener_continue ? "the text ends early"
+							    : json_tokener_error_desc(jerr));
+		goto out;
+	}
+	for (size_t i = used; i < len; i++)
+		if (text[i] != ' ' && text[i] != '\n' && text[i] != '\t' && text[i] != '\r') {
+			r = verr_set(e, -EINVAL, "%s: text after the JSON object (byte %zu)",
+				     origin, i);
+			goto out;
+		}
+	if (json_object_get_type(root) != json_type_object) {
+		r = verr_set(e, -EINVAL, "%s: the top level must be an object", origin);
+		goto out;
+	}
+	json_object_object_foreach(root, k, v)
+	{
+		struct verr ke = {0};
+		r = top_key(c, k, v, &ke);
+		if (r < 0) {
+			verr_set(e, r, "%s: %s", origin, ke.msg);
+			goto out;
+		}
+	}
+out:
+	json_object_put(root);
+	return r;
+}
+
+int config_load_json(struct vm_config *c, const char *path, struct verr *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return verr_set(e, -EINVAL, "--config %s: cannot open: %s", path, strerror(errno));
+	char *buf = malloc(CONFIG_MAX_BYTES + 1);
+	if (!buf) {
+		close(fd);
+		return verr_set(e, -ENOMEM, "--config %s: out of memory", path);
+	}
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, CONFIG_MAX_BYTES + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+			free(buf);
+			close(fd);
+			return verr_set(e, -EINVAL, "--config %s: cannot read: %s", path,
+					strerror(err));
+		}
+		if (n == 0 || (len += (size_t)n) > CONFIG_MAX_BYTES)
+			break;
+	}
+	close(fd);
+	char origin[128];
+	snprintf(origin, sizeof(origin), "--config %s", path);
+	int r = config_parse_json(c, buf, len, origin, e);
+	free(buf);
+	return r;
+}
+
+/* ---- writing it back ---- */
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+	if (v)
+		json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static json_object *strv_json(char *const *v, unsigned n)
+{
+	json_object *a = json_object_new_array();
+	for (unsigned i = 0; a && i < n; i++)
+		json_object_array_add(a, json_object_new_string(v[i]));
+	return a;
+}
+
+json_object *config_to_json(const struct vm_config *c)
+{
+	json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
+	add_str(o, "kernel", c->kernel);
+	add_str(o, "initrd", c->initrd);
+	add_str(o, "cmdline", c->cmdline);
+	json_object_object_add(o, "cpus", json_object_new_int64(c->cpus));
+	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)c->memory_mib));
+	json_object *devs = json_object_new_array();
+	for (unsigned i = 0; i < c->ndevices; i++) {
+		const struct vm_device_cfg *d = &c->devices[i];
+		if (d->root)
+			add_str(o, "rootfs", d->u.blk.path);
+		if (d->root || d->implicit)
+			continue;
+		json_object *dj = json_object_new_object();
+		json_object_object_add(dj, "type",
+				       json_object_new_string(device_table[d->type].name));
+		device_table[d->type].to_json(d, dj);
+		json_object_array_add(devs, dj);
+	}
+	json_object_object_add(o, "devices", devs);
+	json_object_object_add(o, "rootfs_rw", json_object_new_boolean(c->rootfs_rw));
+	if (c->container) {
+		const struct vm_process_cfg *p = &c->process;
+		json_object *pj = json_object_new_object();
+		json_object_object_add(pj, "args", strv_json(p->argv, p->argc));
+		json_object_object_add(pj, "env", strv_json(p->env_given, p->nenv_given));
+		add_str(pj, "cwd", p->cwd);
+		json_object *u = json_object_new_object();
+		json_object_object_add(u, "uid", json_object_new_int64(p->uid));
+		json_object_object_add(u, "gid", json_object_new_int64(p->gid));
+		json_object_object_add(pj, "user", u);
+		json_object_object_add(pj, "terminal", json_object_new_boolean(p->tty));
+		json_object_object_add(o, "process", pj);
+	}
+	add_str(o, "hostname", c->hostname);
+	add_str(o, "ip", c->ip);
+	add_str(o, "gateway", c->gw);
+	json_object *fds = json_object_new_array();
+	for (int i = 0; i < 3; i++)
+		json_object_array_add(fds, json_object_new_int(c->stdio[i]));
+	json_object_object_add(o, "stdio_fds", fds);
+	add_str(o, "console_socket", c->console_socket);
+	add_str(o, "api_sock", c->api_sock);
+	json_object_object_add(o, "paused", json_object_new_boolean(c->paused));
+	json_object_object_add(o, "detach", json_object_new_boolean(c->detach));
+	add_str(o, "pid_file", c->pid_file);
+	add_str(o, "metrics", c->metrics_path);
+	json_object *lj = json_object_new_object();
+	add_str(lj, "path", c->log_path);
+	if (c->log_level >= 0 && c->log_level < 4)
+		add_str(lj, "level", log_levels[c->log_level]);
+	add_str(lj, "format", c->log_format == VM_LOG_JSON ? "json" : "text");
+	json_object_object_add(o, "log", lj);
+	json_object_object_add(o, "seccomp", json_object_new_boolean(c->seccomp));
+	json_object_object_add(o, "boot_timer", json_object_new_boolean(c->boot_timer));
+	json_object_object_add(o, "verbose", json_object_new_boolean(c->verbose));
+	return o;
+}

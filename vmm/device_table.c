@@ -1,0 +1,200 @@
+/* The device table (see device_table.h): blk, net, vsock, rng. */
+#include "vmm/device_table.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
+#include "devices/virtio_rng.h"
+#include "devices/virtio_vsock.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- blk ---- */
+
+static int blk_parse(const char *spec, struct vm_device_cfg *d, struct verr *e)
+{
+	return virtio_blk_parse(spec, &d->u.blk, e);
+}
+
+/* An image must exist before anything else is set up (the device checks the rest). */
+static int blk_check(const struct vm_device_cfg *d, const char *name, struct verr *e)
+{
+	struct stat st;
+	if (stat(d->u.blk.path, &st) < 0)
+		return verr_set(e, -EINVAL, "%s: cannot use image '%s': %s", name, d->u.blk.path,
+				strerror(errno));
+	return 0;
+}
+
+static int blk_create(const struct vm_device_cfg *d, const struct device_env *env,
+		      struct virtio_dev **dev, void **model, struct verr *e)
+{
+	struct virtio_blk *b;
+	int r = virtio_blk_create(&b, &d->u.blk, env->mem, env->el, e);
+	if (r < 0)
+		return r;
+	*dev = virtio_blk_dev(b);
+	*model = b;
+	return 0;
+}
+
+static void blk_destroy(void *model)
+{
+	virtio_blk_destroy(model);
+}
+
+static int blk_to_json(const struct vm_device_cfg *d, struct json_object *o)
+{
+	json_object_object_add(o, "path", json_object_new_string(d->u.blk.path));
+	if (d->u.blk.ro)
+		json_object_object_add(o, "readonly", json_object_new_boolean(1));
+	if (d->u.blk.serial[0])
+		json_object_object_add(o, "serial", json_object_new_string(d->u.blk.serial));
+	return 0;
+}
+
+static const struct device_key blk_keys[] = {
+    {"path", "path", DK_STR, true},
+    {"readonly", "ro", DK_BOOL, false},
+    {"serial", "id", DK_STR, false},
+};
+
+/* ---- net ---- */
+
+static int net_parse(const char *spec, struct vm_device_cfg *d, struct verr *e)
+{
+	return virtio_net_parse(spec, &d->u.net, e);
+}
+
+static int net_create(const struct vm_device_cfg *d, const struct device_env *env,
+		      struct virtio_dev **dev, void **model, struct verr *e)
+{
+	struct virtio_net *n;
+	int r = virtio_net_create(&n, &d->u.net, env->mem, env->el, e);
+	if (r < 0)
+		return r;
+	*dev = virtio_net_dev(n);
+	*model = n;
+	return 0;
+}
+
+static void net_destroy(void *model)
+{
+	virtio_net_destroy(model);
+}
+
+static int net_to_json(const struct vm_device_cfg *d, struct json_object *o)
+{
+	char mac[18];
+	const uint8_t *m = d->u.net.mac;
+	json_object_object_add(o, "tap", json_object_new_string(d->u.net.tap));
+	if (d->u.net.mac_given) {
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
+			 m[4], m[5]);
+		json_object_object_add(o, "mac", json_object_new_string(mac));
+	}
+	return 0;
+}
+
+static const struct device_key net_keys[] = {
+    {"tap", "tap", DK_STR, true},
+    {"mac", "mac", DK_STR, false},
+};
+
+/* ---- vsock ---- */
+
+static int vsock_parse(const char *spec, struct vm_device_cfg *d, struct verr *e)
+{
+	return virtio_vsock_parse(spec, &d->u.vsock, e);
+}
+
+static int vsock_create(const struct vm_device_cfg *d, const struct device_env *env,
+			struct virtio_dev **dev, void **model, struct verr *e)
+{
+	struct virtio_vsock *v;
+	int r = virtio_vsock_create(&v, &d->u.vsock, env->mem, env->el, e);
+	if (r < 0)
+		return r;
+	*dev = virtio_vsock_dev(v);
+	*model = v;
+	return 0;
+}
+
+static void vsock_destroy(void *model)
+{
+	virtio_vsock_destroy(model);
+}
+
+static int vsock_to_json(const struct vm_device_cfg *d, struct json_object *o)
+{
+	json_object_object_add(o, "cid", json_object_new_int64(d->u.vsock.cid));
+	if (d->u.vsock.uds_path[0])
+		json_object_object_add(o, "uds", json_object_new_string(d->u.vsock.uds_path));
+	return 0;
+}
+
+static const struct device_key vsock_keys[] = {
+    {"cid", "cid", DK_U32, true},
+    {"uds", "uds", DK_STR, true},
+};
+
+/* ---- rng ---- */
+
+static int rng_parse(const char *spec, struct vm_device_cfg *d, struct verr *e)
+{
+	(void)d;
+	if (spec && *spec)
+		return verr_set(e, -EINVAL, "--rng: it takes no options (got '%s')", spec);
+	return 0;
+}
+
+static int rng_create(const struct vm_device_cfg *d, const struct device_env *env,
+		      struct virtio_dev **dev, void **model, struct verr *e)
+{
+	(void)d;
+	struct virtio_rng *rng = calloc(1, sizeof(*rng));
+	if (!rng)
+		return verr_set(e, -ENOMEM, "virtio-rng: out of memory");
+	virtio_rng_init(rng, env->mem);
+	*dev = &rng->dev;
+	*model = rng;
+	return 0;
+}
+
+static void rng_destroy(void *model)
+{
+	virtio_rng_destroy(model);
+	free(model);
+}
+
+static int rng_to_json(const struct vm_device_cfg *d, struct json_object *o)
+{
+	(void)d;
+	(void)o;
+	return 0;
+}
+
+#define KEYS(k) k, sizeof(k) / sizeof(k[0])
+
+const struct device_type device_table[VM_DEV_TYPES] = {
+    [VM_DEV_BLK] = {"blk", "--disk", VMM_MAX_DISKS + 1, "path=IMG[,ro][,id=SERIAL]",
+		    KEYS(blk_keys), blk_parse, blk_check, blk_create, blk_destroy, blk_to_json,
+		    "blk"},
+    [VM_DEV_NET] = {"net", "--net", VMM_MAX_NETS, "tap=NAME[,mac=MAC]", KEYS(net_keys),
+		    net_parse, NULL, net_create, net_destroy, net_to_json, "net"},
+    [VM_DEV_VSOCK] = {"vsock", "--vsock", 1, "cid=N,uds=PATH", KEYS(vsock_keys), vsock_parse,
+		      NULL, vsock_create, vsock_destroy, vsock_to_json, "vsock"},
+    [VM_DEV_RNG] = {"rng", "--rng", 1, "(no options)", NULL, 0, rng_parse, NULL, rng_create,
+		    rng_destroy, rng_to_json, "rng"},
+};
+
+const struct device_type *device_type_find(const char *name)
+{
+	for (unsigned i = 0; i < VM_DEV_TYPES; i++)
+		if (strcmp(device_table[i].name, name) == 0)
+			return &device_table[i];
+	return NULL;
+}
