@@ -648,8 +648,10 @@ static void drain(struct virtio_blk *b)
 		if (r == -EINTR)
 			continue;
 		if (r < 0) {
-			vmm_log("%s: waiting for in-flight requests failed: %s", b->name,
-				strerror(-r));
+			/* on every reset the guest asks for: rate-limited */
+			vmm_log_ratelimited(&b->io_rl, 5,
+					    "%s: waiting for in-flight requests failed: %s",
+					    b->name, strerror(-r));
 			break;
 		}
 		uring_reap(b);

@@ -241,7 +241,10 @@ static void set_interest(struct virtio_net *n, uint32_t want)
 		return;
 	int r = ev_add(n->el, &n->h, want);
 	if (r < 0) {
-		vmm_log("%s: cannot watch the TAP fd: %s", n->name, strerror(-r));
+		/* retried on every guest kick: rate-limited */
+		static struct log_ratelimit rl;
+		vmm_log_ratelimited(&rl, 5, "%s: cannot watch the TAP fd: %s", n->name,
+				    strerror(-r));
 		return;
 	}
 	n->interest = want;
@@ -728,13 +731,16 @@ static void net_drop_state(struct virtio_net *n)
 static int net_activate(struct virtio_dev *d)
 {
 	struct virtio_net *n = d->priv;
+	/* The guest activates the device as often as it resets it: rate-limited lines. */
+	static struct log_ratelimit rl;
 	if (!d->vq[VIRTIO_NET_RXQ].ready || !d->vq[VIRTIO_NET_TXQ].ready) {
-		vmm_log("%s: the driver did not set up both queues", n->name);
+		vmm_log_ratelimited(&rl, 5, "%s: the driver did not set up both queues", n->name);
 		return -EINVAL;
 	}
 	if (n->is_tap && ioctl(n->fd, TUNSETOFFLOAD, tap_offloads(d)) < 0) {
 		int err = errno;
-		vmm_log("%s: TAP %s: TUNSETOFFLOAD: %s", n->name, n->ifname, strerror(err));
+		vmm_log_ratelimited(&rl, 5, "%s: TAP %s: TUNSETOFFLOAD: %s", n->name, n->ifname,
+				    strerror(err));
 		return -err;
 	}
 	net_drop_state(n);
