@@ -37,7 +37,7 @@ void config_init(struct vm_config *c)
 	c->stdio[0] = 0;
 	c->stdio[1] = 1;
 	c->stdio[2] = 2;
-	c->log_level = 2; /* info */
+	c->log_level = LOG_LEVEL_INFO;
 	c->log_format = VM_LOG_TEXT;
 }
 

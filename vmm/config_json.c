@@ -279,15 +279,13 @@ static int log_from_json(struct vm_config *c, json_object *o, struct verr *e)
 		} else if (strcmp(k, "level") == 0) {
 			if ((r = get_str(v, key, &s, e)) < 0)
 				return r;
-			unsigned i;
-			for (i = 0; i < 4 && strcmp(log_levels[i], s) != 0; i++)
-				;
-			if (i == 4)
+			enum log_level l;
+			if (log_parse_level(s, &l) < 0)
 				return verr_set(e, -EINVAL,
 						"%s: '%s' is not a level: give error, warn, info or "
 						"debug",
 						key, s);
-			c->log_level = (int)i;
+			c->log_level = (int)l;
 		} else if (strcmp(k, "format") == 0) {
 			if ((r = get_str(v, key, &s, e)) < 0)
 				return r;

@@ -3,6 +3,7 @@
 #include "vmm/options.h"
 #include "vmm/device_table.h"
 #include "vmm/log.h"
+#include "vmm/runtime_stdio.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -153,41 +154,14 @@ static int user_opt(struct vm_config *c, const char *arg, struct verr *e)
 	return config_set_user(c, "--user", u, g, e);
 }
 
-/* "IN,OUT,ERR" */
-static int stdio_fds_opt(struct vm_config *c, const char *arg, struct verr *e)
-{
-	int fds[3];
-	const char *p = arg;
-	for (int i = 0; i < 3; i++) {
-		char num[16];
-		const char *end = strchrnul(p, ',');
-		size_t len = (size_t)(end - p);
-		uint64_t v;
-		if (len == 0 || len >= sizeof(num) || (i < 2 && !*end) || (i == 2 && *end))
-			goto bad;
-		memcpy(num, p, len);
-		num[len] = 0;
-		if (parse_u64(num, 0, 65535, &v) < 0)
-			goto bad;
-		fds[i] = (int)v;
-		p = end + 1;
-	}
-	return config_set_stdio(c, "--stdio-fds", fds, e);
-bad:
-	return verr_set(e, -EINVAL,
-			"--stdio-fds: '%s' is not IN,OUT,ERR: give three fd numbers, e.g. 0,1,2",
-			arg);
-}
-
 static int level_opt(struct vm_config *c, const char *arg, struct verr *e)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
-	for (int i = 0; i < 4; i++)
-		if (strcmp(arg, names[i]) == 0) {
-			c->log_level = i;
-			return 0;
-		}
-	return verr_set(e, -EINVAL, "--log-level: '%s' is not error, warn, info or debug", arg);
+	enum log_level l;
+	if (log_parse_level(arg, &l) < 0)
+		return verr_set(e, -EINVAL, "--log-level: '%s' is not error, warn, info or debug",
+				arg);
+	c->log_level = (int)l;
+	return 0;
 }
 
 /* The options a container process takes, shared by vmm and vmm exec. Returns 1 when c is not
@@ -283,8 +257,11 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 		return 0;
 	case OPT_PID_FILE:
 		return config_set_str(c, &c->pid_file, "--pid-file", arg, e);
-	case OPT_STDIO_FDS:
-		return stdio_fds_opt(c, arg, e);
+	case OPT_STDIO_FDS: {
+		int fds[3];
+		int r2 = stdio_fds_parse(arg, fds, e);
+		return r2 < 0 ? r2 : config_set_stdio(c, "--stdio-fds", fds, e);
+	}
 	case OPT_CONSOLE_SOCKET:
 		return config_set_str(c, &c->console_socket, "--console-socket", arg, e);
 	case OPT_METRICS:
