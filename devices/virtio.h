@@ -46,8 +46,9 @@ struct virtio_dev;
  *   is decided, even if a full RST ring drops it. Not counted: the RSTs that end connections in
  *   the normal course (after SHUTDOWN, when the host side closes or fails), tx packets dropped
  *   unanswered for bad addresses, and guests refusing host connections.
- * - rng: requests = requests filled and given back; bytes = random bytes given; errors =
- *   requests given back short because getrandom() failed.
+ * - rng: requests = requests given back (filled, or with 0 bytes for a chain without a writable
+ *   buffer); bytes = random bytes given; errors = requests given back short because getrandom()
+ *   failed.
  * - every device: needs_reset = times virtio_dev_fail set NEEDS_RESET (the guest broke the
  *   device; a second failure before the driver resets is not counted again). */
 struct virtio_dev_stats {
