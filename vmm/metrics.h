@@ -10,7 +10,7 @@
  *   {
  *     "version": 1,
  *     "state": "running",              the VM's state as the caller names it (null if NULL)
- *     "uptime_ms": 123.4,              milliseconds, 3 decimals
+ *     "uptime_ms": 123.400,            milliseconds, 3 decimals
  *     "vcpu_exits": {                  KVM_RUN exits summed over the vCPUs
  *       "total": 5012,                 every exit, whatever its reason
  *       "IO": 4000, "HLT": 12, "MMIO": 1000,
@@ -28,13 +28,14 @@
  *                                      only with have_vsock (devices/virtio_vsock.h)
  *     "log": {"dropped": 0},           rate-limited log lines not printed
  *     "boot": {
- *       "phases": {"options": 0.1, "memory": 2.5, ...},
+ *       "phases": {"options": 0.125, "memory": 2.500, ...},
  *                                      each start-up phase's milliseconds, in the caller's
- *                                      order (a name given twice keeps the last)
- *       "first_kvm_run_ms": 12.0,      milliseconds since vmm started; each of these four
- *       "kernel_entry_ms": 15.2,       is left out when the caller has not seen the moment
- *       "init_ms": 80.1,               (0, negative or not a finite number)
- *       "process_start_ms": 95.3
+ *                                      order (a name given twice: the last value, in the
+ *                                      first one's place; a NULL name is left out)
+ *       "first_kvm_run_ms": 12.000,    milliseconds since vmm started; each of these four
+ *       "kernel_entry_ms": 15.200,     is left out when the caller has not seen the moment
+ *       "init_ms": 80.100,             (0, negative or not a finite number)
+ *       "process_start_ms": 95.300
  *     }
  *   }
  *
