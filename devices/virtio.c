@@ -26,6 +26,10 @@ void virtio_dev_init(struct virtio_dev *d, const char *name, uint32_t device_id,
 	d->mem = mem;
 	pthread_mutex_init(&d->lock, NULL);
 	atomic_init(&d->isr, 0);
+	atomic_init(&d->stats.requests, 0);
+	atomic_init(&d->stats.bytes, 0);
+	atomic_init(&d->stats.errors, 0);
+	atomic_init(&d->stats.needs_reset, 0);
 }
 
 void virtio_dev_destroy(struct virtio_dev *d)
@@ -70,7 +74,17 @@ void virtio_dev_fail(struct virtio_dev *d, const char *fmt, ...)
 	vmm_log_ratelimited(&rl, 5, "%s: %s; the device needs a reset", d->name, what);
 	pthread_mutex_unlock(&rl_lock);
 	d->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	virtio_stat_add(&d->stats.needs_reset, 1);
 	interrupt(d, VIRTIO_ISR_CONFIG);
+}
+
+void virtio_dev_stats_get(const struct virtio_dev *d, struct virtio_dev_stats_snapshot *out)
+{
+	const struct virtio_dev_stats *s = &d->stats;
+	out->requests = atomic_load_explicit(&s->requests, memory_order_relaxed);
+	out->bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+	out->errors = atomic_load_explicit(&s->errors, memory_order_relaxed);
+	out->needs_reset = atomic_load_explicit(&s->needs_reset, memory_order_relaxed);
 }
 
 bool virtio_dev_running(const struct virtio_dev *d)

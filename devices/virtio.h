@@ -4,7 +4,8 @@
  * Threads: the transport's register accesses run on vCPU threads; queue kicks (ioeventfd),
  * host I/O completions and timers run on the event loop thread. Both take d->lock, so a device
  * model's callbacks always run with it held and never race a reset. The one field touched
- * without the lock is isr (atomic): the transport reads and acknowledges it lock-free. */
+ * without the lock is isr (atomic): the transport reads and acknowledges it lock-free. The
+ * counters in stats are atomic too: bumped under the lock, read by any thread at any time. */
 #ifndef VMM_VIRTIO_H
 #define VMM_VIRTIO_H
 
@@ -23,6 +24,47 @@
 #define VIRTIO_ISR_CONFIG 2u
 
 struct virtio_dev;
+
+/* What each device did since it was created (a driver reset keeps them), for the metrics object
+ * (vmm/metrics.h). Every counter is bumped once, where its event is final, with a relaxed atomic
+ * add (no lock of its own), so any thread may read them at any time; a reader sees each counter
+ * whole, not the four as one snapshot. Per device model:
+ *
+ * - blk: requests = requests answered (any type, any status; requests dropped by a reset or a
+ *   failed device are not answered); bytes = data bytes read from and written to the image by
+ *   IN and OUT requests answered OK; errors = requests answered VIRTIO_BLK_S_IOERR or
+ *   VIRTIO_BLK_S_UNSUPP.
+ * - net: requests = frames sent (tx) and delivered to the guest (rx); bytes = their bytes without
+ *   the virtio header; errors = frames dropped either way (tx_dropped + rx_dropped of
+ *   struct virtio_net_stats).
+ * - vsock: requests = packets both ways (tx chains taken from the guest, whatever became of
+ *   them, and rx packets given to it); bytes = stream payload bytes both ways (guest data taken
+ *   for the host socket, host data put in guest buffers); errors = guest packets answered with
+ *   an RST because they were malformed, invalid in their connection's state, beyond the credit
+ *   given, or for no connection, and guest connection REQUESTs refused (no listener at
+ *   PATH_<port>, the in-process port refused it, or the connection limit); counted when the RST
+ *   is decided, even if a full RST ring drops it. Not counted: the RSTs that end connections in
+ *   the normal course (after SHUTDOWN, when the host side closes or fails), tx packets dropped
+ *   unanswered for bad addresses, and guests refusing host connections.
+ * - rng: requests = requests given back (filled, or with 0 bytes for a chain without a writable
+ *   buffer); bytes = random bytes given; errors = requests given back short because getrandom()
+ *   failed.
+ * - every device: needs_reset = times virtio_dev_fail set NEEDS_RESET (the guest broke the
+ *   device; a second failure before the driver resets is not counted again). */
+struct virtio_dev_stats {
+	_Atomic uint64_t requests, bytes, errors, needs_reset;
+};
+
+/* A plain copy of struct virtio_dev_stats. */
+struct virtio_dev_stats_snapshot {
+	uint64_t requests, bytes, errors, needs_reset;
+};
+
+/* Adds n to one counter of struct virtio_dev_stats (relaxed: counters order nothing). */
+static inline void virtio_stat_add(_Atomic uint64_t *counter, uint64_t n)
+{
+	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
 
 struct virtio_dev_ops {
 	/* Reads or writes `len` bytes of the device-specific configuration space at `off`. The
@@ -60,12 +102,16 @@ struct virtio_dev {
 	/* Raises the device's interrupt line (an irqfd write in vmm, a counter in tests). */
 	void (*raise_irq)(void *opaque);
 	void *irq_opaque;
+	struct virtio_dev_stats stats; /* zeroed by virtio_dev_init, kept across resets */
 };
 
 void virtio_dev_init(struct virtio_dev *d, const char *name, uint32_t device_id,
 		     const struct virtio_dev_ops *ops, void *priv, uint64_t features,
 		     uint32_t config_len, unsigned nr_queues, const struct guest_mem *mem);
 void virtio_dev_destroy(struct virtio_dev *d);
+
+/* Copies d's counters into *out; any thread, no lock (see struct virtio_dev_stats). */
+void virtio_dev_stats_get(const struct virtio_dev *d, struct virtio_dev_stats_snapshot *out);
 
 /* Whether feature bit `bit` was negotiated. */
 static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned bit)
@@ -81,7 +127,7 @@ void virtio_dev_config_changed(struct virtio_dev *d);
 
 /* The guest broke the device (a malformed chain, a bad request it cannot answer): logs one
  * line "NAME: WHAT; the device needs a reset" (rate-limited), sets NEEDS_RESET and sends a
- * configuration interrupt so the driver notices. Lock held. */
+ * configuration interrupt so the driver notices; counts stats.needs_reset. Lock held. */
 void virtio_dev_fail(struct virtio_dev *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

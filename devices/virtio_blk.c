@@ -52,6 +52,7 @@ struct blk_req {
 	uint8_t *status;   /* host pointer to the chain's last writable byte */
 	uint32_t type;	   /* VIRTIO_BLK_T_* */
 	uint32_t written;  /* data bytes put in the guest's writable buffers */
+	uint32_t data_len; /* IN/OUT: the data bytes asked for (stats.bytes when OK), else 0 */
 	unsigned retries;  /* EINTR/EAGAIN retries of the current step */
 	struct iovec *iov; /* IN/OUT: the data not yet transferred */
 	unsigned niov;
@@ -247,13 +248,19 @@ static void req_free(struct virtio_blk *b, struct blk_req *r)
 }
 
 /* Ends a request: writes its status and gives the chain back with the bytes written (data and
- * the status byte). While draining, or once the device has failed, the chain is dropped. */
+ * the status byte), and counts it (devices/virtio.h says what). While draining, or once the
+ * device has failed, the chain is dropped, and not counted. */
 static void req_finish(struct virtio_blk *b, struct blk_req *r, uint8_t status)
 {
 	if (!b->draining && virtio_dev_running(&b->dev)) {
 		*r->status = status;
 		virtq_push(&b->dev.vq[0], &r->chain, r->written + 1);
 		b->pushed = true;
+		virtio_stat_add(&b->dev.stats.requests, 1);
+		if (status == VIRTIO_BLK_S_OK && r->data_len)
+			virtio_stat_add(&b->dev.stats.bytes, r->data_len);
+		else if (status == VIRTIO_BLK_S_IOERR || status == VIRTIO_BLK_S_UNSUPP)
+			virtio_stat_add(&b->dev.stats.errors, 1);
 	}
 	req_free(b, r);
 }
@@ -447,6 +454,7 @@ static bool req_start(struct virtio_blk *b, struct blk_req *r)
 {
 	struct virtq_chain *c = &r->chain;
 	r->written = 0;
+	r->data_len = 0;
 	r->retries = 0;
 
 	/* The status byte: the last byte of the last non-empty writable buffer. */
@@ -501,6 +509,7 @@ static bool req_start(struct virtio_blk *b, struct blk_req *r)
 		}
 		r->off = sector << SECTOR_SHIFT;
 		r->left = len;
+		r->data_len = len;
 		req_run(b, r);
 		return true;
 	}

@@ -226,6 +226,25 @@ int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e
 	return 0;
 }
 
+/* ---- counters ---- */
+
+/* A frame went through (tx: written to the fd; rx: given to the guest): n->stats for
+ * virtio_net_get_stats (under the lock) and the device's lock-free counters for the metrics. */
+static void count_frame(struct virtio_net *n, uint64_t *frames, uint64_t *bytes, size_t len)
+{
+	(*frames)++;
+	*bytes += len;
+	virtio_stat_add(&n->dev.stats.requests, 1);
+	virtio_stat_add(&n->dev.stats.bytes, len);
+}
+
+/* A frame was dropped (tx_dropped or rx_dropped): also the device's errors. */
+static void count_drop(struct virtio_net *n, uint64_t *dropped)
+{
+	(*dropped)++;
+	virtio_stat_add(&n->dev.stats.errors, 1);
+}
+
 /* ---- the event loop registration ---- */
 
 /* Registers the fd for `want` (level-triggered), or removes it for 0. Changes are rare (the
@@ -369,10 +388,9 @@ static bool tx_flush(struct virtio_net *n)
 		    &n->tx_rl, 5, "%s: tx: the TAP refused a frame of %u bytes: %s%s%s", n->name,
 		    frame_len, strerror(err), err == EIO ? "; is it up? ip link set up dev " : "",
 		    err == EIO ? n->ifname : "");
-		n->stats.tx_dropped++;
+		count_drop(n, &n->stats.tx_dropped);
 	} else {
-		n->stats.tx_frames++;
-		n->stats.tx_bytes += frame_len;
+		count_frame(n, &n->stats.tx_frames, &n->stats.tx_bytes, frame_len);
 	}
 	n->tx_held = false;
 	virtq_push(&n->dev.vq[VIRTIO_NET_TXQ], &n->tx_chain, 0);
@@ -405,7 +423,7 @@ static void tx_process(struct virtio_net *n)
 				break;
 			budget--;
 			if (n->host_gone || !tx_prepare(n)) {
-				n->stats.tx_dropped++;
+				count_drop(n, &n->stats.tx_dropped);
 				virtq_push(q, &n->tx_chain, 0);
 				pushed = true;
 				continue;
@@ -501,15 +519,14 @@ static int rx_place_one(struct virtio_net *n, bool *pushed)
 				    "%s: rx: dropped a frame of %zu bytes: the receive buffer "
 				    "holds %u with the header, and mergeable buffers are off",
 				    n->name, n->rx_len - HDR_LEN, n->rx_first.in_bytes);
-		n->stats.rx_dropped++;
+		count_drop(n, &n->stats.rx_dropped);
 		n->rx_len = 0;
 		return 1;
 	}
 	rx_set_num_buffers(n, 1);
 	virtq_chain_write(&n->rx_first, 0, n->rxbuf, n->rx_len);
 	virtq_push(q, &n->rx_first, (uint32_t)n->rx_len);
-	n->stats.rx_frames++;
-	n->stats.rx_bytes += n->rx_len - HDR_LEN;
+	count_frame(n, &n->stats.rx_frames, &n->stats.rx_bytes, n->rx_len - HDR_LEN);
 	n->rx_have_first = false;
 	n->rx_len = 0;
 	*pushed = true;
@@ -558,10 +575,9 @@ static int rx_place_mrg(struct virtio_net *n, bool *pushed)
 				    "buffers; given back truncated",
 				    n->name, n->rx_len - HDR_LEN, n->rx_nused);
 		memset(n->rxbuf, 0, HDR_LEN);
-		n->stats.rx_dropped++;
+		count_drop(n, &n->stats.rx_dropped);
 	} else {
-		n->stats.rx_frames++;
-		n->stats.rx_bytes += n->rx_len - HDR_LEN;
+		count_frame(n, &n->stats.rx_frames, &n->stats.rx_bytes, n->rx_len - HDR_LEN);
 	}
 	rx_set_num_buffers(n, (uint16_t)n->rx_nused);
 	virtq_chain_write(&n->rx_first, 0, n->rxbuf, HDR_LEN);
@@ -620,7 +636,7 @@ static void rx_process(struct virtio_net *n)
 			if (why) {
 				vmm_log_ratelimited(&n->rx_rl, 5, "%s: rx: dropped a frame %s",
 						    n->name, why);
-				n->stats.rx_dropped++;
+				count_drop(n, &n->stats.rx_dropped);
 				continue;
 			}
 			n->rx_len = (size_t)r;
@@ -652,7 +668,7 @@ static void host_gone(struct virtio_net *n, const char *what, int err)
 	 * pushed back); later chains are dropped as they come. */
 	if (n->tx_held) {
 		n->tx_held = false;
-		n->stats.tx_dropped++;
+		count_drop(n, &n->stats.tx_dropped);
 		virtq_push(&n->dev.vq[VIRTIO_NET_TXQ], &n->tx_chain, 0);
 	}
 	tx_process(n);

@@ -34,7 +34,9 @@ struct virtio_net_opts {
 	bool mac_given; /* mac= was given; otherwise mac holds the one derived from the name */
 };
 
-/* Counters, for tests and for a line at exit. Frames count without the virtio header. */
+/* Counters, for tests and for a line at exit. Frames count without the virtio header. The
+ * device's lock-free counters (dev->stats, devices/virtio.h) move with these: requests =
+ * tx_frames + rx_frames, bytes = tx_bytes + rx_bytes, errors = tx_dropped + rx_dropped. */
 struct virtio_net_stats {
 	uint64_t tx_frames, tx_bytes, tx_dropped;
 	uint64_t rx_frames, rx_bytes, rx_dropped;

@@ -6,9 +6,11 @@
 #include <linux/virtio_ring.h>
 #include <sys/random.h>
 
-/* Fills up to `len` bytes of the chain's writable buffers; returns the bytes written. */
-static uint32_t fill(const struct virtq_chain *c, uint32_t len)
+/* Fills up to `len` bytes of the chain's writable buffers; returns the bytes written, and sets
+ * *failed when getrandom() failed before all were. */
+static uint32_t fill(const struct virtq_chain *c, uint32_t len, bool *failed)
 {
+	*failed = false;
 	uint32_t done = 0;
 	for (unsigned i = c->nout; i < (unsigned)c->nout + c->nin && done < len; i++) {
 		uint8_t *p = c->iov[i].iov_base;
@@ -21,6 +23,7 @@ static uint32_t fill(const struct virtq_chain *c, uint32_t len)
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
+				*failed = true;
 				return done + (uint32_t)got; /* cannot happen once the pool is up */
 			}
 			got += (size_t)n;
@@ -53,8 +56,14 @@ static void rng_notify(struct virtio_dev *d, unsigned qi)
 		}
 		uint32_t len = r->chain.in_bytes < VIRTIO_RNG_MAX_REQUEST ? r->chain.in_bytes
 									  : VIRTIO_RNG_MAX_REQUEST;
-		virtq_push(q, &r->chain, fill(&r->chain, len));
+		bool failed;
+		uint32_t done = fill(&r->chain, len, &failed);
+		virtq_push(q, &r->chain, done);
 		pushed = true;
+		virtio_stat_add(&d->stats.requests, 1);
+		virtio_stat_add(&d->stats.bytes, done);
+		if (failed)
+			virtio_stat_add(&d->stats.errors, 1);
 	}
 	if (pushed)
 		virtio_dev_notify_used(d, 0);

@@ -1,5 +1,7 @@
 /* virtio-rng (entropy device, virtio 1.x section 5.4): the guest's /dev/hwrng, fed from the host's
- * getrandom(). One request queue; every device-writable buffer the guest posts is filled. */
+ * getrandom(). One request queue; every device-writable buffer the guest posts is filled.
+ * Counters (dev.stats, devices/virtio.h): requests given back, random bytes given, requests
+ * given back short because getrandom() failed. */
 #ifndef VMM_VIRTIO_RNG_H
 #define VMM_VIRTIO_RNG_H
 

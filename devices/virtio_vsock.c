@@ -145,6 +145,7 @@ struct conn {
 	uint32_t buf_head, buf_len;
 
 	bool silent; /* host-initiated without a CONNECT line: no "OK" line either */
+	bool opened; /* it reached CONN_ESTABLISHED (counted in v->opened; closed when freed) */
 
 	/* CONN_HOST_CMD */
 	char line[CONNECT_LINE_MAX];
@@ -194,6 +195,7 @@ struct virtio_vsock {
 	struct rst_item rstq[RSTQ_MAX];
 	unsigned rst_head, rst_len;
 	uint32_t next_local_port;
+	uint64_t opened, closed; /* struct virtio_vsock_stats */
 
 	struct virtq_chain chain;
 	struct iovec iov[VIRTQ_CHAIN_MAX];
@@ -416,6 +418,8 @@ static void conn_release(struct virtio_vsock *v, struct conn *c)
 	c->in_rxq = false;
 	if (c->state == CONN_HOST_CMD)
 		v->nhost_cmd--;
+	if (c->opened)
+		v->closed++;
 	c->state = CONN_FREE;
 	c->gen++;
 	c->hnext = v->free;
@@ -506,8 +510,11 @@ static void conn_kill(struct virtio_vsock *v, struct conn *c)
 	conn_sync(v, c);
 }
 
+/* An RST for a guest packet that has no connection, or a REQUEST refused: counted as an
+ * error (devices/virtio.h) even when the ring is full. */
 static void rst_enqueue(struct virtio_vsock *v, uint32_t local, uint32_t peer)
 {
+	virtio_stat_add(&v->dev.stats.errors, 1);
 	if (v->rst_len == RSTQ_MAX) {
 		guest_log(v, "too many RSTs owed to the guest; dropping the one for port %u", peer);
 		return;
@@ -886,7 +893,15 @@ static void conn_write(struct virtio_vsock *v, struct conn *c, const struct virt
 		c->buf_len += rest;
 	}
 	c->tx_cnt += len;
+	virtio_stat_add(&v->dev.stats.bytes, len);
 	credit_check(c);
+}
+
+/* The connection just reached CONN_ESTABLISHED. */
+static void conn_opened(struct virtio_vsock *v, struct conn *c)
+{
+	c->opened = true;
+	v->opened++;
 }
 
 /* A guest REQUEST for a port nobody knows: connect to PATH_<port>. */
@@ -922,6 +937,7 @@ static void guest_connect(struct virtio_vsock *v, const struct pkt *p)
 		}
 	}
 	struct conn *c = conn_alloc(v, CONN_ESTABLISHED, fd);
+	conn_opened(v, c);
 	c->local_port = p->dst_port;
 	c->peer_port = p->src_port;
 	hash_insert(v, c);
@@ -936,6 +952,7 @@ static void conn_established(struct virtio_vsock *v, struct conn *c)
 	char msg[24];
 	if (c->silent) {
 		c->state = CONN_ESTABLISHED;
+		conn_opened(v, c);
 		return;
 	}
 	int n = snprintf(msg, sizeof(msg), "OK %u\n", c->local_port);
@@ -946,6 +963,7 @@ static void conn_established(struct virtio_vsock *v, struct conn *c)
 		return;
 	}
 	c->state = CONN_ESTABLISHED;
+	conn_opened(v, c);
 }
 
 static void guest_shutdown(struct virtio_vsock *v, struct conn *c, uint32_t flags)
@@ -1067,6 +1085,7 @@ static void tx_packet(struct virtio_vsock *v, const struct virtq_chain *ch)
 unexpected:
 	guest_log(v, "op %u on port %u is not valid in this connection state", p.op, p.dst_port);
 reset:
+	virtio_stat_add(&v->dev.stats.errors, 1);
 	conn_kill(v, c);
 }
 
@@ -1096,8 +1115,10 @@ static void tx_process(struct virtio_vsock *v)
 		more = virtq_enable_kicks(q, true);
 	}
 out:
-	if (n)
+	if (n) {
+		virtio_stat_add(&v->dev.stats.requests, n);
 		virtio_dev_notify_used(&v->dev, TXQ);
+	}
 }
 
 /* ---- packets for the guest ---- */
@@ -1212,6 +1233,7 @@ static uint32_t rx_commit(struct virtio_vsock *v, const struct rx_item *it,
 		if (n > 0) {
 			len = (uint32_t)n;
 			c->rx_cnt += len;
+			virtio_stat_add(&v->dev.stats.bytes, len);
 		} else if (n == 0) {
 			op = VIRTIO_VSOCK_OP_SHUTDOWN;
 		} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -1293,8 +1315,10 @@ static void rx_fill(struct virtio_vsock *v)
 		virtq_push(q, &v->chain, written);
 		n++;
 	}
-	if (n)
+	if (n) {
+		virtio_stat_add(&v->dev.stats.requests, n);
 		virtio_dev_notify_used(&v->dev, RXQ);
+	}
 }
 
 /* ---- the event loop callback ---- */
@@ -1565,6 +1589,13 @@ void virtio_vsock_set_host_port(struct virtio_vsock *v, uint32_t port, int (*ope
 unsigned virtio_vsock_conn_count(struct virtio_vsock *v)
 {
 	return v->nconns;
+}
+
+void virtio_vsock_get_stats(struct virtio_vsock *v, struct virtio_vsock_stats *out)
+{
+	out->opened = v->opened;
+	out->closed = v->closed;
+	out->active = v->nconns;
 }
 
 void virtio_vsock_destroy(struct virtio_vsock *v)

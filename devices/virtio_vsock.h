@@ -98,6 +98,18 @@ void virtio_vsock_set_host_port(struct virtio_vsock *v, uint32_t port, int (*ope
  * event loop thread. */
 unsigned virtio_vsock_conn_count(struct virtio_vsock *v);
 
+/* Connection counters since the device was created (a driver reset keeps them). */
+struct virtio_vsock_stats {
+	uint64_t opened; /* connections that reached ESTABLISHED (guest- or host-initiated) */
+	uint64_t closed; /* of those, the ones that ended since (their slot was freed) */
+	uint64_t active; /* connection slots in use now: virtio_vsock_conn_count */
+};
+
+/* Copies the counters into *out. Like virtio_vsock_conn_count: call it with the device lock
+ * held or from the event loop thread (it takes no lock). The packet, byte and error counters
+ * are the device's (virtio_dev_stats_get on virtio_vsock_dev(v), any thread). */
+void virtio_vsock_get_stats(struct virtio_vsock *v, struct virtio_vsock_stats *out);
+
 /* Closes every connection and the listening socket, removes PATH (only if it is still the
  * socket this device created), takes the handler out of the event loop and frees everything.
  * Call it after the vCPUs and the event loop have stopped using the device. NULL is allowed. */

@@ -309,6 +309,18 @@ static uint8_t request(struct t *t, uint32_t type, uint64_t sector, uint32_t len
 	return *(uint8_t *)gp(t, st.gpa, 1);
 }
 
+/* The device's counters (devices/virtio.h) are these. */
+static void expect_stats(struct t *t, uint64_t requests, uint64_t bytes, uint64_t errors,
+			 uint64_t needs_reset)
+{
+	struct virtio_dev_stats_snapshot st;
+	virtio_dev_stats_get(t->d, &st);
+	assert_int_equal(st.requests, requests);
+	assert_int_equal(st.bytes, bytes);
+	assert_int_equal(st.errors, errors);
+	assert_int_equal(st.needs_reset, needs_reset);
+}
+
 static void fill(uint8_t *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i++)
@@ -338,6 +350,7 @@ static void write_then_read(void **state)
 	assert_int_equal(u.id, head);
 	assert_int_equal(u.len, 1);
 	assert_int_equal(*(uint8_t *)gp(t, bufs[3].gpa, 1), VIRTIO_BLK_S_OK);
+	expect_stats(t, 1, 8192, 0, 0);
 
 	/* the host file holds the bytes, around them the old pattern */
 	uint8_t file[8192 + 1024];
@@ -352,6 +365,7 @@ static void write_then_read(void **state)
 	assert_int_equal(len, 8192 + 1);
 	assert_memory_equal(gp(t, gpa, 8192), want, sizeof(want));
 	assert_true(t->irqs > 0);
+	expect_stats(t, 2, 2 * 8192, 0, 0); /* bytes written and read */
 }
 
 /* Any layout: the header shares a buffer with the data, or is split in two; data and status
@@ -421,6 +435,8 @@ static void flush_and_get_id(void **state)
 	assert_memory_equal(gp(t, gpa, 4), "vmm-", 4);
 	assert_int_equal(request(t, VIRTIO_BLK_T_FLUSH, 0, 512, false, 1, NULL, NULL),
 			 VIRTIO_BLK_S_IOERR);
+	/* four answered, one an error; GET_ID's serial is no image data */
+	expect_stats(t, 4, 0, 1, 0);
 }
 
 static void full_length_serial(void **state)
@@ -498,6 +514,7 @@ static void read_only_disk(void **state)
 	kick(t);
 	next_used(t);
 	assert_int_not_equal(*(uint8_t *)gp(t, bufs[2].gpa, 1), VIRTIO_BLK_S_OK);
+	expect_stats(t, 4, 1024, 2, 0); /* the refused write and write-zeroes are errors */
 }
 
 static void out_of_range(void **state)
@@ -558,6 +575,7 @@ static void unsupported_and_wrong_direction(void **state)
 	assert_int_equal(request(t, VIRTIO_BLK_T_GET_ID, 0, 20, false, 1, NULL, NULL),
 			 VIRTIO_BLK_S_IOERR);
 	assert_true(virtio_dev_running(t->d));
+	expect_stats(t, 6, 0, 6, 0); /* three UNSUPP, three IOERR */
 }
 
 /* The header in a writable buffer (or cut short): the request still has a status byte, so it is
@@ -601,15 +619,23 @@ static void missing_status_byte(void **state)
 	assert_int_equal(used_idx(t), 0);
 	assert_true(t->irqs > irqs); /* the configuration interrupt */
 	assert_true(atomic_load(&t->d->isr) & VIRTIO_ISR_CONFIG);
+	expect_stats(t, 0, 0, 0, 1); /* not a request: the device failed */
 	struct buf b[] = {hdr(t, VIRTIO_BLK_T_FLUSH, 0), status_buf(t)};
 	post(t, b, 2, false);
 	kick(t);
 	assert_int_equal(used_idx(t), 0);
+	expect_stats(t, 0, 0, 0, 1);
 
 	driver_reset_and_restart(t);
 	assert_true(virtio_dev_running(t->d));
 	assert_int_equal(request(t, VIRTIO_BLK_T_FLUSH, 0, 0, false, 0, NULL, NULL),
 			 VIRTIO_BLK_S_OK);
+	expect_stats(t, 1, 0, 0, 1); /* the counters outlive the driver's reset */
+	/* failing again after the reset counts again */
+	struct buf c[] = {hdr(t, VIRTIO_BLK_T_FLUSH, 0)};
+	post(t, c, 1, false);
+	kick(t);
+	expect_stats(t, 1, 0, 0, 2);
 }
 
 /* A malformed chain (a descriptor index past the queue) fails the device. */
@@ -623,8 +649,10 @@ static void malformed_chain(void **state)
 	kick(t);
 	assert_true(t->d->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(used_idx(t), 0);
+	expect_stats(t, 0, 0, 0, 1);
 	driver_reset_and_restart(t);
 	assert_int_equal(request(t, VIRTIO_BLK_T_IN, 0, 512, true, 1, NULL, NULL), VIRTIO_BLK_S_OK);
+	expect_stats(t, 1, 512, 0, 1);
 }
 
 static void discard_and_write_zeroes(void **state)
@@ -767,6 +795,7 @@ static void image_truncated(void **state)
 	assert_int_equal(request(t, VIRTIO_BLK_T_IN, 100, 512, true, 1, NULL, &len),
 			 VIRTIO_BLK_S_IOERR);
 	assert_int_equal(len, 1);
+	expect_stats(t, 2, 0, 2, 0); /* a read that failed half way moved no counted bytes */
 }
 
 /* Five requests at once (15 of the 16 descriptors), twice over, with event idx and indirect off:
@@ -866,6 +895,11 @@ static void reset_with_requests_in_flight(void **state)
 		assert_int_equal(ev_run_once(&t->el, 0), 1); /* the eventfd fired; nothing left */
 	assert_int_equal(used_idx(t), 0);
 	assert_int_equal(request(t, VIRTIO_BLK_T_IN, 0, 512, true, 1, NULL, NULL), VIRTIO_BLK_S_OK);
+	/* requests dropped by the reset were never answered: not counted */
+	if (t->engine == ENGINE_SYNC)
+		expect_stats(t, 9, 8 * 8192 + 512, 0, 0);
+	else
+		expect_stats(t, 1, 512, 0, 0);
 }
 
 /* Destroying the device with requests in flight is clean (ASan checks the memory). */

@@ -348,6 +348,12 @@ static void rng_fills_buffers(void **state)
 	assert_true(nonzero > 3900); /* random bytes, not the zeroed memory */
 	assert_true(irqs >= 1);
 	assert_true(rd(&t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING);
+	struct virtio_dev_stats_snapshot st;
+	virtio_dev_stats_get(&rng.dev, &st);
+	assert_int_equal(st.requests, 2);
+	assert_int_equal(st.bytes, 4096 + 100);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(st.needs_reset, 0);
 
 	/* a readable-only chain is not an entropy request: pushed back with 0 bytes */
 	desc[2] = (struct vring_desc){.addr = 0x42000, .len = 64, .flags = 0};
@@ -356,6 +362,9 @@ static void rng_fills_buffers(void **state)
 	wr(&t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(used->idx, 3);
 	assert_int_equal(used->ring[2].len, 0);
+	virtio_dev_stats_get(&rng.dev, &st);
+	assert_int_equal(st.requests, 3); /* given back, with no bytes */
+	assert_int_equal(st.bytes, 4096 + 100);
 
 	/* a descriptor outside guest RAM: the device needs a reset, the process lives on */
 	desc[3] = (struct vring_desc){.addr = MEM_SIZE - 8, .len = 64, .flags = VRING_DESC_F_WRITE};
@@ -364,6 +373,9 @@ static void rng_fills_buffers(void **state)
 	wr(&t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(used->idx, 3);
 	assert_true(rd(&t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	virtio_dev_stats_get(&rng.dev, &st);
+	assert_int_equal(st.requests, 3);
+	assert_int_equal(st.needs_reset, 1);
 	virtio_rng_destroy(&rng);
 }
 

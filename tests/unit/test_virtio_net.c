@@ -270,10 +270,23 @@ static void env_down(struct env *t)
 	guest_mem_free(&t->mem);
 }
 
+/* The device's counters (devices/virtio.h). */
+static struct virtio_dev_stats_snapshot dev_stats(struct env *t)
+{
+	struct virtio_dev_stats_snapshot s;
+	virtio_dev_stats_get(t->d, &s);
+	return s;
+}
+
+/* The net counters; the device's lock-free ones always agree with them. */
 static struct virtio_net_stats stats(struct env *t)
 {
 	struct virtio_net_stats s;
 	virtio_net_get_stats(t->net, &s);
+	struct virtio_dev_stats_snapshot d = dev_stats(t);
+	assert_int_equal(d.requests, s.tx_frames + s.rx_frames);
+	assert_int_equal(d.bytes, s.tx_bytes + s.rx_bytes);
+	assert_int_equal(d.errors, s.tx_dropped + s.rx_dropped);
 	return s;
 }
 
@@ -381,6 +394,8 @@ static void tx_frame_intact(void **state)
 	assert_int_equal(st.tx_frames, 2);
 	assert_int_equal(st.tx_bytes, sizeof(f) + 60000);
 	assert_int_equal(st.tx_dropped, 0);
+	assert_int_equal(dev_stats(&t).requests, 2);
+	assert_int_equal(dev_stats(&t).bytes, sizeof(f) + 60000);
 	env_down(&t);
 }
 
@@ -413,6 +428,9 @@ static void rx_frame_into_buffer(void **state)
 	assert_false(take_used(&t, &t.rx, &id, &len));
 	assert_int_equal(stats(&t).rx_frames, 1);
 	assert_int_equal(stats(&t).rx_bytes, sizeof(f));
+	assert_int_equal(dev_stats(&t).requests, 1);
+	assert_int_equal(dev_stats(&t).bytes, sizeof(f)); /* without the virtio header */
+	assert_int_equal(dev_stats(&t).errors, 0);
 
 	/* without GUEST_CSUM negotiated the flags reach the guest as 0 */
 	driver_reset(&t);
@@ -681,6 +699,8 @@ static void bad_tx_chains(void **state)
 	assert_int_equal(st.tx_dropped, nbad);
 	assert_int_equal(st.tx_frames, 1);
 	assert_true(virtio_dev_running(t.d));
+	assert_int_equal(dev_stats(&t).errors, nbad);
+	assert_int_equal(dev_stats(&t).needs_reset, 0);
 
 	/* a chain outside guest RAM breaks the device, which then stays quiet */
 	struct seg out = {RAM_SIZE - 8, 64, false};
@@ -689,6 +709,7 @@ static void bad_tx_chains(void **state)
 	pump(&t);
 	assert_true(t.d->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_false(virtio_dev_running(t.d));
+	assert_int_equal(dev_stats(&t).needs_reset, 1);
 	post_tx(&t, &ok, f, sizeof(f), 1);
 	kick(&t, VIRTIO_NET_TXQ);
 	pump(&t);
@@ -702,6 +723,9 @@ static void bad_tx_chains(void **state)
 	kick(&t, VIRTIO_NET_TXQ);
 	pump(&t);
 	assert_int_equal(host_recv(&t, buf, sizeof(buf)), HDR + sizeof(f));
+	st = stats(&t);
+	assert_int_equal(st.tx_frames, 2);
+	assert_int_equal(dev_stats(&t).needs_reset, 1);
 	env_down(&t);
 }
 
@@ -754,8 +778,11 @@ static void bad_rx_chains(void **state)
 	pump(&t);
 	assert_true(t.d->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(used_idx(&t, &t.rx), 0);
+	assert_int_equal(dev_stats(&t).needs_reset, 1);
 	host_send(&t, &h, small, sizeof(small));
 	pump(&t); /* stays quiet: not watching the fd any more */
+	assert_int_equal(dev_stats(&t).needs_reset, 1);
+	assert_int_equal(stats(&t).rx_frames, 0);
 	env_down(&t);
 
 	/* a guest whose whole ring cannot hold a frame gets the buffers back, truncated */
@@ -774,6 +801,7 @@ static void bad_rx_chains(void **state)
 	assert_int_equal(g.flags, 0);
 	assert_memory_equal(gp(&t, DATA_GPA + HDR, 4), huge, 4);
 	assert_int_equal(stats(&t).rx_dropped, 1);
+	assert_int_equal(dev_stats(&t).errors, 1); /* given back truncated: a dropped frame */
 	assert_true(virtio_dev_running(t.d));
 	env_down(&t);
 }

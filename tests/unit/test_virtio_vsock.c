@@ -402,6 +402,30 @@ static int connect_from_host(struct gconn *c, uint32_t gport, uint32_t buf_alloc
 	return h;
 }
 
+/* The connection counters, and the device's (devices/virtio.h). */
+static struct virtio_vsock_stats vstats(void)
+{
+	struct virtio_vsock_stats s;
+	virtio_vsock_get_stats(vs, &s);
+	assert_int_equal(s.active, virtio_vsock_conn_count(vs));
+	return s;
+}
+
+static struct virtio_dev_stats_snapshot dstats(void)
+{
+	struct virtio_dev_stats_snapshot s;
+	virtio_dev_stats_get(drv.d, &s);
+	return s;
+}
+
+static void expect_conns(uint64_t opened, uint64_t closed, uint64_t active)
+{
+	struct virtio_vsock_stats s = vstats();
+	assert_int_equal(s.opened, opened);
+	assert_int_equal(s.closed, closed);
+	assert_int_equal(s.active, active);
+}
+
 static int count_fds(void)
 {
 	int n = 0;
@@ -499,6 +523,7 @@ static void guest_connects_and_talks(void **state)
 	int h = connect_from_guest(&g, lfd, 1234, 5000, 64 * 1024);
 	assert_true(drv.irqs > irqs);
 	assert_int_equal(virtio_vsock_conn_count(vs), 1);
+	expect_conns(1, 0, 1);
 
 	gsend(&g, OP(RW), "hello", 5, 0);
 	char b[16];
@@ -517,6 +542,14 @@ static void guest_connects_and_talks(void **state)
 	expect(OP(RST), 5000, 1234);
 	expect_host_eof(h);
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+	expect_conns(1, 1, 0);
+	/* REQUEST, RW, SHUTDOWN from the guest; RESPONSE, RW, RST to it; 5 + 6 payload bytes;
+	 * the RST answering SHUTDOWN is no error */
+	struct virtio_dev_stats_snapshot d = dstats();
+	assert_int_equal(d.requests, 6);
+	assert_int_equal(d.bytes, 5 + 6);
+	assert_int_equal(d.errors, 0);
+	assert_int_equal(d.needs_reset, 0);
 	close(h);
 	close(lfd);
 }
@@ -528,6 +561,9 @@ static void guest_connect_refused(void **state)
 	expect(OP(RST), 6000, 1234);
 	expect_none();
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+	expect_conns(0, 0, 0);
+	assert_int_equal(dstats().errors, 1); /* a refused connection */
+	assert_int_equal(dstats().requests, 2);
 }
 
 static void host_connects_and_talks(void **state)
@@ -536,6 +572,7 @@ static void host_connects_and_talks(void **state)
 	struct gconn g;
 	int h = connect_from_host(&g, 52, 64 * 1024);
 	assert_int_equal(virtio_vsock_conn_count(vs), 1);
+	expect_conns(1, 0, 1);
 
 	host_write(h, "ping", 4);
 	pump();
@@ -556,6 +593,9 @@ static void host_connects_and_talks(void **state)
 	gsend(&g, OP(RST), NULL, 0, 0);
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
 	expect_none();
+	expect_conns(1, 1, 0);
+	assert_int_equal(dstats().bytes, 4 + 4);
+	assert_int_equal(dstats().errors, 0);
 }
 
 static void host_data_after_connect_line(void **state)
@@ -589,6 +629,8 @@ static void host_connect_guest_refuses(void **state)
 	send_pkt(OP(RST), 53, pkt.h.src_port, NULL, 0, 0);
 	expect_host_eof(h); /* closed without an OK line */
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+	expect_conns(0, 0, 0); /* never established */
+	assert_int_equal(dstats().errors, 0);
 	close(h);
 }
 
@@ -978,6 +1020,7 @@ static void hostile_packets(void **state)
 	char b[8];
 	assert_int_equal(host_read(h, b, sizeof(b)), -1);
 	assert_int_equal(virtio_vsock_conn_count(vs), 1);
+	assert_int_equal(dstats().errors, 0); /* dropped unanswered: not counted */
 
 	/* answered with RST: packets for no connection, whatever they are */
 	send_pkt(OP(RW), 9, 10, "a", 1, 0);
@@ -1060,6 +1103,10 @@ static void hostile_packets(void **state)
 	expect_none();
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
 	assert_false(drv.d->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	/* 7 packets for no connection and 8 resets of live ones; 8 connections came and went */
+	assert_int_equal(dstats().errors, 7 + 8);
+	assert_int_equal(dstats().needs_reset, 0);
+	expect_conns(8, 8, 0);
 	close(lfd);
 }
 
@@ -1071,9 +1118,11 @@ static void credit_overrun(void **state)
 	struct gconn g;
 	int h = connect_from_guest(&g, lfd, 2014, 5007, 64 * 1024);
 	static uint8_t chunk[16 * 1024];
+	uint64_t sent = 0;
 	while (gcredit(&g)) {
 		uint32_t n = gcredit(&g) < sizeof(chunk) ? gcredit(&g) : sizeof(chunk);
 		gsend(&g, OP(RW), chunk, n, 0);
+		sent += n;
 		pump();
 		while (recv_pkt(&pkt)) {
 			assert_int_equal(pkt.h.op, OP(CREDIT_UPDATE));
@@ -1082,9 +1131,13 @@ static void credit_overrun(void **state)
 		}
 	}
 	assert_int_equal(virtio_vsock_conn_count(vs), 1);
+	assert_int_equal(dstats().errors, 0);
+	assert_int_equal(dstats().bytes, sent);
 	gsend(&g, OP(RW), chunk, 1, 0);
 	expect(OP(RST), 5007, 2014);
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+	assert_int_equal(dstats().errors, 1);
+	assert_int_equal(dstats().bytes, sent); /* the byte over the credit was refused */
 	close(h);
 	close(lfd);
 }
@@ -1113,6 +1166,7 @@ static void owed_rsts_bounded(void **state)
 	}
 	assert_true(n >= 64 && n < 1000);
 	assert_int_equal(n, 128);
+	assert_int_equal(dstats().errors, 64 + 1000); /* counted, sent or not */
 }
 
 static void rx_buffer_too_small(void **state)
@@ -1126,9 +1180,11 @@ static void rx_buffer_too_small(void **state)
 	pump();
 	for (unsigned i = 0; i < 64; i++)
 		assert_true(recv_pkt(&pkt));
+	assert_int_equal(dstats().needs_reset, 0);
 	send_pkt(OP(RW), 9, 9, "a", 1, 0);
 	assert_true(drv.d->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_false(virtio_dev_running(drv.d));
+	assert_int_equal(dstats().needs_reset, 1);
 }
 
 /* An rx buffer that holds only a header carries a control packet, never data. */
@@ -1182,11 +1238,14 @@ static void connection_limit_and_reset(void **state)
 	expect_host_eof(h);
 	close(h);
 	assert_int_equal(virtio_vsock_conn_count(vs), VIRTIO_VSOCK_MAX_CONNS);
+	expect_conns(VIRTIO_VSOCK_MAX_CONNS, 0, VIRTIO_VSOCK_MAX_CONNS);
+	assert_int_equal(dstats().errors, 1); /* the REQUEST over the limit */
 	int first = host_accept(lfd);
 
 	/* a driver reset ends every connection the guest knew */
 	drv_reset();
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+	expect_conns(VIRTIO_VSOCK_MAX_CONNS, VIRTIO_VSOCK_MAX_CONNS, 0);
 	expect_host_eof(first);
 	close(first);
 	close(lfd);
