@@ -96,7 +96,8 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 	case API_OP_PAUSE:
 		r = vm_pause(vm, &e);
 		if (r == 0 && (reply = api_reply_ok()))
-			json_object_object_add(reply, "pause_ms", json_object_new_double(vm->pause_ms));
+			json_object_object_add(reply, "pause_ms",
+					       json_object_new_double(vm->pause_ms));
 		break;
 	case API_OP_RESUME:
 		r = vm_resume(vm, &e);
@@ -121,9 +122,10 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 			r = verr_set(&e, -EBUSY, "exec: the VM is %s, not running",
 				     vm_state_name(vm_state(vm)));
 		else if (trailing)
-			r = verr_set(&e, -EPROTO, "exec: bytes came after the request before its "
-						  "reply: wait for the reply, then speak the agent "
-						  "protocol");
+			r = verr_set(&e, -EPROTO,
+				     "exec: bytes came after the request before its "
+				     "reply: wait for the reply, then speak the agent "
+				     "protocol");
 		if (r < 0)
 			break;
 		if (send_line(c->fd, api_reply_line(api_reply_ok())) < 0) {
@@ -131,7 +133,8 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 			return 1;
 		}
 		/* The connection now belongs to the vsock device, as a host connection to the
-		 * agent's port: the client speaks the agent protocol on it (docs/agent-protocol.md). */
+		 * agent's port: the client speaks the agent protocol on it
+		 * (docs/agent-protocol.md). */
 		ev_del(&vm->el, &c->h);
 		r = virtio_vsock_connect_fd(vm->virtio.vsock, c->fd, AGENT_VSOCK_PORT, &e);
 		if (r < 0) {
@@ -246,14 +249,15 @@ static int clear_stale(const char *path, struct verr *e)
 {
 	struct stat st;
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0
-				       : verr_set(e, -errno, "--api-sock %s: %s", path,
-						  strerror(errno));
+		return errno == ENOENT
+			   ? 0
+			   : verr_set(e, -errno, "--api-sock %s: %s", path, strerror(errno));
 	if (!S_ISSOCK(st.st_mode))
-		return verr_set(e, -EEXIST,
-				"--api-sock %s: the path exists and is not a socket: choose another "
-				"path or remove it",
-				path);
+		return verr_set(
+		    e, -EEXIST,
+		    "--api-sock %s: the path exists and is not a socket: choose another "
+		    "path or remove it",
+		    path);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	strcpy(sa.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

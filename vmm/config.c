@@ -52,9 +52,9 @@ static void free_strv(char **v, unsigned n)
 
 void config_free(struct vm_config *c)
 {
-	char **strs[] = {&c->kernel,	   &c->initrd,	     &c->cmdline,      &c->hostname,
-			 &c->ip,	   &c->gw,	     &c->console_socket, &c->api_sock,
-			 &c->pid_file,	   &c->metrics_path, &c->log_path,     &c->process.cwd};
+	char **strs[] = {&c->kernel,   &c->initrd,	 &c->cmdline,	     &c->hostname,
+			 &c->ip,       &c->gw,		 &c->console_socket, &c->api_sock,
+			 &c->pid_file, &c->metrics_path, &c->log_path,	     &c->process.cwd};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -93,8 +93,10 @@ int config_set_str(struct vm_config *c, char **field, const char *name, const ch
 int config_set_cpus(struct vm_config *c, const char *name, uint64_t v, struct verr *e)
 {
 	if (v < 1 || v > VMM_MAX_CPUS)
-		return verr_set(e, -EINVAL, "%s: '%llu' is out of range: give a number of vCPUs "
-				"from 1 to %u", name, (unsigned long long)v, VMM_MAX_CPUS);
+		return verr_set(e, -EINVAL,
+				"%s: '%llu' is out of range: give a number of vCPUs "
+				"from 1 to %u",
+				name, (unsigned long long)v, VMM_MAX_CPUS);
 	c->cpus = (unsigned)v;
 	return 0;
 }
@@ -187,8 +189,8 @@ int config_add_env(struct vm_config *c, const char *name, const char *kv, struct
 int config_set_workdir(struct vm_config *c, const char *name, const char *v, struct verr *e)
 {
 	if (v[0] != '/' || has_ctl(v) || strlen(v) > 4095)
-		return verr_set(e, -EINVAL,
-				"%s: '%s' is not an absolute path: write e.g. /app", name, v);
+		return verr_set(e, -EINVAL, "%s: '%s' is not an absolute path: write e.g. /app",
+				name, v);
 	return config_set_str(c, &c->process.cwd, name, v, e);
 }
 
@@ -233,7 +235,10 @@ int config_set_stdio(struct vm_config *c, const char *name, const int fds[3], st
 			return verr_set(e, -EINVAL,
 					"%s: fd %d (the container's %s) is not open in vmm: pass "
 					"fds vmm inherits",
-					name, fds[i], i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr");
+					name, fds[i],
+					i == 0	 ? "stdin"
+					: i == 1 ? "stdout"
+						 : "stderr");
 	memcpy(c->stdio, fds, sizeof(c->stdio));
 	return 0;
 }
@@ -246,8 +251,7 @@ static unsigned count_type(const struct vm_config *c, enum vm_device_type t, boo
 	return n;
 }
 
-static int add(struct vm_config *c, const struct vm_device_cfg *d, const char *name,
-	       struct verr *e)
+static int add(struct vm_config *c, const struct vm_device_cfg *d, const char *name, struct verr *e)
 {
 	const struct device_type *t = &device_table[d->type];
 	unsigned have = count_type(c, d->type, false);
@@ -259,8 +263,8 @@ static int add(struct vm_config *c, const struct vm_device_cfg *d, const char *n
 	    [VM_DEV_RNG] = "rng device",
 	};
 	if (d->root && count_type(c, VM_DEV_BLK, true))
-		return verr_set(e, -EINVAL,
-				"%s given twice: one root disk; add others with --disk", name);
+		return verr_set(e, -EINVAL, "%s given twice: one root disk; add others with --disk",
+				name);
 	if (!d->root && have >= max)
 		return verr_set(e, -EINVAL, "%s: at most %u %s", name, max, what[d->type]);
 	if (c->ndevices >= VM_DEVICES_MAX)
@@ -268,8 +272,7 @@ static int add(struct vm_config *c, const struct vm_device_cfg *d, const char *n
 				VM_DEVICES_MAX);
 	/* slot order: the root disk, then by type (blk, net, vsock, rng), each in given order */
 	unsigned at = c->ndevices;
-	while (at > 0 && !c->devices[at - 1].root &&
-	       (d->root || c->devices[at - 1].type > d->type))
+	while (at > 0 && !c->devices[at - 1].root && (d->root || c->devices[at - 1].type > d->type))
 		at--;
 	memmove(&c->devices[at + 1], &c->devices[at], (c->ndevices - at) * sizeof(*d));
 	c->devices[at] = *d;
@@ -340,13 +343,13 @@ static int finish_container(struct vm_config *c, struct verr *e)
 {
 	struct vm_process_cfg *p = &c->process;
 	if (p->argc && c->initrd)
-		return verr_set(e, -EINVAL,
-				"a command after -- runs in a container, which boots vmm's own "
-				"agent: drop --initrd (or pass your init's arguments in --cmdline)");
+		return verr_set(
+		    e, -EINVAL,
+		    "a command after -- runs in a container, which boots vmm's own "
+		    "agent: drop --initrd (or pass your init's arguments in --cmdline)");
 	c->container = p->argc || (root_disk(c) && !c->initrd);
 	bool container_only = p->nenv_given || p->cwd || p->uid || p->gid || c->hostname ||
-			      p->tty_given || c->rootfs_rw || c->ip || c->gw ||
-			      c->console_socket;
+			      p->tty_given || c->rootfs_rw || c->ip || c->gw || c->console_socket;
 	if (!c->container) {
 		if (container_only)
 			return verr_set(e, -EINVAL,
@@ -361,8 +364,9 @@ static int finish_container(struct vm_config *c, struct verr *e)
 				"(vmm-mkrootfs makes one from a directory)");
 	unsigned nets = count_type(c, VM_DEV_NET, false);
 	if ((c->ip || c->gw) && !nets)
-		return verr_set(e, -EINVAL, "--ip and --gateway configure the first --net "
-					    "device: add --net tap=NAME");
+		return verr_set(e, -EINVAL,
+				"--ip and --gateway configure the first --net "
+				"device: add --net tap=NAME");
 	if (c->gw && !c->ip)
 		return verr_set(e, -EINVAL, "--gateway needs --ip ADDR/PREFIX for eth0");
 	if (c->console_socket)
@@ -381,7 +385,8 @@ static int finish_container(struct vm_config *c, struct verr *e)
 	c->devices[0].u.blk.ro = !c->rootfs_rw;
 	/* The agent's channel: a vsock device (CID 3, no host socket) when none is given. */
 	if (!count_type(c, VM_DEV_VSOCK, false)) {
-		struct vm_device_cfg v = {.type = VM_DEV_VSOCK, .implicit = true, .u.vsock = {.cid = 3}};
+		struct vm_device_cfg v = {
+		    .type = VM_DEV_VSOCK, .implicit = true, .u.vsock = {.cid = 3}};
 		int r = add(c, &v, "the container's vsock", e);
 		if (r < 0)
 			return r;

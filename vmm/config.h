@@ -20,19 +20,13 @@
 #define VMM_MAX_CPUS	       254U /* xAPIC IDs 0..253, the I/O APIC takes the next one */
 #define VMM_MAX_DISKS	       8U   /* blk devices besides the root disk */
 #define VMM_MAX_NETS	       4U
-#define VMM_MAX_ENV	       1024U /* environment entries */
-#define VMM_MAX_ARGS	       4096U /* the container command's argv */
-#define VM_DEVICES_MAX	       17U /* virtio-mmio slots (vmm/mmio_devices.h) */
+#define VMM_MAX_ENV	       1024U  /* environment entries */
+#define VMM_MAX_ARGS	       4096U  /* the container command's argv */
+#define VM_DEVICES_MAX	       17U    /* virtio-mmio slots (vmm/mmio_devices.h) */
 #define VMM_STOP_TIMEOUT_MS    10000U /* graceful stop, then forced (the API's default) */
 
 /* The device types of the device table (vmm/device_table.c), in slot order. */
-enum vm_device_type {
-	VM_DEV_BLK,
-	VM_DEV_NET,
-	VM_DEV_VSOCK,
-	VM_DEV_RNG,
-	VM_DEV_TYPES
-};
+enum vm_device_type { VM_DEV_BLK, VM_DEV_NET, VM_DEV_VSOCK, VM_DEV_RNG, VM_DEV_TYPES };
 
 struct vm_device_cfg {
 	enum vm_device_type type;
@@ -74,10 +68,10 @@ struct vm_config {
 	/* the container: on when a process is given, or a root disk without an initrd */
 	bool container;
 	struct vm_process_cfg process;
-	char *hostname;	 /* default "vmm" */
-	bool rootfs_rw;	 /* the root disk read-write, no overlay */
-	char *ip, *gw;	 /* eth0 of the first net device: ADDR/PREFIX, ADDR */
-	int stdio[3];	 /* the container's stdin, stdout, stderr (default 0, 1, 2) */
+	char *hostname;	      /* default "vmm" */
+	bool rootfs_rw;	      /* the root disk read-write, no overlay */
+	char *ip, *gw;	      /* eth0 of the first net device: ADDR/PREFIX, ADDR */
+	int stdio[3];	      /* the container's stdin, stdout, stderr (default 0, 1, 2) */
 	char *console_socket; /* a pty for the process, its master sent here (OCI) */
 
 	/* control */

@@ -91,8 +91,7 @@ static int set_string_key(struct vm_config *c, char **field, json_object *v, con
 
 /* One device object: its keys, checked against the type's table, become the option string its
  * parser reads on the command line. */
-static int device_from_json(struct vm_config *c, json_object *o, const char *where,
-			    struct verr *e)
+static int device_from_json(struct vm_config *c, json_object *o, const char *where, struct verr *e)
 {
 	char key[96];
 	int r = want(o, json_type_object, where, e);
@@ -108,8 +107,10 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 		return r;
 	const struct device_type *t = device_type_find(tname);
 	if (!t)
-		return verr_set(e, -EINVAL, "%s: '%s' is not a device type: give blk, net, vsock "
-				"or rng", key, tname);
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not a device type: give blk, net, vsock "
+				"or rng",
+				key, tname);
 	char spec[8192];
 	size_t at = 0;
 	spec[0] = 0;
@@ -123,21 +124,21 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 		for (i = 0; i < t->nkeys && strcmp(t->keys[i].json, k) != 0; i++)
 			;
 		if (i == t->nkeys)
-			return verr_set(e, -EINVAL, "%s: unknown key for a %s device", key, t->name);
+			return verr_set(e, -EINVAL, "%s: unknown key for a %s device", key,
+					t->name);
 		seen[i] = true;
 		const struct device_key *dk = &t->keys[i];
 		const char *s;
-		bool b;
-		uint64_t u;
+		bool b = false;
+		uint64_t u = 0;
 		switch (dk->type) {
 		case DK_STR:
 			if ((r = get_str(v, key, &s, e)) < 0)
 				return r;
 			if (strchr(s, ','))
-				return verr_set(e, -EINVAL, "%s: a ',' cannot be part of this value",
-						key);
-			str_appendf(spec, sizeof(spec), &at, "%s%s=%s", at ? "," : "", dk->spec,
-				    s);
+				return verr_set(e, -EINVAL,
+						"%s: a ',' cannot be part of this value", key);
+			str_appendf(spec, sizeof(spec), &at, "%s%s=%s", at ? "," : "", dk->spec, s);
 			break;
 		case DK_BOOL:
 			if ((r = get_bool(v, key, &b, e)) < 0)
@@ -152,8 +153,8 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 			if (u > UINT32_MAX)
 				return verr_set(e, -EINVAL, "%s: %llu is out of range", key,
 						(unsigned long long)u);
-			str_appendf(spec, sizeof(spec), &at, "%s%s=%llu", at ? "," : "",
-				    dk->spec, (unsigned long long)u);
+			str_appendf(spec, sizeof(spec), &at, "%s%s=%llu", at ? "," : "", dk->spec,
+				    (unsigned long long)u);
 			break;
 		}
 	}
@@ -175,7 +176,7 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 static int strv_from_json(json_object *a, const char *key, const char ***out, unsigned *n,
 			  unsigned max, struct verr *e)
 {
-	char k[64];
+	char k[96];
 	int r = want(a, json_type_array, key, e);
 	if (r < 0)
 		return r;
@@ -207,8 +208,8 @@ static int process_from_json(struct vm_config *c, json_object *o, struct verr *e
 		char key[64];
 		snprintf(key, sizeof(key), "process.%s", k);
 		if (strcmp(k, "args") == 0 || strcmp(k, "env") == 0) {
-			const char **sv;
-			unsigned n;
+			const char **sv = NULL;
+			unsigned n = 0;
 			bool args = k[0] == 'a';
 			r = strv_from_json(v, key, &sv, &n, args ? VMM_MAX_ARGS : VMM_MAX_ENV, e);
 			if (r < 0)
@@ -244,8 +245,8 @@ static int process_from_json(struct vm_config *c, json_object *o, struct verr *e
 				else if (strcmp(uk, "gid") == 0)
 					r = get_uint(uv, ukey, &gid, e);
 				else
-					r = verr_set(e, -EINVAL, "%s: unknown key: give uid and gid",
-						     ukey);
+					r = verr_set(e, -EINVAL,
+						     "%s: unknown key: give uid and gid", ukey);
 				if (r < 0)
 					return r;
 			}
@@ -281,10 +282,11 @@ static int log_from_json(struct vm_config *c, json_object *o, struct verr *e)
 				return r;
 			enum log_level l;
 			if (log_parse_level(s, &l) < 0)
-				return verr_set(e, -EINVAL,
-						"%s: '%s' is not a level: give error, warn, info or "
-						"debug",
-						key, s);
+				return verr_set(
+				    e, -EINVAL,
+				    "%s: '%s' is not a level: give error, warn, info or "
+				    "debug",
+				    key, s);
 			c->log_level = (int)l;
 		} else if (strcmp(k, "format") == 0) {
 			if ((r = get_str(v, key, &s, e)) < 0)
@@ -308,9 +310,12 @@ static int top_key(struct vm_config *c, const char *k, json_object *v, struct ve
 		const char *key;
 		char **field;
 	} strs[] = {
-	    {"kernel", &c->kernel},	   {"initrd", &c->initrd},
-	    {"cmdline", &c->cmdline},	   {"api_sock", &c->api_sock},
-	    {"pid_file", &c->pid_file},	   {"metrics", &c->metrics_path},
+	    {"kernel", &c->kernel},
+	    {"initrd", &c->initrd},
+	    {"cmdline", &c->cmdline},
+	    {"api_sock", &c->api_sock},
+	    {"pid_file", &c->pid_file},
+	    {"metrics", &c->metrics_path},
 	    {"console_socket", &c->console_socket},
 	};
 	struct {
@@ -406,7 +411,7 @@ int config_parse_json(struct vm_config *c, const char *text, size_t len, const c
 	if (!root || jerr != json_tokener_success) {
 		r = verr_set(e, -EINVAL, "%s: not valid JSON near byte %zu: %s", origin, used,
 			     jerr == json_tokener_continue ? "the text ends early"
-							    : json_tokener_error_desc(jerr));
+							   : json_tokener_error_desc(jerr));
 		goto out;
 	}
 	for (size_t i = used; i < len; i++)

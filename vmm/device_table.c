@@ -180,13 +180,12 @@ static int rng_to_json(const struct vm_device_cfg *d, struct json_object *o)
 #define KEYS(k) k, sizeof(k) / sizeof(k[0])
 
 const struct device_type device_table[VM_DEV_TYPES] = {
-    [VM_DEV_BLK] = {"blk", "--disk", VMM_MAX_DISKS + 1, "path=IMG[,ro][,id=SERIAL]",
-		    KEYS(blk_keys), blk_parse, blk_check, blk_create, blk_destroy, blk_to_json,
-		    "blk"},
-    [VM_DEV_NET] = {"net", "--net", VMM_MAX_NETS, "tap=NAME[,mac=MAC]", KEYS(net_keys),
-		    net_parse, NULL, net_create, net_destroy, net_to_json, "net"},
-    [VM_DEV_VSOCK] = {"vsock", "--vsock", 1, "cid=N,uds=PATH", KEYS(vsock_keys), vsock_parse,
-		      NULL, vsock_create, vsock_destroy, vsock_to_json, "vsock"},
+    [VM_DEV_BLK] = {"blk", "--disk", VMM_MAX_DISKS + 1, "path=IMG[,ro][,id=SERIAL]", KEYS(blk_keys),
+		    blk_parse, blk_check, blk_create, blk_destroy, blk_to_json, "blk"},
+    [VM_DEV_NET] = {"net", "--net", VMM_MAX_NETS, "tap=NAME[,mac=MAC]", KEYS(net_keys), net_parse,
+		    NULL, net_create, net_destroy, net_to_json, "net"},
+    [VM_DEV_VSOCK] = {"vsock", "--vsock", 1, "cid=N,uds=PATH", KEYS(vsock_keys), vsock_parse, NULL,
+		      vsock_create, vsock_destroy, vsock_to_json, "vsock"},
     [VM_DEV_RNG] = {"rng", "--rng", 1, "(no options)", NULL, 0, rng_parse, NULL, rng_create,
 		    rng_destroy, rng_to_json, "rng"},
 };

@@ -5,8 +5,7 @@
 
 static const char *const state_names[VM_STATES] = {"created", "running", "paused", "stopping",
 						   "stopped"};
-static const char *const event_names[VM_EVENTS] = {"start", "pause", "resume", "stop",
-						   "finished"};
+static const char *const event_names[VM_EVENTS] = {"start", "pause", "resume", "stop", "finished"};
 
 /* next[from][ev]: the state it leads to, or VM_STATES when refused */
 static const enum vm_state next[VM_STATES][VM_EVENTS] = {
@@ -18,9 +17,8 @@ static const enum vm_state next[VM_STATES][VM_EVENTS] = {
 };
 
 /* What a refused request needed, for its error line. */
-static const char *const needs[VM_EVENTS] = {"created (not yet started)", "running",
-					      "paused", "created, running or paused",
-					      "not yet stopped"};
+static const char *const needs[VM_EVENTS] = {"created (not yet started)", "running", "paused",
+					     "created, running or paused", "not yet stopped"};
 
 const char *vm_state_name(enum vm_state s)
 {
@@ -35,8 +33,7 @@ const char *vm_event_name(enum vm_event ev)
 int vm_transition(enum vm_state from, enum vm_event ev, enum vm_state *to, struct verr *e)
 {
 	if ((unsigned)from >= VM_STATES || (unsigned)ev >= VM_EVENTS)
-		return verr_set(e, -EINVAL, "no such state or event (%d, %d)", (int)from,
-				(int)ev);
+		return verr_set(e, -EINVAL, "no such state or event (%d, %d)", (int)from, (int)ev);
 	enum vm_state n = next[from][ev];
 	if (n == VM_STATES) {
 		bool already = ev == VM_EV_STOP && (from == VM_STOPPING || from == VM_STOPPED);

@@ -11,7 +11,7 @@
 #include "vmm/log.h"
 
 enum vm_state {
-	VM_CREATED,  /* devices open, kernel loaded, vCPUs made, not running */
+	VM_CREATED, /* devices open, kernel loaded, vCPUs made, not running */
 	VM_RUNNING,
 	VM_PAUSED,   /* every vCPU parked outside KVM_RUN, devices quiet, guest clock held */
 	VM_STOPPING, /* a stop was asked: the process is being told, or the VM is being forced */

@@ -183,8 +183,7 @@ static int process_opt(int opt, const char *arg, struct vm_config *c, struct ver
 	}
 }
 
-static int take_command(int argc, char **argv, struct vm_config *c, bool required,
-			struct verr *e)
+static int take_command(int argc, char **argv, struct vm_config *c, bool required, struct verr *e)
 {
 	if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
 		return verr_set(e, -EINVAL,
@@ -195,8 +194,9 @@ static int take_command(int argc, char **argv, struct vm_config *c, bool require
 		return config_set_args(c, "the command after --", &argv[optind],
 				       (unsigned)(argc - optind), e);
 	if (required)
-		return verr_set(e, -EINVAL,
-				"no command given: write vmm exec --api-sock PATH -- CMD [ARGS...]");
+		return verr_set(
+		    e, -EINVAL,
+		    "no command given: write vmm exec --api-sock PATH -- CMD [ARGS...]");
 	return 0;
 }
 
@@ -212,7 +212,8 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 	case 'c':
 		return config_set_str(c, &c->cmdline, "--cmdline", arg, e);
 	case 'n':
-		r = number("--cpus", arg, 1, VMM_MAX_CPUS, &v, "a number of vCPUs from 1 to 254", e);
+		r = number("--cpus", arg, 1, VMM_MAX_CPUS, &v, "a number of vCPUs from 1 to 254",
+			   e);
 		return r < 0 ? r : config_set_cpus(c, "--cpus", v, e);
 	case 'm':
 		r = number("--memory", arg, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, &v,
@@ -393,10 +394,11 @@ int options_parse_exec(int argc, char **argv, struct vm_config *c, struct verr *
 			return verr_set(e, -EINVAL, "option '%s' needs a value: see vmm --help",
 					argv[optind - 1]);
 		default:
-			return verr_set(e, -EINVAL,
-					"vmm exec: unknown option '%s': it takes --api-sock, --env, "
-					"--workdir, --user and --tty",
-					argv[optind - 1]);
+			return verr_set(
+			    e, -EINVAL,
+			    "vmm exec: unknown option '%s': it takes --api-sock, --env, "
+			    "--workdir, --user and --tty",
+			    argv[optind - 1]);
 		}
 	}
 	int r = take_command(argc, argv, c, true, e);

@@ -64,12 +64,12 @@ static bool park(struct vcpu *v)
 	vm->nparked++;
 	pthread_cond_broadcast(&vm->parked_cond);
 	while (atomic_load(&vm->state) != VM_RUNNING &&
-	       atomic_load(&vm->stop_reason) == VM_RUNNING)
+	       atomic_load(&vm->stop_reason) == VM_STOP_NONE)
 		pthread_cond_wait(&vm->gate_cond, &vm->gate_lock);
 	vm->nparked--;
 	pthread_mutex_unlock(&vm->gate_lock);
 	v->run->immediate_exit = 0;
-	return atomic_load(&vm->stop_reason) == VM_RUNNING;
+	return atomic_load(&vm->stop_reason) == VM_STOP_NONE;
 }
 
 static void *vcpu_thread(void *arg)
@@ -89,7 +89,7 @@ static void *vcpu_thread(void *arg)
 	if (v->id == 0 && vm->seccomp)
 		vm->vcpu0_filter_ms = vm_elapsed_ms(vm);
 
-	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
+	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
 		if (atomic_load_explicit(&vm->state, memory_order_acquire) != VM_RUNNING &&
 		    !park(v))
 			break;
@@ -105,10 +105,10 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		struct kvm_run *run = v->run;
-		atomic_fetch_add_explicit(&v->exits[run->exit_reason < VCPU_EXIT_REASONS
-							? run->exit_reason
-							: VCPU_EXIT_REASONS - 1],
-					  1, memory_order_relaxed);
+		atomic_fetch_add_explicit(
+		    &v->exits[run->exit_reason < VCPU_EXIT_REASONS ? run->exit_reason
+								   : VCPU_EXIT_REASONS - 1],
+		    1, memory_order_relaxed);
 		switch (run->exit_reason) {
 		case KVM_EXIT_MMIO:
 			handle_mmio(v);

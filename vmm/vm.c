@@ -4,6 +4,7 @@
 #include "vmm/vm.h"
 #include "vmm/api.h"
 #include "vmm/api_proto.h"
+#include "vmm/boot_x86_64.h" /* BOOT_CMDLINE_MAX */
 #include "vmm/device_table.h"
 #include "vmm/metrics.h"
 #include "vmm/cmdline.h"
@@ -61,7 +62,7 @@ size_t vm_phases_format(const struct vm *vm, char *buf, size_t cap)
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why)
 {
-	int expected = VM_RUNNING;
+	int expected = VM_STOP_NONE;
 	if (!atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)why))
 		return;
 	uint64_t one = 1;
@@ -125,12 +126,12 @@ static void guest_signal_event(void *opaque, unsigned code, unsigned arg)
 		}
 		if (vm->boot_timer && vm->kernel_entry_ms > 0)
 			vmm_info("boot-timer: guest init reached %.3f ms after vmm start (first "
-				"KVM_RUN at %.3f ms, kernel entry at %.3f ms)",
-				vm->init_ms, vm->first_run_ms, vm->kernel_entry_ms);
+				 "KVM_RUN at %.3f ms, kernel entry at %.3f ms)",
+				 vm->init_ms, vm->first_run_ms, vm->kernel_entry_ms);
 		else if (vm->boot_timer) /* the entry breakpoint did not fire (nested SVM) */
 			vmm_info("boot-timer: guest init reached %.3f ms after vmm start (first "
-				"KVM_RUN at %.3f ms)",
-				vm->init_ms, vm->first_run_ms);
+				 "KVM_RUN at %.3f ms)",
+				 vm->init_ms, vm->first_run_ms);
 		return;
 	case GUEST_SIGNAL_PROCESS_START:
 		if (atomic_exchange(&vm->process_started, true))
@@ -244,6 +245,8 @@ static int vm_memory_init(struct vm *vm, const struct vm_config *c, struct verr 
 	return 0;
 }
 
+static int vm_boot_data(struct vm *vm, const struct vm_config *c, bool planned, struct verr *e);
+
 /* Kernel and initrd: all input files are checked here, before /dev/kvm is touched, so bad input
  * fails fast and the same way with or without KVM. */
 static int vm_load(struct vm *vm, const struct vm_config *c, struct verr *e)
@@ -253,8 +256,8 @@ static int vm_load(struct vm *vm, const struct vm_config *c, struct verr *e)
 		return r;
 	vm_phase(vm, "kernel");
 	if (c->initrd) {
-		r = initrd_load(&vm->mem, c->initrd, &vm->kernel, &vm->initrd_gpa,
-				&vm->initrd_size, e);
+		r = initrd_load(&vm->mem, c->initrd, &vm->kernel, &vm->initrd_gpa, &vm->initrd_size,
+				e);
 		if (r < 0)
 			return r;
 		vm_phase(vm, "initrd");
@@ -279,11 +282,13 @@ static int vm_load(struct vm *vm, const struct vm_config *c, struct verr *e)
 		vm_phase(vm, "agent-initrd");
 	}
 #endif
-	return 0;
+	return vm_boot_data(vm, c, true, e);
 }
 
-/* The kernel command line, from the devices actually attached, and the boot structures. */
-static int vm_boot_data(struct vm *vm, const struct vm_config *c, struct verr *e)
+/* The kernel command line and the boot structures. Written once before /dev/kvm is opened, with
+ * the slots the devices will take (so a command line too long fails before anything else), and
+ * again once they are attached, from the slots they actually have. */
+static int vm_boot_data(struct vm *vm, const struct vm_config *c, bool planned, struct verr *e)
 {
 	static char cmdline[BOOT_CMDLINE_MAX];
 	if (cmdline_build(cmdline, sizeof(cmdline), CMDLINE_DEFAULT, c->cmdline) < 0)
@@ -292,14 +297,19 @@ static int vm_boot_data(struct vm *vm, const struct vm_config *c, struct verr *e
 	if (c->container && cmdline_add(cmdline, sizeof(cmdline), c->agent_cmdline) < 0)
 		return verr_set(e, -E2BIG, "--cmdline is too long (limit %llu bytes)",
 				BOOT_CMDLINE_MAX - 1);
-	if (mmio_devices_cmdline(&vm->virtio, cmdline, sizeof(cmdline)) < 0)
+	struct mmio_devices plan = {.n = c->ndevices};
+	for (unsigned i = 0; planned && i < c->ndevices && i < MMIO_DEVICES_MAX; i++)
+		mmio_slot_layout(i, &plan.slot[i].base, &plan.slot[i].irq);
+	if (c->ndevices > MMIO_DEVICES_MAX ||
+	    mmio_devices_cmdline(planned ? &plan : &vm->virtio, cmdline, sizeof(cmdline)) < 0)
 		return verr_set(e, -E2BIG,
 				"the kernel command line has no room left for the virtio devices "
 				"(%d slots max): shorten --cmdline",
 				MMIO_DEVICES_MAX);
-	vmm_debug("kernel command line: %s", cmdline);
+	if (!planned)
+		vmm_debug("kernel command line: %s", cmdline);
 	int r = arch_boot_setup(vm, cmdline, e);
-	if (r == 0)
+	if (r == 0 && !planned)
 		vm_phase(vm, "boot-data");
 	return r;
 }
@@ -385,7 +395,7 @@ static int vm_kvm_init(struct vm *vm, const struct vm_config *c, struct verr *e)
 	if (r < 0)
 		return r;
 	vm_phase(vm, "devices");
-	r = vm_boot_data(vm, c, e);
+	r = vm_boot_data(vm, c, false, e);
 	if (r < 0)
 		return r;
 	r = vcpus_create(vm, e);
@@ -409,6 +419,7 @@ int vm_create(struct vm *vm, const struct vm_config *c, const struct timespec *t
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->sig_fd = vm->stop_timer_fd = -1;
+	vm->metrics_fd = -1;
 	vm->el.epfd = vm->dev_el.epfd = -1;
 	vm->console.space_efd = -1;
 	vm->t_start = *t_start;
@@ -512,7 +523,7 @@ static int wait_parked(struct vm *vm)
 		pthread_mutex_unlock(&vm->gate_lock);
 		if (done)
 			return 0;
-		if (atomic_load(&vm->stop_reason) != VM_RUNNING)
+		if (atomic_load(&vm->stop_reason) != VM_STOP_NONE)
 			return -ECANCELED;
 	}
 	return -ETIMEDOUT;
@@ -537,7 +548,8 @@ int vm_pause(struct vm *vm, struct verr *e)
 		set_state(vm, VM_RUNNING);
 		return verr_set(e, r, "pause: epoll_ctl failed: %s", strerror(-r));
 	}
-	/* The guest's clock stands still while paused: kvmclock is saved here, set back on resume. */
+	/* The guest's clock stands still while paused: kvmclock is saved here, set back on resume.
+	 */
 	vm->clock_saved = ioctl(vm->vm_fd, KVM_GET_CLOCK, &vm->paused_clock) == 0;
 	if (!vm->clock_saved)
 		vmm_warn("pause: ioctl (KVM_GET_CLOCK) failed: %s: the guest clock will jump by "
@@ -585,7 +597,8 @@ int vm_stop(struct vm *vm, unsigned timeout_ms, struct verr *e)
 	session_signal(&vm->session, SIGTERM);
 	struct itimerspec its = {.it_value = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L}};
 	if (timerfd_settime(vm->stop_timer_fd, 0, &its, NULL) < 0) {
-		vmm_log("stop: timerfd_settime failed: %s: forcing the VM off now", strerror(errno));
+		vmm_log("stop: timerfd_settime failed: %s: forcing the VM off now",
+			strerror(errno));
 		vm_request_stop(vm, VM_STOP_FORCED);
 	}
 	return 0;
@@ -595,7 +608,8 @@ int vm_signal(struct vm *vm, int sig, struct verr *e)
 {
 	enum vm_state s = vm_state(vm);
 	if (!vm->container)
-		return verr_set(e, -ENOTSUP, "signal: this VM runs no container process (no agent)");
+		return verr_set(e, -ENOTSUP,
+				"signal: this VM runs no container process (no agent)");
 	if (s != VM_RUNNING && s != VM_PAUSED && s != VM_STOPPING)
 		return verr_set(e, -EBUSY, "signal: the VM is %s: the process is not running",
 				vm_state_name(s));
@@ -646,7 +660,8 @@ json_object *vm_state_json(struct vm *vm)
 		snprintf(mmio, sizeof(mmio), "0x%llx", (unsigned long long)sl->base);
 		json_object *d = json_object_new_object();
 		json_object_object_add(d, "slot", json_object_new_int((int)i));
-		json_object_object_add(d, "type", json_object_new_string(device_table[sl->type].name));
+		json_object_object_add(d, "type",
+				       json_object_new_string(device_table[sl->type].name));
 		json_object_object_add(d, "name", json_object_new_string(sl->dev->name));
 		json_object_object_add(d, "mmio", json_object_new_string(mmio));
 		json_object_object_add(d, "irq", json_object_new_int((int)sl->irq));
@@ -655,6 +670,63 @@ json_object *vm_state_json(struct vm *vm)
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "config", config_to_json(vm->cfg));
 	return o;
+}
+
+/* What the metrics object is made of, read now (metrics.h). */
+json_object *vm_metrics_json(struct vm *vm)
+{
+	uint64_t exits[VCPU_EXIT_REASONS] = {0};
+	for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
+		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
+			exits[r] +=
+			    atomic_load_explicit(&vm->vcpus[i].exits[r], memory_order_relaxed);
+	struct metrics_device devs[MMIO_DEVICES_MAX];
+	for (unsigned i = 0; i < vm->virtio.n; i++) {
+		const struct mmio_slot *sl = &vm->virtio.slot[i];
+		devs[i].name = sl->dev->name;
+		devs[i].type = device_table[sl->type].name;
+		virtio_dev_stats_get(sl->dev, &devs[i].st);
+	}
+	struct metrics_phase phases[VM_PHASES_MAX];
+	unsigned nph = atomic_load_explicit(&vm->nphases, memory_order_acquire);
+	for (unsigned i = 0; i < nph; i++)
+		phases[i] = (struct metrics_phase){vm->phases[i].name, vm->phases[i].ms};
+	struct metrics_src src = {
+	    .state = vm_state_name(vm_state(vm)),
+	    .uptime_ms = vm_elapsed_ms(vm),
+	    .exits = exits,
+	    .nexits = VCPU_EXIT_REASONS,
+	    .devs = devs,
+	    .ndevs = vm->virtio.n,
+	    .have_vsock = vm->virtio.vsock != NULL,
+	    .log_dropped = log_dropped(),
+	    .phases = phases,
+	    .nphases = nph,
+	    .first_run_ms = vm->first_run_ms,
+	    .kernel_entry_ms = vm->kernel_entry_ms,
+	    .init_ms = vm->init_ms,
+	    .process_start_ms = vm->process_start_ms,
+	};
+	if (vm->virtio.vsock)
+		virtio_vsock_get_stats(vm->virtio.vsock, &src.vsock);
+	return metrics_json(&src);
+}
+
+/* The file was opened before the sandbox (run_setup): cut and rewritten in place. */
+void vm_write_metrics(struct vm *vm)
+{
+	if (vm->metrics_fd < 0)
+		return;
+	json_object *o = vm_metrics_json(vm);
+	const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+	size_t len = s ? strlen(s) : 0;
+	bool ok = s && ftruncate(vm->metrics_fd, 0) == 0 &&
+		  pwrite(vm->metrics_fd, s, len, 0) == (ssize_t)len &&
+		  pwrite(vm->metrics_fd, "\n", 1, (off_t)len) == 1;
+	if (!ok)
+		vmm_log("--metrics %s: cannot write the metrics: %s", vm->cfg->metrics_path,
+			s ? strerror(errno) : "out of memory");
+	json_object_put(o);
 }
 
 /* ---- running ---- */
@@ -790,6 +862,14 @@ static int run_setup(struct vm *vm, struct verr *e)
 	if (vm->container && vm->session.cmd.tty && isatty(vm->session.cmd.in_fd) &&
 	    console_make_raw(vm->session.cmd.in_fd) < 0)
 		vmm_warn("cannot put the terminal in raw mode (continuing)");
+	if (vm->cfg->metrics_path) {
+		vm->metrics_fd = open(vm->cfg->metrics_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (vm->metrics_fd < 0)
+			return verr_set(e, -errno,
+					"--metrics %s: cannot open: %s: give a file in a directory "
+					"vmm may write to",
+					vm->cfg->metrics_path, strerror(errno));
+	}
 	if (vm->cfg->api_sock) {
 		r = api_server_start(&vm->api, vm, vm->cfg->api_sock, e);
 		if (r < 0)
@@ -852,7 +932,7 @@ int vm_run(struct vm *vm)
 	vm_phase(vm, vm->seccomp ? "main-seccomp" : "main-ready");
 	if (vm->on_ready)
 		vm->on_ready(vm->ready_opaque,
-			     atomic_load(&vm->stop_reason) == VM_RUNNING ? 0 : -ECANCELED);
+			     atomic_load(&vm->stop_reason) == VM_STOP_NONE ? 0 : -ECANCELED);
 
 	r = ev_run(&vm->el);
 	if (r < 0) {
@@ -891,7 +971,8 @@ void vm_destroy(struct vm *vm)
 	ev_close(&vm->dev_el);
 	ev_close(&vm->el);
 	guest_mem_free(&vm->mem);
-	int *fds[] = {&vm->sig_fd, &vm->stop_efd, &vm->stop_timer_fd, &vm->vm_fd, &vm->kvm_fd};
+	int *fds[] = {&vm->sig_fd,     &vm->stop_efd, &vm->stop_timer_fd,
+		      &vm->metrics_fd, &vm->vm_fd,    &vm->kvm_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0) {
 			close(*fds[i]);

@@ -29,7 +29,7 @@
 #define VMM_EXIT_FAILURE 125
 
 enum vm_stop_reason {
-	VM_RUNNING = 0,
+	VM_STOP_NONE = 0,
 	VM_STOP_GUEST_RESET,  /* i8042 reset or a KVM system event: the guest rebooted */
 	VM_STOP_TRIPLE_FAULT, /* KVM_EXIT_SHUTDOWN */
 	VM_STOP_ERROR,	      /* a KVM or vCPU failure, already logged */
@@ -97,10 +97,11 @@ struct vm {
 	unsigned nparked;
 	struct kvm_clock_data paused_clock; /* kvmclock when paused: set back on resume */
 	bool clock_saved;
-	double start_ms;     /* `start` (or the immediate start): ms after vmm start */
-	double pause_ms;     /* the last pause, resume: how long each took (for the benchmark) */
+	double start_ms; /* `start` (or the immediate start): ms after vmm start */
+	double pause_ms; /* the last pause, resume: how long each took (for the benchmark) */
 	double resume_ms;
-	int stop_timer_fd;   /* the graceful stop's deadline */
+	int stop_timer_fd; /* the graceful stop's deadline */
+	int metrics_fd;	   /* --metrics FILE, opened before the sandbox */
 	struct ev_handler stop_timer_h;
 	struct api_server *api;
 	/* Called once by vm_run when the VM is ready for clients (created or running, the API
@@ -124,12 +125,12 @@ struct vm {
 	bool seccomp; /* install the seccomp allow-lists (not --seccomp=off) */
 	atomic_bool first_run_seen;
 	double first_run_ms;
-	bool container;		/* the agent runs a command (vmm/session.c) */
-	struct session session; /* its host end, when container */
-	bool entry_trap;	/* vCPU 0 has a hardware breakpoint on the kernel entry */
-	double kernel_entry_ms; /* when it fired (0: not seen) */
+	bool container;			  /* the agent runs a command (vmm/session.c) */
+	struct session session;		  /* its host end, when container */
+	bool entry_trap;		  /* vCPU 0 has a hardware breakpoint on the kernel entry */
+	double kernel_entry_ms;		  /* when it fired (0: not seen) */
 	double init_ms, process_start_ms; /* the guest's BOOT_DONE and PROCESS_START (0: not yet) */
-	bool kvm_pvm;		/* /dev/kvm is kvm_pvm on a CPU without VT-x/SVM (vm_kvm_init) */
+	bool kvm_pvm; /* /dev/kvm is kvm_pvm on a CPU without VT-x/SVM (vm_kvm_init) */
 	struct vm_phase phases[VM_PHASES_MAX];
 	atomic_uint nphases;
 	double vcpu0_filter_ms; /* vCPU 0's seccomp filter installed (its thread, before running) */

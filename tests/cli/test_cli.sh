@@ -82,7 +82,7 @@ case_ "--ip without a prefix" "--ip: '10.0.2.2' is not an IPv4 address with a /p
 	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --net tap=t0 --ip 10.0.2.2
 case_ "vmm exec without --api-sock" "no --api-sock PATH" exec -- /bin/true
 case_ "vmm exec without a command" "no command given" exec --api-sock "$tmp/s"
-case_ "vmm exec to a socket nobody serves" "cannot connect to --api-sock" exec --api-sock "$tmp/s" -- /bin/true
+case_ "vmm exec to a socket nobody serves" "exec: no socket at .*is vmm running with --api-sock" exec --api-sock "$tmp/s" -- /bin/true
 case_ "vmm exec unknown option" "vmm exec: unknown option '--rootfs'" exec --rootfs x -- true
 echo "# $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

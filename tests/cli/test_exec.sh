@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vmm's host end of the agent protocol (vmm/session.c) against the real agent (guest/agent*.c),
-# without KVM: the agent runs in its test mode (Unix sockets instead of vsock, no PID-1 setup)
-# and `vmm exec` connects to its listening socket as it would to a container's --api-sock.
+# without KVM: the agent runs in its test mode (Unix sockets instead of vsock, no PID-1 setup),
+# and api-front.py stands in for vmm's control API: `vmm exec` sends it the API's exec request,
+# as to a container's --api-sock, and is then relayed to the agent's listening socket.
 # Prints TAP. Usage: test_exec.sh VMM AGENT_TEST_BINARY
 set -u
 vmm=$1 agent=$2
@@ -11,6 +12,8 @@ py=$(command -v python3)
 cleanup() {
 	[ -n "${hold:-}" ] && kill "$hold" 2>/dev/null
 	[ -n "${apid:-}" ] && kill "$apid" 2>/dev/null
+	[ -n "${front:-}" ] && kill "$front" 2>/dev/null
+	[ -n "${badfront:-}" ] && kill "$badfront" 2>/dev/null
 	wait 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -26,7 +29,7 @@ not_ok() {
 }
 expect() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name (exit $rc)"; fi; }
 x() { # x ARGS...: vmm exec with stdin from $IN (default /dev/null)
-	timeout -k 5 60 "$vmm" exec --api-sock "$tmp/listen" "$@" <"${IN:-/dev/null}" >"$tmp/out" 2>"$tmp/err"
+	timeout -k 5 60 "$vmm" exec --api-sock "$tmp/api" "$@" <"${IN:-/dev/null}" >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 }
 
@@ -42,6 +45,9 @@ for _ in $(seq 1 100); do [ -S "$tmp/main" ] && break; sleep 0.1; done
 "$agent" --test "$tmp/main" "$tmp/listen" 2>"$tmp/agent.log" &
 apid=$!
 for _ in $(seq 1 100); do [ -S "$tmp/listen" ] && break; sleep 0.1; done
+"$py" "$(dirname "$0")/api-front.py" "$tmp/api" "$tmp/listen" &
+front=$!
+for _ in $(seq 1 100); do [ -S "$tmp/api" ] && break; sleep 0.1; done
 
 x -- echo hello
 expect "echo hello: stdout and exit 0" eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = hello ]'
@@ -61,7 +67,7 @@ x --env A=1 --env PATH=/usr/bin:/bin --workdir /tmp -- sh -c 'echo "$A|$PATH|$(p
 expect "env (defaults overridden), workdir" eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = "1|/usr/bin:/bin|/tmp|/root" ]'
 x --tty -- sh -c 'tty; echo "TERM=$TERM"'
 expect "--tty: a pty and TERM" eval '[ $rc -eq 0 ] && grep -q "^/dev/pts/" "$tmp/out" && grep -q "TERM=xterm" "$tmp/out"'
-timeout -k 5 60 "$vmm" exec --api-sock "$tmp/listen" -- sh -c 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.1; done' \
+timeout -k 5 60 "$vmm" exec --api-sock "$tmp/api" -- sh -c 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.1; done' \
 	</dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 for _ in $(seq 1 200); do grep -q ready "$tmp/out" 2>/dev/null && break; sleep 0.1; done
@@ -70,11 +76,10 @@ kill -TERM "${vpid%% *}"
 wait "$pid"
 rc=$?
 expect "SIGTERM to vmm exec reaches the process" eval '[ $rc -eq 3 ] && grep -q got-term "$tmp/out"'
-# A peer that is not the agent: it sends a frame with a bad header, vmm exec gives one line, 125
-"$py" -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
-c, _ = s.accept(); c.sendall(b"\x08\x00\x00\x00\x63\x00\x00\x00" + b"x" * 8); c.recv(100); c.close()' "$tmp/bad" &
+# A peer that is not the agent: after the API's reply it sends a frame with a bad header, vmm
+# exec gives one line, 125
+"$py" "$(dirname "$0")/api-front.py" "$tmp/bad" "$tmp/listen" --bad-agent &
+badfront=$!
 for _ in $(seq 1 100); do [ -S "$tmp/bad" ] && break; sleep 0.1; done
 timeout -k 5 60 "$vmm" exec --api-sock "$tmp/bad" -- true </dev/null >"$tmp/out" 2>"$tmp/err"
 rc=$?

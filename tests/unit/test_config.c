@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ARGV(...)     ((char *[]){"vmm", __VA_ARGS__, NULL})
-#define ARGC(...)     ((int)(sizeof((char *[]){"vmm", __VA_ARGS__}) / sizeof(char *)))
+#define ARGV(...) ((char *[]){"vmm", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){"vmm", __VA_ARGS__}) / sizeof(char *)))
 /* Parses into a fresh config (the previous one freed). */
 static struct vm_config cfg;
 static struct verr err;
@@ -34,8 +34,8 @@ static void options_good(void **state)
 {
 	(void)state;
 	struct vm_config *o = &cfg;
-	assert_int_equal(PARSE(o, "--kernel", "k", "--initrd", "i", "--cmdline", "x -- y",
-			       "--cpus", "4", "--memory", "512", "--boot-timer"),
+	assert_int_equal(PARSE(o, "--kernel", "k", "--initrd", "i", "--cmdline", "x -- y", "--cpus",
+			       "4", "--memory", "512", "--boot-timer"),
 			 0);
 	assert_string_equal(o->kernel, "k");
 	assert_string_equal(o->initrd, "i");
@@ -154,30 +154,30 @@ static void flags_equal_json(void **state)
 	(void)state;
 	char disk[128], *j;
 	snprintf(disk, sizeof(disk), "path=%s,ro,id=ser1", img2);
-	assert_int_equal(PARSE(&cfg, "-k", "/k", "--cpus", "3", "--memory", "256", "--cmdline",
-			       "quiet", "--rootfs", img1, "--disk", disk, "--net",
-			       "tap=tap0,mac=02:00:00:00:00:01", "--vsock", "cid=5,uds=/tmp/v.sock",
-			       "--rng", "-e", "A=1", "-e", "B=2", "-w", "/srv", "-u", "7:8",
-			       "--hostname", "box", "--ip", "10.0.2.2/24", "--gateway", "10.0.2.1",
-			       "--tty", "--boot-timer", "--seccomp=off", "--api-sock", "/tmp/api",
-			       "--paused", "--metrics", "/tmp/m", "--log", "/tmp/l", "--log-level",
-			       "debug", "--log-format", "json", "--pid-file", "/tmp/p", "--", "ls",
-			       "-l"),
-			 0);
+	assert_int_equal(
+	    PARSE(&cfg, "-k", "/k", "--cpus", "3", "--memory", "256", "--cmdline", "quiet",
+		  "--rootfs", img1, "--disk", disk, "--net", "tap=tap0,mac=02:00:00:00:00:01",
+		  "--vsock", "cid=5,uds=/tmp/v.sock", "--rng", "-e", "A=1", "-e", "B=2", "-w",
+		  "/srv", "-u", "7:8", "--hostname", "box", "--ip", "10.0.2.2/24", "--gateway",
+		  "10.0.2.1", "--tty", "--boot-timer", "--seccomp=off", "--api-sock", "/tmp/api",
+		  "--paused", "--metrics", "/tmp/m", "--log", "/tmp/l", "--log-level", "debug",
+		  "--log-format", "json", "--pid-file", "/tmp/p", "--", "ls", "-l"),
+	    0);
 	char text[4096];
-	snprintf(text, sizeof(text),
-		 "{\"kernel\":\"/k\",\"cpus\":3,\"memory_mib\":256,\"cmdline\":\"quiet\","
-		 "\"rootfs\":\"%s\",\"devices\":[{\"type\":\"blk\",\"path\":\"%s\","
-		 "\"readonly\":true,\"serial\":\"ser1\"},{\"type\":\"net\",\"tap\":\"tap0\","
-		 "\"mac\":\"02:00:00:00:00:01\"},{\"type\":\"vsock\",\"cid\":5,"
-		 "\"uds\":\"/tmp/v.sock\"},{\"type\":\"rng\"}],"
-		 "\"process\":{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\",\"B=2\"],\"cwd\":\"/srv\","
-		 "\"user\":{\"uid\":7,\"gid\":8},\"terminal\":true},\"hostname\":\"box\","
-		 "\"ip\":\"10.0.2.2/24\",\"gateway\":\"10.0.2.1\",\"boot_timer\":true,"
-		 "\"seccomp\":false,\"api_sock\":\"/tmp/api\",\"paused\":true,\"metrics\":\"/tmp/m\","
-		 "\"pid_file\":\"/tmp/p\","
-		 "\"log\":{\"path\":\"/tmp/l\",\"level\":\"debug\",\"format\":\"json\"}}",
-		 img1, img2);
+	snprintf(
+	    text, sizeof(text),
+	    "{\"kernel\":\"/k\",\"cpus\":3,\"memory_mib\":256,\"cmdline\":\"quiet\","
+	    "\"rootfs\":\"%s\",\"devices\":[{\"type\":\"blk\",\"path\":\"%s\","
+	    "\"readonly\":true,\"serial\":\"ser1\"},{\"type\":\"net\",\"tap\":\"tap0\","
+	    "\"mac\":\"02:00:00:00:00:01\"},{\"type\":\"vsock\",\"cid\":5,"
+	    "\"uds\":\"/tmp/v.sock\"},{\"type\":\"rng\"}],"
+	    "\"process\":{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\",\"B=2\"],\"cwd\":\"/srv\","
+	    "\"user\":{\"uid\":7,\"gid\":8},\"terminal\":true},\"hostname\":\"box\","
+	    "\"ip\":\"10.0.2.2/24\",\"gateway\":\"10.0.2.1\",\"boot_timer\":true,"
+	    "\"seccomp\":false,\"api_sock\":\"/tmp/api\",\"paused\":true,\"metrics\":\"/tmp/m\","
+	    "\"pid_file\":\"/tmp/p\","
+	    "\"log\":{\"path\":\"/tmp/l\",\"level\":\"debug\",\"format\":\"json\"}}",
+	    img1, img2);
 	struct vm_config c2;
 	struct verr e = {0};
 	assert_int_equal(from_json(&c2, text, &e), 0);
@@ -273,8 +273,10 @@ static void json_bad(void **state)
 	    {"{\"kernel\":\"/k\",\"devices\":[{\"type\":\"blk\",\"path\":\"/no/such.img\"}]}",
 	     "--disk: cannot use image '/no/such.img'"},
 	    {"{\"kernel\":\"/k\",\"process\":[]}", "process: expected an object"},
-	    {"{\"kernel\":\"/k\",\"process\":{\"args\":\"ls\"}}", "process.args: expected an array"},
-	    {"{\"kernel\":\"/k\",\"process\":{\"args\":[1]}}", "process.args[0]: expected a string"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"args\":\"ls\"}}",
+	     "process.args: expected an array"},
+	    {"{\"kernel\":\"/k\",\"process\":{\"args\":[1]}}",
+	     "process.args[0]: expected a string"},
 	    {"{\"kernel\":\"/k\",\"process\":{\"env\":[\"NOEQUALS\"]}}",
 	     "process.env[0]: 'NOEQUALS' is not KEY=VALUE"},
 	    {"{\"kernel\":\"/k\",\"process\":{\"cwd\":\"rel\"}}",
@@ -288,14 +290,15 @@ static void json_bad(void **state)
 	    {"{\"kernel\":\"/k\",\"process\":{\"shell\":true}}", "process.shell: unknown key"},
 	    {"{\"kernel\":\"/k\",\"hostname\":\"a b\"}", "hostname: 'a b' is not a host name"},
 	    {"{\"kernel\":\"/k\",\"ip\":\"10.0.0.1\"}", "ip: '10.0.0.1' is not an IPv4 address"},
-	    {"{\"kernel\":\"/k\",\"log\":{\"level\":\"loud\"}}", "log.level: 'loud' is not a level"},
+	    {"{\"kernel\":\"/k\",\"log\":{\"level\":\"loud\"}}",
+	     "log.level: 'loud' is not a level"},
 	    {"{\"kernel\":\"/k\",\"log\":{\"format\":\"xml\"}}", "log.format: 'xml' is not text"},
 	    {"{\"kernel\":\"/k\",\"log\":{\"colour\":true}}", "log.colour: unknown key"},
 	    {"{\"kernel\":\"/k\",\"stdio_fds\":[0,1]}", "stdio_fds: give three fds"},
 	    {"{\"kernel\":\"/k\",\"stdio_fds\":[0,1,999]}", "stdio_fds: fd 999"},
 	    {"{\"kernel\":\"/k\",\"paused\":\"yes\"}", "paused: expected a boolean"},
 	    {"[1,2]", "the top level must be an object"},
-	    {"{\"kernel\":\"/k\"} x", "text after the JSON object"},
+	    {"{\"kernel\":\"/k\"} x", "not valid JSON near byte 16"},
 	    {"{\"kernel\":", "not valid JSON"},
 	    {"{'kernel':'/k'}", "not valid JSON"},
 	    {"{\"kernel\":\"\xff\xfe\"}", "not valid JSON"},
@@ -341,9 +344,9 @@ static void device_table_complete(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(options_good),	    cmocka_unit_test(options_bad),
-	    cmocka_unit_test(options_container),    cmocka_unit_test(flags_equal_json),
-	    cmocka_unit_test(config_then_flags),    cmocka_unit_test(json_bad),
+	    cmocka_unit_test(options_good),	     cmocka_unit_test(options_bad),
+	    cmocka_unit_test(options_container),     cmocka_unit_test(flags_equal_json),
+	    cmocka_unit_test(config_then_flags),     cmocka_unit_test(json_bad),
 	    cmocka_unit_test(device_table_complete),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -292,11 +292,10 @@ static void phases_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(parse_numbers),
-	    cmocka_unit_test(memory_accessor),	    cmocka_unit_test(bus_routing),
-	    cmocka_unit_test(fault_line_normal),    cmocka_unit_test(fault_line_unreadable),
-	    cmocka_unit_test(fault_line_suberrors), cmocka_unit_test(fault_read_bytes),
-	    cmocka_unit_test(phases_line),
+	    cmocka_unit_test(parse_numbers),	     cmocka_unit_test(memory_accessor),
+	    cmocka_unit_test(bus_routing),	     cmocka_unit_test(fault_line_normal),
+	    cmocka_unit_test(fault_line_unreadable), cmocka_unit_test(fault_line_suberrors),
+	    cmocka_unit_test(fault_read_bytes),	     cmocka_unit_test(phases_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,8 +35,8 @@ static void every_pair(void **state)
 					       ? -EALREADY
 					       : -EBUSY;
 				if (r != code)
-					fail_msg("%s from %s: got %d, want %d",
-						 vm_event_name(ev), vm_state_name(s), r, code);
+					fail_msg("%s from %s: got %d, want %d", vm_event_name(ev),
+						 vm_state_name(s), r, code);
 				assert_int_equal(to, 99); /* untouched */
 				/* one line naming the request and the state */
 				assert_non_null(strstr(e.msg, vm_event_name(ev)));
