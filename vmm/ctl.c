@@ -244,7 +244,8 @@ int ctl_main(int argc, char **argv)
 		json_object_object_del(reply, "v");
 		json_object_object_del(reply, "ok");
 		const char *s = json_object_to_json_string_ext(
-		    reply, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+		    reply, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+			       JSON_C_TO_STRING_NOSLASHESCAPE);
 		if (!s || printf("%s\n", s) < 0 || fflush(stdout) != 0) {
 			vmm_log("ctl: %s: cannot write the reply to stdout: %s", cmd,
 				s ? strerror(errno) : "out of memory");
