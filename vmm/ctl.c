@@ -235,7 +235,12 @@ int ctl_main(int argc, char **argv)
 	json_object_object_get_ex(reply, "ok", &ok);
 	if (!json_object_get_boolean(ok)) {
 		json_object_object_get_ex(reply, "error", &err);
-		vmm_log("ctl: %s: %s", cmd, json_object_get_string(err));
+		/* the server's lines often start with the op already: say it once */
+		const char *msg = json_object_get_string(err);
+		size_t n = strlen(cmd);
+		if (strncmp(msg, cmd, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+			msg += n + 2;
+		vmm_log("ctl: %s: %s", cmd, msg);
 		json_object_put(reply);
 		return CTL_FAIL;
 	}
