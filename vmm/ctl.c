@@ -235,7 +235,12 @@ int ctl_main(int argc, char **argv)
 	json_object_object_get_ex(reply, "ok", &ok);
 	if (!json_object_get_boolean(ok)) {
 		json_object_object_get_ex(reply, "error", &err);
-		vmm_log("ctl: %s: %s", cmd, json_object_get_string(err));
+		/* the server's lines often start with the op already: say it once */
+		const char *msg = json_object_get_string(err);
+		size_t n = strlen(cmd);
+		if (strncmp(msg, cmd, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+			msg += n + 2;
+		vmm_log("ctl: %s: %s", cmd, msg);
 		json_object_put(reply);
 		return CTL_FAIL;
 	}
@@ -244,7 +249,8 @@ int ctl_main(int argc, char **argv)
 		json_object_object_del(reply, "v");
 		json_object_object_del(reply, "ok");
 		const char *s = json_object_to_json_string_ext(
-		    reply, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+		    reply, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+			       JSON_C_TO_STRING_NOSLASHESCAPE);
 		if (!s || printf("%s\n", s) < 0 || fflush(stdout) != 0) {
 			vmm_log("ctl: %s: cannot write the reply to stdout: %s", cmd,
 				s ? strerror(errno) : "out of memory");

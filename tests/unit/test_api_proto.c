@@ -771,6 +771,17 @@ static void ctl_against_a_server(void **state)
 	assert_string_equal(err, "vmm: ctl: pause: the VM is not running (it is paused)\n");
 	assert_string_equal(out, "");
 
+	/* an error line that names the op already says it once */
+	fake_start(&f,
+		   "{\"v\":1,\"ok\":false,\"error\":\"pause: the VM is paused, not running\"}\n");
+	assert_int_equal(CTL(opt, "pause"), 125);
+	fake_finish(&f);
+	assert_string_equal(err, "vmm: ctl: pause: the VM is paused, not running\n");
+	fake_start(&f, "{\"v\":1,\"ok\":false,\"error\":\"pause:\"}\n");
+	assert_int_equal(CTL(opt, "pause"), 125);
+	fake_finish(&f);
+	assert_string_equal(err, "vmm: ctl: pause: pause:\n");
+
 	fake_start(&f, "garbage\n");
 	assert_int_equal(CTL(opt, "metrics"), 125);
 	fake_finish(&f);
