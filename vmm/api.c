@@ -20,9 +20,16 @@ struct api_conn {
 	int fd;
 	struct ev_handler h;
 	bool waiting_stop; /* a stop was accepted: the reply comes with the VM's end */
+	/* An error was replied: what the client still sends is read and dropped until it closes
+	 * (closing with unread bytes would reset the connection and lose the reply), at most
+	 * API_DRAIN_MAX bytes. */
+	bool closing;
+	size_t drained;
 	size_t len;
 	char buf[API_REQUEST_MAX];
 };
+
+#define API_DRAIN_MAX (1u << 20)
 
 struct api_server {
 	struct vm *vm;
@@ -70,8 +77,27 @@ static int send_line(int fd, char *line)
 
 static void reply_error_and_close(struct api_conn *c, const char *msg)
 {
-	send_line(c->fd, api_error_line("%s", msg));
-	conn_close(c);
+	if (send_line(c->fd, api_error_line("%s", msg)) < 0) {
+		conn_close(c);
+		return;
+	}
+	shutdown(c->fd, SHUT_WR);
+	c->closing = true;
+	c->len = 0;
+}
+
+/* Reads and drops what a client in the closing state sends; closes at its EOF or the limit. */
+static void drain(struct api_conn *c)
+{
+	for (unsigned i = 0; i < 16; i++) {
+		ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0 || (c->drained += (size_t)n) > API_DRAIN_MAX) {
+			conn_close(c);
+			return;
+		}
+	}
 }
 
 /* Returns 0 to keep the connection, 1 when it was handed on or closed. */
@@ -85,11 +111,17 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 	case API_OP_STATE:
 		reply = vm_state_json(vm);
 		break;
-	case API_OP_METRICS:
-		reply = api_reply_ok();
-		if (reply)
-			json_object_object_add(reply, "metrics", vm_metrics_json(vm));
+	case API_OP_METRICS: {
+		/* the metrics object's keys, after "v" and "ok" */
+		json_object *m = vm_metrics_json(vm);
+		reply = m ? api_reply_ok() : NULL;
+		if (reply) {
+			json_object_object_foreach(m, k, v)
+			    json_object_object_add(reply, k, json_object_get(v));
+		}
+		json_object_put(m);
 		break;
+	}
 	case API_OP_START:
 		r = vm_start(vm, &e);
 		break;
@@ -163,6 +195,10 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 static void on_conn(void *opaque, uint32_t events)
 {
 	struct api_conn *c = opaque;
+	if (c->closing) {
+		drain(c);
+		return;
+	}
 	if (c->waiting_stop) {
 		/* nothing more is read; a client that hangs up just stops waiting */
 		char b[256];

@@ -87,15 +87,11 @@ struct ready {
 	struct detach detach;
 };
 
-/* The VM is ready for clients: the pid file, then --detach's parent may exit. */
+/* The VM is ready for clients (its pid file written, the API listening): --detach's parent may
+ * exit now. */
 static void on_ready(void *opaque, int status)
 {
 	struct ready *rd = opaque;
-	struct verr e = {0};
-	if (status == 0 && rd->c->pid_file && pidfile_write(rd->c->pid_file, getpid(), &e) < 0) {
-		vmm_log("%s", e.msg);
-		status = -EIO;
-	}
 	detach_report(&rd->detach, status);
 }
 

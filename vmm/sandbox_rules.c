@@ -87,6 +87,7 @@ static const struct ioctl_rule main_ioctls[] = {
     {KVM_GET_CLOCK, "pause: the guest's kvmclock, held while paused"},
     {KVM_SET_CLOCK, "resume: the kvmclock set back, so the guest does not see the pause"},
     {TCSETS, "console: tcsetattr(TCSANOW) restores the terminal at exit"},
+    {TCGETS, "console: glibc's tcsetattr reads the terminal back after TCSETS"},
 };
 
 /* The container session thread (vmm/session.c): its poll loop, on top of the common list. */

@@ -56,6 +56,12 @@ static void report_internal_error(struct vcpu *v)
 	vmm_log("%s", line);
 }
 
+/* The guest runs while the VM is running or stopping (a graceful stop needs the guest). */
+static bool vcpus_may_run(int state)
+{
+	return state == VM_RUNNING || state == VM_STOPPING;
+}
+
 /* Waits while the VM is created or paused. Returns false when the VM is stopping. */
 static bool park(struct vcpu *v)
 {
@@ -63,7 +69,7 @@ static bool park(struct vcpu *v)
 	pthread_mutex_lock(&vm->gate_lock);
 	vm->nparked++;
 	pthread_cond_broadcast(&vm->parked_cond);
-	while (atomic_load(&vm->state) != VM_RUNNING &&
+	while (!vcpus_may_run(atomic_load(&vm->state)) &&
 	       atomic_load(&vm->stop_reason) == VM_STOP_NONE)
 		pthread_cond_wait(&vm->gate_cond, &vm->gate_lock);
 	vm->nparked--;
@@ -90,7 +96,7 @@ static void *vcpu_thread(void *arg)
 		vm->vcpu0_filter_ms = vm_elapsed_ms(vm);
 
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
-		if (atomic_load_explicit(&vm->state, memory_order_acquire) != VM_RUNNING &&
+		if (!vcpus_may_run(atomic_load_explicit(&vm->state, memory_order_acquire)) &&
 		    !park(v))
 			break;
 		if (v->id == 0 && !atomic_exchange(&vm->first_run_seen, true))

@@ -7,6 +7,7 @@
 #include "vmm/boot_x86_64.h" /* BOOT_CMDLINE_MAX */
 #include "vmm/device_table.h"
 #include "vmm/metrics.h"
+#include "vmm/runtime_stdio.h"
 #include "vmm/cmdline.h"
 #include "guest/agent_proto.h"
 #include "vmm/agent_blob.h"
@@ -872,6 +873,12 @@ static int run_setup(struct vm *vm, struct verr *e)
 	}
 	if (vm->cfg->api_sock) {
 		r = api_server_start(&vm->api, vm, vm->cfg->api_sock, e);
+		if (r < 0)
+			return r;
+	}
+	/* The pid file once the API listens: an engine that reads it can use both. */
+	if (vm->cfg->pid_file) {
+		r = pidfile_write(vm->cfg->pid_file, getpid(), e);
 		if (r < 0)
 			return r;
 	}

@@ -51,6 +51,18 @@ wait_for() {
 }
 has_err() { grep -q -- "$1" "$tmp/err"; }
 
+# VMM_TEST_ONLY=NAME runs only NAME-tests.sh (container, device, lifecycle, jail), for working on
+# one part: the whole suite takes long in the nest.
+if [ -n "${VMM_TEST_ONLY:-}" ]; then
+	bb=${VMM_TEST_BUSYBOX_EROFS:-}
+	export VMM_KERNEL=$vmlinux
+	. "$(dirname "$0")/$VMM_TEST_ONLY-tests.sh"
+	echo "1..$n"
+	echo "# $((n - failed)) passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+fi
+
 # 1. KVM itself works here (the nest's kvm-amd, or the host's)
 if "$probe" >"$tmp/out" 2>"$tmp/err"; then rc=0; ok "kvm-probe runs a guest instruction"; else rc=$?; not_ok "kvm-probe"; fi
 
@@ -117,6 +129,9 @@ expect "virtio-rng: the guest reads 4096 bytes from /dev/hwrng" eval '[ $rc -eq 
 
 # Containers: the built-in agent runs a command in a rootfs image (container-tests.sh)
 . "$(dirname "$0")/container-tests.sh"
+
+# The lifecycle and the control API (lifecycle-tests.sh)
+. "$(dirname "$0")/lifecycle-tests.sh"
 
 # The sandbox (docs/security.md). Every test above already ran with it on (the default): that is
 # the proof the allow-lists suffice. Here: the filters are live, per thread kind, and name the call.
