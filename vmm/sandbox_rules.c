@@ -30,18 +30,12 @@ const struct sc_rule sandbox_common_rules[] = {
     {"write", "eventfds (irqfd, stop), console and log output, TAP, sockets"},
     {"readv", "TAP frames"},
     {"writev", "TAP frames, vsock payloads"},
-    {"preadv", "virtio-blk: synchronous fallback (step_sync)"},
-    {"pwritev", "virtio-blk: synchronous fallback (step_sync)"},
-    {"fdatasync", "virtio-blk: synchronous FLUSH fallback"},
-    {"fallocate", "virtio-blk: synchronous DISCARD / WRITE_ZEROES fallback"},
     {"close", "vsock connections, device reset, teardown"},
     {"epoll_ctl", "devices (un)register fds with the event loop"},
-    {"io_uring_enter", "virtio-blk submissions and completions"},
     {"sendmsg", "vsock host sockets"},
     {"sendto", "send(2) on vsock host sockets"},
     {"recvfrom", "recv(2) on vsock host sockets"},
     {"shutdown", "vsock half-close"},
-    {"getrandom", "virtio-rng"},
     {"futex", "pthread mutexes, joins, stdio locks"},
     {"rt_sigprocmask", "glibc around thread exit and signal delivery"},
     {"rt_sigreturn", "return from the SIGUSR1 kick handler"},
@@ -57,6 +51,22 @@ const struct sc_rule sandbox_common_rules[] = {
     {"exit", "thread exit"},
     {"exit_group", "process exit"},
     {"newfstatat", "stdio: a stream's first buffered write (exit paths)"},
+};
+
+/* The device back ends' own calls, one list per device type of the device table
+ * (vmm/device_table.c names each by its `sandbox` field; the unit test checks both sides match).
+ * They are added to the main and vCPU kinds, where device code runs: the back ends on the event
+ * loop, register writes and resets on the vCPUs. A list may be empty: that device's back end
+ * needs nothing beyond the common calls. */
+static const struct sc_rule blk_rules[] = {
+    {"io_uring_enter", "virtio-blk submissions and completions"},
+    {"preadv", "virtio-blk: synchronous fallback (step_sync)"},
+    {"pwritev", "virtio-blk: synchronous fallback (step_sync)"},
+    {"fdatasync", "virtio-blk: synchronous FLUSH fallback"},
+    {"fallocate", "virtio-blk: synchronous DISCARD / WRITE_ZEROES fallback"},
+};
+static const struct sc_rule rng_rules[] = {
+    {"getrandom", "virtio-rng (and json-c's hash seed on the main thread)"},
 };
 
 #if VMM_SANDBOX_SANITIZER
@@ -123,11 +133,21 @@ const size_t sandbox_sanitizer_rules_len = 0;
 
 const struct sandbox_rules sandbox_rules[SANDBOX_KINDS] = {
     [SANDBOX_MAIN] = {"main", main_rules, ARRAY_LEN(main_rules), main_ioctls,
-		      ARRAY_LEN(main_ioctls), true},
-    [SANDBOX_VCPU] = {"vcpu", NULL, 0, vcpu_ioctls, ARRAY_LEN(vcpu_ioctls), false},
+		      ARRAY_LEN(main_ioctls), true, true},
+    [SANDBOX_VCPU] = {"vcpu", NULL, 0, vcpu_ioctls, ARRAY_LEN(vcpu_ioctls), false, true},
     [SANDBOX_SESSION] = {"session", session_rules, ARRAY_LEN(session_rules), session_ioctls,
-			 ARRAY_LEN(session_ioctls), false},
+			 ARRAY_LEN(session_ioctls), false, false},
 };
+
+/* net and vsock need only the common calls (read/write/readv/writev, send/recv on sockets) and
+ * the main thread's (accept4, connect, getsockopt). */
+const struct sandbox_device_rules sandbox_device_rules[] = {
+    {"blk", blk_rules, ARRAY_LEN(blk_rules)},
+    {"net", NULL, 0},
+    {"vsock", NULL, 0},
+    {"rng", rng_rules, ARRAY_LEN(rng_rules)},
+};
+const size_t sandbox_device_rules_len = ARRAY_LEN(sandbox_device_rules);
 
 static int add_rules(scmp_filter_ctx ctx, const struct sc_rule *r, size_t n, struct verr *e)
 {
@@ -170,6 +190,8 @@ int sandbox_rules_filter(enum sandbox_kind kind, scmp_filter_ctx *out, struct ve
 		r = add_rules(ctx, sandbox_sanitizer_rules, sandbox_sanitizer_rules_len, e);
 	if (r == 0)
 		r = add_rules(ctx, k->calls, k->ncalls, e);
+	for (size_t i = 0; r == 0 && k->devices && i < sandbox_device_rules_len; i++)
+		r = add_rules(ctx, sandbox_device_rules[i].calls, sandbox_device_rules[i].ncalls, e);
 	if (r == 0)
 		r = add_ioctls(ctx, k->ioctls, k->nioctls, e);
 	/* vsock: guest -> host connections open Unix sockets, nothing else */

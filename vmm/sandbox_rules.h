@@ -37,7 +37,17 @@ struct sandbox_rules {
 	const struct ioctl_rule *ioctls;
 	size_t nioctls;
 	bool unix_socket;
+	bool devices; /* the device back ends' lists too (sandbox_device_rules) */
 };
+
+/* One device type's back-end calls, by the name the device table gives (device_type.sandbox). */
+struct sandbox_device_rules {
+	const char *name;
+	const struct sc_rule *calls;
+	size_t ncalls;
+};
+extern const struct sandbox_device_rules sandbox_device_rules[];
+extern const size_t sandbox_device_rules_len;
 
 extern const struct sc_rule sandbox_common_rules[];
 extern const size_t sandbox_common_rules_len;
@@ -49,7 +59,8 @@ extern const struct sandbox_rules sandbox_rules[SANDBOX_KINDS];
 
 /* Builds KIND's filter with libseccomp: default action SCMP_ACT_TRAP, libseccomp's default for a
  * wrong architecture (SCMP_ACT_KILL, the thread), the rules added in a fixed order (common,
- * sanitizer, the kind's calls, its ioctls, socket). On success
+ * sanitizer, the kind's calls, the device lists when the kind runs device code, its ioctls,
+ * socket). On success
  * *ctx is the filter (the caller releases it with seccomp_release). Returns 0 or a negative errno
  * with e set. */
 int sandbox_rules_filter(enum sandbox_kind kind, scmp_filter_ctx *ctx, struct verr *e);

@@ -851,10 +851,12 @@ static int run_setup(struct vm *vm, struct verr *e)
 	if (r == 0)
 		r = watch_devices(vm, true);
 	/* A container's stdin belongs to its process; the console (kernel and agent messages)
-	 * goes to the log. With a tty the terminal goes raw now: the filter forbids it later. */
+	 * goes to the log file, or to stderr when the log is JSON lines (raw console text would
+	 * break them). With a tty the terminal goes raw now: the filter forbids it later. */
+	int console_out = vm->cfg->log_format == VM_LOG_JSON ? STDERR_FILENO : log_fd();
 	if (r == 0)
 		r = vm->container
-			? console_init(&vm->console, &vm->dev_el, &vm->serial, -1, log_fd())
+			? console_init(&vm->console, &vm->dev_el, &vm->serial, -1, console_out)
 			: console_init(&vm->console, &vm->dev_el, &vm->serial, vm->cfg->stdio[0],
 				       vm->cfg->stdio[1]);
 	if (r < 0)

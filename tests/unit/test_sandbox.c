@@ -10,6 +10,7 @@
 
 #include "vmm/sandbox.h"
 #include "vmm/sandbox_filters.h"
+#include "vmm/device_table.h"
 #include "vmm/sandbox_rules.h"
 #include "vmm/vm.h"
 
@@ -373,13 +374,46 @@ static void verdicts_table(void **state)
 }
 
 /* The name lists of KIND: common, sanitizer (empty unless a sanitizer build), its own. */
+/* A kind's lists: 0 common, 1 sanitizer, 2 its own, 3.. the device lists (none when the kind
+ * runs no device code). */
+#define KIND_LISTS (3 + (int)sandbox_device_rules_len)
 static const struct sc_rule *kind_list(int kind, int which, size_t *n)
 {
 	const struct sandbox_rules *r = &sandbox_rules[kind];
+	if (which >= 3) {
+		const struct sandbox_device_rules *d = &sandbox_device_rules[which - 3];
+		*n = r->devices ? d->ncalls : 0;
+		return d->calls;
+	}
 	*n = which == 0	  ? sandbox_common_rules_len
 	     : which == 1 ? sandbox_sanitizer_rules_len
 			  : r->ncalls;
 	return which == 0 ? sandbox_common_rules : which == 1 ? sandbox_sanitizer_rules : r->calls;
+}
+
+/* Every device type of the device table names a list here, and every list belongs to one. */
+static void device_lists(void **state)
+{
+	(void)state;
+	for (unsigned t = 0; t < VM_DEV_TYPES; t++) {
+		size_t found = 0;
+		for (size_t i = 0; i < sandbox_device_rules_len; i++)
+			found += strcmp(sandbox_device_rules[i].name, device_table[t].sandbox) == 0;
+		if (found != 1)
+			fail_msg("device %s: its sandbox list '%s' is there %zu times",
+				 device_table[t].name, device_table[t].sandbox, found);
+	}
+	for (size_t i = 0; i < sandbox_device_rules_len; i++) {
+		bool used = false;
+		for (unsigned t = 0; t < VM_DEV_TYPES; t++)
+			used |= strcmp(sandbox_device_rules[i].name, device_table[t].sandbox) == 0;
+		if (!used)
+			fail_msg("sandbox list '%s' belongs to no device type",
+				 sandbox_device_rules[i].name);
+	}
+	/* the session thread runs no device code: it has none of the device calls */
+	assert_false(sandbox_rules[SANDBOX_SESSION].devices);
+	assert_true(sandbox_rules[SANDBOX_MAIN].devices && sandbox_rules[SANDBOX_VCPU].devices);
 }
 
 /* (2) Every entry of every list is allowed under its kind, whatever the other arguments; every
@@ -390,7 +424,7 @@ static void verdicts_lists(void **state)
 	(void)state;
 	for (int k = 0; k < SANDBOX_KINDS; k++) {
 		const struct sandbox_rules *r = &sandbox_rules[k];
-		for (int which = 0; which < 3; which++) {
+		for (int which = 0; which < KIND_LISTS; which++) {
 			size_t n;
 			const struct sc_rule *c = kind_list(k, which, &n);
 			for (size_t i = 0; i < n; i++) {
@@ -415,7 +449,7 @@ static void verdicts_lists(void **state)
 		/* and every other system call number up to 512 traps */
 		for (int nr = 0; nr < SANDBOX_SYSCALL_NAMES; nr++) {
 			bool listed = nr == SYS_ioctl || (nr == SYS_socket && r->unix_socket);
-			for (int which = 0; which < 3 && !listed; which++) {
+			for (int which = 0; which < KIND_LISTS && !listed; which++) {
 				size_t n;
 				const struct sc_rule *c = kind_list(k, which, &n);
 				for (size_t i = 0; i < n && !listed; i++)
@@ -611,6 +645,7 @@ int main(void)
 	    cmocka_unit_test(built_equals_runtime),
 	    cmocka_unit_test(verdicts_table),
 	    cmocka_unit_test(verdicts_lists),
+	    cmocka_unit_test(device_lists),
 	    cmocka_unit_test(installed_forbidden_call),
 	    cmocka_unit_test(installed_test_hook),
 	    cmocka_unit_test(install_times),
