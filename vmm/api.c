@@ -19,7 +19,8 @@ struct api_conn {
 	struct api_server *srv;
 	int fd;
 	struct ev_handler h;
-	bool waiting_stop; /* a stop was accepted: the reply comes with the VM's end */
+	bool waiting_stop;  /* a stop was accepted: the reply comes with the VM's end */
+	bool waiting_start; /* a container's start: the reply comes when its process starts */
 	/* An error was replied: what the client still sends is read and dropped until it closes
 	 * (closing with unread bytes would reset the connection and lose the reply), at most
 	 * API_DRAIN_MAX bytes. */
@@ -124,6 +125,11 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 	}
 	case API_OP_START:
 		r = vm_start(vm, &e);
+		/* A container's start replies once its process runs (what an OCI start promises) */
+		if (r == 0 && vm->container && !atomic_load(&vm->process_started)) {
+			c->waiting_start = true;
+			return 0;
+		}
 		break;
 	case API_OP_PAUSE:
 		r = vm_pause(vm, &e);
@@ -153,6 +159,10 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 		else if (vm_state(vm) != VM_RUNNING)
 			r = verr_set(&e, -EBUSY, "exec: the VM is %s, not running",
 				     vm_state_name(vm_state(vm)));
+		else if (!atomic_load(&vm->process_started))
+			r = verr_set(&e, -EBUSY,
+				     "exec: the container is still booting (its process "
+				     "has not started): exec once `start` has replied");
 		else if (trailing)
 			r = verr_set(&e, -EPROTO,
 				     "exec: bytes came after the request before its "
@@ -199,7 +209,7 @@ static void on_conn(void *opaque, uint32_t events)
 		drain(c);
 		return;
 	}
-	if (c->waiting_stop) {
+	if (c->waiting_stop || c->waiting_start) {
 		/* nothing more is read; a client that hangs up just stops waiting */
 		char b[256];
 		ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
@@ -237,7 +247,7 @@ static void on_conn(void *opaque, uint32_t events)
 		c->len -= line;
 		if (handle(c, &rq, trailing))
 			return;
-		if (c->waiting_stop)
+		if (c->waiting_stop || c->waiting_start)
 			return;
 	}
 }
@@ -360,10 +370,34 @@ int api_server_start(struct api_server **out, struct vm *vm, const char *path, s
 	return 0;
 }
 
+void api_server_process_started(struct api_server *s)
+{
+	for (unsigned i = 0; i < API_MAX_CLIENTS; i++) {
+		struct api_conn *c = s->conns[i];
+		if (!c || !c->waiting_start)
+			continue;
+		c->waiting_start = false;
+		json_object *reply = api_reply_ok();
+		if (reply)
+			json_object_object_add(
+			    reply, "process_start_ms",
+			    json_object_new_double(s->vm->process_start_ms - s->vm->start_ms));
+		if (send_line(c->fd, api_reply_line(reply)) < 0)
+			conn_close(c);
+	}
+}
+
 void api_server_finish(struct api_server *s, int status)
 {
 	for (unsigned i = 0; i < API_MAX_CLIENTS; i++) {
 		struct api_conn *c = s->conns[i];
+		if (c && c->waiting_start) {
+			send_line(c->fd, api_error_line("start: the VM ended (status %d) before "
+							"the container's process started",
+							status));
+			conn_close(c);
+			continue;
+		}
 		if (!c || !c->waiting_stop)
 			continue;
 		json_object *reply = api_reply_ok();

@@ -1,7 +1,8 @@
 /* The control API's server (docs/api.md): a Unix socket (mode 0600) served on the main thread's
  * event loop. One JSON request per line (vmm/api_proto.h checks it), one reply per request; a
- * request that is malformed or refused gets an error reply and its connection closes. `stop`
- * replies when the VM has ended (with its exit status); `exec` hands its connection to the
+ * request that is malformed or refused gets an error reply and its connection closes. A
+ * container's `start` replies once its process has started, `stop` when the VM has ended (with
+ * its exit status); `exec` hands its connection to the
  * guest agent (the connection then carries the agent protocol). vmm keeps running whatever a
  * client sends. */
 #ifndef VMM_API_H
@@ -19,7 +20,11 @@ struct api_server;
  * *out set, or a negative errno with one line in e. */
 int api_server_start(struct api_server **out, struct vm *vm, const char *path, struct verr *e);
 
-/* The VM has ended with `status`: answers the clients waiting on `stop`. */
+/* The container's process has started: answers the clients waiting on `start`. */
+void api_server_process_started(struct api_server *s);
+
+/* The VM has ended with `status`: answers the clients waiting on `stop` (and on `start`, with
+ * an error). */
 void api_server_finish(struct api_server *s, int status);
 
 /* Closes every connection and the socket, and removes the path if it is still this socket. */

@@ -138,6 +138,9 @@ static void guest_signal_event(void *opaque, unsigned code, unsigned arg)
 		if (atomic_exchange(&vm->process_started, true))
 			return;
 		vm->process_start_ms = vm_elapsed_ms(vm);
+		if (write(vm->event_efd, &(uint64_t){1}, 8) < 0) {
+			/* an eventfd write of 1 does not fail short of overflow */
+		}
 		if (vm->boot_timer && vm->start_ms > 0 && vm->cfg->paused)
 			vmm_info("boot-timer: guest process about to start %.3f ms after vmm start "
 				 "(%.3f ms after start)",
@@ -384,6 +387,9 @@ static int vm_kvm_init(struct vm *vm, const struct vm_config *c, struct verr *e)
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0)
 		return verr_set(e, -errno, "eventfd failed: %s", strerror(errno));
+	vm->event_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->event_efd < 0)
+		return verr_set(e, -errno, "eventfd failed: %s", strerror(errno));
 	vm->stop_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (vm->stop_timer_fd < 0)
 		return verr_set(e, -errno, "timerfd_create failed: %s", strerror(errno));
@@ -420,7 +426,7 @@ int vm_create(struct vm *vm, const struct vm_config *c, const struct timespec *t
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->sig_fd = vm->stop_timer_fd = -1;
-	vm->metrics_fd = -1;
+	vm->metrics_fd = vm->event_efd = -1;
 	vm->el.epfd = vm->dev_el.epfd = -1;
 	vm->console.space_efd = -1;
 	vm->t_start = *t_start;
@@ -760,6 +766,18 @@ static void on_signal(void *opaque, uint32_t events)
 	vm_request_stop(vm, VM_STOP_SIGNAL);
 }
 
+/* Something a vCPU saw that the main thread acts on: the container's process started. */
+static void on_event(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t n;
+	(void)events;
+	if (read(vm->event_efd, &n, sizeof(n)) != sizeof(n))
+		return;
+	if (vm->api && atomic_load(&vm->process_started))
+		api_server_process_started(vm->api);
+}
+
 static void on_stop_timer(void *opaque, uint32_t events)
 {
 	struct vm *vm = opaque;
@@ -842,12 +860,15 @@ static int run_setup(struct vm *vm, struct verr *e)
 	vm->stop_h = (struct ev_handler){vm->stop_efd, on_stop, vm};
 	vm->sig_h = (struct ev_handler){vm->sig_fd, on_signal, vm};
 	vm->stop_timer_h = (struct ev_handler){vm->stop_timer_fd, on_stop_timer, vm};
+	vm->event_h = (struct ev_handler){vm->event_efd, on_event, vm};
 	vm->dev_h = (struct ev_handler){vm->dev_el.epfd, on_devices, vm};
 	int r = ev_add(&vm->el, &vm->stop_h, EPOLLIN);
 	if (r == 0)
 		r = ev_add(&vm->el, &vm->sig_h, EPOLLIN);
 	if (r == 0)
 		r = ev_add(&vm->el, &vm->stop_timer_h, EPOLLIN);
+	if (r == 0)
+		r = ev_add(&vm->el, &vm->event_h, EPOLLIN);
 	if (r == 0)
 		r = watch_devices(vm, true);
 	/* A container's stdin belongs to its process; the console (kernel and agent messages)
@@ -980,8 +1001,8 @@ void vm_destroy(struct vm *vm)
 	ev_close(&vm->dev_el);
 	ev_close(&vm->el);
 	guest_mem_free(&vm->mem);
-	int *fds[] = {&vm->sig_fd,     &vm->stop_efd, &vm->stop_timer_fd,
-		      &vm->metrics_fd, &vm->vm_fd,    &vm->kvm_fd};
+	int *fds[] = {&vm->sig_fd, &vm->stop_efd, &vm->stop_timer_fd, &vm->metrics_fd,
+		      &vm->vm_fd,  &vm->kvm_fd,	  &vm->event_efd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0) {
 			close(*fds[i]);

@@ -102,6 +102,8 @@ struct vm {
 	double resume_ms;
 	int stop_timer_fd; /* the graceful stop's deadline */
 	int metrics_fd;	   /* --metrics FILE, opened before the sandbox */
+	int event_efd;	   /* a vCPU saw something for the main thread (process start) */
+	struct ev_handler event_h;
 	struct ev_handler stop_timer_h;
 	struct api_server *api;
 	/* Called once by vm_run when the VM is ready for clients (created or running, the API

@@ -14,9 +14,17 @@ if [ -z "$bb" ] || [ ! -f "$bb" ]; then
 else
 	api=$tmp/life.sock
 	rc=0
-	# A container that ticks every 100 ms with the guest's uptime, traps USR1 and TERM.
-	timeout -k 5 900 "$vmm" --rootfs "$bb" --paused --api-sock "$api" --metrics "$tmp/metrics.json" -- \
-		sh -c 'trap "echo got-usr1" USR1; trap "echo got-term; exit 3" TERM; i=0; while :; do echo "tick $i $(cut -d" " -f1 /proc/uptime)"; i=$((i+1)); sleep 0.1; done' \
+	# A container that ticks every 100 ms with the guest's uptime, traps USR1 and TERM; its
+	# description comes from a --config file (docs/config.md), the control flags from the command
+	# line.
+	python3 - "$bb" >"$tmp/life.json" <<-'PY'
+		import json, sys
+		script = ('trap "echo got-usr1" USR1; trap "echo got-term; exit 3" TERM; i=0; '
+		          'while :; do echo "tick $i $(cut -d" " -f1 /proc/uptime)"; i=$((i+1)); sleep 0.1; done')
+		print(json.dumps({"rootfs": sys.argv[1], "hostname": "life",
+		                  "process": {"args": ["sh", "-c", script], "env": ["LIFE=1"]}}))
+	PY
+	timeout -k 5 900 "$vmm" --config "$tmp/life.json" --paused --api-sock "$api" --metrics "$tmp/metrics.json" \
 		</dev/null >"$tmp/life-out" 2>"$tmp/life-err" &
 	lpid=$!
 	for _ in $(seq 1 600); do [ -S "$api" ] && break; sleep 0.1; done
@@ -24,6 +32,9 @@ else
 	exits=$(ctl "$api" metrics 2>/dev/null | jget 'j["vcpu_exits"]["total"]')
 	expect "--paused: state is created, the guest has not run (0 vCPU exits) and printed nothing" \
 		eval '[ "$(jget "j[\"state\"]" <<<"$st")" = created ] && [ "$exits" = 0 ] && [ ! -s "$tmp/life-out" ]'
+	cfgline=$(jget '" ".join([j["config"]["hostname"], j["config"]["process"]["args"][0]] + j["config"]["process"]["env"])' <<<"$st")
+	expect "--config: the state's description is the file's (hostname, process, env)" \
+		eval '[ "$cfgline" = "life sh LIFE=1" ]'
 
 	ctl "$api" resume >"$tmp/out" 2>"$tmp/err"
 	rc=$?
