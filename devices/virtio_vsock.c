@@ -94,7 +94,6 @@
 /* Slots of the two non-connection fds in the private epoll set. */
 #define SLOT_LISTENER UINT32_MAX
 #define SLOT_KICK     (UINT32_MAX - 1)
-#define SLOT_API      (UINT32_MAX - 2)
 
 enum conn_state {
 	CONN_FREE,
@@ -165,15 +164,8 @@ struct virtio_vsock {
 	char path[VIRTIO_VSOCK_PATH_MAX + 1];
 	dev_t sock_dev; /* the socket file we bound, so destroy removes only ours */
 	ino_t sock_ino;
-	int listen_fd;	    /* -1 when there is no PATH (vmm's own agent channel only) */
+	int listen_fd;	    /* -1 when there is no PATH */
 	bool listen_paused; /* out of fds: the listener is out of the epoll set until one frees */
-
-	/* The fixed-port listener (virtio_vsock_add_port_listener) */
-	char api_path[VIRTIO_VSOCK_PATH_MAX + 1];
-	dev_t api_dev;
-	ino_t api_ino;
-	int api_fd;
-	uint32_t api_port;
 
 	/* The host port served in-process (virtio_vsock_set_host_port) */
 	uint32_t own_port;
@@ -539,11 +531,7 @@ static void listener_resume(struct virtio_vsock *v)
 	if (!v->listen_paused)
 		return;
 	struct epoll_event e = {.events = EPOLLIN, .data.u64 = token(SLOT_LISTENER, 0)};
-	bool ok = v->listen_fd < 0 || epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->listen_fd, &e) == 0;
-	e.data.u64 = token(SLOT_API, 0);
-	if (v->api_fd >= 0 && epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->api_fd, &e) < 0)
-		ok = false;
-	if (ok)
+	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->listen_fd, &e) == 0)
 		v->listen_paused = false;
 }
 
@@ -563,8 +551,9 @@ static void host_connect(struct virtio_vsock *v, struct conn *c, uint32_t port)
 
 static void rx_fill(struct virtio_vsock *v);
 
-/* A connected host socket that goes straight to guest port PORT (no CONNECT line, no "OK"
- * written back). Device lock held. Returns false when the connection table is full. */
+/* virtio_vsock_connect_fd with the device lock held: a connected host socket that goes straight
+ * to guest port PORT (no CONNECT line, no "OK" written back). Returns false when the connection
+ * table is full. */
 static bool connect_fd_locked(struct virtio_vsock *v, int fd, uint32_t port)
 {
 	struct conn *c = conn_alloc(v, CONN_HOST_CMD, fd);
@@ -590,37 +579,24 @@ int virtio_vsock_connect_fd(struct virtio_vsock *v, int fd, uint32_t port, struc
 	return 0;
 }
 
-/* Accepts from the CONNECT-line listener (api false) or the fixed-port one (api true). */
-static void host_accept(struct virtio_vsock *v, bool api)
+/* Accepts from the listener; each new socket owes its CONNECT line. */
+static void host_accept(struct virtio_vsock *v)
 {
-	int lfd = api ? v->api_fd : v->listen_fd;
 	for (unsigned i = 0; i < ACCEPT_BUDGET; i++) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
 			    errno == ECONNABORTED)
 				return;
-			host_log(v, "accept on %s failed: %s", api ? v->api_path : v->path,
-				 strerror(errno));
+			host_log(v, "accept on %s failed: %s", v->path, strerror(errno));
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
 				/* The connection stays in the backlog and the level-triggered
-				 * listeners would fire at once again: wait for an fd to close. */
-				if (v->listen_fd >= 0)
-					epoll_ctl(v->epfd, EPOLL_CTL_DEL, v->listen_fd, NULL);
-				if (v->api_fd >= 0)
-					epoll_ctl(v->epfd, EPOLL_CTL_DEL, v->api_fd, NULL);
+				 * listener would fire at once again: wait for an fd to close. */
+				epoll_ctl(v->epfd, EPOLL_CTL_DEL, v->listen_fd, NULL);
 				v->listen_paused = true;
 			}
 			return;
-		}
-		if (api) {
-			if (!connect_fd_locked(v, fd, v->api_port)) {
-				host_log(v, "%u connections: closing a new connection on %s",
-					 v->nconns, v->api_path);
-				close(fd);
-			}
-			continue;
 		}
 		struct conn *c =
 		    v->nhost_cmd < HOST_CMD_MAX ? conn_alloc(v, CONN_HOST_CMD, fd) : NULL;
@@ -1333,8 +1309,8 @@ static void vsock_event(void *opaque, uint32_t events)
 	for (int i = 0; i < n; i++) {
 		uint32_t slot = (uint32_t)evs[i].data.u64;
 		uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
-		if (slot == SLOT_LISTENER || slot == SLOT_API) {
-			host_accept(v, slot == SLOT_API);
+		if (slot == SLOT_LISTENER) {
+			host_accept(v);
 		} else if (slot == SLOT_KICK) {
 			uint64_t cnt;
 			ssize_t r = read(v->kick_fd, &cnt, sizeof(cnt));
@@ -1417,27 +1393,28 @@ static const struct virtio_dev_ops vsock_ops = {
 
 /* ---- create / destroy ---- */
 
-/* Binds and listens on the Unix socket PATH (what names the option in messages), replacing a
- * stale socket file; records the file's identity so destroy removes only its own. */
-static int open_listener(const char *path, const char *what, int *fdp, dev_t *devp, ino_t *inop,
-			 struct verr *e)
+/* Binds and listens on the Unix socket PATH, replacing a stale socket file; records the file's
+ * identity so destroy removes only its own. */
+static int open_listener(struct virtio_vsock *v, struct verr *e)
 {
+	const char *path = v->path;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = *fdp = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return verr_set(e, -errno, "virtio-vsock: socket: %s", strerror(errno));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int err = errno;
 		if (err != EADDRINUSE)
-			return verr_set(e, -err, "%s%s: cannot create the socket: %s", what, path,
-					strerror(err));
+			return verr_set(e, -err, "--vsock uds=%s: cannot create the socket: %s",
+					path, strerror(err));
 		struct stat st;
 		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-			return verr_set(e, -EEXIST,
-					"%s%s: the path exists and is not a socket: remove "
-					"it or choose another path",
-					what, path);
+			return verr_set(
+			    e, -EEXIST,
+			    "--vsock uds=%s: the path exists and is not a socket: remove "
+			    "it or choose another path",
+			    path);
 		/* A socket file: in use if something listens on it, else left over. */
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		int r = probe < 0 ? -1 : connect(probe, (struct sockaddr *)&sa, sizeof(sa));
@@ -1446,32 +1423,34 @@ static int open_listener(const char *path, const char *what, int *fdp, dev_t *de
 			close(probe);
 		if (r == 0 || err != ECONNREFUSED)
 			return verr_set(e, -EADDRINUSE,
-					"%s%s: the socket is in use (another process "
+					"--vsock uds=%s: the socket is in use (another process "
 					"listens on it): stop it or choose another path",
-					what, path);
+					path);
 		if (unlink(path) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-			return verr_set(e, -errno, "%s%s: cannot replace a stale socket there: %s",
-					what, path, strerror(errno));
+			return verr_set(e, -errno,
+					"--vsock uds=%s: cannot replace a stale socket there: %s",
+					path, strerror(errno));
 	}
 	struct stat st;
 	if (lstat(path, &st) == 0) {
-		*devp = st.st_dev;
-		*inop = st.st_ino;
+		v->sock_dev = st.st_dev;
+		v->sock_ino = st.st_ino;
 	}
 	if (listen(fd, 128) < 0)
-		return verr_set(e, -errno, "%s%s: listen: %s", what, path, strerror(errno));
+		return verr_set(e, -errno, "--vsock uds=%s: listen: %s", path, strerror(errno));
 	return 0;
 }
 
-/* Closes a listener and removes its socket file, if the file is still the one we bound. */
-static void close_listener(int fd, const char *path, dev_t dev, ino_t ino)
+/* Closes the listener and removes its socket file, if the file is still the one we bound. */
+static void close_listener(struct virtio_vsock *v)
 {
-	if (fd < 0)
+	if (v->listen_fd < 0)
 		return;
-	close(fd);
+	close(v->listen_fd);
 	struct stat st;
-	if (ino && lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
-		unlink(path);
+	if (v->sock_ino && lstat(v->path, &st) == 0 && st.st_dev == v->sock_dev &&
+	    st.st_ino == v->sock_ino)
+		unlink(v->path);
 }
 
 static int add_fd(struct virtio_vsock *v, int fd, uint32_t slot, struct verr *e)
@@ -1503,7 +1482,7 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct virtio_vsock_opt
 	v->cid = o->cid;
 	v->cfg.guest_cid = htole64(o->cid);
 	memcpy(v->path, o->uds_path, plen + 1);
-	v->listen_fd = v->api_fd = v->epfd = v->kick_fd = -1;
+	v->listen_fd = v->epfd = v->kick_fd = -1;
 	v->el = el;
 	for (unsigned i = VIRTIO_VSOCK_MAX_CONNS; i-- > 0;) {
 		v->conns[i].fd = -1;
@@ -1523,8 +1502,7 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct virtio_vsock_opt
 		goto fail;
 	}
 	if (plen) {
-		r = open_listener(v->path, "--vsock uds=", &v->listen_fd, &v->sock_dev,
-				  &v->sock_ino, e);
+		r = open_listener(v, e);
 		if (r < 0)
 			goto fail;
 		r = add_fd(v, v->listen_fd, SLOT_LISTENER, e);
@@ -1551,31 +1529,6 @@ fail:
 struct virtio_dev *virtio_vsock_dev(struct virtio_vsock *v)
 {
 	return &v->dev;
-}
-
-int virtio_vsock_add_port_listener(struct virtio_vsock *v, const char *path, uint32_t port,
-				   struct verr *e)
-{
-	size_t plen = strlen(path);
-	if (plen == 0 || plen >= sizeof(v->api_path))
-		return verr_set(
-		    e, -EINVAL,
-		    "--api-sock '%s': the path is empty or longer than %zu bytes: use a "
-		    "shorter path",
-		    path, sizeof(v->api_path) - 1);
-	if (v->api_fd >= 0)
-		return verr_set(e, -EBUSY, "--api-sock %s: the device already has one", path);
-	memcpy(v->api_path, path, plen + 1);
-	int r = open_listener(v->api_path, "--api-sock ", &v->api_fd, &v->api_dev, &v->api_ino, e);
-	if (r == 0)
-		r = add_fd(v, v->api_fd, SLOT_API, e);
-	if (r < 0) {
-		close_listener(v->api_fd, v->api_path, v->api_dev, v->api_ino);
-		v->api_fd = -1;
-		return r;
-	}
-	v->api_port = port;
-	return 0;
 }
 
 void virtio_vsock_set_host_port(struct virtio_vsock *v, uint32_t port, int (*open_fd)(void *opaque),
@@ -1607,8 +1560,7 @@ void virtio_vsock_destroy(struct virtio_vsock *v)
 	for (unsigned i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++)
 		conn_release(v, &v->conns[i]);
 	/* Only our sockets: another process may have put its own there since. */
-	close_listener(v->listen_fd, v->path, v->sock_dev, v->sock_ino);
-	close_listener(v->api_fd, v->api_path, v->api_dev, v->api_ino);
+	close_listener(v);
 	if (v->epfd >= 0)
 		close(v->epfd);
 	if (v->kick_fd >= 0)

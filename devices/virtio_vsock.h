@@ -8,6 +8,9 @@
  *   that refuses (RST), closes the host connection.
  * - A guest connecting to host (CID 2) port P makes vmm connect to the Unix socket "PATH_P"
  *   (e.g. /run/v.sock_5000); the guest gets a RESPONSE if that works, else an RST.
+ * - vmm's control API accepts its own connections and hands an `exec` connection over with
+ *   virtio_vsock_connect_fd: it goes straight to the agent's guest port, with no CONNECT line
+ *   and no "OK" line.
  *
  * Threads: everything runs on the event loop thread. The device's callbacks run under its
  * virtio_dev lock (see devices/virtio.h); the socket handler registered in the event loop takes
@@ -53,10 +56,10 @@ int virtio_vsock_parse(const char *spec, struct virtio_vsock_options *o, struct 
 struct virtio_vsock;
 
 /* Creates the device and its listening Unix socket at o->uds_path (non-blocking, close-on-exec;
- * none when o->uds_path is empty: then only the in-process port and the port listener below
- * reach the guest), and registers its event handler in el. If a file already exists at the path: a
- * Unix socket nobody listens on (left over by a process that died) is replaced; a socket someone
- * listens on, or anything that is not a socket, is refused. The device offers
+ * none when o->uds_path is empty: then only the in-process port and virtio_vsock_connect_fd
+ * below reach the guest), and registers its event handler in el. If a file already exists at the
+ * path: a Unix socket nobody listens on (left over by a process that died) is replaced; a socket
+ * someone listens on, or anything that is not a socket, is refused. The device offers
  * VIRTIO_RING_F_EVENT_IDX and VIRTIO_RING_F_INDIRECT_DESC (not VIRTIO_VSOCK_F_SEQPACKET) and has
  * three queues: rx (0), tx (1), event (2). mem and el must outlive the device. Returns 0 with *out
  * set, or a negative errno with one line in e naming the path, the problem and the fix. */
@@ -67,21 +70,13 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct virtio_vsock_opt
  * virtio_vsock_destroy. */
 struct virtio_dev *virtio_vsock_dev(struct virtio_vsock *v);
 
-/* Adds a second listening Unix socket at PATH whose connections skip the CONNECT line: each
- * accepted connection goes straight to guest port PORT, and no "OK" line is written back (vmm's
- * --api-sock: `vmm exec` speaks the agent protocol over it at once). A guest that refuses the
- * connection closes it. PATH is created like uds (a stale socket is replaced, one in use or a
- * non-socket refused) and removed by destroy. Call before the event loop runs. Returns 0 or a
- * negative errno with one line in e. */
-int virtio_vsock_add_port_listener(struct virtio_vsock *v, const char *path, uint32_t port,
-				   struct verr *e);
-
 /* Hands a connected, non-blocking host stream socket to the device as a connection to guest
- * port PORT, as the port listener does with the sockets it accepts (vmm's control API, for
- * `exec`). The device owns fd from then on when it returns 0 (also when the guest refuses:
- * it closes it). Takes the device lock: call from the event loop thread, not from a device
- * callback. Returns 0, or -EBUSY (the connection table is full; fd stays the caller's) with one
- * line in e. */
+ * port PORT (vmm's control API, for `exec`): the guest is asked to connect to PORT from a
+ * host-side port in [2^30, 2^31), and from then on fd carries the stream; no CONNECT line is
+ * read from it and no "OK" line is written to it. The device owns fd from then on when it
+ * returns 0 (also when the guest refuses with an RST: it closes it). Takes the device lock: call
+ * from the event loop thread, not from a device callback. Returns 0, or -EBUSY (the connection
+ * table is full; fd stays the caller's) with one line in e. */
 int virtio_vsock_connect_fd(struct virtio_vsock *v, int fd, uint32_t port, struct verr *e);
 
 /* Serves guest connections to host port PORT in-process: open_fd(opaque) is called on the event

@@ -1,17 +1,14 @@
 /* The metrics object (vmm/metrics.h): built with json-c from a struct metrics_src, and written
- * to a file atomically. */
+ * into an open file in place. */
 #include "vmm/metrics.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <json-c/json.h>
-#include <limits.h>
 #include <linux/kvm.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_NAME(n) [KVM_EXIT_##n] = #n
@@ -250,60 +247,29 @@ struct json_object *metrics_json(const struct metrics_src *s)
 
 /* ---- the file ---- */
 
-/* Writes all of buf to fd; 0 or -errno. */
-static int write_all(int fd, const char *buf, size_t len)
+/* Writes all of buf to fd at offset off; 0 or -errno. */
+static int pwrite_all(int fd, const char *buf, size_t len, off_t off)
 {
 	while (len) {
-		ssize_t n = write(fd, buf, len);
+		ssize_t n = pwrite(fd, buf, len, off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		if (n == 0)
+			return -EIO; /* no progress: do not spin */
 		buf += n;
 		len -= (size_t)n;
+		off += n;
 	}
 	return 0;
 }
 
-/* fsyncs the directory holding path, so the rename survives a crash; best effort (some file
- * systems cannot open or sync a directory, and the file itself is already complete). */
-static void sync_dir(const char *path)
+int metrics_write_fd(int fd, const char *path_for_errors, const struct metrics_src *s,
+		     struct verr *e)
 {
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	if (!slash) {
-		strcpy(dir, ".");
-	} else if (slash == path) {
-		strcpy(dir, "/");
-	} else {
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = '\0';
-	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)fsync(fd);
-		close(fd);
-	}
-}
-
-int metrics_write_file(const char *path, const struct metrics_src *s, struct verr *e)
-{
-	char tmp[PATH_MAX];
-	if (!path || !*path)
-		return verr_set(e, -EINVAL, "--metrics: the file name is empty: give a file path");
-	size_t len = strlen(path);
-	if (len + sizeof(".XXXXXX") > sizeof(tmp))
-		return verr_set(
-		    e, -ENAMETOOLONG,
-		    "metrics file %.64s...: the path is %zu bytes, too long for its temporary "
-		    "file (at most %zu): give a shorter path",
-		    path, len, sizeof(tmp) - sizeof(".XXXXXX"));
-	if (path[len - 1] == '/')
-		return verr_set(e, -EISDIR,
-				"metrics file %s: that is a directory: give a file path in it",
-				path);
-
+	const char *path = path_for_errors ? path_for_errors : "(no name)";
 	struct json_object *o = metrics_json(s);
 	if (!o)
 		return verr_set(e, -ENOMEM, "metrics file %s: out of memory building the metrics",
@@ -316,52 +282,22 @@ int metrics_write_file(const char *path, const struct metrics_src *s, struct ver
 		return verr_set(e, -ENOMEM,
 				"metrics file %s: out of memory serializing the metrics", path);
 	}
-
-	memcpy(tmp, path, len);
-	memcpy(tmp + len, ".XXXXXX", sizeof(".XXXXXX"));
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
+	if (ftruncate(fd, 0) < 0) {
 		int err = errno;
 		json_object_put(o);
 		return verr_set(e, -err,
-				"metrics file %s: cannot create a temporary file next to it (%s): "
-				"check that its directory exists and is writable",
+				"metrics file %s: cannot empty it before writing (ftruncate: %s): "
+				"give a regular file, opened for writing",
 				path, strerror(err));
 	}
-	const char *what = "write";
-	int r = write_all(fd, js, jlen);
+	int r = pwrite_all(fd, js, jlen, 0);
 	if (r == 0)
-		r = write_all(fd, "\n", 1);
+		r = pwrite_all(fd, "\n", 1, (off_t)jlen);
 	json_object_put(o);
-	if (r == 0 && fchmod(fd, 0644) < 0) {
-		what = "fchmod";
-		r = -errno;
-	}
-	if (r == 0 && fsync(fd) < 0) {
-		what = "fsync";
-		r = -errno;
-	}
-	if (close(fd) < 0 && r == 0) {
-		what = "close";
-		r = -errno;
-	}
-	if (r == 0 && rename(tmp, path) < 0) {
-		int err = errno;
-		unlink(tmp);
-		return verr_set(
-		    e, -err,
-		    "metrics file %s: cannot replace it with the new metrics (rename: %s): "
-		    "give a path that is not a directory, in a writable directory",
-		    path, strerror(err));
-	}
-	if (r < 0) {
-		unlink(tmp);
-		return verr_set(
-		    e, r,
-		    "metrics file %s: writing the temporary file %s failed (%s: %s): check "
-		    "the free space and the file system",
-		    path, tmp, what, strerror(-r));
-	}
-	sync_dir(path);
+	if (r < 0)
+		return verr_set(e, r,
+				"metrics file %s: writing the metrics failed (pwrite: %s): check "
+				"the free space and the file system",
+				path, strerror(-r));
 	return 0;
 }

@@ -91,11 +91,14 @@ struct metrics_src {
  * when out of memory. */
 struct json_object *metrics_json(const struct metrics_src *s);
 
-/* Writes the object as one line (compact JSON and "\n") to `path`, atomically: into a temporary
- * file next to it (PATH.XXXXXX, mode 0644), fsync'd, then renamed over path, so a reader sees
- * the old file or the whole new one, never a part; the directory is fsync'd after the rename
- * when it can be opened. Returns 0, or a negative errno with one line in e that names path,
- * what failed and what to do (the temporary file is removed). */
-int metrics_write_file(const char *path, const struct metrics_src *s, struct verr *e);
+/* Writes the object as one line (compact JSON and "\n") into the open file fd, in place:
+ * ftruncate(fd, 0), then pwrite from offset 0 (short writes retried), so no file is opened or
+ * renamed (vmm writes --metrics FILE at exit from a thread whose seccomp filter allows neither,
+ * on an fd it opened before the sandbox). fd's file offset is neither used nor moved; a reader
+ * may see the file empty or partly written meanwhile. path_for_errors (may be NULL) only names
+ * the file in messages. Returns 0, or a negative errno with one line in e that names the file,
+ * what failed and what to do. */
+int metrics_write_fd(int fd, const char *path_for_errors, const struct metrics_src *s,
+		     struct verr *e);
 
 #endif

@@ -679,26 +679,28 @@ json_object *vm_state_json(struct vm *vm)
 	return o;
 }
 
-/* What the metrics object is made of, read now (metrics.h). */
-json_object *vm_metrics_json(struct vm *vm)
+/* What the metrics object is made of, read now (metrics.h), into *src; src points into the
+ * caller's arrays exits, devs and phases. */
+static void fill_metrics_src(struct vm *vm, struct metrics_src *src,
+			     uint64_t exits[VCPU_EXIT_REASONS],
+			     struct metrics_device devs[MMIO_DEVICES_MAX],
+			     struct metrics_phase phases[VM_PHASES_MAX])
 {
-	uint64_t exits[VCPU_EXIT_REASONS] = {0};
+	memset(exits, 0, VCPU_EXIT_REASONS * sizeof(exits[0]));
 	for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
 		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
 			exits[r] +=
 			    atomic_load_explicit(&vm->vcpus[i].exits[r], memory_order_relaxed);
-	struct metrics_device devs[MMIO_DEVICES_MAX];
 	for (unsigned i = 0; i < vm->virtio.n; i++) {
 		const struct mmio_slot *sl = &vm->virtio.slot[i];
 		devs[i].name = sl->dev->name;
 		devs[i].type = device_table[sl->type].name;
 		virtio_dev_stats_get(sl->dev, &devs[i].st);
 	}
-	struct metrics_phase phases[VM_PHASES_MAX];
 	unsigned nph = atomic_load_explicit(&vm->nphases, memory_order_acquire);
 	for (unsigned i = 0; i < nph; i++)
 		phases[i] = (struct metrics_phase){vm->phases[i].name, vm->phases[i].ms};
-	struct metrics_src src = {
+	*src = (struct metrics_src){
 	    .state = vm_state_name(vm_state(vm)),
 	    .uptime_ms = vm_elapsed_ms(vm),
 	    .exits = exits,
@@ -715,7 +717,16 @@ json_object *vm_metrics_json(struct vm *vm)
 	    .process_start_ms = vm->process_start_ms,
 	};
 	if (vm->virtio.vsock)
-		virtio_vsock_get_stats(vm->virtio.vsock, &src.vsock);
+		virtio_vsock_get_stats(vm->virtio.vsock, &src->vsock);
+}
+
+json_object *vm_metrics_json(struct vm *vm)
+{
+	uint64_t exits[VCPU_EXIT_REASONS];
+	struct metrics_device devs[MMIO_DEVICES_MAX];
+	struct metrics_phase phases[VM_PHASES_MAX];
+	struct metrics_src src;
+	fill_metrics_src(vm, &src, exits, devs, phases);
 	return metrics_json(&src);
 }
 
@@ -724,16 +735,14 @@ void vm_write_metrics(struct vm *vm)
 {
 	if (vm->metrics_fd < 0)
 		return;
-	json_object *o = vm_metrics_json(vm);
-	const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
-	size_t len = s ? strlen(s) : 0;
-	bool ok = s && ftruncate(vm->metrics_fd, 0) == 0 &&
-		  pwrite(vm->metrics_fd, s, len, 0) == (ssize_t)len &&
-		  pwrite(vm->metrics_fd, "\n", 1, (off_t)len) == 1;
-	if (!ok)
-		vmm_log("--metrics %s: cannot write the metrics: %s", vm->cfg->metrics_path,
-			s ? strerror(errno) : "out of memory");
-	json_object_put(o);
+	uint64_t exits[VCPU_EXIT_REASONS];
+	struct metrics_device devs[MMIO_DEVICES_MAX];
+	struct metrics_phase phases[VM_PHASES_MAX];
+	struct metrics_src src;
+	fill_metrics_src(vm, &src, exits, devs, phases);
+	struct verr e = {0};
+	if (metrics_write_fd(vm->metrics_fd, vm->cfg->metrics_path, &src, &e) < 0)
+		vmm_log("%s", e.msg);
 }
 
 /* ---- running ---- */

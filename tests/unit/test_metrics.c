@@ -1,6 +1,7 @@
 /* The metrics object (vmm/metrics.c): every key and value of a full object after a round trip
  * through json-c's parser, what is left out (zero exit counts, absent boot moments, vsock
- * without one), clamping, exit reason names, and the atomic file write and its failures. */
+ * without one), clamping, exit reason names, and the in-place write to an open file and its
+ * failures. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,13 +16,15 @@
 #include <limits.h>
 #include <linux/kvm.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Serializes o the way metrics_write_file does and parses it back, checking it is one complete
+/* Serializes o the way metrics_write_fd does and parses it back, checking it is one complete
  * JSON text. Returns the parsed object (put it). */
 static struct json_object *round_trip(struct json_object *o, char **text)
 {
@@ -353,117 +356,134 @@ static char *slurp(const char *path)
 	return buf;
 }
 
-static void write_file(void **state)
+/* The line metrics_write_fd must write for src: the compact object and "\n" (malloc'd). */
+static char *want_line(const struct metrics_src *src)
+{
+	struct json_object *want = metrics_json(src);
+	assert_non_null(want);
+	const char *ws = json_object_to_json_string_ext(want, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE);
+	assert_non_null(ws);
+	size_t n = strlen(ws);
+	char *line = malloc(n + 2);
+	assert_non_null(line);
+	memcpy(line, ws, n);
+	memcpy(line + n, "\n", 2);
+	json_object_put(want);
+	return line;
+}
+
+static void write_fd(void **state)
 {
 	(void)state;
 	char path[PATH_MAX], list[256];
 	snprintf(path, sizeof(path), "%s/metrics.json", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	struct stat st1, st2;
+	assert_int_equal(fstat(fd, &st1), 0);
 	struct metrics_src src = full_src();
 	struct verr e = {0};
-	assert_int_equal(metrics_write_file(path, &src, &e), 0);
+	assert_int_equal(metrics_write_fd(fd, path, &src, &e), 0);
 
-	/* one line: the object, then "\n"; nothing else left in the directory */
+	/* one line: the object, then "\n"; the fd's offset is left where it was */
 	char *text = slurp(path);
 	size_t len = strlen(text);
 	assert_true(len > 2 && text[len - 1] == '\n');
 	assert_null(memchr(text, '\n', len - 1));
-	struct json_object *want = metrics_json(&src);
-	assert_non_null(want);
-	const char *ws = json_object_to_json_string_ext(want, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE);
-	assert_int_equal(len - 1, strlen(ws));
-	assert_memory_equal(text, ws, len - 1);
-	json_object_put(want);
+	char *want = want_line(&src);
+	assert_string_equal(text, want);
+	free(want);
 	struct json_object *back = json_tokener_parse(text);
 	assert_non_null(back);
 	assert_int_equal(get_int(back, "version"), 1);
 	json_object_put(back);
-	dir_list(list, sizeof(list));
-	assert_string_equal(list, "metrics.json");
-	struct stat st1;
-	assert_int_equal(stat(path, &st1), 0);
-	assert_int_equal(st1.st_mode & 07777, 0644);
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), 0);
 
-	/* again: the file is replaced by a new one (rename), not rewritten in place */
-	src.state = "stopped";
-	int keep = open(path, O_RDONLY);
-	assert_true(keep >= 0);
-	assert_int_equal(metrics_write_file(path, &src, &e), 0);
-	struct stat st2, old;
-	assert_int_equal(stat(path, &st2), 0);
-	assert_int_equal(fstat(keep, &old), 0);
-	assert_true(st2.st_ino != old.st_ino);
-	static char oldbuf[8192];
-	ssize_t n = pread(keep, oldbuf, sizeof(oldbuf) - 1, 0);
-	assert_true(n > 0);
-	oldbuf[n] = '\0';
-	assert_non_null(strstr(oldbuf, "\"state\":\"running\"")); /* the old file is untouched */
-	close(keep);
-	assert_non_null(strstr(slurp(path), "\"state\":\"stopped\""));
-	dir_list(list, sizeof(list));
-	assert_string_equal(list, "metrics.json");
+	/* a shorter object rewrites the same file in place, with nothing of the old one after it,
+	 * from offset 0 wherever the fd's offset is */
+	assert_int_equal(lseek(fd, 100000, SEEK_SET), 100000);
+	struct metrics_src small = {.state = "stopped"};
+	want = want_line(&small);
+	assert_true(strlen(want) < len);
+	assert_int_equal(metrics_write_fd(fd, path, &small, &e), 0);
+	assert_string_equal(slurp(path), want);
+	assert_int_equal(fstat(fd, &st2), 0);
+	assert_int_equal(st2.st_size, (off_t)strlen(want));
+	assert_true(st2.st_ino == st1.st_ino);
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), 100000);
+	free(want);
 
-	/* a relative path, in the current directory */
-	char cwd[PATH_MAX];
-	assert_non_null(getcwd(cwd, sizeof(cwd)));
-	assert_int_equal(chdir(dir), 0);
-	assert_int_equal(metrics_write_file("rel.json", &src, &e), 0);
-	assert_int_equal(chdir(cwd), 0);
+	/* and a longer one again */
+	want = want_line(&src);
+	assert_int_equal(metrics_write_fd(fd, NULL, &src, &e), 0);
+	assert_string_equal(slurp(path), want);
+	free(want);
+	close(fd);
 	dir_list(list, sizeof(list));
-	assert_string_equal(list, "metrics.json,rel.json");
+	assert_string_equal(list, "metrics.json"); /* no temporary file */
 }
 
-static void write_file_fails(void **state)
+static void write_fd_fails(void **state)
 {
 	(void)state;
 	struct metrics_src src = full_src();
 	struct verr e = {0};
-	char path[PATH_MAX], list[256];
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/metrics.json", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "old\n", 4), 4);
+	close(fd);
 
-	/* a directory that does not exist */
-	snprintf(path, sizeof(path), "%s/no-such-dir/metrics.json", dir);
-	assert_int_equal(metrics_write_file(path, &src, &e), -ENOENT);
-	assert_int_equal(e.code, -ENOENT);
+	/* a read-only fd: the file is left as it was */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	int r = metrics_write_fd(fd, path, &src, &e);
+	assert_true(r == -EINVAL || r == -EBADF);
+	assert_int_equal(e.code, r);
 	assert_non_null(strstr(e.msg, path));
-	assert_non_null(strstr(e.msg, "directory exists"));
+	assert_non_null(strstr(e.msg, "ftruncate"));
 	assert_null(strchr(e.msg, '\n'));
-
-	/* a directory where the file should be: the rename fails, the temporary file goes */
-	snprintf(path, sizeof(path), "%s/sub", dir);
-	assert_int_equal(mkdir(path, 0755), 0);
+	assert_string_equal(slurp(path), "old\n");
+	/* without a name: still one line */
 	memset(&e, 0, sizeof(e));
-	assert_int_equal(metrics_write_file(path, &src, &e), -EISDIR);
+	assert_int_equal(metrics_write_fd(fd, NULL, &src, &e), r);
+	assert_true(strlen(e.msg) > 10);
+	assert_null(strchr(e.msg, '\n'));
+	close(fd);
+
+	/* not a file at all */
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	memset(&e, 0, sizeof(e));
+	assert_true(metrics_write_fd(p[1], "the-pipe", &src, &e) < 0);
+	assert_non_null(strstr(e.msg, "the-pipe"));
+	close(p[0]);
+	close(p[1]);
+
+	/* a file size limit cuts the first pwrite short; the retry fails and says so */
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 16;
+	void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	memset(&e, 0, sizeof(e));
+	r = metrics_write_fd(fd, path, &src, &e);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, prev);
+	close(fd);
+	assert_int_equal(r, -EFBIG);
 	assert_non_null(strstr(e.msg, path));
-	assert_non_null(strstr(e.msg, "rename"));
-	dir_list(list, sizeof(list));
-	assert_string_equal(list, "sub");
-
-	/* a path ending in '/' */
-	snprintf(path, sizeof(path), "%s/", dir);
-	assert_int_equal(metrics_write_file(path, &src, &e), -EISDIR);
-	assert_non_null(strstr(e.msg, path));
-
-	/* a directory without write permission (root writes anyway: skipped then) */
-	snprintf(path, sizeof(path), "%s/sub/m.json", dir);
-	char sub[PATH_MAX];
-	snprintf(sub, sizeof(sub), "%s/sub", dir);
-	assert_int_equal(chmod(sub, 0555), 0);
-	if (geteuid() != 0) {
-		assert_int_equal(metrics_write_file(path, &src, &e), -EACCES);
-		assert_non_null(strstr(e.msg, path));
-	}
-	assert_int_equal(chmod(sub, 0755), 0);
-
-	/* empty, and too long for the temporary name */
-	assert_int_equal(metrics_write_file("", &src, &e), -EINVAL);
-	assert_non_null(strstr(e.msg, "empty"));
-	static char longp[PATH_MAX];
-	memset(longp, 'a', sizeof(longp) - 4);
-	longp[0] = '/';
-	assert_int_equal(metrics_write_file(longp, &src, &e), -ENAMETOOLONG);
-	assert_non_null(strstr(e.msg, "too long"));
-	dir_list(list, sizeof(list));
-	assert_string_equal(list, "sub");
+	assert_non_null(strstr(e.msg, "pwrite"));
+	assert_null(strchr(e.msg, '\n'));
+	char *want = want_line(&src);
+	assert_memory_equal(slurp(path), want, 16); /* the short write went in at offset 0 */
+	assert_int_equal(strlen(slurp(path)), 16);
+	free(want);
 }
 
 int main(void)
@@ -473,8 +493,8 @@ int main(void)
 	    cmocka_unit_test(empty_object),
 	    cmocka_unit_test(clamps_and_odd_values),
 	    cmocka_unit_test(exit_reason_names),
-	    cmocka_unit_test_setup_teardown(write_file, dir_setup, dir_teardown),
-	    cmocka_unit_test_setup_teardown(write_file_fails, dir_setup, dir_teardown),
+	    cmocka_unit_test_setup_teardown(write_fd, dir_setup, dir_teardown),
+	    cmocka_unit_test_setup_teardown(write_fd_fails, dir_setup, dir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

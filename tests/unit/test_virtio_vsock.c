@@ -2,7 +2,8 @@
  * posts rx buffers, sends tx packets (header and payload in two descriptors) and reads the used
  * rings of synthetic guest memory; real Unix sockets in a temporary directory play the host
  * programs. Covers both connection directions, 1 MiB each way through credit flow control,
- * shutdown and reset, connection limits, bad CONNECT lines, hostile packets and option parsing. */
+ * shutdown and reset, connection limits, bad CONNECT lines, hostile packets, connections handed
+ * over with virtio_vsock_connect_fd and option parsing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1360,21 +1361,28 @@ static void create_errors(void **state)
 	assert_int_equal(virtio_vsock_create(&v2, &o, &drv.mem, &el, &e), -EINVAL);
 }
 
-/* --api-sock: connections skip the CONNECT line, go to the fixed port, get no OK line. */
-static void port_listener(void **state)
+static void host_pair(int sp[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp), 0);
+}
+
+/* vmm's control API hands a connection over: it skips the CONNECT line, goes to the given port
+ * from a host port in [2^30, 2^31), and gets no OK line. */
+static void connect_fd(void **state)
 {
 	(void)state;
-	char api[96];
-	snprintf(api, sizeof(api), "%s/api.sock", dir);
 	struct verr e = {0};
-	assert_int_equal(virtio_vsock_add_port_listener(vs, api, 1024, &e), 0);
-	assert_int_equal(virtio_vsock_add_port_listener(vs, api, 1024, &e), -EBUSY);
-	int h = host_connect_to(api);
-	host_write(h, "CONNECT 5\n", 10); /* not a command here: stream data for port 1024 */
-	pump();
+	int sp[2];
+	host_pair(sp);
+	host_write(sp[0], "CONNECT 5\n", 10); /* not a command here: stream data for port 1024 */
+	assert_int_equal(virtio_vsock_connect_fd(vs, sp[1], 1024, &e), 0);
+	int h = sp[0];
 	expect(OP(REQUEST), ANY, 1024);
+	assert_true(pkt.h.src_port >= (1u << 30) && pkt.h.src_port < (1u << 31));
 	struct gconn g = {.gport = 1024, .hport = pkt.h.src_port, .buf_alloc = 64 * 1024};
 	gnote(&g, &pkt);
+	assert_int_equal(virtio_vsock_conn_count(vs), 1);
+	expect_conns(0, 0, 1);
 	gsend(&g, OP(RESPONSE), NULL, 0, 0);
 	pump();
 	struct gpkt *p = expect(OP(RW), g.hport, 1024);
@@ -1384,23 +1392,69 @@ static void port_listener(void **state)
 	char b[16];
 	assert_int_equal(host_read(h, b, sizeof(b)), 2); /* no "OK" line before the data */
 	assert_memory_equal(b, "hi", 2);
-	/* a guest that refuses closes the next connection */
-	int h2 = host_connect_to(api);
-	pump();
+	expect_conns(1, 0, 1);
+	/* a guest that refuses closes the next connection's host end */
+	int sp2[2];
+	host_pair(sp2);
+	assert_int_equal(virtio_vsock_connect_fd(vs, sp2[1], 1024, &e), 0);
 	expect(OP(REQUEST), ANY, 1024);
-	send_pkt(OP(RST), 1024, pkt.h.src_port, NULL, 0, 0);
-	expect_host_eof(h2);
-	close(h2);
+	uint32_t hport2 = pkt.h.src_port;
+	assert_true(hport2 >= (1u << 30) && hport2 < (1u << 31));
+	assert_int_not_equal(hport2, g.hport);
+	send_pkt(OP(RST), 1024, hport2, NULL, 0, 0);
+	expect_host_eof(sp2[0]);
+	close(sp2[0]);
+	assert_int_equal(virtio_vsock_conn_count(vs), 1);
+	/* the first one ends when its host end hangs up */
 	close(h);
 	pump();
 	expect(OP(SHUTDOWN), g.hport, 1024);
 	gsend(&g, OP(RST), NULL, 0, 0);
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
-	virtio_vsock_destroy(vs);
-	vs = NULL;
-	struct stat st;
-	assert_int_equal(lstat(api, &st), -1); /* removed with the device */
-	setup(state);
+	expect_conns(1, 1, 0);
+}
+
+/* A full connection table: -EBUSY with one line, and the fd stays the caller's. */
+static void connect_fd_table_full(void **state)
+{
+	(void)state;
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < 4 * VIRTIO_VSOCK_MAX_CONNS) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < 4 * VIRTIO_VSOCK_MAX_CONNS)
+			skip(); /* needs a few thousand fds: the host's limit is lower */
+	}
+	int lfd = host_listen(7000);
+	for (uint32_t i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++) {
+		send_pkt(OP(REQUEST), 10000 + i, 7000, NULL, 0, 0);
+		expect(OP(RESPONSE), 7000, 10000 + i);
+	}
+	assert_int_equal(virtio_vsock_conn_count(vs), VIRTIO_VSOCK_MAX_CONNS);
+	int sp[2];
+	host_pair(sp);
+	struct verr e = {0};
+	assert_int_equal(virtio_vsock_connect_fd(vs, sp[1], 1024, &e), -EBUSY);
+	assert_int_equal(e.code, -EBUSY);
+	assert_true(strlen(e.msg) > 10);
+	assert_null(strchr(e.msg, '\n'));
+	pump();
+	expect_none(); /* no REQUEST for it */
+	assert_int_equal(virtio_vsock_conn_count(vs), VIRTIO_VSOCK_MAX_CONNS);
+	/* still open, and the device does not read it: what we write there stays */
+	assert_true(fcntl(sp[1], F_GETFD) >= 0);
+	host_write(sp[0], "x", 1);
+	pump();
+	char b[4];
+	assert_int_equal(host_read(sp[1], b, sizeof(b)), 1);
+	assert_int_equal(b[0], 'x');
+	char c = 0;
+	assert_int_equal(host_read(sp[0], &c, 1), -1); /* no EOF: its peer is open */
+	close(sp[0]);
+	close(sp[1]);
+	close(lfd);
 }
 
 static int own_fds[2] = {-1, -1};
@@ -1455,6 +1509,18 @@ static void no_uds_path(void **state)
 	post_rx(64);
 	send_pkt(OP(REQUEST), 1234, 5000, NULL, 0, 0);
 	expect(OP(RST), 5000, 1234);
+	assert_int_equal(virtio_vsock_conn_count(vs), 0);
+	/* and a connection handed over by vmm's control API reaches the guest */
+	int sp[2];
+	host_pair(sp);
+	assert_int_equal(virtio_vsock_connect_fd(vs, sp[1], 1024, &e), 0);
+	assert_true(recv_pkt(&pkt)); /* queued by the call itself, no event needed */
+	assert_int_equal(pkt.h.op, OP(REQUEST));
+	assert_int_equal(pkt.h.dst_port, 1024);
+	post_rx(1);
+	send_pkt(OP(RST), 1024, pkt.h.src_port, NULL, 0, 0);
+	expect_host_eof(sp[0]);
+	close(sp[0]);
 	assert_int_equal(virtio_vsock_conn_count(vs), 0);
 }
 
@@ -1528,7 +1594,8 @@ static void parse_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T(port_listener),
+	    T(connect_fd),
+	    T(connect_fd_table_full),
 	    T(in_process_port),
 	    T(no_uds_path),
 	    cmocka_unit_test(parse_good),
