@@ -26,9 +26,9 @@
 struct virtio_dev;
 
 /* What each device did since it was created (a driver reset keeps them), for the metrics object
- * (vmm/metrics.h). Every counter is bumped once, where its event is final, with a relaxed atomic
- * add (no lock of its own), so any thread may read them at any time; a reader sees each counter
- * whole, not the four as one snapshot. Per device model:
+ * (vmm/api/metrics.h). Every counter is bumped once, where its event is final, with a relaxed
+ * atomic add (no lock of its own), so any thread may read them at any time; a reader sees each
+ * counter whole, not the four as one snapshot. Per device model:
  *
  * - blk: requests = requests answered (any type, any status; requests dropped by a reset or a
  *   failed device are not answered); bytes = data bytes read from and written to the image by

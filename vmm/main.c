@@ -3,10 +3,10 @@
  * background with --detach), and exits with the container's (or the guest's) status.
  * `vmm exec` runs a second process in a running container and `vmm ctl` drives a VM, both
  * through its control API (--api-sock, docs/api.md). */
-#include "vmm/api_proto.h"
-#include "vmm/ctl.h"
+#include "vmm/api/api_proto.h"
+#include "vmm/api/ctl.h"
 #include "vmm/log.h"
-#include "vmm/options.h"
+#include "vmm/config/options.h"
 #include "vmm/runtime_stdio.h"
 #include "vmm/session.h"
 #include "vmm/vm.h"

@@ -1,8 +1,8 @@
 /* virtio-mmio slots: layout, kernel parameters, ioeventfd/irqfd wiring, device creation. */
 #include "vmm/mmio_devices.h"
 #include "devices/virtio_vsock.h"
-#include "vmm/cmdline.h"
-#include "vmm/device_table.h"
+#include "vmm/loader/cmdline.h"
+#include "vmm/config/device_table.h"
 
 #include <errno.h>
 #include <linux/kvm.h>

@@ -13,7 +13,7 @@
 #include "vmm/eventloop.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 
 #include <stddef.h>
 
@@ -58,9 +58,10 @@ void mmio_slot_layout(unsigned i, uint64_t *base, unsigned *irq);
  * Returns 0 or -E2BIG (command line full). */
 int mmio_devices_cmdline(const struct mmio_devices *md, char *cmdline, size_t cap);
 
-/* Creates the devices of c->devices, in order, through the device table (vmm/device_table.h),
- * and attaches each to its slot: bus range, ioeventfds, irqfd, kick handlers on the event loop.
- * Returns 0 or a negative errno with e saying which device and step failed. */
+/* Creates the devices of c->devices, in order, through the device table
+ * (vmm/config/device_table.h), and attaches each to its slot: bus range, ioeventfds, irqfd, kick
+ * handlers on the event loop. Returns 0 or a negative errno with e saying which device and step
+ * failed. */
 int mmio_devices_create(struct mmio_devices *md, const struct vm_config *c,
 			const struct guest_mem *mem, int vm_fd, struct bus *mmio_bus,
 			struct event_loop *el, struct verr *e);

@@ -5,7 +5,7 @@
 #include "vmm/session.h"
 #include "guest/agent_proto.h"
 #include "vmm/console.h"
-#include "vmm/sandbox.h"
+#include "vmm/sandbox/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * immediate_exit and signals the thread (SIGUSR1), so KVM_RUN returns at once wherever the thread
  * is; outside the running state the thread parks on the VM's gate (created, paused) until the
  * state changes or the VM stops. */
-#include "vmm/sandbox.h"
+#include "vmm/sandbox/sandbox.h"
 #include "vmm/vcpu_fault.h"
 #include "vmm/vm.h"
 

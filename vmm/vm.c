@@ -2,16 +2,16 @@
  * irqchip, devices, boot data, vCPUs) from the machine description, the lifecycle requests, and
  * the main thread's event loop, in which the devices' loop is nested. */
 #include "vmm/vm.h"
-#include "vmm/api.h"
-#include "vmm/api_proto.h"
-#include "vmm/boot_x86_64.h" /* BOOT_CMDLINE_MAX */
-#include "vmm/device_table.h"
-#include "vmm/metrics.h"
+#include "vmm/api/api.h"
+#include "vmm/api/api_proto.h"
+#include "vmm/arch/boot_x86_64.h" /* BOOT_CMDLINE_MAX */
+#include "vmm/config/device_table.h"
+#include "vmm/api/metrics.h"
 #include "vmm/runtime_stdio.h"
-#include "vmm/cmdline.h"
+#include "vmm/loader/cmdline.h"
 #include "guest/agent_proto.h"
-#include "vmm/agent_blob.h"
-#include "vmm/sandbox.h"
+#include "vmm/loader/agent_blob.h"
+#include "vmm/sandbox/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -930,7 +930,7 @@ int vm_run(struct vm *vm)
 	}
 	/* Setup is over: drop privileges before any thread exists (they inherit it), then each
 	 * vCPU thread filters itself, and this thread filters itself once they are created and
-	 * before the event loop reads anything from the guest (vmm/sandbox.c). */
+	 * before the event loop reads anything from the guest (vmm/sandbox/sandbox.c). */
 	if (sandbox_drop_privileges(&e) < 0) {
 		vmm_log("%s", e.msg);
 		if (vm->on_ready)

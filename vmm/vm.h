@@ -1,6 +1,6 @@
 /* The virtual machine: KVM handles, guest memory, vCPUs, devices, its lifecycle state and how it
- * stops. Built from a machine description (vmm/config.h) in one ordered recipe (vm_create: the
- * `created` state), run by vm_run (started at once, or on the API's `start` with --paused),
+ * stops. Built from a machine description (vmm/config/config.h) in one ordered recipe (vm_create:
+ * the `created` state), run by vm_run (started at once, or on the API's `start` with --paused),
  * paused and resumed by vm_pause/vm_resume, ended by vm_request_stop. */
 #ifndef VMM_VM_H
 #define VMM_VM_H
@@ -11,11 +11,11 @@
 #include "vmm/bus.h"
 #include "vmm/console.h"
 #include "vmm/eventloop.h"
-#include "vmm/loader.h"
+#include "vmm/loader/loader.h"
 #include "vmm/mmio_devices.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 #include "vmm/lifecycle.h"
 #include "vmm/session.h"
 
@@ -171,7 +171,7 @@ int vm_signal(struct vm *vm, int sig, struct verr *e);
 enum vm_state vm_state(const struct vm *vm);
 
 /* The API's `state` reply ({"v":1,"ok":true,"state",...}, docs/api.md) and the metrics object
- * (vmm/metrics.h), on the main thread. NULL only when out of memory. */
+ * (vmm/api/metrics.h), on the main thread. NULL only when out of memory. */
 struct json_object *vm_state_json(struct vm *vm);
 struct json_object *vm_metrics_json(struct vm *vm);
 /* --metrics FILE: the metrics written at exit. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `vmm ctl` (vmm/ctl.c) end to end against a fake control server in python (no KVM): the request
+# `vmm ctl` (vmm/api/ctl.c) end to end against a fake control server in python (no KVM): the request
 # line each command sends, what it prints, its exit status and its one-line errors. Prints TAP.
 # Usage: test_ctl.sh VMM
 set -u

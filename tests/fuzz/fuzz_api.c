@@ -1,9 +1,9 @@
-/* libFuzzer target for the control API's request parser (vmm/api_proto.c), which reads bytes
+/* libFuzzer target for the control API's request parser (vmm/api/api_proto.c), which reads bytes
  * from any process that can open --api-sock. Input: the bytes of one request line, as the server
  * would hand them over (any length: the parser bounds it). A refusal must carry a one-line
  * message and leave the request zeroed; what parses must format into a line that parses again to
  * the same request, and every reply line must stay one line. */
-#include "vmm/api_proto.h"
+#include "vmm/api/api_proto.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* The control API's codec and client (vmm/api_proto.c) and `vmm ctl` (vmm/ctl.c): every op
+/* The control API's codec and client (vmm/api/api_proto.c) and `vmm ctl` (vmm/api/ctl.c): every op
  * parses, every class of bad request is refused with a message naming the key, format and parse
  * agree, replies are one line of JSON, and the client reads exactly one reply line from a socket
  * (over-long replies and silence refused), and ctl_main against a fake server. */
@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "vmm/api_proto.h"
-#include "vmm/ctl.h"
+#include "vmm/api/api_proto.h"
+#include "vmm/api/ctl.h"
 
 #include <errno.h>
 #include <fcntl.h>

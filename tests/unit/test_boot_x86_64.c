@@ -6,9 +6,9 @@
 #include <cmocka.h>
 
 #include "tests/unit/fake_kernel.h"
-#include "vmm/boot_x86_64.h"
-#include "vmm/cmdline.h"
-#include "vmm/loader.h"
+#include "vmm/arch/boot_x86_64.h"
+#include "vmm/loader/cmdline.h"
+#include "vmm/loader/loader.h"
 
 #include <errno.h>
 

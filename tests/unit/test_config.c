@@ -1,13 +1,14 @@
-/* The machine description: the command line (vmm/options.c), the JSON file (vmm/config_json.c)
- * and their equality, every bad key and value, and the device table's slot order. */
+/* The machine description: the command line (vmm/config/options.c), the JSON file
+ * (vmm/config/config_json.c) and their equality, every bad key and value, and the device table's
+ * slot order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "vmm/config.h"
-#include "vmm/device_table.h"
-#include "vmm/options.h"
+#include "vmm/config/config.h"
+#include "vmm/config/device_table.h"
+#include "vmm/config/options.h"
 
 #include <errno.h>
 #include <json-c/json.h>

@@ -7,7 +7,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/memory.h"
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 #include "vmm/vcpu_fault.h"
 #include "vmm/vm.h"
 

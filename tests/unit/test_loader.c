@@ -5,8 +5,8 @@
 #include <cmocka.h>
 
 #include "tests/unit/fake_kernel.h"
-#include "vmm/boot_x86_64.h"
-#include "vmm/loader.h"
+#include "vmm/arch/boot_x86_64.h"
+#include "vmm/loader/loader.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* The metrics object (vmm/metrics.c): every key and value of a full object after a round trip
+/* The metrics object (vmm/api/metrics.c): every key and value of a full object after a round trip
  * through json-c's parser, what is left out (zero exit counts, absent boot moments, vsock
  * without one), clamping, exit reason names, and the in-place write to an open file and its
  * failures. */
@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "vmm/metrics.h"
+#include "vmm/api/metrics.h"
 
 #include <dirent.h>
 #include <errno.h>

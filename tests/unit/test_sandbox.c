@@ -1,17 +1,18 @@
-/* Sandbox tests: the seccomp programs compiled when vmm was built (vmm/sandbox_filters.h) against
- * the same lists compiled by libseccomp now (vmm/sandbox_rules.c): the same bytes, and the same
- * verdicts from a classic-BPF evaluator over a table of system calls, each with the verdict it
- * must get. Then the built programs installed for real in child processes (the SIGSYS line, the
- * VMM_SECCOMP_TEST hook), and the time a thread spends installing its filter both ways. */
+/* Sandbox tests: the seccomp programs compiled when vmm was built (vmm/sandbox/sandbox_filters.h)
+ * against the same lists compiled by libseccomp now (vmm/sandbox/sandbox_rules.c): the same bytes,
+ * and the same verdicts from a classic-BPF evaluator over a table of system calls, each with the
+ * verdict it must get. Then the built programs installed for real in child processes (the SIGSYS
+ * line, the VMM_SECCOMP_TEST hook), and the time a thread spends installing its filter both ways.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "vmm/sandbox.h"
-#include "vmm/sandbox_filters.h"
-#include "vmm/device_table.h"
-#include "vmm/sandbox_rules.h"
+#include "vmm/sandbox/sandbox.h"
+#include "vmm/sandbox/sandbox_filters.h"
+#include "vmm/config/device_table.h"
+#include "vmm/sandbox/sandbox_rules.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -641,14 +642,10 @@ static void install_times(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(evaluator),
-	    cmocka_unit_test(built_equals_runtime),
-	    cmocka_unit_test(verdicts_table),
-	    cmocka_unit_test(verdicts_lists),
-	    cmocka_unit_test(device_lists),
-	    cmocka_unit_test(installed_forbidden_call),
-	    cmocka_unit_test(installed_test_hook),
-	    cmocka_unit_test(install_times),
+	    cmocka_unit_test(evaluator),	   cmocka_unit_test(built_equals_runtime),
+	    cmocka_unit_test(verdicts_table),	   cmocka_unit_test(verdicts_lists),
+	    cmocka_unit_test(device_lists),	   cmocka_unit_test(installed_forbidden_call),
+	    cmocka_unit_test(installed_test_hook), cmocka_unit_test(install_times),
 	};
 	return cmocka_run_group_tests(tests, compile_runtime, free_runtime);
 }

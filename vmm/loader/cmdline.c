@@ -1,5 +1,5 @@
 /* Kernel command line assembly. */
-#include "vmm/cmdline.h"
+#include "vmm/loader/cmdline.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
-/* The seccomp filters vmm installs: classic BPF programs compiled from vmm/sandbox_rules.c when
- * vmm is built (vmm/gen-seccomp-filters.c writes sandbox_filters.c in the build directory), and
- * the system call names the SIGSYS handler prints. */
+/* The seccomp filters vmm installs: classic BPF programs compiled from vmm/sandbox/sandbox_rules.c
+ * when vmm is built (vmm/sandbox/gen-seccomp-filters.c writes sandbox_filters.c in the build
+ * directory), and the system call names the SIGSYS handler prints. */
 #ifndef VMM_SANDBOX_FILTERS_H
 #define VMM_SANDBOX_FILTERS_H
 
-#include "vmm/sandbox.h"
+#include "vmm/sandbox/sandbox.h"
 
 #include <linux/filter.h>
 

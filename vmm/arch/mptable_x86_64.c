@@ -2,7 +2,7 @@
  * the interrupt wiring. Chosen over ACPI because it is a few hundred bytes written in one pass,
  * needs no AML, and lets the guest kernel drop CONFIG_ACPI (smaller, faster to boot); what ACPI
  * would add (CPU hotplug, power buttons) a per-container VM does not need. */
-#include "vmm/boot_x86_64.h"
+#include "vmm/arch/boot_x86_64.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /* The machine description: everything a VM is made from, as data. Filled by the command line
- * (vmm/options.c) or by a JSON file (--config, vmm/config_json.c, schema in docs/config.md);
- * both go through the same setters below, so both give the same struct and the same error
- * lines, named after the flag or the JSON key that was wrong. vm_create builds the VM from it and
- * nothing else; the control API's `state` reports it back (config_to_json). */
+ * (vmm/config/options.c) or by a JSON file (--config, vmm/config/config_json.c, schema in
+ * docs/config.md); both go through the same setters below, so both give the same struct and the
+ * same error lines, named after the flag or the JSON key that was wrong. vm_create builds the VM
+ * from it and nothing else; the control API's `state` reports it back (config_to_json). */
 #ifndef VMM_CONFIG_H
 #define VMM_CONFIG_H
 
@@ -25,7 +25,7 @@
 #define VM_DEVICES_MAX	       17U    /* virtio-mmio slots (vmm/mmio_devices.h) */
 #define VMM_STOP_TIMEOUT_MS    10000U /* graceful stop, then forced (the API's default) */
 
-/* The device types of the device table (vmm/device_table.c), in slot order. */
+/* The device types of the device table (vmm/config/device_table.c), in slot order. */
 enum vm_device_type { VM_DEV_BLK, VM_DEV_NET, VM_DEV_VSOCK, VM_DEV_RNG, VM_DEV_TYPES };
 
 struct vm_device_cfg {

@@ -7,13 +7,13 @@
  * created (so they do not inherit the wider main list) and before its event loop runs, i.e.
  * before it reads anything the guest controls. No TSYNC: the two kinds differ.
  *
- * The lists, each entry with its reason, are in vmm/sandbox_rules.c. They are compiled to
- * classic BPF when vmm is built (vmm/gen-seccomp-filters.c, libseccomp's own compiler), so a
- * thread installs a ready program with one seccomp(2) call: no libseccomp in vmm, no filter
+ * The lists, each entry with its reason, are in vmm/sandbox/sandbox_rules.c. They are compiled to
+ * classic BPF when vmm is built (vmm/sandbox/gen-seccomp-filters.c, libseccomp's own compiler), so
+ * a thread installs a ready program with one seccomp(2) call: no libseccomp in vmm, no filter
  * compiled at run time. A call outside a list traps (SECCOMP_RET_TRAP, not a silent kill) so the
  * SIGSYS handler can name it on stderr; then the whole process exits with 125. */
-#include "vmm/sandbox.h"
-#include "vmm/sandbox_filters.h"
+#include "vmm/sandbox/sandbox.h"
+#include "vmm/sandbox/sandbox_filters.h"
 #include "vmm/vm.h"
 
 #include <cap-ng.h>

@@ -1,13 +1,13 @@
 /* The seccomp allow-lists (one per thread kind, every entry with its reason) and their
  * compilation with libseccomp. Built into the build-time generator and the unit test, not into
- * vmm (vmm/sandbox_rules.h).
+ * vmm (vmm/sandbox/sandbox_rules.h).
  *
  * The lists are what `strace -f` showed after each thread's filter over the integration suite
  * (every device, exit and signal path), plus the calls of paths the suite does not reach
  * (virtio-blk's synchronous fallback, malloc growth, error paths), each named in its entry. No
  * rule depends on anything known only when vmm runs (fds, flags, the build type, the test hook):
  * a list is the same program in every vmm built from this file. */
-#include "vmm/sandbox_rules.h"
+#include "vmm/sandbox/sandbox_rules.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -54,9 +54,9 @@ const struct sc_rule sandbox_common_rules[] = {
 };
 
 /* The device back ends' own calls, one list per device type of the device table
- * (vmm/device_table.c names each by its `sandbox` field; the unit test checks both sides match).
- * They are added to the main and vCPU kinds, where device code runs: the back ends on the event
- * loop, register writes and resets on the vCPUs. A list may be empty: that device's back end
+ * (vmm/config/device_table.c names each by its `sandbox` field; the unit test checks both sides
+ * match). They are added to the main and vCPU kinds, where device code runs: the back ends on the
+ * event loop, register writes and resets on the vCPUs. A list may be empty: that device's back end
  * needs nothing beyond the common calls. */
 static const struct sc_rule blk_rules[] = {
     {"io_uring_enter", "virtio-blk submissions and completions"},
@@ -191,7 +191,8 @@ int sandbox_rules_filter(enum sandbox_kind kind, scmp_filter_ctx *out, struct ve
 	if (r == 0)
 		r = add_rules(ctx, k->calls, k->ncalls, e);
 	for (size_t i = 0; r == 0 && k->devices && i < sandbox_device_rules_len; i++)
-		r = add_rules(ctx, sandbox_device_rules[i].calls, sandbox_device_rules[i].ncalls, e);
+		r = add_rules(ctx, sandbox_device_rules[i].calls, sandbox_device_rules[i].ncalls,
+			      e);
 	if (r == 0)
 		r = add_ioctls(ctx, k->ioctls, k->nioctls, e);
 	/* vsock: guest -> host connections open Unix sockets, nothing else */

@@ -1,14 +1,14 @@
 /* The device table: one entry per virtio device type. Everything above the device models goes
- * through it: the command line and the JSON config (vmm/config.c) parse and check a device with
- * its entry, the device manager (vmm/mmio_devices.c) creates and destroys it, config_to_json
+ * through it: the command line and the JSON config (vmm/config/config.c) parse and check a device
+ * with its entry, the device manager (vmm/mmio_devices.c) creates and destroys it, config_to_json
  * writes it back, and its back end's system calls are the sandbox list it names. Adding a device
- * is its model in devices/ plus one entry here (and its calls in vmm/sandbox_rules.c when the
- * common lists lack them). */
+ * is its model in devices/ plus one entry here (and its calls in vmm/sandbox/sandbox_rules.c when
+ * the common lists lack them). */
 #ifndef VMM_DEVICE_TABLE_H
 #define VMM_DEVICE_TABLE_H
 
 #include "devices/virtio.h"
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 #include "vmm/eventloop.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
@@ -49,7 +49,7 @@ struct device_type {
 	/* The JSON object's keys besides "type" (the inverse of keys/parse). */
 	int (*to_json)(const struct vm_device_cfg *d, struct json_object *o);
 	/* Its back end's system calls beyond the common ones: the name of its list in
-	 * vmm/sandbox_rules.c (sandbox_device_rules), checked by the sandbox unit test. */
+	 * vmm/sandbox/sandbox_rules.c (sandbox_device_rules), checked by the sandbox unit test. */
 	const char *sandbox;
 };
 

@@ -3,7 +3,7 @@
 #ifndef VMM_BOOT_X86_64_H
 #define VMM_BOOT_X86_64_H
 
-#include "vmm/loader.h"
+#include "vmm/loader/loader.h"
 #include "vmm/memory.h"
 
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* bzImage loading through the Linux x86 boot protocol (Documentation/arch/x86/boot.rst): the
  * protected-mode kernel goes to 1 MiB and is entered at its 64-bit entry (load address + 0x200);
  * the setup header is kept for boot_params. Needs protocol 2.12+ (XLF_KERNEL_64). */
-#include "vmm/loader.h"
+#include "vmm/loader/loader.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* The machine description's setters, consistency rules and defaults (config.h). The command
  * line and the JSON file both come through here: one place checks every value. */
-#include "vmm/config.h"
-#include "vmm/device_table.h"
+#include "vmm/config/config.h"
+#include "vmm/config/device_table.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -1,5 +1,5 @@
 /* The device table (see device_table.h): blk, net, vsock, rng. */
-#include "vmm/device_table.h"
+#include "vmm/config/device_table.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"

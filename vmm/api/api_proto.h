@@ -1,6 +1,6 @@
 /* The control API's wire codec (docs/api.md): newline-delimited JSON on the --api-sock Unix
  * socket, one request line and one reply line at a time. Pure functions for the server
- * (vmm/api.c) and the client side (`vmm ctl`, `vmm exec`); no state, no event loop. */
+ * (vmm/api/api.c) and the client side (`vmm ctl`, `vmm exec`); no state, no event loop. */
 #ifndef VMM_API_PROTO_H
 #define VMM_API_PROTO_H
 

@@ -1,13 +1,13 @@
 /* The seccomp allow-lists, one per thread kind, as data: the single source of truth for the
- * filters. Compiled into the build-time generator (vmm/gen-seccomp-filters.c), which turns them
- * into the classic BPF programs vmm installs (vmm/sandbox_filters.h), and into the unit test,
- * which compiles them again at run time and checks both programs agree. vmm itself does not link
- * this file nor libseccomp. See docs/security.md. */
+ * filters. Compiled into the build-time generator (vmm/sandbox/gen-seccomp-filters.c), which turns
+ * them into the classic BPF programs vmm installs (vmm/sandbox/sandbox_filters.h), and into the
+ * unit test, which compiles them again at run time and checks both programs agree. vmm itself does
+ * not link this file nor libseccomp. See docs/security.md. */
 #ifndef VMM_SANDBOX_RULES_H
 #define VMM_SANDBOX_RULES_H
 
 #include "vmm/log.h"
-#include "vmm/sandbox.h"
+#include "vmm/sandbox/sandbox.h"
 
 #include <seccomp.h>
 #include <stdbool.h>

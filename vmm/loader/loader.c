@@ -1,6 +1,6 @@
 /* Kernel format detection and initrd placement; the formats live in loader_elf.c and
  * loader_bzimage.c. */
-#include "vmm/loader.h"
+#include "vmm/loader/loader.h"
 
 #include <errno.h>
 #include <fcntl.h>

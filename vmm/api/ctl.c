@@ -1,7 +1,7 @@
 /* `vmm ctl`: sends one request to a running vmm's control socket (docs/api.md) and prints the
  * reply. */
-#include "vmm/ctl.h"
-#include "vmm/api_proto.h"
+#include "vmm/api/ctl.h"
+#include "vmm/api/api_proto.h"
 #include "vmm/log.h"
 
 #include <errno.h>

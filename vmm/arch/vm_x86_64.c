@@ -1,7 +1,7 @@
 /* x86-64 parts of the VM: KVM's in-kernel irqchip and PIT, CPUID, MSRs, local APIC wiring, the
  * boot vCPU's registers for the PVH (32-bit) and bzImage (64-bit) entries, port I/O exits, the
  * host's virtualisation support, and where a vCPU stopped by an internal error was. */
-#include "vmm/boot_x86_64.h"
+#include "vmm/arch/boot_x86_64.h"
 #include "vmm/vcpu_fault.h"
 #include "vmm/vm.h"
 

@@ -1,5 +1,5 @@
 /* The control API's server (docs/api.md): a Unix socket (mode 0600) served on the main thread's
- * event loop. One JSON request per line (vmm/api_proto.h checks it), one reply per request; a
+ * event loop. One JSON request per line (vmm/api/api_proto.h checks it), one reply per request; a
  * request that is malformed or refused gets an error reply and its connection closes. A
  * container's `start` replies once its process has started, `stop` when the VM has ended (with
  * its exit status); `exec` hands its connection to the

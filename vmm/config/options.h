@@ -1,8 +1,9 @@
-/* The command line of `vmm` and `vmm exec`: flags into the machine description (vmm/config.h). */
+/* The command line of `vmm` and `vmm exec`: flags into the machine description
+ * (vmm/config/config.h). */
 #ifndef VMM_OPTIONS_H
 #define VMM_OPTIONS_H
 
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 
 #include <stdio.h>
 

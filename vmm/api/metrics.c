@@ -1,6 +1,6 @@
-/* The metrics object (vmm/metrics.h): built with json-c from a struct metrics_src, and written
+/* The metrics object (vmm/api/metrics.h): built with json-c from a struct metrics_src, and written
  * into an open file in place. */
-#include "vmm/metrics.h"
+#include "vmm/api/metrics.h"
 
 #include <errno.h>
 #include <json-c/json.h>

@@ -1,7 +1,7 @@
 /* Writes the x86-64 boot structures: e820 map, PVH hvm_start_info or bzImage boot_params,
  * GDT and identity-mapped page tables. Field offsets follow the Xen PVH ABI
  * (xen/include/public/arch-x86/hvm/start_info.h) and Linux's boot protocol (boot_params). */
-#include "vmm/boot_x86_64.h"
+#include "vmm/arch/boot_x86_64.h"
 
 #include <errno.h>
 #include <string.h>

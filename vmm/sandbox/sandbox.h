@@ -25,8 +25,8 @@ int sandbox_drop_privileges(struct verr *e);
 
 /* Installs the seccomp allow-list of KIND on the calling thread only (no thread
  * synchronisation: each kind installs its own): the classic BPF program compiled from
- * vmm/sandbox_rules.c when vmm was built (vmm/sandbox_filters.h), handed to seccomp(2) as it is;
- * nothing is compiled at run time. Threads created afterwards inherit it. Any
+ * vmm/sandbox/sandbox_rules.c when vmm was built (vmm/sandbox/sandbox_filters.h), handed to
+ * seccomp(2) as it is; nothing is compiled at run time. Threads created afterwards inherit it. Any
  * system call outside the list raises SIGSYS; the handler writes one line naming it and exits
  * the whole process with status 125. When VMM_SECCOMP_TEST names this KIND ("main", "vcpu" or
  * "session") the thread then makes a forbidden call on purpose (the integration tests' proof that

@@ -1,8 +1,8 @@
 /* The control API's server (api.h): the socket, the connections and the dispatch of requests to
- * the VM's lifecycle calls. The wire format is vmm/api_proto.c's. */
-#include "vmm/api.h"
+ * the VM's lifecycle calls. The wire format is vmm/api/api_proto.c's. */
+#include "vmm/api/api.h"
 #include "guest/agent_proto.h"
-#include "vmm/api_proto.h"
+#include "vmm/api/api_proto.h"
 #include "vmm/vm.h"
 
 #include <errno.h>

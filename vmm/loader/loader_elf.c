@@ -2,7 +2,7 @@
  * (mapped from the file where they can be, see load_file_range),
  * and the entry point comes from the XEN_ELFNOTE_PHYS32_ENTRY note, the 32-bit entry Linux builds
  * with CONFIG_PVH. No decompression, no real-mode setup code: the fastest way into Linux. */
-#include "vmm/loader.h"
+#include "vmm/loader/loader.h"
 
 #include <elf.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * that can open the socket: it bounds the input first, checks the raw bytes itself (NUL, lines,
  * UTF-8, control characters, quotes json-c would take, duplicate keys json-c would merge), and
  * then makes one bounded, strict json-c call. */
-#include "vmm/api_proto.h"
+#include "vmm/api/api_proto.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,7 +1,7 @@
 /* The machine description as JSON (--config FILE, docs/config.md): read with json-c and put
  * through the same setters as the command line; written back by config_to_json. */
-#include "vmm/config.h"
-#include "vmm/device_table.h"
+#include "vmm/config/config.h"
+#include "vmm/config/device_table.h"
 
 #include <errno.h>
 #include <fcntl.h>

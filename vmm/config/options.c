@@ -1,7 +1,7 @@
 /* The command line of `vmm`, `vmm exec`: each flag goes through the machine description's
- * setters (vmm/config.c), which check it and name the flag in their one-line errors. */
-#include "vmm/options.h"
-#include "vmm/device_table.h"
+ * setters (vmm/config/config.c), which check it and name the flag in their one-line errors. */
+#include "vmm/config/options.h"
+#include "vmm/config/device_table.h"
 #include "vmm/log.h"
 #include "vmm/runtime_stdio.h"
 
