@@ -160,7 +160,9 @@ static void print_error(const uint8_t *p, uint32_t len)
 	for (uint32_t i = 0; i < n; i++)
 		msg[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
 	msg[n] = 0;
-	vmm_log("container: %s", msg);
+	/* the agent is part of the guest: a loop of ERROR frames must not flood the log */
+	static struct log_ratelimit rl;
+	vmm_log_ratelimited(&rl, 5, "container: %s", msg);
 }
 
 /* Handles one complete frame. Returns 0, or -EPROTO when the agent broke the protocol. */
