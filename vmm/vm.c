@@ -1010,6 +1010,7 @@ void vm_destroy(struct vm *vm)
 	ev_close(&vm->dev_el);
 	ev_close(&vm->el);
 	guest_mem_free(&vm->mem);
+	arch_vm_destroy(vm);
 	int *fds[] = {&vm->sig_fd, &vm->stop_efd, &vm->stop_timer_fd, &vm->metrics_fd,
 		      &vm->vm_fd,  &vm->kvm_fd,	  &vm->event_efd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

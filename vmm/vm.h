@@ -106,6 +106,7 @@ struct vm {
 	struct ev_handler event_h;
 	struct ev_handler stop_timer_h;
 	struct api_server *api;
+	struct kvm_cpuid2 *cpuid; /* x86: KVM_GET_SUPPORTED_CPUID, once (arch_vm_init) */
 	/* Called once by vm_run when the VM is ready for clients (created or running, the API
 	 * listening, every thread up), or failed before that (status < 0): --detach's report. */
 	void (*on_ready)(void *opaque, int status);
@@ -204,6 +205,8 @@ int arch_boot_setup(struct vm *vm, const char *cmdline, struct verr *e);
  * its vCPUs first goes here too (the GIC on aarch64). */
 int arch_vcpus_ready(struct vm *vm, struct verr *e);
 int arch_vm_init(struct vm *vm, struct verr *e);
+/* Frees what arch_vm_init kept (safe on a VM that failed before it). */
+void arch_vm_destroy(struct vm *vm);
 int arch_vcpu_init(struct vm *vm, struct vcpu *v, struct verr *e);
 int arch_devices_init(struct vm *vm, struct verr *e);
 /* With --boot-timer: a hardware breakpoint on the kernel's entry point (an identity-mapped

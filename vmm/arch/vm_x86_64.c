@@ -46,8 +46,14 @@
 
 #define PAGE_SIZE_4K 4096u
 
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd, struct verr *e);
+
 int arch_vm_init(struct vm *vm, struct verr *e)
 {
+	/* What KVM supports, asked once: each vCPU gets a copy with its own topology. */
+	vm->cpuid = supported_cpuid(vm->kvm_fd, e);
+	if (!vm->cpuid)
+		return e->code;
 	uint64_t ident = KVM_IDENTITY_MAP_ADDR;
 	/* Intel needs these pages for real-mode emulation; they sit in the MMIO hole. */
 	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
@@ -154,11 +160,19 @@ static void cpuid_patch(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 	}
 }
 
+void arch_vm_destroy(struct vm *vm)
+{
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+}
+
 int arch_vcpu_init(struct vm *vm, struct vcpu *v, struct verr *e)
 {
-	struct kvm_cpuid2 *c = supported_cpuid(vm->kvm_fd, e);
+	size_t size = sizeof(*vm->cpuid) + vm->cpuid->nent * sizeof(vm->cpuid->entries[0]);
+	struct kvm_cpuid2 *c = malloc(size);
 	if (!c)
-		return e->code;
+		return verr_set(e, -ENOMEM, "vcpu %u: out of memory for CPUID", v->id);
+	memcpy(c, vm->cpuid, size);
 	cpuid_patch(c, v->id, vm->ncpus);
 	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
