@@ -12,7 +12,11 @@ and, in separate boots whose guest sleeps, the VMM's memory overhead: the reside
 mapping that is not guest RAM (/proc/PID/smaps; Firecracker's method). A parallel mode starts K
 VMs at once and reports VMs per second and the peaks of their total resident memory (RSS), of
 their total proportional set size (PSS: shared pages divided among the processes sharing them)
-and of the host's used memory.
+and of the host's used memory. With --rootfs, the lifecycle section boots containers of that
+image and drives them through the control API (docs/api.md): the overhead with --api-sock idle
+beside the same VM without it; pause and resume (vmm's pause_ms/resume_ms, the socket round trip,
+`vmm ctl`'s; QEMU's QMP stop/cont beside them); `start` of a --paused VM to the container
+process's exec. --only lifecycle runs that section alone.
 
 Writes OUT/results.json and OUT/boot-timeline.png and prints a table.
 """
@@ -22,6 +26,7 @@ import os
 import platform
 import re
 import selectors
+import shutil
 import statistics
 import subprocess
 import sys
@@ -215,6 +220,343 @@ def parallel(cmd_fn, k, timeout=300):
             "failed": failed}
 
 
+# The lifecycle (docs/api.md): container VMs of --rootfs driven through the control API.
+TIMER_PROC_START = re.compile(
+    rb"boot-timer: guest process about to start ([0-9.]+) ms after vmm start"
+    rb"(?: \(([0-9.]+) ms after start\))?")
+WAIT_S = 300  # deadline of every wait on a nested VM: generous, the nest is slow
+
+
+def container_cmd(a, cmd, *flags):
+    return [a.vmm, "--kernel", a.kernel, "--rootfs", a.rootfs, "--memory", str(a.memory),
+            "--cpus", str(a.cpus), "--boot-timer", *flags, "--", *cmd]
+
+
+class Lifecycle:
+    """One VMM process: its stderr (and stdout, for QEMU's console) read as they come, so the
+    waits below are on lines, never on fixed sleeps."""
+
+    def __init__(self, cmd, stdin=subprocess.PIPE):
+        self.cmd = cmd
+        self.p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.p.stdout, selectors.EVENT_READ, "out")
+        self.sel.register(self.p.stderr, selectors.EVENT_READ, "err")
+        self.buf = {"out": b"", "err": b""}
+
+    def pump(self, timeout):
+        """Reads what is there within timeout s; False once both streams are closed."""
+        if not self.sel.get_map():
+            return False
+        for key, _ in self.sel.select(timeout=timeout):
+            chunk = os.read(key.fileobj.fileno(), 65536)
+            if chunk:
+                self.buf[key.data] += chunk
+            else:
+                self.sel.unregister(key.fileobj)
+        return True
+
+    def wait_for(self, stream, pattern, what, timeout=WAIT_S):
+        """The first match of pattern (bytes regex) on stream; RuntimeError naming what on a
+        timeout or when the process ended first."""
+        t0 = time.monotonic()
+        while True:
+            m = re.search(pattern, self.buf[stream])
+            if m:
+                return m
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"no {what} within {timeout} s: {self.tail()}")
+            if not self.pump(0.5) and self.p.poll() is not None:
+                raise RuntimeError(f"exited (status {self.p.returncode}) before {what}: "
+                                   f"{self.tail()}")
+
+    def wait_path(self, path, what, timeout=WAIT_S):
+        t0 = time.monotonic()
+        while not os.path.exists(path):
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"no {what} within {timeout} s: {self.tail()}")
+            if self.p.poll() is not None:
+                raise RuntimeError(f"exited (status {self.p.returncode}) before {what}: "
+                                   f"{self.tail()}")
+            self.pump(0.02)
+
+    def finish(self, timeout=WAIT_S):
+        """Closes stdin (a container's `cat` then ends), drains the output, returns the exit
+        status; kills the process past timeout (RuntimeError)."""
+        if self.p.stdin:
+            self.p.stdin.close()
+        t0 = time.monotonic()
+        while self.pump(0.5) or self.p.poll() is None:
+            if time.monotonic() - t0 > timeout:
+                self.kill()
+                raise RuntimeError(f"did not exit within {timeout} s: {self.tail()}")
+        return self.p.wait()
+
+    def kill(self):
+        self.p.kill()
+        self.p.wait()
+
+    def tail(self):
+        return (self.buf["out"][-200:] + self.buf["err"][-300:]).decode(errors="replace")
+
+
+class LineClient:
+    """A Unix-socket client of one-line JSON requests and replies (vmm's API and QMP both):
+    call() returns the reply and its round trip in ms, send to the reply's last byte."""
+
+    def __init__(self, path, timeout=WAIT_S):
+        import socket
+        t0 = time.monotonic()
+        while True:  # the socket's file may be there a moment before it listens
+            self.s = socket.socket(socket.AF_UNIX)
+            self.s.settimeout(timeout)
+            try:
+                self.s.connect(path)
+                break
+            except ConnectionRefusedError:
+                self.s.close()
+                if time.monotonic() - t0 > timeout:
+                    raise
+                time.sleep(0.02)
+        self.f = self.s.makefile("rb")
+
+    def read(self):
+        line = self.f.readline()
+        if not line:
+            raise RuntimeError("the socket closed before a reply")
+        return json.loads(line)
+
+    def call(self, req, until=lambda j: True):
+        t0 = time.monotonic()
+        self.s.sendall(json.dumps(req).encode() + b"\n")
+        while True:
+            j = self.read()
+            if until(j):
+                return j, (time.monotonic() - t0) * 1e3
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def api_ok(reply, op):
+    if not reply.get("ok"):
+        raise RuntimeError(f"{op}: {reply.get('error')}")
+    return reply
+
+
+def memory_with_api(a, d, with_api, guest_bytes):
+    """A container idling in `cat` (stdin kept open), with or without --api-sock: its overhead
+    outside guest RAM 0.5 s after the process started, and that boot's vmm start to process."""
+    sock = os.path.join(d, "mem.sock")
+    flags = ["--api-sock", sock] if with_api else []
+    vm = Lifecycle(container_cmd(a, ["/bin/cat"], *flags))
+    try:
+        m = vm.wait_for("err", TIMER_PROC_START, "process start line")
+        time.sleep(0.5)  # an idle VM: let the guest settle into cat's read
+        kib = overhead_kib(vm.p.pid, guest_bytes)
+        rc = vm.finish()
+    except BaseException:
+        vm.kill()
+        raise
+    if rc != 0:
+        raise RuntimeError(f"exit status {rc} after stdin closed: {vm.tail()}")
+    return kib, float(m.group(1))
+
+
+def vmm_pause_resume(a, d, cycles):
+    """A running container idling in `cat`: `cycles` pause/resume pairs over one API connection
+    (vmm's pause_ms/resume_ms and the socket round trip), then `cycles` through `vmm ctl`
+    (the wall time of the client process)."""
+    sock = os.path.join(d, "pr.sock")
+    out = {k: [] for k in ("pause_ms", "resume_ms", "pause_round_trip_ms",
+                           "resume_round_trip_ms", "ctl_pause_ms", "ctl_resume_ms")}
+    vm = Lifecycle(container_cmd(a, ["/bin/cat"], "--api-sock", sock))
+    try:
+        vm.wait_for("err", TIMER_PROC_START, "process start line")
+        c = LineClient(sock)
+        for _ in range(cycles):
+            for op in ("pause", "resume"):
+                time.sleep(0.1)  # an idle VM between the requests
+                r, rt = c.call({"op": op})
+                out[f"{op}_ms"].append(api_ok(r, op)[f"{op}_ms"])
+                out[f"{op}_round_trip_ms"].append(rt)
+        c.close()
+        for _ in range(cycles):
+            for op in ("pause", "resume"):
+                time.sleep(0.1)
+                t0 = time.monotonic()
+                r = subprocess.run([a.vmm, "ctl", "--api-sock", sock, op],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   timeout=WAIT_S)
+                out[f"ctl_{op}_ms"].append((time.monotonic() - t0) * 1e3)
+                if r.returncode != 0:
+                    raise RuntimeError(f"vmm ctl {op}: {r.stderr.decode(errors='replace')}")
+            vm.pump(0)
+        rc = vm.finish()
+    except BaseException:
+        vm.kill()
+        raise
+    if rc != 0:
+        raise RuntimeError(f"exit status {rc} after stdin closed: {vm.tail()}")
+    return out
+
+
+def qemu_stop_cont(a, d, cycles):
+    """QEMU microvm's peer of pause/resume: `stop` and `cont` over QMP on a Unix socket, the
+    round trip to each command's return (its STOP/RESUME events are skipped), guest sleeping."""
+    sock = os.path.join(d, "qmp.sock")
+    out = {"stop_round_trip_ms": [], "cont_round_trip_ms": []}
+    vm = Lifecycle(qemu_cmd(a, "/bin/sleep 600") + ["-qmp", f"unix:{sock},server=on,wait=off"],
+                   stdin=subprocess.DEVNULL)
+    try:
+        vm.wait_for("out", re.escape(BOOTED), "console line 'vmm-init: booted'")
+        c = LineClient(sock)
+        c.read()  # the greeting
+        c.call({"execute": "qmp_capabilities"}, lambda j: "return" in j or "error" in j)
+        for _ in range(cycles):
+            for op in ("stop", "cont"):
+                time.sleep(0.1)
+                r, rt = c.call({"execute": op}, lambda j: "return" in j or "error" in j)
+                if "error" in r:
+                    raise RuntimeError(f"QMP {op}: {r['error']}")
+                out[f"{op}_round_trip_ms"].append(rt)
+        c.call({"execute": "quit"}, lambda j: "return" in j or "error" in j)
+        c.close()
+        vm.finish()
+    except BaseException:
+        vm.kill()
+        raise
+    return out
+
+
+def start_from_paused(a, d):
+    """`vmm --paused` with `-- /bin/true`: once the VM is created (state says so) and idle,
+    `start`; returns start to the process's exec (vmm's boot-timer), vmm start to it, and the
+    start request's round trip."""
+    sock = os.path.join(d, "start.sock")
+    vm = Lifecycle(container_cmd(a, ["/bin/true"], "--paused", "--api-sock", sock),
+                   stdin=subprocess.DEVNULL)
+    try:
+        vm.wait_path(sock, "API socket")
+        c = LineClient(sock)
+        st, _ = c.call({"op": "state"})
+        if api_ok(st, "state")["state"] != "created":
+            raise RuntimeError(f"--paused: state {st['state']}, not created")
+        time.sleep(0.5)  # a VM created ahead, idle, as a pool would hold it
+        r, rt = c.call({"op": "start"})
+        api_ok(r, "start")
+        c.close()
+        m = vm.wait_for("err", TIMER_PROC_START, "process start line")
+        rc = vm.finish()
+    except BaseException:
+        vm.kill()
+        raise
+    if rc != 0 or not m.group(2):
+        raise RuntimeError(f"exit status {rc}, boot-timer line {m.group(0)!r}: {vm.tail()}")
+    return {"start_to_process_ms": float(m.group(2)),
+            "vmm_start_to_process_ms": float(m.group(1)), "start_round_trip_ms": rt}
+
+
+def lifecycle(a, use_qemu, guest_bytes):
+    """The lifecycle section: its results and the number of failed samples."""
+    import tempfile
+    n, failed = a.lifecycle_samples, 0
+    d = tempfile.mkdtemp(prefix="vmm-bench-")
+    mem = {False: [], True: []}
+    cold = []
+
+    def attempt(what, fn, *args):
+        nonlocal failed
+        try:
+            return fn(*args)
+        except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+            failed += 1
+            print(f"bench: lifecycle: {what} failed: {str(e)[-300:]}", flush=True)
+            return None
+
+    print("bench: lifecycle: memory with and without --api-sock", flush=True)
+    for i in range(n):
+        for with_api in ((False, True) if i % 2 == 0 else (True, False)):  # A B B A
+            r = attempt(f"memory sample (api {with_api})", memory_with_api, a, d, with_api,
+                        guest_bytes)
+            if r:
+                mem[with_api].append(r[0])
+                if not with_api:
+                    cold.append(r[1])
+    print("bench: lifecycle: pause and resume", flush=True)
+    pr = attempt("vmm pause/resume", vmm_pause_resume, a, d, a.pause_cycles) or {}
+    qpr = (attempt("QEMU stop/cont", qemu_stop_cont, a, d, a.pause_cycles) or {}) if use_qemu else None
+    print("bench: lifecycle: start from --paused", flush=True)
+    starts = [s for s in (attempt("start from --paused", start_from_paused, a, d)
+                          for _ in range(n)) if s]
+    shutil.rmtree(d, ignore_errors=True)
+
+    without, with_ = stats(mem[False]), stats(mem[True])
+    paired = [w - o for o, w in zip(mem[False], mem[True])]
+    delta = with_["median"] - without["median"] if with_ and without else None
+    res = {
+        "image": a.rootfs,
+        "commands": {
+            "memory": " ".join(container_cmd(a, ["/bin/cat"], "[--api-sock S]")),
+            "pause_resume": " ".join(container_cmd(a, ["/bin/cat"], "--api-sock", "S")),
+            "start": " ".join(container_cmd(a, ["/bin/true"], "--paused", "--api-sock", "S")),
+            "qemu_stop_cont": " ".join(qemu_cmd(a, "/bin/sleep 600") +
+                                       ["-qmp", "unix:S,server=on,wait=off"]) if use_qemu else None,
+        },
+        "samples": n, "pause_cycles": a.pause_cycles, "failed": failed,
+        "memory_overhead_kib": {
+            "without_api": without, "with_api_idle": with_,
+            "api_cost_kib": delta, "api_cost_paired_kib": stats(paired),
+            "within_2_mib": delta is not None and delta <= 2048,
+        },
+        "pause_resume": {
+            "vmm": {k: stats(v) for k, v in pr.items()},
+            "qemu_qmp": {k: stats(v) for k, v in qpr.items()} if qpr else None,
+        },
+        "start_from_paused": {
+            "start_to_process_ms": stats([s["start_to_process_ms"] for s in starts]),
+            "vmm_start_to_process_ms": stats([s["vmm_start_to_process_ms"] for s in starts]),
+            "start_round_trip_ms": stats([s["start_round_trip_ms"] for s in starts]),
+            "cold_vmm_start_to_process_ms": stats(cold),
+        },
+    }
+    return res, failed
+
+
+def print_lifecycle(life):
+    print(f"\n{'lifecycle (container VM)':<48}{'median':>9}{'min':>9}{'max':>9}{'n':>4}")
+
+    def row(label, st, scale=1.0):
+        if st:
+            print(f"{label:<48}{st['median'] * scale:>9.2f}{st['min'] * scale:>9.2f}"
+                  f"{st['max'] * scale:>9.2f}{st['n']:>4}")
+        else:
+            print(f"{label:<48}{'-':>9}{'-':>9}{'-':>9}{0:>4}")
+    m = life["memory_overhead_kib"]
+    row("memory overhead, no API (MiB)", m["without_api"], 1 / 1024)
+    row("memory overhead, --api-sock idle (MiB)", m["with_api_idle"], 1 / 1024)
+    row("API's cost, paired samples (MiB)", m["api_cost_paired_kib"], 1 / 1024)
+    v = life["pause_resume"]["vmm"]
+    for op in ("pause", "resume"):
+        row(f"{op}: vmm's {op}_ms (ms)", v.get(f"{op}_ms"))
+        row(f"{op}: API socket round trip (ms)", v.get(f"{op}_round_trip_ms"))
+        row(f"{op}: `vmm ctl {op}` returns (ms)", v.get(f"ctl_{op}_ms"))
+    q = life["pause_resume"]["qemu_qmp"]
+    if q:
+        row("QEMU QMP stop round trip (ms)", q.get("stop_round_trip_ms"))
+        row("QEMU QMP cont round trip (ms)", q.get("cont_round_trip_ms"))
+    s = life["start_from_paused"]
+    row("start to process start, --paused (ms)", s["start_to_process_ms"])
+    row("start request round trip (ms)", s["start_round_trip_ms"])
+    row("vmm start to process start, --paused (ms)", s["vmm_start_to_process_ms"])
+    row("vmm start to process start, cold (ms)", s["cold_vmm_start_to_process_ms"])
+    if m["api_cost_kib"] is not None:
+        print(f"the API's memory cost: {m['api_cost_kib'] / 1024:+.2f} MiB (difference of the "
+              f"medians): {'within' if m['within_2_mib'] else 'NOT within'} the 2 MiB goal")
+
+
 def stats(values):
     v = sorted(x for x in values if x is not None)
     if not v:
@@ -303,7 +645,17 @@ def main():
     ap.add_argument("--bzimage", help="bzImage of the same kernel, for the tuning table")
     ap.add_argument("--variant-boots", type=int, default=0,
                     help="boots per boot-speed tuning variant (0: skip the tuning table)")
+    ap.add_argument("--rootfs", help="container image (the busybox erofs) for the lifecycle "
+                    "section: pause, resume, start from --paused, the API's memory")
+    ap.add_argument("--lifecycle-samples", type=int, default=5,
+                    help="memory samples with and without --api-sock, and starts from --paused")
+    ap.add_argument("--pause-cycles", type=int, default=20,
+                    help="pause/resume pairs over the socket, and again through vmm ctl")
+    ap.add_argument("--only", choices=["lifecycle"],
+                    help="run only that section (the boot, memory, tuning and parallel ones not)")
     a = ap.parse_args()
+    if a.only == "lifecycle" and not a.rootfs:
+        ap.error("--only lifecycle needs --rootfs IMG (rootfs/busybox-rootfs.sh prints one)")
     os.makedirs(a.out, exist_ok=True)
     nested = bool(os.environ.get("VMM_NESTED"))
     use_qemu = not a.no_qemu
@@ -315,8 +667,9 @@ def main():
         print("bench: running inside the nested KVM harness (QEMU TCG outer guest): absolute "
               "times are not hardware times; compare the ratios")
 
+    boots = a.only is None
     runs = {"vmm": [], "qemu": []}
-    for i in range(a.boots):
+    for i in range(a.boots if boots else 0):
         order = [("vmm", vmm_cmd)] + ([("qemu", qemu_cmd)] if use_qemu else [])
         if i % 2:
             order.reverse()  # A B B A ...: neither always goes first
@@ -329,8 +682,9 @@ def main():
 
     guest_bytes = a.memory << 20
     mem = {"vmm": [], "qemu": []}
-    print("bench: memory overhead samples", flush=True)
-    for _ in range(a.memory_samples):
+    if boots:
+        print("bench: memory overhead samples", flush=True)
+    for _ in range(a.memory_samples if boots else 0):
         mem["vmm"].append(sample_memory(vmm_cmd(a, "/bin/sleep 30"), guest_bytes))
         if use_qemu:
             mem["qemu"].append(sample_memory(qemu_cmd(a, "/bin/sleep 30"), guest_bytes))
@@ -343,7 +697,7 @@ def main():
     }
     failures = 0
     for name in ("vmm", "qemu"):
-        if name == "qemu" and not use_qemu:
+        if name == "qemu" and not use_qemu or not boots:
             continue
         ok = [r for r in runs[name] if "error" not in r]
         failures += len(runs[name]) - len(ok)
@@ -356,7 +710,7 @@ def main():
                              if name == "vmm" else None),
             "memory_overhead_kib": stats(mem[name]),
         }
-    if use_qemu:
+    if use_qemu and boots:
         ratio = {}
         for p in ("console_init_ms", "exit_ms", "cpu_ms"):
             v, q = results["vmm"]["phases"].get(p), results["qemu"]["phases"].get(p)
@@ -366,7 +720,7 @@ def main():
         if vm_ and qm:
             ratio["memory_overhead"] = vm_["median"] / qm["median"]
         results["ratio_vmm_over_qemu"] = ratio
-    if a.variant_boots > 0:
+    if a.variant_boots > 0 and boots:
         print("bench: boot-speed tuning variants", flush=True)
         table = {}
         vs = variants(a)
@@ -381,19 +735,31 @@ def main():
                            "init_ms": stats([r.get("init_ms") for r in ok]),
                            "exit_ms": stats([r.get("exit_ms") for r in ok])}
         results["tunings"] = table
-    if a.parallel > 0:
+    if a.parallel > 0 and boots:
         print(f"bench: {a.parallel} VMs at once", flush=True)
         results["parallel"] = {"vmm": parallel(lambda: vmm_cmd(a, "/bin/true"), a.parallel)}
         if use_qemu:
             results["parallel"]["qemu"] = parallel(lambda: qemu_cmd(a, "/bin/true"), a.parallel)
+    if a.rootfs:
+        results["lifecycle"], failed = lifecycle(a, use_qemu, guest_bytes)
+        failures += failed
+    else:
+        print("bench: no --rootfs: the lifecycle section is skipped (bench/run.sh passes "
+              "rootfs/busybox-rootfs.sh's image)")
 
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     try:
-        chart(results, os.path.join(a.out, "boot-timeline.png"))
+        if boots:
+            chart(results, os.path.join(a.out, "boot-timeline.png"))
     except ImportError:
         print("bench: python3-matplotlib is missing: no chart (apt-get install python3-matplotlib)")
         failures += 1
+    if not boots:
+        life = results["lifecycle"]
+        print_lifecycle(life)
+        print(f"bench: results in {a.out}/results.json")
+        return 1 if failures or not life["start_from_paused"]["start_to_process_ms"] else 0
 
     print(f"\n{'phase (median ms)':<24}{'vmm':>12}{'qemu':>12}{'vmm/qemu':>10}")
     for p in PHASES["vmm"]:
@@ -426,6 +792,8 @@ def main():
         print(f"{name} parallel: {p['vms']} VMs in {p['wall_s']:.2f} s = {p['vms_per_s']:.2f} VMs/s, "
               f"peak RSS {p['peak_rss_mib']:.0f} MiB, peak PSS {p['peak_pss_mib']:.0f} MiB, "
               f"peak host used +{p['peak_host_used_mib']:.0f} MiB, {p['failed']} failed")
+    if results.get("lifecycle"):
+        print_lifecycle(results["lifecycle"])
     print(f"bench: results in {a.out}/results.json and {a.out}/boot-timeline.png")
     return 1 if failures or not results["vmm"]["phases"]["init_ms"] else 0
 
