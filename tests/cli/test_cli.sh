@@ -36,7 +36,7 @@ head -c 3000 "$tmp/bzImage" >"$tmp/truncated-bz"
 head -c $((90 << 20)) /dev/zero >"$tmp/big-initrd"
 echo data >"$tmp/initrd"
 
-echo "1..37"
+echo "1..45"
 case_ "missing kernel file" "cannot open: No such file" --kernel "$tmp/none"
 case_ "kernel is a directory" "not a regular file" --kernel "$tmp"
 case_ "garbage kernel" "not a vmlinux .ELF. nor a bzImage" --kernel "$tmp/garbage"
@@ -84,5 +84,28 @@ case_ "vmm exec without --api-sock" "no --api-sock PATH" exec -- /bin/true
 case_ "vmm exec without a command" "no command given" exec --api-sock "$tmp/s"
 case_ "vmm exec to a socket nobody serves" "exec: no socket at .*is vmm running with --api-sock" exec --api-sock "$tmp/s" -- /bin/true
 case_ "vmm exec unknown option" "vmm exec: unknown option '--rootfs'" exec --rootfs x -- true
+# --config: bad files give one line naming the file and the key
+printf '{"kernel":"%s","cpus":0}' "$tmp/vmlinux" >"$tmp/c1.json"
+case_ "--config: a value out of range names the key" "--config .*c1.json: cpus: '0' is out of range" --config "$tmp/c1.json"
+printf '{"kernel":"%s","devices":[{"type":"net","tap":"t0","speed":1}]}' "$tmp/vmlinux" >"$tmp/c2.json"
+case_ "--config: an unknown device key names it" "devices\[0\].speed: unknown key for a net device" --config "$tmp/c2.json"
+printf '{"kernel":' >"$tmp/c3.json"
+case_ "--config: JSON that ends early" "c3.json: not valid JSON" --config "$tmp/c3.json"
+case_ "--config: a missing file" "--config /no/such.json: cannot open" --config /no/such.json
+case_ "--detach with nothing to reach the VM by" "--detach without --api-sock or --pid-file" --kernel "$tmp/vmlinux" --detach
+case_ "--stdio-fds: not three fds" "--stdio-fds" --kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --stdio-fds 0,1
+case_ "--log-format: not text or json" "--log-format: 'xml' is not text or json" --kernel "$tmp/vmlinux" --log-format xml
+# --log FILE --log-format json: the error is one JSON line in the file, nothing on stderr
+n=$((n + 1))
+"$vmm" --kernel "$tmp/none" --log "$tmp/log.json" --log-format json </dev/null >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 125 ] && [ ! -s "$tmp/err" ] && [ "$(wc -l <"$tmp/log.json")" -eq 1 ] &&
+	python3 -c 'import json,sys; j=json.loads(open(sys.argv[1]).read()); sys.exit(not (j["level"] == "error" and "cannot open" in j["msg"] and j["time"].endswith("Z")))' "$tmp/log.json"; then
+	echo "ok $n - --log FILE --log-format json: the error is one JSON line there"
+else
+	failed=$((failed + 1))
+	echo "not ok $n - --log FILE --log-format json (exit $rc)"
+	sed 's/^/# /' "$tmp/err" "$tmp/log.json"
+fi
 echo "# $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
