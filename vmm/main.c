@@ -56,20 +56,8 @@ static int exec_main(int argc, char **argv)
 	}
 	json_object_put(reply);
 	struct session s;
-	const struct vm_process_cfg *p = &c.process;
-	struct session_cmd cmd = {
-	    .argv = p->argv,
-	    .argc = p->argc,
-	    .env = p->env,
-	    .envc = p->envc,
-	    .cwd = p->cwd,
-	    .uid = p->uid,
-	    .gid = p->gid,
-	    .tty = p->tty,
-	    .in_fd = STDIN_FILENO,
-	    .out_fd = STDOUT_FILENO,
-	    .err_fd = STDERR_FILENO,
-	};
+	const int stdio[3] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
+	struct session_cmd cmd = session_cmd_of(&c.process, stdio);
 	if (session_init(&s, &cmd, &e) < 0) {
 		vmm_log("%s", e.msg);
 		close(fd);

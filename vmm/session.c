@@ -3,6 +3,7 @@
  * is empty (so a container that does not read its input holds vmm's stdin back instead of
  * filling memory), and signals arrive through a pipe or a signalfd. */
 #include "vmm/session.h"
+#include "vmm/config/config.h"
 #include "guest/agent_proto.h"
 #include "vmm/console.h"
 #include "vmm/sandbox/sandbox.h"
@@ -21,6 +22,23 @@
 
 #define IN_CAP	    (AGENT_HDR_SIZE + AGENT_MAX_PAYLOAD + 1)
 #define STDIN_CHUNK (32u * 1024)
+
+struct session_cmd session_cmd_of(const struct vm_process_cfg *p, const int stdio[3])
+{
+	return (struct session_cmd){
+	    .argv = p->argv,
+	    .argc = p->argc,
+	    .env = p->env,
+	    .envc = p->envc,
+	    .cwd = p->cwd,
+	    .uid = p->uid,
+	    .gid = p->gid,
+	    .tty = p->tty,
+	    .in_fd = stdio[0],
+	    .out_fd = stdio[1],
+	    .err_fd = stdio[2],
+	};
+}
 
 int session_init(struct session *s, const struct session_cmd *cmd, struct verr *e)
 {

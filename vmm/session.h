@@ -52,6 +52,10 @@ struct session {
 	void *opaque;
 };
 
+/* The command of a process description (vmm/config/config.h), with its stdio on the host. */
+struct vm_process_cfg;
+struct session_cmd session_cmd_of(const struct vm_process_cfg *p, const int stdio[3]);
+
 /* Prepares a session for CMD over a new socketpair (both ends close-on-exec and non-blocking)
  * and a signal pipe. The command is copied by reference: cmd's strings must outlive the session.
  * Returns 0 or a negative errno with e set. */

@@ -178,6 +178,18 @@ int vcpu_start(struct vcpu *v)
 	return 0;
 }
 
+struct timespec vcpu_kick_deadline(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 10 * 1000 * 1000;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 void vcpu_kick(struct vcpu *v)
 {
 	if (!v->thread_started)
@@ -193,15 +205,8 @@ void vcpu_kick_and_join(struct vcpu *v)
 	/* immediate_exit covers the window between the stop check and entering KVM_RUN; the
 	 * signal covers a thread already inside it. Repeat until the thread is gone. */
 	for (;;) {
-		v->run->immediate_exit = 1;
-		pthread_kill(v->thread, SIGUSR1);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		vcpu_kick(v);
+		struct timespec ts = vcpu_kick_deadline();
 		if (pthread_timedjoin_np(v->thread, NULL, &ts) == 0)
 			break;
 	}

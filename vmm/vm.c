@@ -181,20 +181,7 @@ static int devices_init(struct vm *vm, const struct vm_config *c, struct verr *e
 		return r;
 	/* The agent connects to host port AGENT_VSOCK_PORT once at boot: that connection is the
 	 * session's socketpair. --api-sock connections go to the agent's listening port. */
-	const struct vm_process_cfg *p = &c->process;
-	struct session_cmd cmd = {
-	    .argv = p->argv,
-	    .argc = p->argc,
-	    .env = p->env,
-	    .envc = p->envc,
-	    .cwd = p->cwd,
-	    .uid = p->uid,
-	    .gid = p->gid,
-	    .tty = p->tty,
-	    .in_fd = c->stdio[0],
-	    .out_fd = c->stdio[1],
-	    .err_fd = c->stdio[2],
-	};
+	struct session_cmd cmd = session_cmd_of(&c->process, c->stdio);
 	r = session_init(&vm->session, &cmd, e);
 	if (r < 0)
 		return r;
@@ -516,13 +503,7 @@ static int wait_parked(struct vm *vm)
 	for (unsigned tries = 0; tries < 1000; tries++) {
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_kick(&vm->vcpus[i]);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = vcpu_kick_deadline();
 		pthread_mutex_lock(&vm->gate_lock);
 		if (vm->nparked < want)
 			pthread_cond_timedwait(&vm->parked_cond, &vm->gate_lock, &ts);

@@ -191,8 +191,10 @@ size_t vm_phases_format(const struct vm *vm, char *buf, size_t cap);
 
 /* vcpu.c */
 int vcpu_start(struct vcpu *v);
-/* Kicks every vCPU out of KVM_RUN (immediate_exit and SIGUSR1) without waiting. */
+/* Kicks a vCPU out of KVM_RUN (immediate_exit and SIGUSR1) without waiting. */
 void vcpu_kick(struct vcpu *v);
+/* 10 ms from now on CLOCK_REALTIME: how long to wait for a kicked vCPU before kicking again. */
+struct timespec vcpu_kick_deadline(void);
 void vcpu_kick_and_join(struct vcpu *v);
 
 /* arch (vm_x86_64.c) */
