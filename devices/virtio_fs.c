@@ -7,6 +7,8 @@
 #include <linux/fuse.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +17,34 @@
 #define VIRTIO_ID_FS 26
 #endif
 
+/* Locks, in this order when nested: dev.lock, then srv_lock; wlock is never held with another.
+ * - dev.lock (the transport's): the rings, the status, the interrupt; fs_notify and fs_reset run
+ *   under it. The worker holds it around virtq_pop and virtq_push only.
+ * - srv_lock: the FUSE server, held by the worker around one request (taken before dev.lock is
+ *   dropped, so a reset cannot slip between the pop and the request) and by fs_reset around
+ *   fuse_server_reset (a reset waits for the request in flight).
+ * - wlock: the worker's wake-up state (pending, stop, busy, init). */
 struct virtio_fs {
 	struct virtio_dev dev;
 	char name[64];
 	struct fuse_server *srv;
 	struct virtio_fs_config cfg; /* little-endian */
-	struct virtq_chain chain;    /* the chain being served (too big for a stack) */
+	struct virtq_chain chain;    /* the worker's chain being served (too big for a stack) */
+
+	pthread_mutex_t srv_lock;
+	unsigned epoch; /* bumped by each reset (dev.lock): a chain popped before is not pushed */
+
+	pthread_t worker;
+	bool started;
+	pthread_mutex_t wlock;
+	pthread_cond_t wake; /* to the worker: pending or stop */
+	pthread_cond_t idle; /* from the worker: init done, or nothing pending and not busy */
+	unsigned pending;    /* a bit per queue kicked since the worker last looked */
+	bool stop, busy, init_done;
+	int init_rc;
+	struct verr init_err;
+	int (*thread_init)(void *opaque, struct verr *e);
+	void *thread_opaque;
 };
 
 /* ---- option parsing ---- */
@@ -144,14 +168,17 @@ int virtio_fs_parse(const char *spec, struct virtio_fs_options *o, struct verr *
 /* ---- the queues ---- */
 
 /* Serves every available chain of queue qi (hiprio or a request queue: the same requests, the
- * server tells them apart by opcode). Lock held. */
-static void fs_notify(struct virtio_dev *d, unsigned qi)
+ * server tells them apart by opcode), on the worker thread. The rings are touched under dev.lock,
+ * the request runs under srv_lock only. */
+static void fs_serve(struct virtio_fs *f, unsigned qi)
 {
-	struct virtio_fs *f = d->priv;
-	if (qi >= d->nr_queues || !virtio_dev_running(d))
+	struct virtio_dev *d = &f->dev;
+	pthread_mutex_lock(&d->lock);
+	if (qi >= d->nr_queues || !virtio_dev_running(d)) {
+		pthread_mutex_unlock(&d->lock);
 		return;
+	}
 	struct virtq *q = &d->vq[qi];
-	bool pushed = false;
 	virtq_enable_kicks(q, false);
 	for (;;) {
 		int rc = virtq_pop(q, &f->chain);
@@ -166,9 +193,18 @@ static void fs_notify(struct virtio_dev *d, unsigned qi)
 			continue;
 		}
 		const struct virtq_chain *c = &f->chain;
+		unsigned epoch = f->epoch;
 		struct fuse_result res;
-		if (fuse_server_handle(f->srv, c->iov, c->nout, c->iov + c->nout, c->nin, &res) <
-		    0) {
+		pthread_mutex_lock(&f->srv_lock);
+		pthread_mutex_unlock(&d->lock);
+		int r = fuse_server_handle(f->srv, c->iov, c->nout, c->iov + c->nout, c->nin, &res);
+		pthread_mutex_unlock(&f->srv_lock);
+		pthread_mutex_lock(&d->lock);
+		/* A reset (or a failure) while the request ran: the chain belongs to rings that are
+		 * gone; it is dropped. */
+		if (f->epoch != epoch || !virtio_dev_running(d))
+			break;
+		if (r < 0) {
 			virtio_dev_fail(d,
 					"malformed FUSE request (opcode %u, %u readable and %u "
 					"writable bytes) on queue %u",
@@ -176,14 +212,57 @@ static void fs_notify(struct virtio_dev *d, unsigned qi)
 			break;
 		}
 		virtq_push(q, c, res.len);
-		pushed = true;
 		virtio_stat_add(&d->stats.requests, 1);
 		virtio_stat_add(&d->stats.bytes, res.data_bytes);
 		if (res.error && res.error != ENOENT)
 			virtio_stat_add(&d->stats.errors, 1);
-	}
-	if (pushed)
 		virtio_dev_notify_used(d, qi);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The worker: its own setup (the seccomp list), then the queues as they are kicked. */
+static void *fs_worker(void *arg)
+{
+	struct virtio_fs *f = arg;
+	struct verr e = {0};
+	int rc = f->thread_init ? f->thread_init(f->thread_opaque, &e) : 0;
+	pthread_mutex_lock(&f->wlock);
+	f->init_rc = rc;
+	f->init_err = e;
+	f->init_done = true;
+	pthread_cond_broadcast(&f->idle);
+	while (rc == 0) {
+		while (!f->pending && !f->stop)
+			pthread_cond_wait(&f->wake, &f->wlock);
+		if (f->stop)
+			break;
+		unsigned pending = f->pending;
+		f->pending = 0;
+		f->busy = true;
+		pthread_mutex_unlock(&f->wlock);
+		for (unsigned qi = 0; qi < 1 + VIRTIO_FS_REQUEST_QUEUES; qi++)
+			if (pending & (1u << qi))
+				fs_serve(f, qi);
+		pthread_mutex_lock(&f->wlock);
+		f->busy = false;
+		if (!f->pending)
+			pthread_cond_broadcast(&f->idle);
+	}
+	pthread_mutex_unlock(&f->wlock);
+	return NULL;
+}
+
+/* A kick (event loop, dev.lock held): only wakes the worker. */
+static void fs_notify(struct virtio_dev *d, unsigned qi)
+{
+	struct virtio_fs *f = d->priv;
+	if (qi >= d->nr_queues)
+		return;
+	pthread_mutex_lock(&f->wlock);
+	f->pending |= 1u << qi;
+	pthread_cond_signal(&f->wake);
+	pthread_mutex_unlock(&f->wlock);
 }
 
 static void fs_config_read(struct virtio_dev *d, uint32_t off, void *buf, uint32_t len)
@@ -207,7 +286,10 @@ static int fs_activate(struct virtio_dev *d)
 static void fs_reset(struct virtio_dev *d)
 {
 	struct virtio_fs *f = d->priv;
+	f->epoch++;
+	pthread_mutex_lock(&f->srv_lock);
 	fuse_server_reset(f->srv);
+	pthread_mutex_unlock(&f->srv_lock);
 }
 
 static const struct virtio_dev_ops fs_ops = {
@@ -233,6 +315,10 @@ int virtio_fs_create(struct virtio_fs **out, const struct virtio_fs_options *o,
 		free(f);
 		return r;
 	}
+	pthread_mutex_init(&f->srv_lock, NULL);
+	pthread_mutex_init(&f->wlock, NULL);
+	pthread_cond_init(&f->wake, NULL);
+	pthread_cond_init(&f->idle, NULL);
 	snprintf(f->name, sizeof(f->name), "virtio-fs %s", o->tag);
 	memcpy(f->cfg.tag, o->tag, strnlen(o->tag, VIRTIO_FS_TAG_MAX));
 	f->cfg.num_request_queues = htole32(VIRTIO_FS_REQUEST_QUEUES);
@@ -255,11 +341,66 @@ struct fuse_server *virtio_fs_server(struct virtio_fs *f)
 	return f->srv;
 }
 
+int virtio_fs_start(struct virtio_fs *f, int (*thread_init)(void *opaque, struct verr *e),
+		    void *opaque, struct verr *e)
+{
+	if (f->started)
+		return verr_set(e, -EALREADY, "%s: the worker thread is already started", f->name);
+	f->thread_init = thread_init;
+	f->thread_opaque = opaque;
+	/* The worker starts with every asynchronous signal blocked (host signals belong to the
+	 * main thread's signalfd); SIGSYS and the fault signals stay deliverable, so a forbidden
+	 * call reaches the sandbox's handler. */
+	static const int keep[] = {SIGSYS, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP};
+	sigset_t all, old;
+	sigfillset(&all);
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		sigdelset(&all, keep[i]);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = -pthread_create(&f->worker, NULL, fs_worker, f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		return verr_set(e, r, "%s: cannot start the worker thread: %s", f->name,
+				strerror(-r));
+	f->started = true;
+	pthread_mutex_lock(&f->wlock);
+	while (!f->init_done)
+		pthread_cond_wait(&f->idle, &f->wlock);
+	r = f->init_rc;
+	pthread_mutex_unlock(&f->wlock);
+	if (r < 0) {
+		pthread_join(f->worker, NULL);
+		f->started = false;
+		f->init_done = false;
+		return verr_set(e, r, "%s: worker thread: %s", f->name, f->init_err.msg);
+	}
+	return 0;
+}
+
+void virtio_fs_wait_idle(struct virtio_fs *f)
+{
+	pthread_mutex_lock(&f->wlock);
+	while (f->started && (f->pending || f->busy))
+		pthread_cond_wait(&f->idle, &f->wlock);
+	pthread_mutex_unlock(&f->wlock);
+}
+
 void virtio_fs_destroy(struct virtio_fs *f)
 {
 	if (!f)
 		return;
+	if (f->started) {
+		pthread_mutex_lock(&f->wlock);
+		f->stop = true;
+		pthread_cond_signal(&f->wake);
+		pthread_mutex_unlock(&f->wlock);
+		pthread_join(f->worker, NULL);
+	}
 	fuse_server_destroy(f->srv);
 	virtio_dev_destroy(&f->dev);
+	pthread_cond_destroy(&f->idle);
+	pthread_cond_destroy(&f->wake);
+	pthread_mutex_destroy(&f->wlock);
+	pthread_mutex_destroy(&f->srv_lock);
 	free(f);
 }

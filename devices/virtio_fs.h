@@ -8,7 +8,12 @@
  * beyond the readable bytes, no room for the out header) makes the device fail (NEEDS_RESET) and
  * is not given back. Unknown opcodes answer ENOSYS.
  *
- * Threads: requests run in queue_notify, under the device lock (devices/virtio.h).
+ * Threads: one worker thread per device (virtio_fs_start) serves the hiprio queue and the request
+ * queue; queue_notify (the event loop, under the device lock) only wakes it. The worker takes the
+ * device lock around popping and pushing chains only; a FUSE request runs outside it, under the
+ * server's own lock, which a driver reset also takes (a reset waits for the request in flight,
+ * and a chain popped before a reset is dropped, not pushed). Until virtio_fs_start, kicks are
+ * remembered and nothing is served.
  * Counters (dev.stats): requests = FUSE requests given back (replies, and FORGETs given back
  * without one); bytes = file data read and written (READ, WRITE, COPY_FILE_RANGE); errors =
  * replies carrying an error other than ENOENT (a failed LOOKUP is the normal negative entry). */
@@ -58,8 +63,20 @@ struct virtio_dev *virtio_fs_dev(struct virtio_fs *f);
 /* The FUSE server behind the device (tests look at its tables). */
 struct fuse_server *virtio_fs_server(struct virtio_fs *f);
 
-/* Closes the share and frees everything; call it after the vCPUs and the event loop stopped
- * using the device. NULL is allowed. */
+/* Starts the worker thread. It runs thread_init(opaque, e) first, when given (vmm installs the
+ * SANDBOX_FS seccomp list there), and serves nothing if that fails. The worker starts with every
+ * asynchronous signal blocked. Call once, after the privileges are dropped (the thread inherits
+ * the caller's capabilities and filter). Returns 0 once thread_init succeeded, or its negative
+ * errno (the thread is joined) or pthread_create's, with one line in e. */
+int virtio_fs_start(struct virtio_fs *f, int (*thread_init)(void *opaque, struct verr *e),
+		    void *opaque, struct verr *e);
+
+/* Waits until the worker has served every kick so far (nothing pending, no request running);
+ * returns at once when no worker is started. For tests, which drive the queues by hand. */
+void virtio_fs_wait_idle(struct virtio_fs *f);
+
+/* Stops and joins the worker, closes the share and frees everything; call it after the vCPUs and
+ * the event loop stopped using the device. NULL is allowed. */
 void virtio_fs_destroy(struct virtio_fs *f);
 
 #endif

@@ -17,10 +17,12 @@
 
 /* What the kernel command line asked for (vmm.* keys). */
 struct agent_config {
-	bool rootfs_rw;	   /* vmm.rootfs=rw */
-	char hostname[65]; /* vmm.hostname (empty: keep the kernel's) */
-	char ip[64];	   /* vmm.ip=ADDR/PREFIX for eth0 (empty: no network setup) */
-	char gw[64];	   /* vmm.gw=ADDR: the default route (empty: none) */
+	bool rootfs_rw;	     /* vmm.rootfs=rw */
+	char rootfs_tag[37]; /* vmm.rootfs=virtiofs:TAG: the root is that virtio-fs share (empty:
+				the disk /dev/vda) */
+	char hostname[65];   /* vmm.hostname (empty: keep the kernel's) */
+	char ip[64];	     /* vmm.ip=ADDR/PREFIX for eth0 (empty: no network setup) */
+	char gw[64];	     /* vmm.gw=ADDR: the default route (empty: none) */
 };
 
 /* Prints "vmm-agent: <message>\n" on stderr (the console in the guest) in one write(2). */

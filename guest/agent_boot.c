@@ -96,10 +96,16 @@ void agent_cmdline_parse(char *line, struct agent_config *c)
 		}
 		*value++ = '\0';
 		if (!strcmp(w, "vmm.rootfs")) {
-			if (!strcmp(value, "ro") || !strcmp(value, "rw"))
+			if (!strcmp(value, "ro") || !strcmp(value, "rw")) {
 				c->rootfs_rw = value[1] == 'w';
-			else
-				agent_say("ignoring vmm.rootfs=%s: not ro or rw", value);
+				c->rootfs_tag[0] = '\0';
+			} else if (!strncmp(value, "virtiofs:", 9)) {
+				if (take_value(c->rootfs_tag, sizeof(c->rootfs_tag), w, value + 9))
+					c->rootfs_rw = true;
+			} else {
+				agent_say("ignoring vmm.rootfs=%s: not ro, rw or virtiofs:TAG",
+					  value);
+			}
 		} else if (!strcmp(w, "vmm.hostname")) {
 			take_value(c->hostname, sizeof(c->hostname), w, value);
 		} else if (!strcmp(w, "vmm.ip")) {
@@ -226,12 +232,22 @@ static int mount_rootfs(const char *target, bool rw)
 	return -1;
 }
 
-/* The container's root at AGENT_NEWROOT: the rootfs itself (rw), or the read-only rootfs under a
- * tmpfs-backed overlay, so writes work and vanish with the VM. */
-static int setup_root(bool rw)
+/* The container's root at AGENT_NEWROOT: a virtio-fs share (tag), read-write into the host's
+ * directory, without an overlay; or the rootfs disk itself (rw), or the read-only rootfs disk
+ * under a tmpfs-backed overlay, so writes work and vanish with the VM. */
+static int setup_root(const char *tag, bool rw)
 {
 	int err;
 
+	if (tag[0]) {
+		err = mount_at(tag, AGENT_NEWROOT, "virtiofs", 0, NULL);
+		if (err)
+			agent_say(
+			    "cannot mount the virtio-fs root '%s': %s: give --rootfs an existing "
+			    "directory",
+			    tag, strerror(-err));
+		return err ? -1 : 0;
+	}
 	if (rw)
 		return mount_rootfs(AGENT_NEWROOT, true);
 	if (mount_rootfs("/lower", false) < 0)
@@ -377,7 +393,7 @@ int agent_boot(void)
 	console_stdio();
 	read_cmdline(&c);
 	setup_network(&c);
-	if (setup_root(c.rootfs_rw) < 0)
+	if (setup_root(c.rootfs_tag, c.rootfs_rw) < 0)
 		return -1;
 	if (mount_list(container_mounts, sizeof(container_mounts) / sizeof(container_mounts[0])) <
 	    0)

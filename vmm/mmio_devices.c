@@ -166,6 +166,17 @@ int mmio_devices_create(struct mmio_devices *md, const struct vm_config *c,
 	return 0;
 }
 
+int mmio_devices_start(struct mmio_devices *md, bool seccomp, struct verr *e)
+{
+	for (unsigned i = 0; i < md->n; i++) {
+		const struct device_type *t = &device_table[md->slot[i].type];
+		int r = t->start ? t->start(md->slot[i].model, seccomp, e) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 void mmio_devices_destroy(struct mmio_devices *md)
 {
 	for (unsigned i = 0; i < md->n; i++) {

@@ -66,6 +66,12 @@ int mmio_devices_create(struct mmio_devices *md, const struct vm_config *c,
 			const struct guest_mem *mem, int vm_fd, struct bus *mmio_bus,
 			struct event_loop *el, struct verr *e);
 
+/* Starts the devices' own threads (the device table's start hook: virtio-fs's workers), each
+ * installing its own seccomp list when seccomp is set. Call after the privileges are dropped and
+ * before the main thread's filter (vm_run). Returns 0 or the first failure's negative errno with
+ * e set. */
+int mmio_devices_start(struct mmio_devices *md, bool seccomp, struct verr *e);
+
 /* Resets every device (no more guest I/O) and frees the device models and their fds. Call after
  * the vCPUs have stopped, before guest memory goes. Safe on a partly created set. */
 void mmio_devices_destroy(struct mmio_devices *md);

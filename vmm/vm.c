@@ -945,6 +945,12 @@ int vm_run(struct vm *vm)
 		}
 		vm_phase(vm, "session-thread");
 	}
+	/* The devices' own threads (virtio-fs workers) filter themselves, like the vCPUs. */
+	r = mmio_devices_start(&vm->virtio, vm->seccomp, &e);
+	if (r < 0) {
+		vmm_log("%s", e.msg);
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
 	if (vm->seccomp && sandbox_enter(SANDBOX_MAIN, &e) < 0) {
 		vmm_log("%s", e.msg);
 		vm_request_stop(vm, VM_STOP_ERROR);

@@ -25,6 +25,7 @@ static void defaults(void **state)
 	(void)state;
 	struct agent_config c = parse("console=ttyS0 reboot=k panic=-1 quiet\n");
 	assert_false(c.rootfs_rw);
+	assert_string_equal(c.rootfs_tag, "");
 	assert_string_equal(c.hostname, "");
 	assert_string_equal(c.ip, "");
 	assert_string_equal(c.gw, "");
@@ -41,6 +42,26 @@ static void keys(void **state)
 	assert_string_equal(c.gw, "10.0.2.2");
 	c = parse("vmm.rootfs=rw vmm.rootfs=ro"); /* the last one counts */
 	assert_false(c.rootfs_rw);
+}
+
+/* vmm.rootfs=virtiofs:TAG: the root is a virtio-fs share, read-write; ro/rw after it go back to
+ * the disk; an empty or too long tag is ignored. */
+static void virtiofs_root(void **state)
+{
+	(void)state;
+	struct agent_config c = parse("vmm.rootfs=virtiofs:vmm-root vmm.hostname=h");
+	assert_string_equal(c.rootfs_tag, "vmm-root");
+	assert_true(c.rootfs_rw);
+	c = parse("vmm.rootfs=virtiofs:vmm-root vmm.rootfs=ro");
+	assert_string_equal(c.rootfs_tag, "");
+	assert_false(c.rootfs_rw);
+	c = parse("vmm.rootfs=virtiofs:");
+	assert_string_equal(c.rootfs_tag, "");
+	assert_false(c.rootfs_rw);
+	c = parse("vmm.rootfs=virtiofs:0123456789012345678901234567890123456"); /* 37 bytes */
+	assert_string_equal(c.rootfs_tag, "");
+	c = parse("vmm.rootfs=virtiofs:012345678901234567890123456789012345"); /* 36 */
+	assert_string_equal(c.rootfs_tag, "012345678901234567890123456789012345");
 }
 
 static void bad_values_are_ignored(void **state)
@@ -69,6 +90,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(defaults),
 	    cmocka_unit_test(keys),
+	    cmocka_unit_test(virtiofs_root),
 	    cmocka_unit_test(bad_values_are_ignored),
 	    cmocka_unit_test(stops_at_init_arguments),
 	};

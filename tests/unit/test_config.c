@@ -111,12 +111,13 @@ static void options_container(void **state)
 }
 
 static char img1[] = "/tmp/vmm-test-cfg1-XXXXXX", img2[] = "/tmp/vmm-test-cfg2-XXXXXX";
+static char dir1[] = "/tmp/vmm-test-cfgdir-XXXXXX";
 
 static int setup(void **state)
 {
 	(void)state;
 	int a = mkstemp(img1), b = mkstemp(img2);
-	if (a < 0 || b < 0)
+	if (a < 0 || b < 0 || !mkdtemp(dir1))
 		return -1;
 	close(a);
 	close(b);
@@ -128,6 +129,7 @@ static int teardown(void **state)
 	(void)state;
 	unlink(img1);
 	unlink(img2);
+	rmdir(dir1);
 	config_free(&cfg);
 	return 0;
 }
@@ -153,16 +155,17 @@ static int from_json(struct vm_config *c, const char *text, struct verr *e)
 static void flags_equal_json(void **state)
 {
 	(void)state;
-	char disk[128], *j;
+	char disk[128], share[128], *j;
 	snprintf(disk, sizeof(disk), "path=%s,ro,id=ser1", img2);
+	snprintf(share, sizeof(share), "tag=data,path=%s,ro,cache=none", dir1);
 	assert_int_equal(
 	    PARSE(&cfg, "-k", "/k", "--cpus", "3", "--memory", "256", "--cmdline", "quiet",
 		  "--rootfs", img1, "--disk", disk, "--net", "tap=tap0,mac=02:00:00:00:00:01",
-		  "--vsock", "cid=5,uds=/tmp/v.sock", "--rng", "-e", "A=1", "-e", "B=2", "-w",
-		  "/srv", "-u", "7:8", "--hostname", "box", "--ip", "10.0.2.2/24", "--gateway",
-		  "10.0.2.1", "--tty", "--boot-timer", "--seccomp=off", "--api-sock", "/tmp/api",
-		  "--paused", "--metrics", "/tmp/m", "--log", "/tmp/l", "--log-level", "debug",
-		  "--log-format", "json", "--pid-file", "/tmp/p", "--", "ls", "-l"),
+		  "--vsock", "cid=5,uds=/tmp/v.sock", "--rng", "--share", share, "-e", "A=1", "-e",
+		  "B=2", "-w", "/srv", "-u", "7:8", "--hostname", "box", "--ip", "10.0.2.2/24",
+		  "--gateway", "10.0.2.1", "--tty", "--boot-timer", "--seccomp=off", "--api-sock",
+		  "/tmp/api", "--paused", "--metrics", "/tmp/m", "--log", "/tmp/l", "--log-level",
+		  "debug", "--log-format", "json", "--pid-file", "/tmp/p", "--", "ls", "-l"),
 	    0);
 	char text[4096];
 	snprintf(
@@ -171,14 +174,15 @@ static void flags_equal_json(void **state)
 	    "\"rootfs\":\"%s\",\"devices\":[{\"type\":\"blk\",\"path\":\"%s\","
 	    "\"readonly\":true,\"serial\":\"ser1\"},{\"type\":\"net\",\"tap\":\"tap0\","
 	    "\"mac\":\"02:00:00:00:00:01\"},{\"type\":\"vsock\",\"cid\":5,"
-	    "\"uds\":\"/tmp/v.sock\"},{\"type\":\"rng\"}],"
+	    "\"uds\":\"/tmp/v.sock\"},{\"type\":\"fs\",\"tag\":\"data\",\"path\":\"%s\","
+	    "\"readonly\":true,\"cache\":\"none\"},{\"type\":\"rng\"}],"
 	    "\"process\":{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\",\"B=2\"],\"cwd\":\"/srv\","
 	    "\"user\":{\"uid\":7,\"gid\":8},\"terminal\":true},\"hostname\":\"box\","
 	    "\"ip\":\"10.0.2.2/24\",\"gateway\":\"10.0.2.1\",\"boot_timer\":true,"
 	    "\"seccomp\":false,\"api_sock\":\"/tmp/api\",\"paused\":true,\"metrics\":\"/tmp/m\","
 	    "\"pid_file\":\"/tmp/p\","
 	    "\"log\":{\"path\":\"/tmp/l\",\"level\":\"debug\",\"format\":\"json\"}}",
-	    img1, img2);
+	    img1, img2, dir1);
 	struct vm_config c2;
 	struct verr e = {0};
 	assert_int_equal(from_json(&c2, text, &e), 0);
@@ -186,7 +190,7 @@ static void flags_equal_json(void **state)
 	assert_string_equal(cfg.kernel, c2.kernel);
 	assert_int_equal(cfg.cpus, c2.cpus);
 	assert_int_equal(cfg.memory_mib, c2.memory_mib);
-	assert_int_equal(cfg.ndevices, 5); /* root, disk, net, vsock, rng */
+	assert_int_equal(cfg.ndevices, 6); /* root, disk, net, vsock, fs, rng */
 	assert_int_equal(cfg.ndevices, c2.ndevices);
 	for (unsigned i = 0; i < cfg.ndevices; i++) {
 		assert_int_equal(cfg.devices[i].type, c2.devices[i].type);
@@ -194,7 +198,10 @@ static void flags_equal_json(void **state)
 		assert_memory_equal(&cfg.devices[i].u, &c2.devices[i].u, sizeof(cfg.devices[i].u));
 	}
 	assert_true(cfg.devices[0].root && cfg.devices[0].u.blk.ro); /* under the overlay */
-	assert_int_equal(cfg.devices[4].type, VM_DEV_RNG);
+	assert_int_equal(cfg.devices[4].type, VM_DEV_FS);
+	assert_string_equal(cfg.devices[4].u.fs.tag, "data");
+	assert_true(cfg.devices[4].u.fs.ro && cfg.devices[4].u.fs.cache == FUSE_CACHE_NONE);
+	assert_int_equal(cfg.devices[5].type, VM_DEV_RNG);
 	assert_int_equal(cfg.process.envc, c2.process.envc);
 	for (unsigned i = 0; i < cfg.process.envc; i++)
 		assert_string_equal(cfg.process.env[i], c2.process.env[i]);
@@ -325,6 +332,85 @@ static void json_bad(void **state)
 	config_free(&c);
 }
 
+/* --rootfs DIR: the root is a virtio-fs share (tag vmm-root, read-write); --share: the limits,
+ * unique tags, a directory that exists; the JSON dump loads back to the same. */
+static void shares(void **state)
+{
+	(void)state;
+	struct vm_config *o = &cfg;
+	char spec[128];
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", dir1, "--", "echo"), 0);
+	assert_true(o->container);
+	assert_int_equal(o->ndevices, 2); /* the root share and the implicit vsock */
+	assert_true(o->devices[0].root);
+	assert_int_equal(o->devices[0].type, VM_DEV_FS);
+	assert_string_equal(o->devices[0].u.fs.tag, VMM_ROOT_TAG);
+	assert_string_equal(o->devices[0].u.fs.path, dir1);
+	assert_false(o->devices[0].u.fs.ro);
+	assert_string_equal(o->agent_cmdline, "vmm.rootfs=virtiofs:vmm-root vmm.hostname=vmm");
+	char *a = dump(o);
+	assert_non_null(strstr(a, "\"rootfs\":\"\\/tmp\\/vmm-test-cfgdir-"));
+	struct vm_config c2;
+	struct verr e = {0};
+	assert_int_equal(from_json(&c2, a, &e), 0);
+	assert_int_equal(c2.devices[0].type, VM_DEV_FS);
+	assert_true(c2.devices[0].root);
+	char *b = dump(&c2);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	config_free(&c2);
+	/* an image path keeps its disk */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--", "echo"), 0);
+	assert_int_equal(o->devices[0].type, VM_DEV_BLK);
+	/* one root, of either kind */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", dir1, "--rootfs", img1), -EINVAL);
+	assert_non_null(strstr(err.msg, "--rootfs given twice"));
+	/* the root's tag is taken; tags are unique */
+	snprintf(spec, sizeof(spec), "tag=vmm-root,path=%s", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", dir1, "--share", spec), -EINVAL);
+	assert_non_null(strstr(err.msg, "the tag 'vmm-root' is taken by the directory root"));
+	snprintf(spec, sizeof(spec), "tag=a,path=%s", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--share", spec, "--share", spec), -EINVAL);
+	assert_non_null(strstr(err.msg, "--share: the tag 'a' is taken: give each share"));
+	/* at most VMM_MAX_SHARES besides the root */
+	char specs[VMM_MAX_SHARES + 1][128];
+	char *argv[4 + 2 * (VMM_MAX_SHARES + 1) + 1];
+	int argc = 0;
+	argv[argc++] = "vmm";
+	argv[argc++] = "-k";
+	argv[argc++] = "k";
+	for (unsigned i = 0; i <= VMM_MAX_SHARES; i++) {
+		snprintf(specs[i], sizeof(specs[i]), "tag=t%u,path=%s", i, dir1);
+		argv[argc++] = "--share";
+		argv[argc++] = specs[i];
+		argv[argc] = NULL;
+		int r = parse(argc, argv);
+		if (i < VMM_MAX_SHARES)
+			assert_int_equal(r, 0);
+		else
+			assert_int_equal(r, -EINVAL);
+	}
+	assert_non_null(strstr(err.msg, "--share: at most 8 shares"));
+	/* the directory must exist and be one */
+	assert_int_equal(PARSE(o, "-k", "k", "--share", "tag=x,path=/no/such/dir"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--share: cannot share '/no/such/dir'"));
+	snprintf(spec, sizeof(spec), "tag=x,path=%s", img1);
+	assert_int_equal(PARSE(o, "-k", "k", "--share", spec), -EINVAL);
+	assert_non_null(strstr(err.msg, "is not a directory"));
+	/* the parser's own errors */
+	assert_int_equal(PARSE(o, "-k", "k", "--share", "path=/tmp"), -EINVAL);
+	assert_non_null(strstr(err.msg, "no tag"));
+	/* JSON: a share device needs tag and path */
+	assert_int_equal(from_json(&c2,
+				   "{\"kernel\":\"/k\",\"devices\":[{\"type\":\"fs\","
+				   "\"path\":\"/tmp\"}]}",
+				   &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.msg, "devices[0]: a fs device needs \"tag\""));
+	config_free(&c2);
+}
+
 /* Every device type has its table entry, and the entries are complete. */
 static void device_table_complete(void **state)
 {
@@ -348,7 +434,7 @@ int main(void)
 	    cmocka_unit_test(options_good),	     cmocka_unit_test(options_bad),
 	    cmocka_unit_test(options_container),     cmocka_unit_test(flags_equal_json),
 	    cmocka_unit_test(config_then_flags),     cmocka_unit_test(json_bad),
-	    cmocka_unit_test(device_table_complete),
+	    cmocka_unit_test(device_table_complete), cmocka_unit_test(shares),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

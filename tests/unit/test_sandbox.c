@@ -271,7 +271,7 @@ static void built_equals_runtime(void **state)
 #define TRAP  SECCOMP_RET_TRAP
 #define KILL  SECCOMP_RET_KILL_THREAD /* libseccomp's default for a wrong architecture */
 
-/* One input and the verdict each kind (main, vcpu, session) must give it. */
+/* One input and the verdict each kind (main, vcpu, session, fs) must give it. */
 struct probe {
 	const char *what;
 	int nr;
@@ -283,54 +283,71 @@ struct probe {
 #define HI32 0xdead000000000000ull /* garbage above the ioctl request's 32 bits */
 
 static const struct probe probes[] = {
-    {"read", SYS_read, 0, 0, 0, {ALLOW, ALLOW, ALLOW}},
-    {"write", SYS_write, 0, 2, 0, {ALLOW, ALLOW, ALLOW}},
-    {"futex", SYS_futex, 0, 0, 0, {ALLOW, ALLOW, ALLOW}},
-    {"exit_group", SYS_exit_group, 0, 0, 0, {ALLOW, ALLOW, ALLOW}},
-    {"tgkill", SYS_tgkill, 0, 0, 0, {ALLOW, ALLOW, ALLOW}},
-    {"epoll_wait", SYS_epoll_wait, 0, 0, 0, {ALLOW, TRAP, TRAP}},
-    {"accept4", SYS_accept4, 0, 0, 0, {ALLOW, TRAP, TRAP}},
-    {"unlink", SYS_unlink, 0, 0, 0, {ALLOW, TRAP, TRAP}},
-    {"poll", SYS_poll, 0, 0, 0, {TRAP, TRAP, ALLOW}},
-    {"ppoll", SYS_ppoll, 0, 0, 0, {TRAP, TRAP, ALLOW}},
-    {"uname (VMM_SECCOMP_TEST)", SYS_uname, 0, 0, 0, {TRAP, TRAP, TRAP}},
+    {"read", SYS_read, 0, 0, 0, {ALLOW, ALLOW, ALLOW, ALLOW}},
+    {"write", SYS_write, 0, 2, 0, {ALLOW, ALLOW, ALLOW, ALLOW}},
+    {"futex", SYS_futex, 0, 0, 0, {ALLOW, ALLOW, ALLOW, ALLOW}},
+    {"exit_group", SYS_exit_group, 0, 0, 0, {ALLOW, ALLOW, ALLOW, ALLOW}},
+    {"tgkill", SYS_tgkill, 0, 0, 0, {ALLOW, ALLOW, ALLOW, ALLOW}},
+    {"epoll_wait", SYS_epoll_wait, 0, 0, 0, {ALLOW, TRAP, TRAP, TRAP}},
+    {"accept4", SYS_accept4, 0, 0, 0, {ALLOW, TRAP, TRAP, TRAP}},
+    {"unlink", SYS_unlink, 0, 0, 0, {ALLOW, TRAP, TRAP, TRAP}},
+    {"poll", SYS_poll, 0, 0, 0, {TRAP, TRAP, ALLOW, TRAP}},
+    {"ppoll", SYS_ppoll, 0, 0, 0, {TRAP, TRAP, ALLOW, TRAP}},
+    {"openat (fs)", SYS_openat, 0, 3, 0, {TRAP, TRAP, TRAP, ALLOW}},
+    {"renameat2 (fs)", SYS_renameat2, 0, 3, 0, {TRAP, TRAP, TRAP, ALLOW}},
+    {"getdents64 (fs)", SYS_getdents64, 0, 3, 0, {TRAP, TRAP, TRAP, ALLOW}},
+    {"pwritev (blk on main and vcpu, WRITE on fs)",
+     SYS_pwritev,
+     0,
+     3,
+     0,
+     {ALLOW, ALLOW, TRAP, ALLOW}},
+    {"fsetxattr (fs)", SYS_fsetxattr, 0, 3, 0, {TRAP, TRAP, TRAP, ALLOW}},
+    {"connect (main only)", SYS_connect, 0, 3, 0, {ALLOW, TRAP, TRAP, TRAP}},
+    {"setfsuid (not yet: no capabilities)", SYS_setfsuid, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"uname (VMM_SECCOMP_TEST)", SYS_uname, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
 #if VMM_SANDBOX_SANITIZER
-    {"sigaltstack (sanitizer build)", SYS_sigaltstack, 0, 0, 0, {ALLOW, ALLOW, ALLOW}},
+    {"sigaltstack (sanitizer build)", SYS_sigaltstack, 0, 0, 0, {ALLOW, ALLOW, ALLOW, ALLOW}},
 #else
-    {"sigaltstack (not a sanitizer build)", SYS_sigaltstack, 0, 0, 0, {TRAP, TRAP, TRAP}},
+    {"sigaltstack (not a sanitizer build)", SYS_sigaltstack, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
 #endif
-    {"execve", SYS_execve, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"open", SYS_open, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"openat", SYS_openat, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"ptrace", SYS_ptrace, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"mount", SYS_mount, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"bpf", SYS_bpf, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"kill", SYS_kill, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"clone", SYS_clone, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"no such call (1000)", 1000, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"socket(AF_UNIX)", SYS_socket, 0, AF_UNIX, SOCK_STREAM, {ALLOW, TRAP, TRAP}},
-    {"socket(AF_INET)", SYS_socket, 0, AF_INET, SOCK_STREAM, {TRAP, TRAP, TRAP}},
-    {"socket(AF_UNIX + high bits)", SYS_socket, 0, (1ull << 32) | AF_UNIX, 0, {TRAP, TRAP, TRAP}},
-    {"ioctl KVM_RUN", SYS_ioctl, 0, 3, KVM_RUN, {TRAP, ALLOW, TRAP}},
-    {"ioctl KVM_RUN, high bits", SYS_ioctl, 0, 3, HI32 | KVM_RUN, {TRAP, ALLOW, TRAP}},
-    {"ioctl KVM_IRQ_LINE", SYS_ioctl, 0, 3, KVM_IRQ_LINE, {ALLOW, ALLOW, TRAP}},
-    {"ioctl TCSETS", SYS_ioctl, 0, 0, TCSETS, {ALLOW, TRAP, TRAP}},
-    {"ioctl TIOCGWINSZ", SYS_ioctl, 0, 0, TIOCGWINSZ, {TRAP, TRAP, ALLOW}},
-    {"ioctl TUNSETOFFLOAD", SYS_ioctl, 0, 5, TUNSETOFFLOAD, {TRAP, ALLOW, TRAP}},
-    {"ioctl KVM_GET_REGS", SYS_ioctl, 0, 3, KVM_GET_REGS, {TRAP, ALLOW, TRAP}},
-    {"ioctl KVM_CREATE_VM", SYS_ioctl, 0, 3, KVM_CREATE_VM, {TRAP, TRAP, TRAP}},
+    {"execve", SYS_execve, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"open", SYS_open, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"openat", SYS_openat, 0, 0, 0, {TRAP, TRAP, TRAP, ALLOW}},
+    {"ptrace", SYS_ptrace, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"mount", SYS_mount, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"bpf", SYS_bpf, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"kill", SYS_kill, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"clone", SYS_clone, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"no such call (1000)", 1000, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"socket(AF_UNIX)", SYS_socket, 0, AF_UNIX, SOCK_STREAM, {ALLOW, TRAP, TRAP, TRAP}},
+    {"socket(AF_INET)", SYS_socket, 0, AF_INET, SOCK_STREAM, {TRAP, TRAP, TRAP, TRAP}},
+    {"socket(AF_UNIX + high bits)",
+     SYS_socket,
+     0,
+     (1ull << 32) | AF_UNIX,
+     0,
+     {TRAP, TRAP, TRAP, TRAP}},
+    {"ioctl KVM_RUN", SYS_ioctl, 0, 3, KVM_RUN, {TRAP, ALLOW, TRAP, TRAP}},
+    {"ioctl KVM_RUN, high bits", SYS_ioctl, 0, 3, HI32 | KVM_RUN, {TRAP, ALLOW, TRAP, TRAP}},
+    {"ioctl KVM_IRQ_LINE", SYS_ioctl, 0, 3, KVM_IRQ_LINE, {ALLOW, ALLOW, TRAP, TRAP}},
+    {"ioctl TCSETS", SYS_ioctl, 0, 0, TCSETS, {ALLOW, TRAP, TRAP, TRAP}},
+    {"ioctl TIOCGWINSZ", SYS_ioctl, 0, 0, TIOCGWINSZ, {TRAP, TRAP, ALLOW, TRAP}},
+    {"ioctl TUNSETOFFLOAD", SYS_ioctl, 0, 5, TUNSETOFFLOAD, {TRAP, ALLOW, TRAP, TRAP}},
+    {"ioctl KVM_GET_REGS", SYS_ioctl, 0, 3, KVM_GET_REGS, {TRAP, ALLOW, TRAP, TRAP}},
+    {"ioctl KVM_CREATE_VM", SYS_ioctl, 0, 3, KVM_CREATE_VM, {TRAP, TRAP, TRAP, TRAP}},
     {"ioctl KVM_SET_USER_MEMORY_REGION",
      SYS_ioctl,
      0,
      3,
      KVM_SET_USER_MEMORY_REGION,
-     {TRAP, TRAP, TRAP}},
-    {"ioctl KVM_SET_REGS", SYS_ioctl, 0, 3, KVM_SET_REGS, {TRAP, TRAP, TRAP}},
-    {"ioctl TUNSETIFF", SYS_ioctl, 0, 5, TUNSETIFF, {TRAP, TRAP, TRAP}},
-    {"ioctl 0", SYS_ioctl, 0, 0, 0, {TRAP, TRAP, TRAP}},
-    {"read, arch i386", SYS_read, AUDIT_ARCH_I386, 0, 0, {KILL, KILL, KILL}},
-    {"read, arch aarch64", SYS_read, AUDIT_ARCH_AARCH64, 0, 0, {KILL, KILL, KILL}},
-    {"read, x32 ABI", 0x40000000 | SYS_read, 0, 0, 0, {KILL, KILL, KILL}},
+     {TRAP, TRAP, TRAP, TRAP}},
+    {"ioctl KVM_SET_REGS", SYS_ioctl, 0, 3, KVM_SET_REGS, {TRAP, TRAP, TRAP, TRAP}},
+    {"ioctl TUNSETIFF", SYS_ioctl, 0, 5, TUNSETIFF, {TRAP, TRAP, TRAP, TRAP}},
+    {"ioctl 0", SYS_ioctl, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"read, arch i386", SYS_read, AUDIT_ARCH_I386, 0, 0, {KILL, KILL, KILL, KILL}},
+    {"read, arch aarch64", SYS_read, AUDIT_ARCH_AARCH64, 0, 0, {KILL, KILL, KILL, KILL}},
+    {"read, x32 ABI", 0x40000000 | SYS_read, 0, 0, 0, {KILL, KILL, KILL, KILL}},
 };
 
 /* Both programs' verdict for (nr, arch, a0, a1) under KIND, which must agree. */
@@ -414,6 +431,11 @@ static void device_lists(void **state)
 	}
 	/* the session thread runs no device code: it has none of the device calls */
 	assert_false(sandbox_rules[SANDBOX_SESSION].devices);
+	/* the virtio-fs worker runs the FUSE server only: its own list, no device lists, no ioctl,
+	 * no socket */
+	assert_false(sandbox_rules[SANDBOX_FS].devices);
+	assert_int_equal(sandbox_rules[SANDBOX_FS].nioctls, 0);
+	assert_false(sandbox_rules[SANDBOX_FS].unix_socket);
 	assert_true(sandbox_rules[SANDBOX_MAIN].devices && sandbox_rules[SANDBOX_VCPU].devices);
 }
 

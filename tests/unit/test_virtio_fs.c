@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <linux/virtio_ring.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,8 @@ static uint64_t galloc(struct t *t, uint32_t len)
 	return gpa;
 }
 
-static void start(struct t *t, bool ro)
+/* The device set up and running; its worker thread started when worker is set. */
+static void start_dev(struct t *t, bool ro, bool worker)
 {
 	char spec[512];
 	snprintf(spec, sizeof(spec), "tag=myfs,path=%s%s", t->dir, ro ? ",ro" : "");
@@ -100,6 +102,13 @@ static void start(struct t *t, bool ro)
 	t->d->status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 		       VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
 	assert_int_equal(t->d->ops->activate(t->d), 0);
+	if (worker && virtio_fs_start(t->f, NULL, NULL, &e) < 0)
+		fail_msg("%s", e.msg);
+}
+
+static void start(struct t *t, bool ro)
+{
+	start_dev(t, ro, true);
 }
 
 static int setup(void **state)
@@ -159,6 +168,7 @@ static void kick(struct t *t, unsigned q)
 	pthread_mutex_lock(&t->d->lock);
 	t->d->ops->queue_notify(t->d, q);
 	pthread_mutex_unlock(&t->d->lock);
+	virtio_fs_wait_idle(t->f);
 }
 
 static uint16_t used_idx(struct t *t, unsigned q)
@@ -486,6 +496,66 @@ static void test_descriptor_loop(void **state)
 	expect_failed(t, 1);
 }
 
+/* A kick only wakes the worker: before virtio_fs_start nothing is answered; once it runs, the
+ * request kicked before is answered, on the worker thread. */
+static pthread_t init_thread;
+static int init_calls;
+
+static int record_thread(void *opaque, struct verr *e)
+{
+	(void)e;
+	init_thread = pthread_self();
+	init_calls++;
+	return opaque ? verr_set(e, -EPERM, "no filter for you") : 0;
+}
+
+static void test_worker(void **state)
+{
+	struct t *t = *state;
+	start_dev(t, false, false);
+	struct fuse_init_in in = {.major = 7, .minor = 36};
+	uint64_t gpa = galloc(t, 256);
+	struct buf bufs[2] = {in_buf(t, FUSE_INIT, 0, &in, sizeof(in), 0), {gpa, 256, true}};
+	post(t, 1, bufs, 2);
+	kick(t, 1); /* no worker: returns at once */
+	assert_int_equal(used_idx(t, 1), t->last_used[1]);
+
+	struct verr e = {0};
+	init_calls = 0;
+	assert_int_equal(virtio_fs_start(t->f, record_thread, NULL, &e), 0);
+	assert_int_equal(init_calls, 1);
+	assert_false(pthread_equal(init_thread, pthread_self()));
+	assert_int_equal(virtio_fs_start(t->f, NULL, NULL, &e), -EALREADY);
+	virtio_fs_wait_idle(t->f);
+	struct vring_used_elem u = next_used(t, 1);
+	assert_int_equal(u.id, 0);
+	struct fuse_out_header oh;
+	memcpy(&oh, gp(t, gpa, sizeof(oh)), sizeof(oh));
+	assert_int_equal(oh.error, 0);
+	assert_int_equal(oh.unique, t->unique);
+	/* and the next request goes through the running worker */
+	struct fuse_getattr_in gi = {0};
+	assert_int_equal(request(t, FUSE_GETATTR, FUSE_ROOT_ID, &gi, sizeof(gi), 256, NULL, NULL),
+			 0);
+}
+
+/* A failing thread_init: start fails with its error and line, and nothing is served. */
+static void test_worker_init_fails(void **state)
+{
+	struct t *t = *state;
+	start_dev(t, false, false);
+	struct verr e = {0};
+	int dummy;
+	assert_int_equal(virtio_fs_start(t->f, record_thread, &dummy, &e), -EPERM);
+	assert_non_null(strstr(e.msg, "no filter for you"));
+	struct fuse_init_in in = {.major = 7, .minor = 36};
+	struct buf bufs[2] = {in_buf(t, FUSE_INIT, 0, &in, sizeof(in), 0),
+			      {galloc(t, 256), 256, true}};
+	post(t, 1, bufs, 2);
+	kick(t, 1);
+	assert_int_equal(used_idx(t, 1), t->last_used[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +570,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_short_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_descriptor_abuse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_descriptor_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_worker, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_init_fails, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,17 +260,27 @@ static int add(struct vm_config *c, const struct vm_device_cfg *d, const char *n
 	    [VM_DEV_BLK] = "disks besides the root disk",
 	    [VM_DEV_NET] = "network devices",
 	    [VM_DEV_VSOCK] = "vsock device: a VM has one",
+	    [VM_DEV_FS] = "shares besides a directory root",
 	    [VM_DEV_RNG] = "rng device",
 	};
-	if (d->root && count_type(c, VM_DEV_BLK, true))
-		return verr_set(e, -EINVAL, "%s given twice: one root disk; add others with --disk",
+	if (d->root && (count_type(c, VM_DEV_BLK, true) || count_type(c, VM_DEV_FS, true)))
+		return verr_set(e, -EINVAL,
+				"%s given twice: one root; add disks with --disk, directories "
+				"with --share",
 				name);
+	for (unsigned i = 0; d->type == VM_DEV_FS && i < c->ndevices; i++)
+		if (c->devices[i].type == VM_DEV_FS &&
+		    strcmp(c->devices[i].u.fs.tag, d->u.fs.tag) == 0)
+			return verr_set(
+			    e, -EINVAL, "%s: the tag '%s' is taken%s: give each share its own tag",
+			    name, d->u.fs.tag,
+			    c->devices[i].root ? " by the directory root (--rootfs DIR)" : "");
 	if (!d->root && have >= max)
 		return verr_set(e, -EINVAL, "%s: at most %u %s", name, max, what[d->type]);
 	if (c->ndevices >= VM_DEVICES_MAX)
 		return verr_set(e, -EINVAL, "%s: too many devices: vmm has %u virtio slots", name,
 				VM_DEVICES_MAX);
-	/* slot order: the root disk, then by type (blk, net, vsock, rng), each in given order */
+	/* slot order: the root, then by type (blk, net, vsock, fs, rng), each in given order */
 	unsigned at = c->ndevices;
 	while (at > 0 && !c->devices[at - 1].root && (d->root || c->devices[at - 1].type > d->type))
 		at--;
@@ -284,6 +294,20 @@ int config_set_root(struct vm_config *c, const char *name, const char *path, str
 {
 	struct vm_device_cfg d = {.type = VM_DEV_BLK, .root = true};
 	struct verr pe = {0};
+	struct stat st;
+	if (path && *path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* a directory: the container's root is a virtio-fs share of it, read-write */
+		d.type = VM_DEV_FS;
+		d.u.fs.cache = FUSE_CACHE_AUTO;
+		memcpy(d.u.fs.tag, VMM_ROOT_TAG, sizeof(VMM_ROOT_TAG));
+		size_t n = strlen(path);
+		if (n >= sizeof(d.u.fs.path))
+			return verr_set(e, -EINVAL,
+					"%s: the directory's path is longer than %zu bytes", name,
+					sizeof(d.u.fs.path) - 1);
+		memcpy(d.u.fs.path, path, n + 1);
+		return add(c, &d, name, e);
+	}
 	if (virtio_blk_options_path(path, false, &d.u.blk, &pe) < 0)
 		return verr_set(e, -EINVAL, "%s: %s", name, pe.msg);
 	return add(c, &d, name, e);
@@ -361,7 +385,7 @@ static int finish_container(struct vm_config *c, struct verr *e)
 	if (!root_disk(c))
 		return verr_set(e, -EINVAL,
 				"a container needs a root file system: give --rootfs IMG "
-				"(vmm-mkrootfs makes one from a directory)");
+				"(vmm-mkrootfs makes one from a directory) or --rootfs DIR");
 	unsigned nets = count_type(c, VM_DEV_NET, false);
 	if ((c->ip || c->gw) && !nets)
 		return verr_set(e, -EINVAL,
@@ -381,8 +405,11 @@ static int finish_container(struct vm_config *c, struct verr *e)
 		if (r < 0)
 			return r;
 	}
-	/* The root disk is read-only under the agent's overlay unless --rootfs-rw. */
-	c->devices[0].u.blk.ro = !c->rootfs_rw;
+	/* The root disk is read-only under the agent's overlay unless --rootfs-rw; a directory
+	 * root is always read-write, without an overlay. */
+	bool dir_root = c->devices[0].type == VM_DEV_FS;
+	if (!dir_root)
+		c->devices[0].u.blk.ro = !c->rootfs_rw;
 	/* The agent's channel: a vsock device (CID 3, no host socket) when none is given. */
 	if (!count_type(c, VM_DEV_VSOCK, false)) {
 		struct vm_device_cfg v = {
@@ -392,7 +419,10 @@ static int finish_container(struct vm_config *c, struct verr *e)
 			return r;
 	}
 	int n = snprintf(c->agent_cmdline, sizeof(c->agent_cmdline),
-			 "vmm.rootfs=%s vmm.hostname=%s%s%s%s%s", c->rootfs_rw ? "rw" : "ro",
+			 "vmm.rootfs=%s vmm.hostname=%s%s%s%s%s",
+			 dir_root	? "virtiofs:" VMM_ROOT_TAG
+			 : c->rootfs_rw ? "rw"
+					: "ro",
 			 c->hostname ? c->hostname : "vmm", c->ip ? " vmm.ip=" : "",
 			 c->ip ? c->ip : "", c->gw ? " vmm.gw=" : "", c->gw ? c->gw : "");
 	if (n < 0 || (size_t)n >= sizeof(c->agent_cmdline))

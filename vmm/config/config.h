@@ -7,6 +7,7 @@
 #define VMM_CONFIG_H
 
 #include "devices/virtio_blk.h"
+#include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_vsock.h"
 #include "vmm/log.h"
@@ -20,22 +21,26 @@
 #define VMM_MAX_CPUS	       254U /* xAPIC IDs 0..253, the I/O APIC takes the next one */
 #define VMM_MAX_DISKS	       8U   /* blk devices besides the root disk */
 #define VMM_MAX_NETS	       4U
-#define VMM_MAX_ENV	       1024U  /* environment entries */
-#define VMM_MAX_ARGS	       4096U  /* the container command's argv */
-#define VM_DEVICES_MAX	       17U    /* virtio-mmio slots (vmm/mmio_devices.h) */
-#define VMM_STOP_TIMEOUT_MS    10000U /* graceful stop, then forced (the API's default) */
+#define VMM_MAX_SHARES	       8U	  /* --share, besides a directory root */
+#define VMM_ROOT_TAG	       "vmm-root" /* the virtio-fs tag of --rootfs DIR */
+#define VMM_MAX_ENV	       1024U	  /* environment entries */
+#define VMM_MAX_ARGS	       4096U	  /* the container command's argv */
+#define VM_DEVICES_MAX	       17U	  /* virtio-mmio slots (vmm/mmio_devices.h) */
+#define VMM_STOP_TIMEOUT_MS    10000U	  /* graceful stop, then forced (the API's default) */
 
 /* The device types of the device table (vmm/config/device_table.c), in slot order. */
-enum vm_device_type { VM_DEV_BLK, VM_DEV_NET, VM_DEV_VSOCK, VM_DEV_RNG, VM_DEV_TYPES };
+enum vm_device_type { VM_DEV_BLK, VM_DEV_NET, VM_DEV_VSOCK, VM_DEV_FS, VM_DEV_RNG, VM_DEV_TYPES };
 
 struct vm_device_cfg {
 	enum vm_device_type type;
-	bool root;     /* blk: the container's root disk (--rootfs, /dev/vda) */
+	bool root;     /* the container's root: a blk disk (--rootfs IMG, /dev/vda) or an fs share
+			  (--rootfs DIR, tag vmm-root) */
 	bool implicit; /* added by config_finish (a container's vsock): not written back */
 	union {
 		struct virtio_blk_options blk;
 		struct virtio_net_opts net;
 		struct virtio_vsock_options vsock;
+		struct virtio_fs_options fs;
 	} u;
 };
 
@@ -62,7 +67,8 @@ struct vm_config {
 	char *cmdline; /* appended to vmm's default kernel command line */
 	unsigned cpus;
 	uint64_t memory_mib;
-	struct vm_device_cfg devices[VM_DEVICES_MAX]; /* slot order: root, blk, net, vsock, rng */
+	struct vm_device_cfg
+	    devices[VM_DEVICES_MAX]; /* slot order: root, blk, net, vsock, fs, rng */
 	unsigned ndevices;
 
 	/* the container: on when a process is given, or a root disk without an initrd */
@@ -114,8 +120,11 @@ int config_set_user(struct vm_config *c, const char *name, uint64_t uid, uint64_
 int config_set_args(struct vm_config *c, const char *name, char *const *argv, unsigned argc,
 		    struct verr *e);
 int config_set_stdio(struct vm_config *c, const char *name, const int fds[3], struct verr *e);
-/* A root disk (the image path verbatim) or one device from its option string ("path=IMG,ro"),
- * checked by the device type's own parser; the device limits (VMM_MAX_DISKS...) apply. */
+/* The container's root: a directory becomes a virtio-fs share with tag VMM_ROOT_TAG, read-write
+ * into it (the agent mounts it as / without an overlay); anything else is a root disk (the image
+ * path verbatim, checked by config_finish). config_add_device adds one device from its option
+ * string ("path=IMG,ro"), checked by the device type's own parser; the device limits
+ * (VMM_MAX_DISKS, VMM_MAX_SHARES...) apply, and share tags are unique. */
 int config_set_root(struct vm_config *c, const char *name, const char *path, struct verr *e);
 int config_add_device(struct vm_config *c, enum vm_device_type type, const char *name,
 		      const char *spec, struct verr *e);

@@ -99,7 +99,7 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 		return r;
 	json_object *tv;
 	if (!json_object_object_get_ex(o, "type", &tv))
-		return verr_set(e, -EINVAL, "%s: no \"type\": give one of blk, net, vsock, rng",
+		return verr_set(e, -EINVAL, "%s: no \"type\": give one of blk, net, vsock, fs, rng",
 				where);
 	const char *tname;
 	snprintf(key, sizeof(key), "%s.type", where);
@@ -108,8 +108,8 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 	const struct device_type *t = device_type_find(tname);
 	if (!t)
 		return verr_set(e, -EINVAL,
-				"%s: '%s' is not a device type: give blk, net, vsock "
-				"or rng",
+				"%s: '%s' is not a device type: give blk, net, vsock, "
+				"fs or rng",
 				key, tname);
 	char spec[8192];
 	size_t at = 0;
@@ -501,7 +501,7 @@ json_object *config_to_json(const struct vm_config *c)
 	for (unsigned i = 0; i < c->ndevices; i++) {
 		const struct vm_device_cfg *d = &c->devices[i];
 		if (d->root)
-			add_str(o, "rootfs", d->u.blk.path);
+			add_str(o, "rootfs", d->type == VM_DEV_FS ? d->u.fs.path : d->u.blk.path);
 		if (d->root || d->implicit)
 			continue;
 		json_object *dj = json_object_new_object();

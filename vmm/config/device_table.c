@@ -1,9 +1,11 @@
-/* The device table (see device_table.h): blk, net, vsock, rng. */
+/* The device table (see device_table.h): blk, net, vsock, fs, rng. */
 #include "vmm/config/device_table.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
 #include "devices/virtio_vsock.h"
+#include "vmm/sandbox/sandbox.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -141,6 +143,73 @@ static const struct device_key vsock_keys[] = {
     {"uds", "uds", DK_STR, true},
 };
 
+/* ---- fs ---- */
+
+static int fs_parse(const char *spec, struct vm_device_cfg *d, struct verr *e)
+{
+	return virtio_fs_parse(spec, &d->u.fs, e);
+}
+
+/* The shared directory must exist and be one (the server opens it again, O_NOFOLLOW). */
+static int fs_check(const struct vm_device_cfg *d, const char *name, struct verr *e)
+{
+	struct stat st;
+	if (stat(d->u.fs.path, &st) < 0)
+		return verr_set(e, -EINVAL, "%s: cannot share '%s': %s: give an existing directory",
+				name, d->u.fs.path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not a directory: give the directory to share", name,
+				d->u.fs.path);
+	return 0;
+}
+
+static int fs_create(const struct vm_device_cfg *d, const struct device_env *env,
+		     struct virtio_dev **dev, void **model, struct verr *e)
+{
+	struct virtio_fs *f;
+	int r = virtio_fs_create(&f, &d->u.fs, env->mem, e);
+	if (r < 0)
+		return r;
+	*dev = virtio_fs_dev(f);
+	*model = f;
+	return 0;
+}
+
+static void fs_destroy(void *model)
+{
+	virtio_fs_destroy(model);
+}
+
+/* The worker thread's own first step: its seccomp list, before it reads a request. */
+static int fs_thread_enter(void *opaque, struct verr *e)
+{
+	(void)opaque;
+	return sandbox_enter(SANDBOX_FS, e);
+}
+
+static int fs_start(void *model, bool seccomp, struct verr *e)
+{
+	return virtio_fs_start(model, seccomp ? fs_thread_enter : NULL, NULL, e);
+}
+
+static int fs_to_json(const struct vm_device_cfg *d, struct json_object *o)
+{
+	json_object_object_add(o, "tag", json_object_new_string(d->u.fs.tag));
+	json_object_object_add(o, "path", json_object_new_string(d->u.fs.path));
+	if (d->u.fs.ro)
+		json_object_object_add(o, "readonly", json_object_new_boolean(1));
+	json_object_object_add(o, "cache", json_object_new_string(fuse_cache_name(d->u.fs.cache)));
+	return 0;
+}
+
+static const struct device_key fs_keys[] = {
+    {"tag", "tag", DK_STR, true},
+    {"path", "path", DK_STR, true},
+    {"readonly", "ro", DK_BOOL, false},
+    {"cache", "cache", DK_STR, false},
+};
+
 /* ---- rng ---- */
 
 static int rng_parse(const char *spec, struct vm_device_cfg *d, struct verr *e)
@@ -186,6 +255,9 @@ const struct device_type device_table[VM_DEV_TYPES] = {
 		    NULL, net_create, net_destroy, net_to_json, "net"},
     [VM_DEV_VSOCK] = {"vsock", "--vsock", 1, "cid=N,uds=PATH", KEYS(vsock_keys), vsock_parse, NULL,
 		      vsock_create, vsock_destroy, vsock_to_json, "vsock"},
+    [VM_DEV_FS] = {"fs", "--share", VMM_MAX_SHARES,
+		   "tag=NAME,path=DIR[,ro][,cache=none|auto|always]", KEYS(fs_keys), fs_parse,
+		   fs_check, fs_create, fs_destroy, fs_to_json, "fs", fs_start},
     [VM_DEV_RNG] = {"rng", "--rng", 1, "(no options)", NULL, 0, rng_parse, NULL, rng_create,
 		    rng_destroy, rng_to_json, "rng"},
 };

@@ -51,6 +51,11 @@ struct device_type {
 	/* Its back end's system calls beyond the common ones: the name of its list in
 	 * vmm/sandbox/sandbox_rules.c (sandbox_device_rules), checked by the sandbox unit test. */
 	const char *sandbox;
+	/* Starts the device's own threads (virtio-fs's worker), after the privileges are dropped
+	 * and before the main thread's filter (vm_run, through mmio_devices_start): each installs
+	 * its own seccomp list when seccomp is set. May be NULL. 0 or a negative errno with e set.
+	 */
+	int (*start)(void *model, bool seccomp, struct verr *e);
 };
 
 extern const struct device_type device_table[VM_DEV_TYPES];

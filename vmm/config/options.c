@@ -37,6 +37,8 @@ void options_usage(FILE *f)
 	    "                       boot-timer write (port 0x440)\n"
 	    "      --rootfs IMG     the first virtio-blk disk (/dev/vda): a raw image file or\n"
 	    "                       block device, read-write\n"
+	    "      --rootfs DIR     a container's root from a directory: a virtio-fs share\n"
+	    "                       (tag vmm-root), read-write into DIR, no overlay\n"
 	    "      --disk path=IMG[,ro][,id=SERIAL]\n"
 	    "                       one more virtio-blk disk (vdb, vdc...; up to %u)\n"
 	    "      --net tap=NAME[,mac=MAC]\n"
@@ -48,6 +50,9 @@ void options_usage(FILE *f)
 	    "                       port P: vmm connects to PATH_P (Firecracker's scheme)\n"
 	    "      --rng            a virtio-rng device (the guest's /dev/hwrng), fed from\n"
 	    "                       the host's getrandom()\n"
+	    "      --share tag=NAME,path=DIR[,ro][,cache=none|auto|always]\n"
+	    "                       share the host directory DIR over virtio-fs (up to %u);\n"
+	    "                       the guest mounts it: mount -t virtiofs NAME /mnt\n"
 	    "Container options:\n"
 	    "  -e, --env KEY=VALUE  set an environment variable (repeatable; PATH, HOME,\n"
 	    "                       TERM and HOSTNAME have defaults)\n"
@@ -92,7 +97,7 @@ void options_usage(FILE *f)
 	    "reboots by itself; 125 when vmm or the guest kernel failed, 128+N when signal N\n"
 	    "stopped vmm (a container forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT instead).\n",
 	    VMM_MAX_CPUS, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, VMM_DEFAULT_MEMORY_MIB,
-	    VMM_MAX_DISKS, VMM_MAX_NETS);
+	    VMM_MAX_DISKS, VMM_MAX_NETS, VMM_MAX_SHARES);
 }
 
 enum {
@@ -103,6 +108,7 @@ enum {
 	OPT_DISK,
 	OPT_NET,
 	OPT_VSOCK,
+	OPT_SHARE,
 	OPT_SECCOMP,
 	OPT_HOSTNAME,
 	OPT_ROOTFS_RW,
@@ -245,6 +251,8 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 		return config_add_device(c, VM_DEV_NET, "--net", arg, e);
 	case OPT_VSOCK:
 		return config_add_device(c, VM_DEV_VSOCK, "--vsock", arg, e);
+	case OPT_SHARE:
+		return config_add_device(c, VM_DEV_FS, "--share", arg, e);
 	case OPT_SECCOMP:
 		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
 			return verr_set(e, -EINVAL, "--seccomp: '%s' is not on or off", arg);
@@ -299,6 +307,7 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"net", required_argument, NULL, OPT_NET},
 	    {"vsock", required_argument, NULL, OPT_VSOCK},
+	    {"share", required_argument, NULL, OPT_SHARE},
 	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
 	    {"env", required_argument, NULL, 'e'},
 	    {"workdir", required_argument, NULL, 'w'},

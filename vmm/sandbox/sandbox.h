@@ -12,6 +12,7 @@ enum sandbox_kind {
 	SANDBOX_MAIN,	 /* the main thread: event loop, device back-ends, teardown */
 	SANDBOX_VCPU,	 /* a vCPU thread: KVM_RUN and the exits it dispatches */
 	SANDBOX_SESSION, /* a container's session thread: stdio <-> the agent socket */
+	SANDBOX_FS,	 /* a virtio-fs worker thread: FUSE requests on the shared directory */
 	SANDBOX_KINDS,
 };
 
@@ -28,9 +29,10 @@ int sandbox_drop_privileges(struct verr *e);
  * vmm/sandbox/sandbox_rules.c when vmm was built (vmm/sandbox/sandbox_filters.h), handed to
  * seccomp(2) as it is; nothing is compiled at run time. Threads created afterwards inherit it. Any
  * system call outside the list raises SIGSYS; the handler writes one line naming it and exits
- * the whole process with status 125. When VMM_SECCOMP_TEST names this KIND ("main", "vcpu" or
- * "session") the thread then makes a forbidden call on purpose (the integration tests' proof that
- * the filter is live; it can only kill vmm). Returns 0 or a negative errno with e set. */
+ * the whole process with status 125. When VMM_SECCOMP_TEST names this KIND ("main", "vcpu",
+ * "session" or "fs") the thread then makes a forbidden call on purpose (the integration tests'
+ * proof that the filter is live; it can only kill vmm). Returns 0 or a negative errno with e set.
+ */
 int sandbox_enter(enum sandbox_kind kind, struct verr *e);
 
 #endif

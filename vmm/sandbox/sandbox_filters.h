@@ -9,7 +9,7 @@
 #include <linux/filter.h>
 
 struct sandbox_filter {
-	const char *name; /* the thread kind: "main", "vcpu", "session" */
+	const char *name; /* the thread kind: "main", "vcpu", "session", "fs" */
 	const struct sock_filter *insns;
 	unsigned short len; /* instructions (struct sock_fprog's len) */
 };

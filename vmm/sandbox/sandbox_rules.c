@@ -110,6 +110,45 @@ static const struct ioctl_rule session_ioctls[] = {
     {TIOCGWINSZ, "the terminal's size for the container's pty (START, SIGWINCH)"},
 };
 
+/* A virtio-fs worker thread (devices/virtio_fs.c): the FUSE passthrough server
+ * (devices/fuse_server.c) on the shared directory, on top of the common list (read/write,
+ * futex for the device and server locks, close, malloc). Every path it gives the kernel is one
+ * component relative to a descriptor it holds (or /proc/self/fd/N for its own N). No socket,
+ * no ioctl, no exec, no mount. */
+static const struct sc_rule fs_rules[] = {
+    {"openat", "LOOKUP (O_PATH|O_NOFOLLOW), CREATE, OPEN and OPENDIR (through /proc/self/fd)"},
+    {"newfstatat", "LOOKUP, GETATTR and every reply's attributes (fstat/fstatat)"},
+    {"fstatfs", "STATFS"},
+    {"readlinkat", "READLINK"},
+    {"symlinkat", "SYMLINK"},
+    {"linkat", "LINK"},
+    {"mknodat", "MKNOD (FIFOs, sockets, regular files)"},
+    {"mkdirat", "MKDIR"},
+    {"unlinkat", "UNLINK, RMDIR"},
+    {"renameat", "RENAME (glibc's renameat2 without flags)"},
+    {"renameat2", "RENAME2 (NOREPLACE, EXCHANGE)"},
+    {"fchmod", "SETATTR mode on an open file"},
+    {"fchmodat", "SETATTR mode (through /proc/self/fd)"},
+    {"fchownat", "SETATTR uid/gid (AT_EMPTY_PATH)"},
+    {"utimensat", "SETATTR atime/mtime"},
+    {"ftruncate", "SETATTR size, OPEN/CREATE with O_TRUNC"},
+    {"fallocate", "FALLOCATE"},
+    {"lseek", "LSEEK (SEEK_DATA/SEEK_HOLE), readdir offsets (seekdir)"},
+    {"copy_file_range", "COPY_FILE_RANGE"},
+    {"preadv", "READ: from the file straight into the guest's buffers"},
+    {"pwritev", "WRITE: from the guest's buffers straight into the file"},
+    {"fsync", "FSYNC, FSYNCDIR"},
+    {"fdatasync", "FSYNC with FUSE_FSYNC_FDATASYNC"},
+    {"getdents64", "READDIR, READDIRPLUS"},
+    {"fcntl", "fdopendir checks the descriptor's flags"},
+    {"fgetxattr", "GETXATTR"},
+    {"fsetxattr", "SETXATTR"},
+    {"flistxattr", "LISTXATTR"},
+    {"fremovexattr", "REMOVEXATTR"},
+    {"faccessat", "ACCESS"},
+    {"faccessat2", "ACCESS (glibc's faccessat with flags)"},
+};
+
 static const struct ioctl_rule vcpu_ioctls[] = {
     {KVM_RUN, "run the vCPU"},
     {KVM_SET_GUEST_DEBUG, "--boot-timer: clear the kernel-entry breakpoint"},
@@ -137,6 +176,7 @@ const struct sandbox_rules sandbox_rules[SANDBOX_KINDS] = {
     [SANDBOX_VCPU] = {"vcpu", NULL, 0, vcpu_ioctls, ARRAY_LEN(vcpu_ioctls), false, true},
     [SANDBOX_SESSION] = {"session", session_rules, ARRAY_LEN(session_rules), session_ioctls,
 			 ARRAY_LEN(session_ioctls), false, false},
+    [SANDBOX_FS] = {"fs", fs_rules, ARRAY_LEN(fs_rules), NULL, 0, false, false},
 };
 
 /* net and vsock need only the common calls (read/write/readv/writev, send/recv on sockets) and
@@ -145,6 +185,9 @@ const struct sandbox_device_rules sandbox_device_rules[] = {
     {"blk", blk_rules, ARRAY_LEN(blk_rules)},
     {"net", NULL, 0},
     {"vsock", NULL, 0},
+    /* fs: the FUSE work runs on its own thread (SANDBOX_FS); the main and vCPU threads only wake
+     * it and reset or destroy it (futex, close, munmap: common calls). */
+    {"fs", NULL, 0},
     {"rng", rng_rules, ARRAY_LEN(rng_rules)},
 };
 const size_t sandbox_device_rules_len = ARRAY_LEN(sandbox_device_rules);

@@ -31,7 +31,7 @@ struct ioctl_rule {
 /* One thread kind's list: the common calls, its own calls, its ioctl requests, and socket(2)
  * with domain AF_UNIX only when unix_socket is set. */
 struct sandbox_rules {
-	const char *name; /* "main", "vcpu", "session": the SIGSYS line, VMM_SECCOMP_TEST */
+	const char *name; /* "main", "vcpu", "session", "fs": the SIGSYS line, VMM_SECCOMP_TEST */
 	const struct sc_rule *calls;
 	size_t ncalls;
 	const struct ioctl_rule *ioctls;
