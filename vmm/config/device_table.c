@@ -250,16 +250,16 @@ static int rng_to_json(const struct vm_device_cfg *d, struct json_object *o)
 
 const struct device_type device_table[VM_DEV_TYPES] = {
     [VM_DEV_BLK] = {"blk", "--disk", VMM_MAX_DISKS + 1, "path=IMG[,ro][,id=SERIAL]", KEYS(blk_keys),
-		    blk_parse, blk_check, blk_create, blk_destroy, blk_to_json, "blk"},
+		    blk_parse, blk_check, blk_create, blk_destroy, blk_to_json, "blk", NULL},
     [VM_DEV_NET] = {"net", "--net", VMM_MAX_NETS, "tap=NAME[,mac=MAC]", KEYS(net_keys), net_parse,
-		    NULL, net_create, net_destroy, net_to_json, "net"},
+		    NULL, net_create, net_destroy, net_to_json, "net", NULL},
     [VM_DEV_VSOCK] = {"vsock", "--vsock", 1, "cid=N,uds=PATH", KEYS(vsock_keys), vsock_parse, NULL,
-		      vsock_create, vsock_destroy, vsock_to_json, "vsock"},
+		      vsock_create, vsock_destroy, vsock_to_json, "vsock", NULL},
     [VM_DEV_FS] = {"fs", "--share", VMM_MAX_SHARES,
 		   "tag=NAME,path=DIR[,ro][,cache=none|auto|always]", KEYS(fs_keys), fs_parse,
 		   fs_check, fs_create, fs_destroy, fs_to_json, "fs", fs_start},
     [VM_DEV_RNG] = {"rng", "--rng", 1, "(no options)", NULL, 0, rng_parse, NULL, rng_create,
-		    rng_destroy, rng_to_json, "rng"},
+		    rng_destroy, rng_to_json, "rng", NULL},
 };
 
 const struct device_type *device_type_find(const char *name)
