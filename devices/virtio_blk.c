@@ -11,6 +11,7 @@
  * the capacity; discard and write-zeroes segments are counted and checked before any is run.
  * Bad requests get IOERR or UNSUPP; host I/O errors get IOERR with a rate-limited log line. */
 #include "devices/virtio_blk.h"
+#include "devices/option_spec.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -98,12 +99,7 @@ static const char usage[] = "write path=IMG[,ro][,id=SERIAL]";
 
 /* Error lines quote the value, cut to 80 bytes. */
 #define SPEC_FMT     "--disk '%.*s%s'"
-#define SPEC_ARG(sp) (int)(strlen(sp) > 80 ? 77 : strlen(sp)), (sp), (strlen(sp) > 80 ? "..." : "")
-
-static bool item_is(const char *p, size_t len, const char *word)
-{
-	return len == strlen(word) && memcmp(p, word, len) == 0;
-}
+#define SPEC_ARG(sp) OPTION_SPEC_ARG(sp)
 
 static int set_path(const char *spec, const char *p, size_t len, struct virtio_blk_options *o,
 		    struct verr *e)
@@ -154,30 +150,27 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_options *o, struct verr
 	bool have_path = false, have_ro = false, have_id = false;
 	const char *p = spec;
 	for (unsigned n = 1;; n++) {
-		const char *end = strchrnul(p, ',');
-		size_t len = (size_t)(end - p);
-		const char *eq = memchr(p, '=', len);
-		size_t klen = eq ? (size_t)(eq - p) : len;
-		const char *val = eq ? eq + 1 : NULL;
-		size_t vlen = eq ? (size_t)(end - val) : 0;
+		const struct option_item it = option_item(p);
+		const char *end = it.end, *eq = it.eq, *val = it.val;
+		size_t len = it.len, klen = it.klen, vlen = it.vlen;
 		bool *seen;
 		int r = 0;
 		if (len == 0)
 			return verr_set(e, -EINVAL,
 					SPEC_FMT ": item %u is empty (a stray comma): %s",
 					SPEC_ARG(spec), n, usage);
-		if (item_is(p, klen, "ro")) {
+		if (option_word_is(p, klen, "ro")) {
 			if (eq)
 				return verr_set(e, -EINVAL,
 						SPEC_FMT ": 'ro' takes no value: write ,ro",
 						SPEC_ARG(spec));
 			seen = &have_ro;
 			o->ro = true;
-		} else if (item_is(p, klen, "path") && eq) {
+		} else if (option_word_is(p, klen, "path") && eq) {
 			seen = &have_path;
 			if (!have_path)
 				r = set_path(spec, val, vlen, o, e);
-		} else if (item_is(p, klen, "id") && eq) {
+		} else if (option_word_is(p, klen, "id") && eq) {
 			seen = &have_id;
 			if (!have_id)
 				r = set_serial(spec, val, vlen, o, e);

@@ -1,6 +1,7 @@
 /* virtio-fs: option parsing, the config space, and the queues feeding FUSE requests to the
  * passthrough server (devices/fuse_server.c). */
 #include "devices/virtio_fs.h"
+#include "devices/option_spec.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -52,12 +53,7 @@ struct virtio_fs {
 static const char usage[] = "write tag=TAG,path=DIR[,cache=none|auto|always][,ro]";
 
 #define SPEC_FMT     "--share '%.*s%s'"
-#define SPEC_ARG(sp) (int)(strlen(sp) > 80 ? 77 : strlen(sp)), (sp), (strlen(sp) > 80 ? "..." : "")
-
-static bool item_is(const char *p, size_t len, const char *word)
-{
-	return len == strlen(word) && memcmp(p, word, len) == 0;
-}
+#define SPEC_ARG(sp) OPTION_SPEC_ARG(sp)
 
 static int set_tag(const char *spec, const char *p, size_t len, struct virtio_fs_options *o,
 		   struct verr *e)
@@ -107,34 +103,31 @@ int virtio_fs_parse(const char *spec, struct virtio_fs_options *o, struct verr *
 	bool have_tag = false, have_path = false, have_cache = false, have_ro = false;
 	const char *p = spec;
 	for (unsigned n = 1;; n++) {
-		const char *end = strchrnul(p, ',');
-		size_t len = (size_t)(end - p);
-		const char *eq = memchr(p, '=', len);
-		size_t klen = eq ? (size_t)(eq - p) : len;
-		const char *val = eq ? eq + 1 : NULL;
-		size_t vlen = eq ? (size_t)(end - val) : 0;
+		const struct option_item it = option_item(p);
+		const char *end = it.end, *eq = it.eq, *val = it.val;
+		size_t len = it.len, klen = it.klen, vlen = it.vlen;
 		bool *seen;
 		int r = 0;
 		if (len == 0)
 			return verr_set(e, -EINVAL,
 					SPEC_FMT ": item %u is empty (a stray comma): %s",
 					SPEC_ARG(spec), n, usage);
-		if (item_is(p, klen, "ro")) {
+		if (option_word_is(p, klen, "ro")) {
 			if (eq)
 				return verr_set(e, -EINVAL,
 						SPEC_FMT ": 'ro' takes no value: write ,ro",
 						SPEC_ARG(spec));
 			seen = &have_ro;
 			o->ro = true;
-		} else if (item_is(p, klen, "tag") && eq) {
+		} else if (option_word_is(p, klen, "tag") && eq) {
 			seen = &have_tag;
 			if (!have_tag)
 				r = set_tag(spec, val, vlen, o, e);
-		} else if (item_is(p, klen, "path") && eq) {
+		} else if (option_word_is(p, klen, "path") && eq) {
 			seen = &have_path;
 			if (!have_path)
 				r = set_path(spec, val, vlen, o, e);
-		} else if (item_is(p, klen, "cache") && eq) {
+		} else if (option_word_is(p, klen, "cache") && eq) {
 			seen = &have_cache;
 			if (!have_cache && fuse_cache_parse(val, vlen, &o->cache) < 0)
 				return verr_set(e, -EINVAL,

@@ -41,6 +41,7 @@
  * The event queue is never used: TRANSPORT_RESET is only needed after a snapshot restore, which
  * vmm does not do; its buffers stay with the device. */
 #include "devices/virtio_vsock.h"
+#include "devices/option_spec.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -211,11 +212,6 @@ struct virtio_vsock {
 
 static const char usage[] = "write cid=N,uds=PATH (N from 3 to 4294967294)";
 
-static bool key_is(const char *p, size_t len, const char *word)
-{
-	return len == strlen(word) && memcmp(p, word, len) == 0;
-}
-
 static int parse_cid(const char *spec, const char *p, size_t len, uint32_t *cid, struct verr *e)
 {
 	uint64_t v = 0;
@@ -268,14 +264,14 @@ int virtio_vsock_parse(const char *spec, struct virtio_vsock_options *o, struct 
 		const char *val = eq + 1;
 		size_t vlen = (size_t)(end - val);
 		bool *seen;
-		if (key_is(p, klen, "cid")) {
+		if (option_word_is(p, klen, "cid")) {
 			seen = &have_cid;
 			if (!*seen) {
 				int r = parse_cid(spec, val, vlen, &o->cid, e);
 				if (r < 0)
 					return r;
 			}
-		} else if (key_is(p, klen, "uds")) {
+		} else if (option_word_is(p, klen, "uds")) {
 			seen = &have_uds;
 			if (vlen == 0)
 				return verr_set(e, -EINVAL, "--vsock '%s': uds= is empty: %s", spec,
