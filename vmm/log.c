@@ -40,6 +40,16 @@ static const char *const format_names[] = {
 /* A JSON line fits in PIPE_BUF, so it is written whole (atomically) to a pipe as well. */
 #define JSON_LINE_MAX PIPE_BUF
 
+const char *log_level_name(enum log_level l)
+{
+	return (unsigned)l < sizeof(level_names) / sizeof(level_names[0]) ? level_names[l] : "?";
+}
+
+const char *log_format_name(enum log_format f)
+{
+	return (unsigned)f < sizeof(format_names) / sizeof(format_names[0]) ? format_names[f] : "?";
+}
+
 int log_parse_level(const char *s, enum log_level *out)
 {
 	for (unsigned i = 0; s && i < sizeof(level_names) / sizeof(level_names[0]); i++)

@@ -18,6 +18,9 @@ enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 int log_parse_level(const char *s, enum log_level *out);
 /* "text", "json" to *out: 0, or -EINVAL (s NULL or another word; *out kept). */
 int log_parse_format(const char *s, enum log_format *out);
+/* The names those parse ("error"..., "text"/"json"); "?" out of range. */
+const char *log_level_name(enum log_level l);
+const char *log_format_name(enum log_format f);
 
 /* Where lines go from now on, their level and format. path NULL or "-": stderr; else the file is
  * opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0640 (appended to, never truncated). Returns 0,

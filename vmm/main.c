@@ -118,9 +118,7 @@ int main(int argc, char **argv)
 	int r = options_parse(argc, argv, &c, &e);
 	if (r == 0 || c.log_path) {
 		struct verr le = {0};
-		if (log_open(c.log_path, (enum log_level)c.log_level,
-			     c.log_format == VM_LOG_JSON ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT,
-			     &le) < 0) {
+		if (log_open(c.log_path, c.log_level, c.log_format, &le) < 0) {
 			vmm_log("%s", le.msg);
 			return VMM_EXIT_FAILURE;
 		}

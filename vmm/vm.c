@@ -864,7 +864,7 @@ static int run_setup(struct vm *vm, struct verr *e)
 	/* A container's stdin belongs to its process; the console (kernel and agent messages)
 	 * goes to the log file, or to stderr when the log is JSON lines (raw console text would
 	 * break them). With a tty the terminal goes raw now: the filter forbids it later. */
-	int console_out = vm->cfg->log_format == VM_LOG_JSON ? STDERR_FILENO : log_fd();
+	int console_out = vm->cfg->log_format == LOG_FORMAT_JSON ? STDERR_FILENO : log_fd();
 	if (r == 0)
 		r = vm->container
 			? console_init(&vm->console, &vm->dev_el, &vm->serial, -1, console_out)

@@ -207,7 +207,7 @@ static void flags_equal_json(void **state)
 		assert_string_equal(cfg.process.env[i], c2.process.env[i]);
 	assert_string_equal(cfg.agent_cmdline, c2.agent_cmdline);
 	assert_int_equal(cfg.log_level, c2.log_level);
-	assert_int_equal(cfg.log_format, VM_LOG_JSON);
+	assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
 	assert_true(c2.paused && !c2.seccomp && c2.process.tty);
 	/* the whole description, and a dump that loads back to itself */
 	char *a = dump(&cfg), *b = dump(&c2);

@@ -38,7 +38,7 @@ void config_init(struct vm_config *c)
 	c->stdio[1] = 1;
 	c->stdio[2] = 2;
 	c->log_level = LOG_LEVEL_INFO;
-	c->log_format = VM_LOG_TEXT;
+	c->log_format = LOG_FORMAT_TEXT;
 }
 
 static void free_strv(char **v, unsigned n)
@@ -225,6 +225,22 @@ int config_set_args(struct vm_config *c, const char *name, char *const *argv, un
 	free_strv(p->argv, p->argc);
 	p->argv = v;
 	p->argc = argc;
+	return 0;
+}
+
+int config_set_log_level(struct vm_config *c, const char *name, const char *v, struct verr *e)
+{
+	if (log_parse_level(v, &c->log_level) < 0)
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not a level: give error, warn, info or debug", name,
+				v);
+	return 0;
+}
+
+int config_set_log_format(struct vm_config *c, const char *name, const char *v, struct verr *e)
+{
+	if (log_parse_format(v, &c->log_format) < 0)
+		return verr_set(e, -EINVAL, "%s: '%s' is not text or json", name, v);
 	return 0;
 }
 

@@ -58,8 +58,6 @@ struct vm_process_cfg {
 	bool tty_given; /* --tty or "terminal" was given (else: on when stdin is a terminal) */
 };
 
-enum vm_log_format { VM_LOG_TEXT, VM_LOG_JSON };
-
 struct vm_config {
 	/* the machine */
 	char *kernel;  /* vmlinux (PVH) or bzImage; the built default when not given */
@@ -89,8 +87,8 @@ struct vm_config {
 
 	/* logging and the sandbox */
 	char *log_path; /* NULL: stderr */
-	int log_level;	/* enum log_level (vmm/log.h) */
-	enum vm_log_format log_format;
+	enum log_level log_level;
+	enum log_format log_format;
 	bool seccomp; /* the per-thread allow-lists (not --seccomp=off) */
 	bool boot_timer;
 	bool verbose;
@@ -119,6 +117,8 @@ int config_set_user(struct vm_config *c, const char *name, uint64_t uid, uint64_
 		    struct verr *e);
 int config_set_args(struct vm_config *c, const char *name, char *const *argv, unsigned argc,
 		    struct verr *e);
+int config_set_log_level(struct vm_config *c, const char *name, const char *v, struct verr *e);
+int config_set_log_format(struct vm_config *c, const char *name, const char *v, struct verr *e);
 int config_set_stdio(struct vm_config *c, const char *name, const int fds[3], struct verr *e);
 /* The container's root: a directory becomes a virtio-fs share with tag VMM_ROOT_TAG, read-write
  * into it (the agent mounts it as / without an overlay); anything else is a root disk (the image

@@ -14,8 +14,6 @@
 
 #define CONFIG_MAX_BYTES (1u << 20)
 
-static const char *const log_levels[] = {"error", "warn", "info", "debug"};
-
 static const char *type_name(json_type t)
 {
 	switch (t) {
@@ -277,23 +275,11 @@ static int log_from_json(struct vm_config *c, json_object *o, struct verr *e)
 		snprintf(key, sizeof(key), "log.%s", k);
 		if (strcmp(k, "path") == 0) {
 			r = set_string_key(c, &c->log_path, v, key, e);
-		} else if (strcmp(k, "level") == 0) {
+		} else if (strcmp(k, "level") == 0 || strcmp(k, "format") == 0) {
 			if ((r = get_str(v, key, &s, e)) < 0)
 				return r;
-			enum log_level l;
-			if (log_parse_level(s, &l) < 0)
-				return verr_set(
-				    e, -EINVAL,
-				    "%s: '%s' is not a level: give error, warn, info or "
-				    "debug",
-				    key, s);
-			c->log_level = (int)l;
-		} else if (strcmp(k, "format") == 0) {
-			if ((r = get_str(v, key, &s, e)) < 0)
-				return r;
-			if (strcmp(s, "text") && strcmp(s, "json"))
-				return verr_set(e, -EINVAL, "%s: '%s' is not text or json", key, s);
-			c->log_format = strcmp(s, "json") == 0 ? VM_LOG_JSON : VM_LOG_TEXT;
+			r = k[0] == 'l' ? config_set_log_level(c, key, s, e)
+					: config_set_log_format(c, key, s, e);
 		} else {
 			r = verr_set(e, -EINVAL, "%s: unknown key: log has path, level and format",
 				     key);
@@ -540,9 +526,8 @@ json_object *config_to_json(const struct vm_config *c)
 	add_str(o, "metrics", c->metrics_path);
 	json_object *lj = json_object_new_object();
 	add_str(lj, "path", c->log_path);
-	if (c->log_level >= 0 && c->log_level < 4)
-		add_str(lj, "level", log_levels[c->log_level]);
-	add_str(lj, "format", c->log_format == VM_LOG_JSON ? "json" : "text");
+	add_str(lj, "level", log_level_name(c->log_level));
+	add_str(lj, "format", log_format_name(c->log_format));
 	json_object_object_add(o, "log", lj);
 	json_object_object_add(o, "seccomp", json_object_new_boolean(c->seccomp));
 	json_object_object_add(o, "boot_timer", json_object_new_boolean(c->boot_timer));

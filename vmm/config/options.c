@@ -160,16 +160,6 @@ static int user_opt(struct vm_config *c, const char *arg, struct verr *e)
 	return config_set_user(c, "--user", u, g, e);
 }
 
-static int level_opt(struct vm_config *c, const char *arg, struct verr *e)
-{
-	enum log_level l;
-	if (log_parse_level(arg, &l) < 0)
-		return verr_set(e, -EINVAL, "--log-level: '%s' is not error, warn, info or debug",
-				arg);
-	c->log_level = (int)l;
-	return 0;
-}
-
 /* The options a container process takes, shared by vmm and vmm exec. Returns 1 when c is not
  * one of them, 0 when taken, or a negative errno with e set. */
 static int process_opt(int opt, const char *arg, struct vm_config *c, struct verr *e)
@@ -278,12 +268,9 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 	case OPT_LOG:
 		return config_set_str(c, &c->log_path, "--log", arg, e);
 	case OPT_LOG_LEVEL:
-		return level_opt(c, arg, e);
+		return config_set_log_level(c, "--log-level", arg, e);
 	case OPT_LOG_FORMAT:
-		if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
-			return verr_set(e, -EINVAL, "--log-format: '%s' is not text or json", arg);
-		c->log_format = strcmp(arg, "json") == 0 ? VM_LOG_JSON : VM_LOG_TEXT;
-		return 0;
+		return config_set_log_format(c, "--log-format", arg, e);
 	case 'v':
 		c->verbose = true;
 		return 0;
