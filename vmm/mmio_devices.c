@@ -26,12 +26,17 @@ void mmio_slot_layout(unsigned i, uint64_t *base, unsigned *irq)
 	*irq = slot_irqs[i];
 }
 
-int mmio_devices_cmdline(const struct mmio_devices *md, char *cmdline, size_t cap)
+int mmio_devices_cmdline(unsigned n, char *cmdline, size_t cap)
 {
-	for (unsigned i = 0; i < md->n; i++) {
+	if (n > MMIO_DEVICES_MAX)
+		return -ENOSPC;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t base;
+		unsigned irq;
 		char p[64];
+		mmio_slot_layout(i, &base, &irq);
 		snprintf(p, sizeof(p), "virtio_mmio.device=%u@0x%llx:%u", VIRTIO_MMIO_WINDOW,
-			 (unsigned long long)md->slot[i].base, md->slot[i].irq);
+			 (unsigned long long)base, irq);
 		int r = cmdline_add(cmdline, cap, p);
 		if (r < 0)
 			return r;
@@ -82,7 +87,7 @@ static int attach(struct mmio_devices *md, struct virtio_dev *d, void (*destroy)
 {
 	if (md->n >= MMIO_DEVICES_MAX) {
 		destroy(model);
-		return verr_set(e, -ENOSPC, "too many devices: vmm has %d virtio slots",
+		return verr_set(e, -ENOSPC, "too many devices: vmm has %u virtio slots",
 				MMIO_DEVICES_MAX);
 	}
 	struct mmio_slot *s = &md->slot[md->n];

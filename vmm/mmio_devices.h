@@ -20,7 +20,7 @@
 /* In the x86 MMIO hole (boot_x86_64.h), far below the I/O APIC at 0xfec00000. */
 #define VIRTIO_MMIO_BASE   0xd0000000ULL
 #define VIRTIO_MMIO_STRIDE 0x1000ULL
-#define MMIO_DEVICES_MAX   17 /* one per free I/O APIC pin */
+#define MMIO_DEVICES_MAX   VM_DEVICES_MAX /* 17: one per free I/O APIC pin */
 
 struct mmio_slot;
 
@@ -54,9 +54,11 @@ struct mmio_devices {
 /* Slot i's register window and interrupt pin (i < MMIO_DEVICES_MAX). */
 void mmio_slot_layout(unsigned i, uint64_t *base, unsigned *irq);
 
-/* Adds the `virtio_mmio.device=` parameters of the slots attached (before init's arguments).
- * Returns 0 or -E2BIG (command line full). */
-int mmio_devices_cmdline(const struct mmio_devices *md, char *cmdline, size_t cap);
+/* Adds the `virtio_mmio.device=` parameters of slots 0..n-1 (before init's arguments): attach
+ * gives the devices those slots in order, so n is md->n once they are attached (or, before, the
+ * number of devices that will be). Returns 0, -E2BIG (command line full) or -ENOSPC (n too
+ * large). */
+int mmio_devices_cmdline(unsigned n, char *cmdline, size_t cap);
 
 /* Creates the devices of c->devices, in order, through the device table
  * (vmm/config/device_table.h), and attaches each to its slot: bus range, ioeventfds, irqfd, kick

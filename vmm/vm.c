@@ -288,14 +288,11 @@ static int vm_boot_data(struct vm *vm, const struct vm_config *c, bool planned, 
 	if (c->container && cmdline_add(cmdline, sizeof(cmdline), c->agent_cmdline) < 0)
 		return verr_set(e, -E2BIG, "--cmdline is too long (limit %llu bytes)",
 				BOOT_CMDLINE_MAX - 1);
-	struct mmio_devices plan = {.n = c->ndevices};
-	for (unsigned i = 0; planned && i < c->ndevices && i < MMIO_DEVICES_MAX; i++)
-		mmio_slot_layout(i, &plan.slot[i].base, &plan.slot[i].irq);
-	if (c->ndevices > MMIO_DEVICES_MAX ||
-	    mmio_devices_cmdline(planned ? &plan : &vm->virtio, cmdline, sizeof(cmdline)) < 0)
+	if (mmio_devices_cmdline(planned ? c->ndevices : vm->virtio.n, cmdline, sizeof(cmdline)) <
+	    0)
 		return verr_set(e, -E2BIG,
 				"the kernel command line has no room left for the virtio devices "
-				"(%d slots max): shorten --cmdline",
+				"(%u slots max): shorten --cmdline",
 				MMIO_DEVICES_MAX);
 	if (!planned)
 		vmm_debug("kernel command line: %s", cmdline);

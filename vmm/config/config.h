@@ -25,8 +25,7 @@
 #define VMM_ROOT_TAG	       "vmm-root" /* the virtio-fs tag of --rootfs DIR */
 #define VMM_MAX_ENV	       1024U	  /* environment entries */
 #define VMM_MAX_ARGS	       4096U	  /* the container command's argv */
-#define VM_DEVICES_MAX	       17U	  /* virtio-mmio slots (vmm/mmio_devices.h) */
-#define VMM_STOP_TIMEOUT_MS    10000U	  /* graceful stop, then forced (the API's default) */
+#define VM_DEVICES_MAX	       17U /* virtio-mmio slots: one per free I/O APIC pin (vmm/mmio_devices.c) */
 
 /* The device types of the device table (vmm/config/device_table.c), in slot order. */
 enum vm_device_type { VM_DEV_BLK, VM_DEV_NET, VM_DEV_VSOCK, VM_DEV_FS, VM_DEV_RNG, VM_DEV_TYPES };
