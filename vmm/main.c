@@ -70,17 +70,11 @@ out:
 	return status;
 }
 
-struct ready {
-	const struct vm_config *c;
-	struct detach detach;
-};
-
 /* The VM is ready for clients (its pid file written, the API listening): --detach's parent may
  * exit now. */
 static void on_ready(void *opaque, int status)
 {
-	struct ready *rd = opaque;
-	detach_report(&rd->detach, status);
+	detach_report(opaque, status);
 }
 
 /* --console-socket: the process runs on a new pty whose master goes to the engine. */
@@ -131,16 +125,14 @@ int main(int argc, char **argv)
 	vmm_verbose = vmm_verbose || c.verbose;
 
 	/* KVM ties a VM to the process that made it: --detach forks before anything exists. */
-	static struct ready rd;
-	rd.c = &c;
-	rd.detach.report_fd = -1;
-	if (c.detach && detach_begin(&rd.detach, &e) < 0) {
+	static struct detach detach = {.report_fd = -1};
+	if (c.detach && detach_begin(&detach, &e) < 0) {
 		vmm_log("%s", e.msg);
 		return VMM_EXIT_FAILURE;
 	}
 	if (c.console_socket && console_socket(&c, &e) < 0) {
 		vmm_log("%s", e.msg);
-		detach_report(&rd.detach, -EIO);
+		detach_report(&detach, -EIO);
 		return VMM_EXIT_FAILURE;
 	}
 
@@ -148,12 +140,12 @@ int main(int argc, char **argv)
 	r = vm_create(&vm, &c, &t_start, &e);
 	if (r < 0) {
 		vmm_log("%s", e.msg);
-		detach_report(&rd.detach, r);
+		detach_report(&detach, r);
 		vm_destroy(&vm);
 		return VMM_EXIT_FAILURE;
 	}
 	vm.on_ready = on_ready;
-	vm.ready_opaque = &rd;
+	vm.ready_opaque = &detach;
 	int status = vm_run(&vm);
 	if (c.metrics_path)
 		vm_write_metrics(&vm);
