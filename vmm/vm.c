@@ -606,27 +606,20 @@ int vm_signal(struct vm *vm, int sig, struct verr *e)
 
 /* ---- reports ---- */
 
-static json_object *boot_json(const struct vm *vm)
+/* The boot timer's part of the metrics source (phases and moments), for `state` and the metrics. */
+static void fill_boot_src(struct vm *vm, struct metrics_src *src,
+			  struct metrics_phase phases[VM_PHASES_MAX])
 {
-	json_object *b = json_object_new_object();
-	json_object *ph = json_object_new_object();
-	unsigned n = atomic_load_explicit(&vm->nphases, memory_order_acquire);
-	for (unsigned i = 0; i < n; i++)
-		json_object_object_add(ph, vm->phases[i].name,
-				       json_object_new_double(vm->phases[i].ms));
-	json_object_object_add(b, "phases", ph);
-	struct {
-		const char *key;
-		double ms;
-	} t[] = {{"start_ms", vm->start_ms},
-		 {"first_kvm_run_ms", vm->first_run_ms},
-		 {"kernel_entry_ms", vm->kernel_entry_ms},
-		 {"init_ms", vm->init_ms},
-		 {"process_start_ms", vm->process_start_ms}};
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (t[i].ms > 0)
-			json_object_object_add(b, t[i].key, json_object_new_double(t[i].ms));
-	return b;
+	unsigned nph = atomic_load_explicit(&vm->nphases, memory_order_acquire);
+	for (unsigned i = 0; i < nph; i++)
+		phases[i] = (struct metrics_phase){vm->phases[i].name, vm->phases[i].ms};
+	src->phases = phases;
+	src->nphases = nph;
+	src->start_ms = vm->start_ms;
+	src->first_run_ms = vm->first_run_ms;
+	src->kernel_entry_ms = vm->kernel_entry_ms;
+	src->init_ms = vm->init_ms;
+	src->process_start_ms = vm->process_start_ms;
 }
 
 json_object *vm_state_json(struct vm *vm)
@@ -637,7 +630,10 @@ json_object *vm_state_json(struct vm *vm)
 	json_object_object_add(o, "state", json_object_new_string(vm_state_name(vm_state(vm))));
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
 	json_object_object_add(o, "uptime_ms", json_object_new_double(vm_elapsed_ms(vm)));
-	json_object_object_add(o, "boot", boot_json(vm));
+	struct metrics_phase phases[VM_PHASES_MAX];
+	struct metrics_src boot = {0};
+	fill_boot_src(vm, &boot, phases);
+	json_object_object_add(o, "boot", metrics_boot_json(&boot));
 	json_object *devs = json_object_new_array();
 	for (unsigned i = 0; i < vm->virtio.n; i++) {
 		const struct mmio_slot *sl = &vm->virtio.slot[i];
@@ -675,9 +671,6 @@ static void fill_metrics_src(struct vm *vm, struct metrics_src *src,
 		devs[i].type = device_table[sl->type].name;
 		virtio_dev_stats_get(sl->dev, &devs[i].st);
 	}
-	unsigned nph = atomic_load_explicit(&vm->nphases, memory_order_acquire);
-	for (unsigned i = 0; i < nph; i++)
-		phases[i] = (struct metrics_phase){vm->phases[i].name, vm->phases[i].ms};
 	*src = (struct metrics_src){
 	    .state = vm_state_name(vm_state(vm)),
 	    .uptime_ms = vm_elapsed_ms(vm),
@@ -687,13 +680,8 @@ static void fill_metrics_src(struct vm *vm, struct metrics_src *src,
 	    .ndevs = vm->virtio.n,
 	    .have_vsock = vm->virtio.vsock != NULL,
 	    .log_dropped = log_dropped(),
-	    .phases = phases,
-	    .nphases = nph,
-	    .first_run_ms = vm->first_run_ms,
-	    .kernel_entry_ms = vm->kernel_entry_ms,
-	    .init_ms = vm->init_ms,
-	    .process_start_ms = vm->process_start_ms,
 	};
+	fill_boot_src(vm, src, phases);
 	if (vm->virtio.vsock)
 		virtio_vsock_get_stats(vm->virtio.vsock, &src->vsock);
 }

@@ -110,6 +110,7 @@ static struct metrics_src full_src(void)
 	    .log_dropped = 17,
 	    .phases = phases,
 	    .nphases = 3,
+	    .start_ms = 5.0,
 	    .first_run_ms = 12.0,
 	    .kernel_entry_ms = 0, /* not seen */
 	    .init_ms = 80.1,
@@ -179,13 +180,14 @@ static void full_object(void **state)
 
 	struct json_object *b = get(m, "boot", json_type_object);
 	keys_of(b, keys, sizeof(keys));
-	assert_string_equal(keys, "phases,first_kvm_run_ms,init_ms,process_start_ms");
+	assert_string_equal(keys, "phases,start_ms,first_kvm_run_ms,init_ms,process_start_ms");
 	struct json_object *ph = get(b, "phases", json_type_object);
 	keys_of(ph, keys, sizeof(keys));
 	assert_string_equal(keys, "options,memory,kernel");
 	assert_float_equal(get_double(ph, "options"), 0.125, 1e-9);
 	assert_float_equal(get_double(ph, "memory"), 2.5, 1e-9);
 	assert_float_equal(get_double(ph, "kernel"), 10.0, 1e-9);
+	assert_float_equal(get_double(b, "start_ms"), 5.0, 1e-9);
 	assert_float_equal(get_double(b, "first_kvm_run_ms"), 12.0, 1e-9);
 	assert_float_equal(get_double(b, "init_ms"), 80.1, 1e-9);
 	assert_float_equal(get_double(b, "process_start_ms"), 95.25, 1e-9);

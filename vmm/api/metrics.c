@@ -203,7 +203,7 @@ static bool add_moment(struct json_object *o, const char *key, double ms)
 	return add(o, key, new_ms(ms));
 }
 
-static struct json_object *boot_json(const struct metrics_src *s)
+struct json_object *metrics_boot_json(const struct metrics_src *s)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *ph = json_object_new_object();
@@ -215,7 +215,8 @@ static struct json_object *boot_json(const struct metrics_src *s)
 		ok = add(o, "phases", ph);
 		ph = NULL; /* o holds it now, or add put it */
 	}
-	ok = ok && add_moment(o, "first_kvm_run_ms", s->first_run_ms) &&
+	ok = ok && add_moment(o, "start_ms", s->start_ms) &&
+	     add_moment(o, "first_kvm_run_ms", s->first_run_ms) &&
 	     add_moment(o, "kernel_entry_ms", s->kernel_entry_ms) &&
 	     add_moment(o, "init_ms", s->init_ms) &&
 	     add_moment(o, "process_start_ms", s->process_start_ms);
@@ -237,7 +238,7 @@ struct json_object *metrics_json(const struct metrics_src *s)
 		  add(o, "uptime_ms", new_ms(s->uptime_ms)) &&
 		  add(o, "vcpu_exits", exits_json(s)) && add(o, "devices", devices_json(s)) &&
 		  (!s->have_vsock || add(o, "vsock", vsock_json(&s->vsock))) &&
-		  add(o, "log", log_json(s)) && add(o, "boot", boot_json(s));
+		  add(o, "log", log_json(s)) && add(o, "boot", metrics_boot_json(s));
 	if (!ok) {
 		json_object_put(o);
 		return NULL;

@@ -32,9 +32,12 @@
  *                                      each start-up phase's milliseconds, in the caller's
  *                                      order (a name given twice: the last value, in the
  *                                      first one's place; a NULL name is left out)
- *       "first_kvm_run_ms": 12.000,    milliseconds since vmm started; each of these four
- *       "kernel_entry_ms": 15.200,     is left out when the caller has not seen the moment
- *       "init_ms": 80.100,             (0, negative or not a finite number)
+ *       "start_ms": 5.000,             milliseconds since vmm started; each of these five
+ *                                      is left out when the caller has not seen the moment
+ *                                      (start_ms: the start, at once or the API's with --paused)
+ *       "first_kvm_run_ms": 12.000,
+ *       "kernel_entry_ms": 15.200,     (0, negative or not a finite number)
+ *       "init_ms": 80.100,
  *       "process_start_ms": 95.300
  *     }
  *   }
@@ -84,8 +87,13 @@ struct metrics_src {
 	unsigned long long log_dropped;
 	const struct metrics_phase *phases;
 	unsigned nphases;
-	double first_run_ms, kernel_entry_ms, init_ms, process_start_ms; /* 0: not seen */
+	/* 0: not seen. start_ms: the start (at once, or the API's with --paused) */
+	double start_ms, first_run_ms, kernel_entry_ms, init_ms, process_start_ms;
 };
+
+/* The "boot" member alone (the API's `state` reply carries it too). NULL only when out of
+ * memory. */
+struct json_object *metrics_boot_json(const struct metrics_src *s);
 
 /* Builds the object described above. Returns a new object (json_object_put it), or NULL only
  * when out of memory. */
