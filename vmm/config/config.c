@@ -77,7 +77,6 @@ static bool has_ctl(const char *s)
 int config_set_str(struct vm_config *c, char **field, const char *name, const char *value,
 		   struct verr *e)
 {
-	(void)c;
 	if (!value || !*value)
 		return verr_set(e, -EINVAL, "%s: the value is empty", name);
 	if (strlen(value) > 4095 && field != &c->cmdline)
