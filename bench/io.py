@@ -255,11 +255,19 @@ def net_rx_case(a, which):
 def vsock_case(a):
     mib = a.transfer_mib or 64
     uds = os.path.join(a.work, "v.sock")
+    if os.path.exists(uds + "_5000"):  # an earlier try's listener left its socket
+        os.unlink(uds + "_5000")
     host = subprocess.Popen([sys.executable, a.vsock_host, "serve", uds + "_5000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if os.path.exists(uds + "_5000"):
-            break
+    # The listener is a Python process in the nest's TCG guest: its start-up can take seconds on
+    # a loaded machine. The guest connects once, so the socket must exist before the boot.
+    deadline = time.monotonic() + 120
+    while not os.path.exists(uds + "_5000"):
+        if host.poll() is not None or time.monotonic() > deadline:
+            host.kill()
+            host.wait()
+            return {"vsock_echo_mib_s": None}, f"io-bench: the vsock host listener {uds}_5000 " \
+                f"did not appear (exit {host.returncode}); see {a.vsock_host}"
         time.sleep(0.05)
     guest = f"echo MARK v0; vsock-test connect 2 5000 {mib << 20} && echo MARK v1"
     marks, out = run_marked(vmm_cmd(a, guest, ["--vsock", f"cid=3,uds={uds}"]),
@@ -322,14 +330,27 @@ def main():
                 failures += 1
                 print(f"io-bench: {which} {k} run {i + 1} not measured; output tail:\n{out[-600:]}")
 
+    def measure(which, name):
+        """One boot of a case; a boot that leaves a value unmeasured gets one more try (the
+        nested harness's L1 now and then stalls a TAP or the console), and only a second miss
+        counts as a failure. The first try's console is kept beside the second's."""
+        r, out = cases[name](a, which)
+        missing = [k for k, v in r.items() if v is None]
+        if not missing:
+            return r, out
+        print(f"io-bench: {which} {name}: {', '.join(missing)} not measured; trying the case "
+              f"once more. First try's output tail:\n{out[-600:]}", flush=True)
+        r2, out2 = cases[name](a, which)
+        return r2, out + "\n--- second try ---\n" + out2
+
     for i in range(a.runs):
         order = ["vmm", "qemu"] if i % 2 == 0 else ["qemu", "vmm"]
         for which in order:
             for name in chosen:
                 if name != "vsock":
-                    record(which, name, i, *cases[name](a, which))
+                    record(which, name, i, *measure(which, name))
         if "vsock" in chosen:
-            record("vmm", "vsock", i, *vsock_case(a))
+            record("vmm", "vsock", i, *measure("vmm", "vsock"))
         print(f"io-bench: run {i + 1}/{a.runs} done", flush=True)
 
     def med(v):
