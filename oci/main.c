@@ -7,6 +7,7 @@
  * description handed to vmm), state.json (what `state` needs besides the live VM: bundle,
  * created, annotations, vmm's pid and its start time, which guards against pid reuse), vmm.pid
  * and vmm.sock (the VM's control socket). */
+#include "oci/net.h"
 #include "oci/spec.h"
 #include "vmm/api/api_proto.h"
 #include "vmm/config/json_strict.h"
@@ -533,6 +534,11 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 	if (vo.kernel && !*vo.kernel)
 		vo.kernel = NULL;
 	if ((r = oci_spec_to_vm(spec, bundle, &vo, &vm, e)) < 0)
+		goto fail;
+	/* the engine's network namespace: joined here, so vmm (started next) runs in it */
+	const char *netns;
+	if ((r = oci_net_namespace(spec, &netns, e)) < 0 ||
+	    (r == 1 && (r = oci_net_setup(netns, vm, e)) < 0))
 		goto fail;
 	if ((r = write_file(c.dir, "vm.json", json_object_to_json_string_ext(vm, JSON_FILE), e)) <
 	    0)

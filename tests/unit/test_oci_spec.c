@@ -1,5 +1,6 @@
 /* vmm-oci's config.json mapping (oci/spec.c): what each part of a podman- or containerd-written
  * spec becomes in vmm's machine description, and each refusal's line. */
+#include "oci/net.h"
 #include "oci/spec.h"
 
 #include <setjmp.h>
@@ -283,6 +284,46 @@ static void exec_process(void **state)
 	json_object_put(p);
 }
 
+/* the interface a VM takes over in podman's namespace, from `ip -j addr show` */
+static void net_pick(void **state)
+{
+	(void)state;
+	static const char text[] =
+	    "[{\"ifindex\":1,\"ifname\":\"lo\",\"mtu\":65536,\"link_type\":\"loopback\","
+	    "\"address\":\"00:00:00:00:00:00\",\"addr_info\":[{\"family\":\"inet\","
+	    "\"local\":\"127.0.0.1\",\"prefixlen\":8}]},"
+	    "{\"ifindex\":3,\"ifname\":\"vmmtap0\",\"mtu\":1500,\"link_type\":\"ether\","
+	    "\"address\":\"aa:aa:aa:aa:aa:aa\"},"
+	    "{\"ifindex\":2,\"link_index\":9,\"ifname\":\"eth0\",\"mtu\":1450,"
+	    "\"link_type\":\"ether\",\"address\":\"5e:8f:1c:02:33:44\",\"addr_info\":["
+	    "{\"family\":\"inet6\",\"local\":\"fe80::1\",\"prefixlen\":64},"
+	    "{\"family\":\"inet\",\"local\":\"10.88.0.7\",\"prefixlen\":16}]}]";
+	char name[16], mac[18], ip[20];
+	int mtu = 0;
+	struct verr e = {0};
+	assert_int_equal(oci_net_pick(text, name, mac, &mtu, ip, &e), 1);
+	assert_string_equal(name, "eth0");
+	assert_string_equal(mac, "5e:8f:1c:02:33:44");
+	assert_int_equal(mtu, 1450);
+	assert_string_equal(ip, "10.88.0.7/16");
+	/* loopback only (--network none): nothing to take over */
+	assert_int_equal(oci_net_pick("[{\"ifname\":\"lo\",\"link_type\":\"loopback\"}]", name, mac,
+				      &mtu, ip, &e),
+			 0);
+	assert_int_equal(oci_net_pick("not json", name, mac, &mtu, ip, &e), -EINVAL);
+	/* the spec's namespace: a path to join, none, or a new one */
+	const char *path;
+	json_object *spec = json_tokener_parse(
+	    "{\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\","
+	    "\"path\":\"/run/netns/netns-1\"}]}}");
+	assert_int_equal(oci_net_namespace(spec, &path, &e), 1);
+	assert_string_equal(path, "/run/netns/netns-1");
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}}");
+	assert_int_equal(oci_net_namespace(spec, &path, &e), 0);
+	json_object_put(spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +332,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(read_bundle, setup, teardown),
 	    cmocka_unit_test(exec_process),
+	    cmocka_unit_test(net_pick),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
