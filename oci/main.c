@@ -461,16 +461,37 @@ static int read_pid(const char *path, pid_t *pid)
 	return 0;
 }
 
+/* The last line of vmm's own log (its error, when it failed), "vmm: " dropped, into buf. */
+static const char *last_line(const char *path, char *buf, size_t cap)
+{
+	buf[0] = 0;
+	FILE *f = path ? fopen(path, "re") : NULL;
+	if (!f)
+		return buf;
+	char line[1024];
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '\n') {
+			const char *m = strncmp(line, "vmm: ", 5) == 0 ? line + 5 : line;
+			size_t n = strnlen(m, cap - 1);
+			memcpy(buf, m, n);
+			buf[n] = 0;
+		}
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return buf;
+}
+
 /* Runs vmm --config VM.json; vmm --detach returns once the VM is created (its child, the VM,
  * is then re-parented to the engine's subreaper). fds 0-2 are the container's stdio; every
- * other fd is closed first (conmon and the shim leak one at fd 3). */
-static int spawn_vmm(const char *vmm, const char *vm_json, struct verr *e)
+ * other fd is closed first (conmon and the shim leak one at fd 3). own_log: vmm's log file
+ * when it is ours (no --log from the engine), whose last line says why vmm failed. */
+static int spawn_vmm(const char *vmm, const char *vm_json, const char *own_log, struct verr *e)
 {
 	pid_t pid = fork();
 	if (pid < 0)
 		return verr_set(e, -errno, "cannot fork: %s", strerror(errno));
 	if (pid == 0) {
-		/* vmm opens the --log file itself (vm.json's log); ours is close-on-exec */
+		/* vmm opens the log file itself (vm.json's log); ours is close-on-exec */
 		syscall(SYS_close_range, 3U, ~0U, 0U);
 		char *argv[] = {(char *)vmm, "--config", (char *)vm_json, NULL};
 		execv(vmm, argv);
@@ -481,12 +502,15 @@ static int spawn_vmm(const char *vmm, const char *vm_json, struct verr *e)
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return verr_set(e, -errno, "waitpid: %s", strerror(errno));
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return verr_set(e, -EIO,
-				"vmm could not create the VM (%s %d): its message is above%s",
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char why[900];
+		last_line(own_log, why, sizeof(why));
+		return verr_set(e, -EIO, "vmm could not create the VM (%s %d): %s",
 				WIFEXITED(st) ? "exit status" : "signal",
 				WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-				log_fd() != STDERR_FILENO ? " and in the --log file" : "");
+				own_log ? (why[0] ? why : "it said nothing")
+					: "its line is in the --log file");
+	}
 	return 0;
 }
 
@@ -525,11 +549,15 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 	char vmm_pid[PATH_MAX + 16], vm_json[PATH_MAX + 16];
 	snprintf(vmm_pid, sizeof(vmm_pid), "%s/vmm.pid", c.dir);
 	snprintf(vm_json, sizeof(vm_json), "%s/vm.json", c.dir);
+	/* vmm's own lines go to the engine's --log, else to ROOT/ID/vmm.log: never to the
+	 * container's stderr, which is create's */
+	char own_log[PATH_MAX + 16];
+	snprintf(own_log, sizeof(own_log), "%s/vmm.log", c.dir);
 	struct oci_vm_opts vo = {.api_sock = c.sock,
 				 .pid_file = vmm_pid,
 				 .console_socket = o->console_socket,
-				 .log_path = o->log_path,
-				 .log_format = o->log_format,
+				 .log_path = o->log_path ? o->log_path : own_log,
+				 .log_format = o->log_path ? o->log_format : "text",
 				 .kernel = getenv("VMM_KERNEL")};
 	if (vo.kernel && !*vo.kernel)
 		vo.kernel = NULL;
@@ -560,7 +588,7 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 		json_object_object_add(c.state, "annotations", json_object_get(ann));
 
 	pid_t pid = 0;
-	if ((r = spawn_vmm(vmm, vm_json, e)) < 0)
+	if ((r = spawn_vmm(vmm, vm_json, o->log_path ? NULL : own_log, e)) < 0)
 		goto fail;
 	if (read_pid(vmm_pid, &pid) < 0) {
 		r = verr_set(e, -EIO, "vmm created the VM but left no pid in %s", vmm_pid);
