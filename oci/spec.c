@@ -291,7 +291,7 @@ static int mounts_to_volumes(json_object *spec, const char *bundle, json_object 
 		json_object_object_add(vol, "host", json_object_new_string(src));
 		json_object_object_add(vol, "guest", json_object_new_string(dest));
 		if (ro)
-			json_object_object_add(vol, "readonly", json_object_new_boolean(true));
+			json_object_object_add(vol, "ro", json_object_new_boolean(true));
 		json_object_array_add(vols, vol);
 	}
 	return 0;

@@ -121,9 +121,9 @@ static void podman_spec(void **state)
 	assert_int_equal(json_object_array_length(vols), 3);
 	assert_string_equal(str(vm, "volumes.0.guest"), "/etc/hosts");
 	assert_string_equal(str(vm, "volumes.0.host"), "/run/c/hosts");
-	assert_null(str(vm, "volumes.1.readonly"));
+	assert_null(str(vm, "volumes.1.ro"));
 	assert_string_equal(str(vm, "volumes.2.host"), "/srv/ro");
-	assert_string_equal(str(vm, "volumes.2.readonly"), "true");
+	assert_string_equal(str(vm, "volumes.2.ro"), "true");
 	/* what the runtime adds */
 	assert_string_equal(str(vm, "api_sock"), opts.api_sock);
 	assert_string_equal(str(vm, "pid_file"), opts.pid_file);
