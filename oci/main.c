@@ -10,6 +10,7 @@
 #include "oci/net.h"
 #include "oci/spec.h"
 #include "vmm/api/api_proto.h"
+#include "vmm/config/config.h"
 #include "vmm/config/json_strict.h"
 #include "vmm/log.h"
 #include "vmm/runtime_stdio.h"
@@ -561,6 +562,14 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 				 .kernel = getenv("VMM_KERNEL")};
 	if (vo.kernel && !*vo.kernel)
 		vo.kernel = NULL;
+	if (!vo.kernel) {
+		/* vmm's default, the newest kernel in the cache under $HOME, which conmon and the
+		 * shim may not pass: the user's own home then */
+		struct passwd *hp = getenv("HOME") ? NULL : getpwuid(geteuid());
+		if (hp)
+			setenv("HOME", hp->pw_dir, 1);
+		vo.kernel = config_default_kernel();
+	}
 	if ((r = oci_spec_to_vm(spec, bundle, &vo, &vm, e)) < 0)
 		goto fail;
 	/* the engine's network namespace: joined here, so vmm (started next) runs in it */
