@@ -51,7 +51,7 @@ wait_for() {
 }
 has_err() { grep -q -- "$1" "$tmp/err"; }
 
-# VMM_TEST_ONLY=NAME runs only NAME-tests.sh (container, device, lifecycle, fs, jail), for working on
+# VMM_TEST_ONLY=NAME runs only NAME-tests.sh (container, device, lifecycle, fs, volume, jail), for working on
 # one part: the whole suite takes long in the nest.
 if [ -n "${VMM_TEST_ONLY:-}" ]; then
 	bb=${VMM_TEST_BUSYBOX_EROFS:-}
@@ -135,6 +135,9 @@ expect "virtio-rng: the guest reads 4096 bytes from /dev/hwrng" eval '[ $rc -eq 
 
 # virtio-fs: a container root from a directory, a read-only share (fs-tests.sh)
 . "$(dirname "$0")/fs-tests.sh"
+
+# --volume: host directories and files in a container through the staging share (volume-tests.sh)
+. "$(dirname "$0")/volume-tests.sh"
 
 # The sandbox (docs/security.md). Every test above already ran with it on (the default): that is
 # the proof the allow-lists suffice. Here: the filters are live, per thread kind, and name the call.
