@@ -15,6 +15,15 @@
 #define AGENT_STATUS_NOEXEC  126 /* the command was found but could not be executed */
 #define AGENT_STATUS_MISSING 127 /* the command was not found */
 
+/* --volume (docs/virtio-fs.md, Volumes): the staging share's tag, where the agent mounts it for a
+ * moment, the list of volumes in it (vmm/volumes.h writes it), and the most vmm gives. */
+#define AGENT_VOLUME_TAG      "vmm-vol"
+#define AGENT_VOLUME_DIR      "/vmm-vol"
+#define AGENT_VOLUME_LIST     "volumes"
+#define AGENT_MAX_VOLUMES     64u
+#define AGENT_VOLUME_PATH_MAX 4095u
+#define AGENT_VOLUME_LIST_MAX (AGENT_MAX_VOLUMES * (AGENT_VOLUME_PATH_MAX + 20u))
+
 /* What the kernel command line asked for (vmm.* keys). */
 struct agent_config {
 	bool rootfs_rw;	     /* vmm.rootfs=rw */
@@ -23,7 +32,25 @@ struct agent_config {
 	char hostname[65];   /* vmm.hostname (empty: keep the kernel's) */
 	char ip[64];	     /* vmm.ip=ADDR/PREFIX for eth0 (empty: no network setup) */
 	char gw[64];	     /* vmm.gw=ADDR: the default route (empty: none) */
+	unsigned volumes;    /* vmm.volumes=N: the staging share holds N volumes (0: none) */
 };
+
+/* One line of the staging share's list: entry INDEX goes to GUEST in the container. */
+struct agent_volume {
+	unsigned index;
+	bool file; /* a regular file (else a directory) */
+	bool ro;
+	const char *guest; /* into the parsed text */
+};
+
+/* Parses the list text[0..len) (NUL-terminated at len, modified in place: each line's end becomes
+ * a NUL) into v[0..expect): exactly `expect` lines "INDEX dir|file ro|rw GUEST\n", each INDEX
+ * below expect and given once, GUEST absolute, not "/", without empty, "." or ".." components or a
+ * trailing '/', no control bytes, at most AGENT_VOLUME_PATH_MAX bytes, and the lines in strictly
+ * ascending order of GUEST (so a parent is mounted before what is inside it). Returns 0, or -1
+ * with a static reason in *why. */
+int agent_volumes_parse(char *text, size_t len, unsigned expect, struct agent_volume *v,
+			const char **why);
 
 /* Prints "vmm-agent: <message>\n" on stderr (the console in the guest) in one write(2). */
 void agent_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -44,9 +71,11 @@ void agent_cmdline_parse(char *line, struct agent_config *c);
 
 /* PID 1's setup: mounts /proc, /sys and /dev, reads /proc/cmdline, brings up lo (and eth0 as
  * asked), mounts the rootfs (/dev/vda) with its overlay at AGENT_NEWROOT and the container's
- * /proc, /sys, /dev, /dev/pts and /dev/shm under it, and sets the hostname. Returns 0, or -1
- * after telling the console why the container cannot run (the caller powers off with
- * AGENT_STATUS_SETUP). Optional parts that fail (the network, the hostname) only get a line. */
+ * /proc, /sys, /dev, /dev/pts and /dev/shm under it, the volumes (vmm.volumes=N: the staging
+ * share's entries bind-mounted at their guest paths, agent_volumes_parse), and sets the hostname.
+ * Returns 0, or -1 after telling the console why the container cannot run (the caller powers off
+ * with AGENT_STATUS_SETUP). Optional parts that fail (the network, the hostname) only get a line.
+ */
 int agent_boot(void);
 
 #endif

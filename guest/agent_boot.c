@@ -112,6 +112,16 @@ void agent_cmdline_parse(char *line, struct agent_config *c)
 			take_value(c->ip, sizeof(c->ip), w, value);
 		} else if (!strcmp(w, "vmm.gw")) {
 			take_value(c->gw, sizeof(c->gw), w, value);
+		} else if (!strcmp(w, "vmm.volumes")) {
+			char *end = NULL;
+			errno = 0;
+			unsigned long n = strtoul(value, &end, 10);
+			if (value[0] < '1' || value[0] > '9' || *end || errno ||
+			    n > AGENT_MAX_VOLUMES)
+				agent_say("ignoring vmm.volumes=%s: not a number from 1 to %u",
+					  value, AGENT_MAX_VOLUMES);
+			else
+				c->volumes = (unsigned)n;
 		} else {
 			agent_say("ignoring unknown key %s", w);
 		}
@@ -266,6 +276,238 @@ static int setup_root(const char *tag, bool rw)
 	return 0;
 }
 
+/* ---- volumes ---- */
+
+static bool valid_guest_path(const char *p, size_t n)
+{
+	if (n < 2 || n > AGENT_VOLUME_PATH_MAX || p[0] != '/' || p[n - 1] == '/')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+	for (const char *c = p + 1;;) { /* each component: not empty, not "." or ".." */
+		size_t len = strcspn(c, "/");
+		if (len == 0 || (len == 1 && c[0] == '.') ||
+		    (len == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		if (!c[len])
+			return true;
+		c += len + 1;
+	}
+}
+
+int agent_volumes_parse(char *text, size_t len, unsigned expect, struct agent_volume *v,
+			const char **why)
+{
+	bool seen[AGENT_MAX_VOLUMES] = {false};
+	unsigned n = 0;
+	char *p = text, *end = text + len;
+	if (expect == 0 || expect > AGENT_MAX_VOLUMES) {
+		*why = "the count is not 1 to 64";
+		return -1;
+	}
+	if (memchr(text, '\0', len)) {
+		*why = "a NUL byte in the list";
+		return -1;
+	}
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			*why = "the last line has no newline";
+			return -1;
+		}
+		*nl = '\0';
+		if (n == expect) {
+			*why = "more lines than vmm.volumes says";
+			return -1;
+		}
+		/* INDEX: decimal, no leading zero, below expect */
+		char *q = p;
+		unsigned idx = 0;
+		if (*q < '0' || *q > '9' || (q[0] == '0' && q[1] >= '0' && q[1] <= '9')) {
+			*why = "a line does not start with an index";
+			return -1;
+		}
+		for (; *q >= '0' && *q <= '9' && idx < AGENT_MAX_VOLUMES; q++)
+			idx = idx * 10 + (unsigned)(*q - '0');
+		if (idx >= expect || seen[idx] || *q != ' ') {
+			*why = "an index out of range, given twice or not followed by a space";
+			return -1;
+		}
+		q++;
+		bool file;
+		if (!strncmp(q, "dir ", 4)) {
+			file = false;
+			q += 4;
+		} else if (!strncmp(q, "file ", 5)) {
+			file = true;
+			q += 5;
+		} else {
+			*why = "a type that is not dir or file";
+			return -1;
+		}
+		bool ro;
+		if (!strncmp(q, "ro ", 3) || !strncmp(q, "rw ", 3)) {
+			ro = q[1] == 'o';
+			q += 3;
+		} else {
+			*why = "a mode that is not ro or rw";
+			return -1;
+		}
+		if (!valid_guest_path(q, (size_t)(nl - q))) {
+			*why = "a guest path that is not absolute and normalised";
+			return -1;
+		}
+		if (n && strcmp(v[n - 1].guest, q) >= 0) {
+			*why = "guest paths not in ascending order (or given twice)";
+			return -1;
+		}
+		seen[idx] = true;
+		v[n++] = (struct agent_volume){idx, file, ro, q};
+		p = nl + 1;
+	}
+	if (n != expect) {
+		*why = "fewer lines than vmm.volumes says";
+		return -1;
+	}
+	return 0;
+}
+
+/* The mount point of guest path `g` in the container's root, made if missing (directories along
+ * it 0755, the last one a directory or an empty 0644 file), without following a symlink anywhere
+ * on it: an O_PATH descriptor of its last component, *parent that of the directory holding it and
+ * *last its name (into buf). -1 after a console line. */
+static int volume_target(const struct agent_volume *v, char *buf, int *parent, const char **last)
+{
+	snprintf(buf, AGENT_VOLUME_PATH_MAX + 1, "%s", v->guest);
+	int dir = open(AGENT_NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0) {
+		agent_say("volume %s: cannot open " AGENT_NEWROOT ": %s", v->guest,
+			  strerror(errno));
+		return -1;
+	}
+	char *c = buf + 1;
+	for (char *slash; (slash = strchr(c, '/')); c = slash + 1) {
+		*slash = '\0';
+		struct stat st;
+		if (fstatat(dir, c, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+		    mkdirat(dir, c, 0755) < 0 && errno != EEXIST)
+			goto fail;
+		int next = openat(dir, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 || fstat(next, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			if (next >= 0)
+				close(next);
+			errno = next >= 0 ? ENOTDIR : errno;
+			goto fail;
+		}
+		close(dir);
+		dir = next;
+		*slash = '/';
+	}
+	struct stat st;
+	if (fstatat(dir, c, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		int fd = -1;
+		if (errno != ENOENT ||
+		    (v->file ? (fd = openat(dir, c,
+					    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					    0644)) < 0
+			     : mkdirat(dir, c, 0755) < 0))
+			goto fail;
+		if (fd >= 0)
+			close(fd);
+	} else if (v->file ? !S_ISREG(st.st_mode) : !S_ISDIR(st.st_mode)) {
+		errno = S_ISLNK(st.st_mode) ? ELOOP : v->file ? EISDIR : ENOTDIR;
+		goto fail;
+	}
+	int fd = openat(dir, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	*parent = dir;
+	*last = c;
+	return fd;
+fail:
+	agent_say("volume %s: cannot make its mount point in the container (a symlink or a %s on "
+		  "the way?): %s",
+		  v->guest, v->file ? "directory" : "file", strerror(errno));
+	close(dir);
+	return -1;
+}
+
+static int mount_volume(const struct agent_volume *v)
+{
+	char src[64], target[64], buf[AGENT_VOLUME_PATH_MAX + 1];
+	int parent = -1;
+	const char *last;
+	int fd = volume_target(v, buf, &parent, &last);
+	if (fd < 0)
+		return -1;
+	snprintf(src, sizeof(src), AGENT_VOLUME_DIR "/%u", v->index);
+	snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+	int err = mount(src, target, NULL, MS_BIND, NULL) < 0 ? errno : 0;
+	close(fd);
+	if (!err && v->ro) {
+		/* the new mount's root, through its parent (the descriptor is the mount point) */
+		fd = openat(parent, last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+		if (fd < 0 ||
+		    mount(NULL, target, NULL,
+			  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+			err = errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	close(parent);
+	if (err) {
+		agent_say("volume %s: cannot bind-mount it%s: %s", v->guest,
+			  v->ro ? " read-only" : "", strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+/* The staging share at AGENT_VOLUME_DIR for as long as it takes to bind its entries into the
+ * container; the container never sees it. */
+static int setup_volumes(unsigned count)
+{
+	static char list[AGENT_VOLUME_LIST_MAX + 1];
+	static struct agent_volume v[AGENT_MAX_VOLUMES];
+	/* nosuid,nodev: the binds keep the flags of this mount (programs on a volume may run) */
+	int err =
+	    mount_at(AGENT_VOLUME_TAG, AGENT_VOLUME_DIR, "virtiofs", MS_NOSUID | MS_NODEV, NULL);
+	if (err) {
+		agent_say("cannot mount the volumes' share %s: %s", AGENT_VOLUME_TAG,
+			  strerror(-err));
+		return -1;
+	}
+	int ret = -1;
+	const char *why = NULL;
+	int fd = open(AGENT_VOLUME_DIR "/" AGENT_VOLUME_LIST, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n = 0;
+	while (
+	    fd >= 0 && len < sizeof(list) - 1 &&
+	    ((n = read(fd, list + len, sizeof(list) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+		len += n > 0 ? (size_t)n : 0;
+	list[len] = '\0';
+	if (fd < 0 || n < 0)
+		agent_say("cannot read the volumes' list: %s", strerror(errno));
+	else if (len == sizeof(list) - 1)
+		agent_say("the volumes' list is longer than %u bytes", AGENT_VOLUME_LIST_MAX);
+	else if (agent_volumes_parse(list, len, count, v, &why) < 0)
+		agent_say("the volumes' list is not what vmm writes: %s", why);
+	else
+		ret = 0;
+	if (fd >= 0)
+		close(fd);
+	for (unsigned i = 0; ret == 0 && i < count; i++)
+		ret = mount_volume(&v[i]);
+	if (umount2(AGENT_VOLUME_DIR, MNT_DETACH) < 0 || rmdir(AGENT_VOLUME_DIR) < 0)
+		agent_say("cannot take the volumes' share off " AGENT_VOLUME_DIR
+			  ": %s (continuing)",
+			  strerror(errno));
+	return ret;
+}
+
 static int if_up(int fd, const char *name)
 {
 	struct ifreq ifr;
@@ -402,6 +644,8 @@ int agent_boot(void)
 	if ((unlink(AGENT_NEWROOT "/dev/ptmx") < 0 && errno != ENOENT) ||
 	    symlink("pts/ptmx", AGENT_NEWROOT "/dev/ptmx") < 0)
 		agent_say("cannot link /dev/ptmx to pts/ptmx: %s", strerror(errno));
+	if (c.volumes && setup_volumes(c.volumes) < 0)
+		return -1;
 	if (c.hostname[0] && sethostname(c.hostname, strlen(c.hostname)) < 0)
 		agent_say("sethostname %s: %s", c.hostname, strerror(errno));
 	return 0;

@@ -10,6 +10,7 @@
 #include "vmm/runtime_stdio.h"
 #include "vmm/session.h"
 #include "vmm/vm.h"
+#include "vmm/volumes.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -133,6 +134,14 @@ int main(int argc, char **argv)
 	if (c.console_socket && console_socket(&c, &e) < 0) {
 		vmm_log("%s", e.msg);
 		detach_report(&detach, -EIO);
+		return VMM_EXIT_FAILURE;
+	}
+
+	/* --volume: the staging share, in this process (the one the VM runs in), before vm_create
+	 * creates its device and before any thread exists. */
+	if (c.nvolumes && volumes_stage(&c, &e) < 0) {
+		vmm_log("%s", e.msg);
+		detach_report(&detach, -EPERM);
 		return VMM_EXIT_FAILURE;
 	}
 

@@ -36,7 +36,7 @@ head -c 3000 "$tmp/bzImage" >"$tmp/truncated-bz"
 head -c $((90 << 20)) /dev/zero >"$tmp/big-initrd"
 echo data >"$tmp/initrd"
 
-echo "1..45"
+echo "1..50"
 case_ "missing kernel file" "cannot open: No such file" --kernel "$tmp/none"
 case_ "kernel is a directory" "not a regular file" --kernel "$tmp"
 case_ "garbage kernel" "not a vmlinux .ELF. nor a bzImage" --kernel "$tmp/garbage"
@@ -95,6 +95,30 @@ case_ "--config: a missing file" "--config /no/such.json: cannot open" --config 
 case_ "--detach with nothing to reach the VM by" "--detach without --api-sock or --pid-file" --kernel "$tmp/vmlinux" --detach
 case_ "--stdio-fds: not three fds" "--stdio-fds" --kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --stdio-fds 0,1
 case_ "--log-format: not text or json" "--log-format: 'xml' is not text or json" --kernel "$tmp/vmlinux" --log-format xml
+# --volume: the forms refused, and what vmm without CAP_SYS_ADMIN says (as nobody when run as root)
+mkdir "$tmp/vol"
+case_ "--volume: an unknown option" "--volume $tmp/vol:/x:rx: 'rx' is not an option" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --volume "$tmp/vol:/x:rx"
+case_ "--volume: a relative guest path" "--volume $tmp/vol:x: the guest path 'x' is not an absolute path" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --volume "$tmp/vol:x"
+case_ "--volume: a missing host path" "--volume /no/such:/x: the host path '/no/such' cannot be used" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --volume /no/such:/x
+case_ "--volume: not a container" "--volume are for containers" \
+	--kernel "$tmp/vmlinux" --volume "$tmp/vol:/x"
+chmod 711 "$tmp"
+chmod 755 "$tmp/vol"
+chmod 644 "$tmp/vmlinux" "$tmp/initrd"
+if [ "$(id -u)" -eq 0 ]; then
+	printf '#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "%s" "$@"\n' \
+		"$vmm" >"$tmp/vmm-nobody"
+	chmod 755 "$tmp/vmm-nobody"
+	vmm_as_root=$vmm
+	vmm=$tmp/vmm-nobody
+fi
+case_ "--volume without CAP_SYS_ADMIN: what to do instead" \
+	"--volume: bind-mounting volumes needs CAP_SYS_ADMIN .*: run vmm as root, or share a directory with --share" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --volume "$tmp/vol:/x" -- /bin/true
+vmm=${vmm_as_root:-$vmm}
 # --log FILE --log-format json: the error is one JSON line in the file, nothing on stderr
 n=$((n + 1))
 "$vmm" --kernel "$tmp/none" --log "$tmp/log.json" --log-format json </dev/null >"$tmp/out" 2>"$tmp/err"

@@ -150,6 +150,185 @@ static int from_json(struct vm_config *c, const char *text, struct verr *e)
 	return r < 0 ? r : config_finish(c, e);
 }
 
+/* --volume and "volumes": the accepted forms (the same struct both ways, the staging share, the
+ * agent's key) and every refusal with its line. */
+static void volumes(void **state)
+{
+	(void)state;
+	struct vm_config *o = &cfg;
+	char d[160], f[160], sub[200], rel[64];
+	snprintf(d, sizeof(d), "%s:/data", dir1);
+	snprintf(f, sizeof(f), "%s:/etc/hosts:ro", img2);
+	snprintf(sub, sizeof(sub), "%s//.:/srv//x/./y/:rw", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--volume", d, "--volume", f,
+			       "--volume", sub, "--", "ls"),
+			 0);
+	assert_int_equal(o->nvolumes, 3);
+	assert_string_equal(o->volumes[0].host, dir1);
+	assert_string_equal(o->volumes[0].guest, "/data");
+	assert_true(!o->volumes[0].ro && !o->volumes[0].file);
+	assert_string_equal(o->volumes[1].host, img2);
+	assert_true(o->volumes[1].ro && o->volumes[1].file);
+	assert_string_equal(o->volumes[2].host, dir1); /* realpath'd */
+	assert_string_equal(o->volumes[2].guest, "/srv/x/y");
+	assert_false(o->volumes[2].ro);
+	assert_string_equal(o->agent_cmdline, "vmm.rootfs=ro vmm.hostname=vmm vmm.volumes=3");
+	/* one staging share, implicit, its path made later (volumes_stage) */
+	unsigned shares = 0;
+	for (unsigned i = 0; i < o->ndevices; i++)
+		if (o->devices[i].type == VM_DEV_FS) {
+			shares++;
+			assert_true(o->devices[i].implicit);
+			assert_string_equal(o->devices[i].u.fs.tag, VMM_VOLUME_TAG);
+			assert_string_equal(o->devices[i].u.fs.path, "");
+		}
+	assert_int_equal(shares, 1);
+	assert_int_equal(config_finish(o, &err), 0); /* idempotent: still one */
+	assert_int_equal(o->ndevices, 3);	     /* root, vsock, the staging share */
+	/* the same from JSON, and a dump that loads back to itself (without the implicit share) */
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "{\"kernel\":\"k\",\"rootfs\":\"%s\",\"process\":{\"args\":[\"ls\"]},"
+		 "\"volumes\":[{\"host\":\"%s\",\"guest\":\"/data\"},{\"host\":\"%s\","
+		 "\"guest\":\"/etc/hosts\",\"ro\":true},{\"host\":\"%s\",\"guest\":\"/srv/x/y\","
+		 "\"ro\":false}]}",
+		 img1, dir1, img2, dir1);
+	struct vm_config c2;
+	struct verr e = {0};
+	assert_int_equal(from_json(&c2, text, &e), 0);
+	char *a = dump(o), *b = dump(&c2);
+	assert_string_equal(a, b);
+	assert_null(strstr(a, VMM_VOLUME_TAG));
+	assert_non_null(strstr(a, "\"guest\":\"\\/etc\\/hosts\",\"ro\":true"));
+	config_free(&c2);
+	assert_int_equal(from_json(&c2, a, &e), 0);
+	assert_int_equal(c2.nvolumes, 3);
+	assert_string_equal(c2.agent_cmdline, o->agent_cmdline);
+	free(b);
+	b = dump(&c2);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	config_free(&c2);
+	/* a relative host path is resolved */
+	char *cwd = getcwd(NULL, 0);
+	assert_int_equal(chdir("/tmp"), 0);
+	snprintf(rel, sizeof(rel), "%s:/r", dir1 + 5);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--volume", rel), 0);
+	assert_string_equal(o->volumes[0].host, dir1);
+	assert_int_equal(chdir(cwd), 0);
+	free(cwd);
+
+	/* refused, each with its line */
+	struct {
+		const char *spec, *msg;
+	} bad[] = {
+	    {"/nope",
+	     "--volume /nope: not HOST:GUEST[:ro]: write e.g. --volume /srv/data:/data:ro"},
+	    {"DIR:/x:rx", "'rx' is not an option: the only ones are :ro (read-only) and :rw"},
+	    {"DIR:/x:ro:rw", "'ro:rw' is not an option"},
+	    {":/x", "the host path is empty"},
+	    {"DIR:", "the guest path is empty"},
+	    {"DIR:x", "the guest path 'x' is not an absolute path without '..' components"},
+	    {"DIR:/a/../b", "the guest path '/a/../b' is not an absolute path without '..'"},
+	    {"DIR:/..", "is not an absolute path without '..'"},
+	    {"DIR:/", "the guest path is the container's root '/'"},
+	    {"DIR:/./", "the guest path is the container's root '/'"},
+	    {"/nonexistent-vmm-test:/x",
+	     "--volume /nonexistent-vmm-test:/x: the host path '/nonexistent-vmm-test' cannot be "
+	     "used: No such file or directory: give an existing directory or regular file"},
+	    {"/dev/null:/x", "the host path '/dev/null' is neither a directory nor a regular file"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char spec[256];
+		const char *at = strstr(bad[i].spec, "DIR");
+		if (at)
+			snprintf(spec, sizeof(spec), "%s%s", dir1, at + 3);
+		else
+			snprintf(spec, sizeof(spec), "%s", bad[i].spec);
+		if (PARSE(o, "-k", "k", "--rootfs", img1, "--volume", spec) != -EINVAL ||
+		    !strstr(err.msg, bad[i].msg) || strncmp(err.msg, "--volume ", 9) != 0)
+			fail_msg("--volume %s: got '%s'", spec, err.msg);
+	}
+	/* twice the same guest path (after normalising) */
+	snprintf(sub, sizeof(sub), "%s:/data/", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--volume", d, "--volume", sub),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "the guest path /data is given twice"));
+	/* the same host directory read-only and read-write */
+	snprintf(sub, sizeof(sub), "%s:/other:ro", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--volume", d, "--volume", sub),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "overlaps the read-write volume of"));
+	/* ...but twice read-write is fine */
+	snprintf(sub, sizeof(sub), "%s:/other", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--volume", d, "--volume", sub), 0);
+	/* nothing below a file */
+	snprintf(sub, sizeof(sub), "%s:/etc/hosts/x", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--volume", f, "--volume", sub),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "nest under a file volume"));
+	/* a container's only */
+	assert_int_equal(PARSE(o, "-k", "k", "--initrd", img1, "--volume", d), -EINVAL);
+	assert_non_null(strstr(err.msg, "--volume are for containers"));
+	/* vmm's own tag */
+	snprintf(sub, sizeof(sub), "tag=vmm-vol,path=%s", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--share", sub), -EINVAL);
+	assert_non_null(strstr(err.msg, "the tag 'vmm-vol' is vmm's own"));
+	/* the staging share needs a free share slot */
+	char specs[VMM_MAX_SHARES][128];
+	char *argv[8 + 2 * VMM_MAX_SHARES];
+	int argc = 0;
+	argv[argc++] = "vmm";
+	argv[argc++] = "-k";
+	argv[argc++] = "k";
+	argv[argc++] = "--rootfs";
+	argv[argc++] = img1;
+	argv[argc++] = "--volume";
+	argv[argc++] = d;
+	for (unsigned i = 0; i < VMM_MAX_SHARES; i++) {
+		snprintf(specs[i], sizeof(specs[i]), "tag=t%u,path=%s", i, dir1);
+		argv[argc++] = "--share";
+		argv[argc++] = specs[i];
+	}
+	argv[argc] = NULL;
+	assert_int_equal(parse(argc, argv), -EINVAL);
+	assert_non_null(strstr(err.msg, "give at most 7 --share with --volume"));
+	assert_int_equal(parse(argc - 2, argv), 0);
+	/* at most VMM_MAX_VOLUMES */
+	config_free(o);
+	config_init(o);
+	for (unsigned i = 0; i <= VMM_MAX_VOLUMES; i++) {
+		char g[32];
+		snprintf(g, sizeof(g), "/v%u", i);
+		int r = config_add_volume(o, "volumes[x]", dir1, g, false, &err);
+		assert_int_equal(r, i < VMM_MAX_VOLUMES ? 0 : -EINVAL);
+	}
+	assert_string_equal(err.msg, "volumes[x]: at most 64 volumes");
+	/* JSON: keys, types and the same setter's lines */
+	struct {
+		const char *json, *msg;
+	} jbad[] = {
+	    {"{\"volumes\":{}}", "volumes: expected an array, got an object"},
+	    {"{\"volumes\":[3]}", "volumes[0]: expected an object, got an integer"},
+	    {"{\"volumes\":[{\"guest\":\"/x\"}]}", "volumes[0]: a volume needs \"host\""},
+	    {"{\"volumes\":[{\"host\":\"/tmp\"}]}", "volumes[0]: a volume needs \"guest\""},
+	    {"{\"volumes\":[{\"host\":\"/tmp\",\"guest\":\"/x\",\"rw\":true}]}",
+	     "volumes[0].rw: unknown key: a volume has host, guest and ro"},
+	    {"{\"volumes\":[{\"host\":\"/tmp\",\"guest\":\"/x\",\"ro\":1}]}",
+	     "volumes[0].ro: expected a boolean, got an integer"},
+	    {"{\"volumes\":[{\"host\":\"/tmp\",\"guest\":\"x\"}]}",
+	     "volumes[0]: the guest path 'x' is not an absolute path"},
+	};
+	for (size_t i = 0; i < sizeof(jbad) / sizeof(jbad[0]); i++) {
+		struct verr je = {0};
+		config_free(&c2);
+		if (from_json(&c2, jbad[i].json, &je) != -EINVAL || !strstr(je.msg, jbad[i].msg))
+			fail_msg("%s: got '%s'", jbad[i].json, je.msg);
+		config_free(&c2);
+	}
+}
+
 /* The same machine from flags and from JSON: the same struct (every field that matters
  * compared, and the whole description through config_to_json). */
 static void flags_equal_json(void **state)
@@ -431,10 +610,15 @@ static void device_table_complete(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(options_good),	     cmocka_unit_test(options_bad),
-	    cmocka_unit_test(options_container),     cmocka_unit_test(flags_equal_json),
-	    cmocka_unit_test(config_then_flags),     cmocka_unit_test(json_bad),
-	    cmocka_unit_test(device_table_complete), cmocka_unit_test(shares),
+	    cmocka_unit_test(options_good),
+	    cmocka_unit_test(options_bad),
+	    cmocka_unit_test(options_container),
+	    cmocka_unit_test(flags_equal_json),
+	    cmocka_unit_test(config_then_flags),
+	    cmocka_unit_test(json_bad),
+	    cmocka_unit_test(device_table_complete),
+	    cmocka_unit_test(shares),
+	    cmocka_unit_test(volumes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

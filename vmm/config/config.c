@@ -59,6 +59,13 @@ void config_free(struct vm_config *c)
 		free(*strs[i]);
 		*strs[i] = NULL;
 	}
+	for (unsigned i = 0; i < c->nvolumes; i++) {
+		free(c->volumes[i].host);
+		free(c->volumes[i].guest);
+	}
+	free(c->volumes);
+	c->volumes = NULL;
+	c->nvolumes = 0;
 	free_strv(c->process.argv, c->process.argc);
 	free_strv(c->process.env_given, c->process.nenv_given);
 	free(c->process.env); /* its strings are env_given's or the defaults below */
@@ -336,6 +343,192 @@ int config_add_device(struct vm_config *c, enum vm_device_type type, const char 
 	return r < 0 ? r : add(c, &d, name, e);
 }
 
+/* ---- volumes ---- */
+
+/* "/a//b/./c/" -> "/a/b/c" into out[cap]. -EINVAL for a relative path, a ".." component or a
+ * control byte, -ENAMETOOLONG when it does not fit. */
+static int guest_path_norm(const char *p, char *out, size_t cap)
+{
+	if (p[0] != '/' || has_ctl(p))
+		return -EINVAL;
+	size_t n = 0;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		size_t len = strcspn(p, "/");
+		if (len == 0 || (len == 1 && p[0] == '.')) {
+			p += len;
+			continue;
+		}
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return -EINVAL;
+		if (n + 1 + len >= cap)
+			return -ENAMETOOLONG;
+		out[n++] = '/';
+		memcpy(out + n, p, len);
+		n += len;
+		p += len;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* a is b, or a directory above b (both normalised absolute paths). */
+static bool path_covers(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+	if (n == 1) /* "/" */
+		return true;
+	return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '/');
+}
+
+int config_add_volume(struct vm_config *c, const char *name, const char *host, const char *guest,
+		      bool ro, struct verr *e)
+{
+	char g[4096];
+	if (!host || !*host)
+		return verr_set(e, -EINVAL, "%s: the host path is empty: write HOST:GUEST[:ro]",
+				name);
+	if (!guest || !*guest)
+		return verr_set(e, -EINVAL, "%s: the guest path is empty: write HOST:GUEST[:ro]",
+				name);
+	int r = guest_path_norm(guest, g, sizeof(g));
+	if (r == -ENAMETOOLONG)
+		return verr_set(e, -EINVAL, "%s: the guest path is longer than %zu bytes", name,
+				sizeof(g) - 1);
+	if (r < 0)
+		return verr_set(e, -EINVAL,
+				"%s: the guest path '%s' is not an absolute path without '..' "
+				"components (or holds a control character): write e.g. /data",
+				name, guest);
+	if (!g[0])
+		return verr_set(e, -EINVAL,
+				"%s: the guest path is the container's root '/': give a directory "
+				"or file in it (the root itself is --rootfs)",
+				name);
+	if (has_ctl(host))
+		return verr_set(e, -EINVAL, "%s: the host path holds a control character", name);
+	char *real = realpath(host, NULL);
+	if (!real)
+		return verr_set(e, -EINVAL,
+				"%s: the host path '%s' cannot be used: %s: give an existing "
+				"directory or regular file",
+				name, host, strerror(errno));
+	struct stat st;
+	if (stat(real, &st) < 0 || (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))) {
+		r = verr_set(e, -EINVAL,
+			     "%s: the host path '%s' is neither a directory nor a regular file: "
+			     "give one of those",
+			     name, host);
+		goto fail;
+	}
+	if (strlen(real) > 4095) {
+		r = verr_set(e, -EINVAL, "%s: the host path is longer than 4095 bytes", name);
+		goto fail;
+	}
+	if (c->nvolumes >= VMM_MAX_VOLUMES) {
+		r = verr_set(e, -EINVAL, "%s: at most %u volumes", name, VMM_MAX_VOLUMES);
+		goto fail;
+	}
+	bool file = S_ISREG(st.st_mode);
+	for (unsigned i = 0; i < c->nvolumes; i++) {
+		const struct vm_volume_cfg *v = &c->volumes[i];
+		if (strcmp(v->guest, g) == 0) {
+			r = verr_set(e, -EINVAL,
+				     "%s: the guest path %s is given twice: one volume per path",
+				     name, g);
+			goto fail;
+		}
+		if ((v->file && path_covers(v->guest, g)) || (file && path_covers(g, v->guest))) {
+			r = verr_set(e, -EINVAL,
+				     "%s: the guest paths %s and %s nest under a file volume: a "
+				     "file has nothing below it",
+				     name, v->guest, g);
+			goto fail;
+		}
+		if (v->ro != ro && (path_covers(v->host, real) || path_covers(real, v->host))) {
+			r = verr_set(
+			    e, -EINVAL,
+			    "%s: the host path %s overlaps the %s volume of %s: give the "
+			    "same directory (or its parts) one mode, read-only or read-write",
+			    name, real, v->ro ? "read-only" : "read-write", v->host);
+			goto fail;
+		}
+	}
+	if (c->nvolumes % 8 == 0) {
+		struct vm_volume_cfg *nv = realloc(c->volumes, (c->nvolumes + 8) * sizeof(*nv));
+		if (!nv) {
+			r = verr_set(e, -ENOMEM, "%s: out of memory", name);
+			goto fail;
+		}
+		c->volumes = nv;
+	}
+	char *gs = strdup(g);
+	if (!gs) {
+		r = verr_set(e, -ENOMEM, "%s: out of memory", name);
+		goto fail;
+	}
+	c->volumes[c->nvolumes++] = (struct vm_volume_cfg){real, gs, ro, file};
+	return 0;
+fail:
+	free(real);
+	return r;
+}
+
+int config_add_volume_spec(struct vm_config *c, const char *spec, struct verr *e)
+{
+	char name[96];
+	snprintf(name, sizeof(name), "--volume %.80s", spec);
+	const char *c1 = strchr(spec, ':');
+	if (!c1)
+		return verr_set(e, -EINVAL,
+				"%s: not HOST:GUEST[:ro]: write e.g. --volume /srv/data:/data:ro",
+				name);
+	const char *c2 = strchr(c1 + 1, ':');
+	bool ro = false;
+	if (c2 && strcmp(c2 + 1, "ro") == 0)
+		ro = true;
+	else if (c2 && strcmp(c2 + 1, "rw") != 0)
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not an option: the only ones are :ro (read-only) and "
+				":rw (the default)",
+				name, c2 + 1);
+	size_t hl = (size_t)(c1 - spec), gl = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+	char *host = strndup(spec, hl), *guest = strndup(c1 + 1, gl);
+	int r = host && guest ? config_add_volume(c, name, host, guest, ro, e)
+			      : verr_set(e, -ENOMEM, "%s: out of memory", name);
+	free(host);
+	free(guest);
+	return r;
+}
+
+/* The staging share's device: added once (config_finish is idempotent), its path set when the
+ * staging directory exists (volumes_stage). */
+static int finish_volumes(struct vm_config *c, struct verr *e)
+{
+	for (unsigned i = 0; i < c->ndevices; i++)
+		if (c->devices[i].type == VM_DEV_FS && !c->devices[i].implicit &&
+		    strcmp(c->devices[i].u.fs.tag, VMM_VOLUME_TAG) == 0)
+			return verr_set(e, -EINVAL,
+					"--share: the tag '%s' is vmm's own (the --volume staging "
+					"share): give another tag",
+					VMM_VOLUME_TAG);
+	if (!c->nvolumes)
+		return 0;
+	for (unsigned i = 0; i < c->ndevices; i++)
+		if (c->devices[i].type == VM_DEV_FS && c->devices[i].implicit)
+			return 0;
+	if (count_type(c, VM_DEV_FS, false) >= VMM_MAX_SHARES)
+		return verr_set(e, -EINVAL,
+				"--volume: the volumes take one virtio-fs device and %u --share "
+				"take them all: give at most %u --share with --volume",
+				VMM_MAX_SHARES, VMM_MAX_SHARES - 1);
+	struct vm_device_cfg d = {.type = VM_DEV_FS, .implicit = true};
+	memcpy(d.u.fs.tag, VMM_VOLUME_TAG, sizeof(VMM_VOLUME_TAG));
+	d.u.fs.cache = FUSE_CACHE_AUTO;
+	return add(c, &d, "--volume", e);
+}
+
 /* Environment defaults (unless an entry sets the key) come before the given entries. */
 static int build_env(struct vm_config *c, struct verr *e)
 {
@@ -388,13 +581,14 @@ static int finish_container(struct vm_config *c, struct verr *e)
 		    "agent: drop --initrd (or pass your init's arguments in --cmdline)");
 	c->container = p->argc || (root_disk(c) && !c->initrd);
 	bool container_only = p->nenv_given || p->cwd || p->uid || p->gid || c->hostname ||
-			      p->tty_given || c->rootfs_rw || c->ip || c->gw || c->console_socket;
+			      p->tty_given || c->rootfs_rw || c->ip || c->gw || c->console_socket ||
+			      c->nvolumes;
 	if (!c->container) {
 		if (container_only)
 			return verr_set(e, -EINVAL,
 					"--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
-					"--ip, --gateway and --console-socket are for containers: "
-					"give --rootfs IMG without --initrd");
+					"--ip, --gateway, --console-socket and --volume are for "
+					"containers: give --rootfs IMG without --initrd");
 		return 0;
 	}
 	if (!root_disk(c))
@@ -433,13 +627,19 @@ static int finish_container(struct vm_config *c, struct verr *e)
 		if (r < 0)
 			return r;
 	}
+	int r = finish_volumes(c, e);
+	if (r < 0)
+		return r;
+	char vols[32] = "";
+	if (c->nvolumes)
+		snprintf(vols, sizeof(vols), " vmm.volumes=%u", c->nvolumes);
 	int n = snprintf(c->agent_cmdline, sizeof(c->agent_cmdline),
-			 "vmm.rootfs=%s vmm.hostname=%s%s%s%s%s",
+			 "vmm.rootfs=%s vmm.hostname=%s%s%s%s%s%s",
 			 dir_root	? "virtiofs:" VMM_ROOT_TAG
 			 : c->rootfs_rw ? "rw"
 					: "ro",
 			 c->hostname ? c->hostname : "vmm", c->ip ? " vmm.ip=" : "",
-			 c->ip ? c->ip : "", c->gw ? " vmm.gw=" : "", c->gw ? c->gw : "");
+			 c->ip ? c->ip : "", c->gw ? " vmm.gw=" : "", c->gw ? c->gw : "", vols);
 	if (n < 0 || (size_t)n >= sizeof(c->agent_cmdline))
 		return verr_set(e, -EINVAL, "the agent's parameters are too long");
 	return build_env(c, e);
@@ -466,6 +666,9 @@ int config_finish(struct vm_config *c, struct verr *e)
 				"the VM afterwards; give one of them");
 	for (unsigned i = 0; i < c->ndevices; i++) {
 		const struct device_type *t = &device_table[c->devices[i].type];
+		/* the staging share has no directory yet: volumes_stage makes it */
+		if (c->devices[i].type == VM_DEV_FS && c->devices[i].implicit)
+			continue;
 		if (t->check && (r = t->check(&c->devices[i],
 					      c->devices[i].root ? "--rootfs" : t->flag, e)) < 0)
 			return r;

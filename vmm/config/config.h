@@ -23,6 +23,8 @@
 #define VMM_MAX_NETS	       4U
 #define VMM_MAX_SHARES	       8U	  /* --share, besides a directory root */
 #define VMM_ROOT_TAG	       "vmm-root" /* the virtio-fs tag of --rootfs DIR */
+#define VMM_VOLUME_TAG	       "vmm-vol"  /* the virtio-fs tag of the --volume staging share */
+#define VMM_MAX_VOLUMES	       64U	  /* --volume entries */
 #define VMM_MAX_ENV	       1024U	  /* environment entries */
 #define VMM_MAX_ARGS	       4096U	  /* the container command's argv */
 #define VM_DEVICES_MAX	       17U /* virtio-mmio slots: one per free I/O APIC pin (vmm/mmio_devices.c) */
@@ -41,6 +43,15 @@ struct vm_device_cfg {
 		struct virtio_vsock_options vsock;
 		struct virtio_fs_options fs;
 	} u;
+};
+
+/* One --volume HOST:GUEST[:ro] (docs/virtio-fs.md, Volumes): HOST bind-mounted into the staging
+ * share (vmm/volumes.c), then onto GUEST in the container by the agent. */
+struct vm_volume_cfg {
+	char *host;  /* the host directory or regular file, realpath'd (absolute, no symlink) */
+	char *guest; /* absolute in the container, normalised: no "//", "." or "..", not "/" */
+	bool ro;     /* read-only, enforced on the host (a read-only bind mount) */
+	bool file;   /* a regular file (else a directory) */
 };
 
 /* The container's main process (docs/agent-protocol.md START). */
@@ -76,6 +87,10 @@ struct vm_config {
 	char *ip, *gw;	      /* eth0 of the first net device: ADDR/PREFIX, ADDR */
 	int stdio[3];	      /* the container's stdin, stdout, stderr (default 0, 1, 2) */
 	char *console_socket; /* a pty for the process, its master sent here (OCI) */
+	/* --volume, in the order given; config_finish adds their share (the implicit fs device
+	 * VMM_VOLUME_TAG, whose path stays "" until volumes_stage in vmm/volumes.h makes it) */
+	struct vm_volume_cfg *volumes;
+	unsigned nvolumes;
 
 	/* control */
 	char *api_sock; /* the control API (docs/api.md) */
@@ -127,6 +142,16 @@ int config_set_stdio(struct vm_config *c, const char *name, const int fds[3], st
 int config_set_root(struct vm_config *c, const char *name, const char *path, struct verr *e);
 int config_add_device(struct vm_config *c, enum vm_device_type type, const char *name,
 		      const char *spec, struct verr *e);
+/* One volume: host must exist and be a directory or a regular file (it is resolved with
+ * realpath); guest an absolute container path, not "/", without ".." (normalised: "//" and "."
+ * dropped), not a guest path given before. A host path inside another volume's (or the same) with
+ * the other read-only/read-write mode is refused: the staging share would serve both through one
+ * inode. `name` starts every error line ("--volume /a:b", "volumes[0]"). 0 or -EINVAL. */
+int config_add_volume(struct vm_config *c, const char *name, const char *host, const char *guest,
+		      bool ro, struct verr *e);
+/* --volume's value: "HOST:GUEST[:ro|:rw]" (HOST up to the first ':', GUEST up to the next) into
+ * config_add_volume, errors naming "--volume VALUE". */
+int config_add_volume_spec(struct vm_config *c, const char *spec, struct verr *e);
 
 /* After all values are set: the consistency rules (a command needs a root disk and no initrd,
  * --ip needs a net device...), the defaults that depend on others (the process's environment,

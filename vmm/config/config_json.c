@@ -170,6 +170,38 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 	return 0;
 }
 
+/* ---- volumes ---- */
+
+/* {"host": PATH, "guest": PATH, "ro": BOOL}: the same setter as --volume. */
+static int volume_from_json(struct vm_config *c, json_object *o, const char *where, struct verr *e)
+{
+	char key[64];
+	int r = want(o, json_type_object, where, e);
+	if (r < 0)
+		return r;
+	const char *host = NULL, *guest = NULL;
+	bool ro = false;
+	json_object_object_foreach(o, k, v)
+	{
+		snprintf(key, sizeof(key), "%s.%s", where, k);
+		if (strcmp(k, "host") == 0)
+			r = get_str(v, key, &host, e);
+		else if (strcmp(k, "guest") == 0)
+			r = get_str(v, key, &guest, e);
+		else if (strcmp(k, "ro") == 0)
+			r = get_bool(v, key, &ro, e);
+		else
+			r = verr_set(e, -EINVAL, "%s: unknown key: a volume has host, guest and ro",
+				     key);
+		if (r < 0)
+			return r;
+	}
+	if (!host || !guest)
+		return verr_set(e, -EINVAL, "%s: a volume needs \"%s\"", where,
+				host ? "guest" : "host");
+	return config_add_volume(c, where, host, guest, ro, e);
+}
+
 /* ---- process ---- */
 
 static int strv_from_json(json_object *a, const char *key, const char ***out, unsigned *n,
@@ -353,6 +385,18 @@ static int top_key(struct vm_config *c, const char *k, json_object *v, struct ve
 		}
 		return 0;
 	}
+	if (strcmp(k, "volumes") == 0) {
+		if ((r = want(v, json_type_array, k, e)) < 0)
+			return r;
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			char where[32];
+			snprintf(where, sizeof(where), "volumes[%zu]", i);
+			if ((r = volume_from_json(c, json_object_array_get_idx(v, i), where, e)) <
+			    0)
+				return r;
+		}
+		return 0;
+	}
 	if (strcmp(k, "process") == 0)
 		return process_from_json(c, v, e);
 	if (strcmp(k, "log") == 0)
@@ -458,6 +502,15 @@ json_object *config_to_json(const struct vm_config *c)
 	}
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "rootfs_rw", json_object_new_boolean(c->rootfs_rw));
+	json_object *vols = json_object_new_array();
+	for (unsigned i = 0; i < c->nvolumes; i++) {
+		json_object *vj = json_object_new_object();
+		add_str(vj, "host", c->volumes[i].host);
+		add_str(vj, "guest", c->volumes[i].guest);
+		json_object_object_add(vj, "ro", json_object_new_boolean(c->volumes[i].ro));
+		json_object_array_add(vols, vj);
+	}
+	json_object_object_add(o, "volumes", vols);
 	if (c->container) {
 		const struct vm_process_cfg *p = &c->process;
 		json_object *pj = json_object_new_object();

@@ -53,6 +53,10 @@ void options_usage(FILE *f)
 	    "      --share tag=NAME,path=DIR[,ro][,cache=none|auto|always]\n"
 	    "                       share the host directory DIR over virtio-fs (up to %u);\n"
 	    "                       the guest mounts it: mount -t virtiofs NAME /mnt\n"
+	    "      --volume HOST:GUEST[:ro]\n"
+	    "                       a host directory or file at GUEST in the container,\n"
+	    "                       read-write into HOST or read-only (repeatable, up to\n"
+	    "                       %u; one virtio-fs device for all; needs root)\n"
 	    "Container options:\n"
 	    "  -e, --env KEY=VALUE  set an environment variable (repeatable; PATH, HOME,\n"
 	    "                       TERM and HOSTNAME have defaults)\n"
@@ -97,7 +101,7 @@ void options_usage(FILE *f)
 	    "reboots by itself; 125 when vmm or the guest kernel failed, 128+N when signal N\n"
 	    "stopped vmm (a container forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT instead).\n",
 	    VMM_MAX_CPUS, VMM_MIN_MEMORY_MIB, VMM_MAX_MEMORY_MIB, VMM_DEFAULT_MEMORY_MIB,
-	    VMM_MAX_DISKS, VMM_MAX_NETS, VMM_MAX_SHARES);
+	    VMM_MAX_DISKS, VMM_MAX_NETS, VMM_MAX_SHARES, VMM_MAX_VOLUMES);
 }
 
 enum {
@@ -109,6 +113,7 @@ enum {
 	OPT_NET,
 	OPT_VSOCK,
 	OPT_SHARE,
+	OPT_VOLUME,
 	OPT_SECCOMP,
 	OPT_HOSTNAME,
 	OPT_ROOTFS_RW,
@@ -243,6 +248,8 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 		return config_add_device(c, VM_DEV_VSOCK, "--vsock", arg, e);
 	case OPT_SHARE:
 		return config_add_device(c, VM_DEV_FS, "--share", arg, e);
+	case OPT_VOLUME:
+		return config_add_volume_spec(c, arg, e);
 	case OPT_SECCOMP:
 		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
 			return verr_set(e, -EINVAL, "--seccomp: '%s' is not on or off", arg);
@@ -295,6 +302,7 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"net", required_argument, NULL, OPT_NET},
 	    {"vsock", required_argument, NULL, OPT_VSOCK},
 	    {"share", required_argument, NULL, OPT_SHARE},
+	    {"volume", required_argument, NULL, OPT_VOLUME},
 	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
 	    {"env", required_argument, NULL, 'e'},
 	    {"workdir", required_argument, NULL, 'w'},

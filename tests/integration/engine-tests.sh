@@ -1,0 +1,89 @@
+# Real container engines drive vmm-oci (docs/oci.md): podman 4.3 with conmon, from Debian, run
+# where the KVM is (inside the nest here), with their storage on a tmpfs. Sourced by boot-tests.sh
+# (its helpers expect, ok, not_ok, wait_for, $tmp, $vmm, $vmlinux). The image is the busybox
+# tree, imported offline. Each podman command boots a VM: the list is kept short.
+oci=$(cd "$(dirname "$vmm")/../oci" && pwd)/vmm-oci
+bb=${VMM_TEST_BUSYBOX_EROFS:-}
+export VMM_KERNEL=$vmlinux
+
+engines_ready() {
+	command -v podman >/dev/null && command -v conmon >/dev/null || {
+		not_ok "engine tests: podman and conmon are not installed (scripts/install-deps.sh installs them)"
+		return 1
+	}
+	[ -x "$oci" ] || { not_ok "engine tests: $oci not built"; return 1; }
+	# The engines' state on tmpfs: the nest's / is the host's, read-only. A cgroup2 tree for
+	# cgroupfs, /run for conmon, podman and vmm-oci's records.
+	local d
+	for d in /var/lib/containers /run /var/lib/cni /etc/containers/networks; do
+		mkdir -p "$d" 2>/dev/null
+		mountpoint -q "$d" || mount -t tmpfs -o mode=0755 tmpfs "$d" || {
+			not_ok "engine tests: cannot mount a tmpfs on $d"
+			return 1
+		}
+	done
+	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
+	cat >"$tmp/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime_supports_json = ["crun", "runc", "vmm"]
+events_logger = "file"
+cgroup_manager = "cgroupfs"
+[engine.runtimes]
+vmm = ["$oci"]
+EOF
+	export CONTAINERS_CONF=$tmp/containers.conf TMPDIR=/tmp
+	pm() { timeout -k 5 "${PM_TIMEOUT:-300}" podman --storage-driver vfs --runtime vmm "$@"; }
+	local tree=$tmp/bbtree
+	fsck.erofs --extract="$tree" "$bb" >"$tmp/err" 2>&1 &&
+		tar -C "$tree" -c . | pm import - localhost/bb >"$tmp/out" 2>>"$tmp/err" || {
+		not_ok "engine tests: cannot import the busybox tree as localhost/bb"
+		return 1
+	}
+}
+
+if [ -z "$bb" ] || [ ! -f "$bb" ]; then
+	not_ok "engine tests: no busybox rootfs image (VMM_TEST_BUSYBOX_EROFS=$bb)"
+elif engines_ready; then
+	pm run --rm --network none localhost/bb echo hi-from-podman </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run --rm --runtime vmm: echo's output and exit status 0" \
+		eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = hi-from-podman ]'
+	pm run --rm --network none localhost/bb sh -c 'exit 7' </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run: the container's exit status 7 is podman's" eval '[ $rc -eq 7 ]'
+
+	mkdir -p "$tmp/vol"
+	echo host-data >"$tmp/vol/in"
+	echo -n abc | pm run --rm -i --network none -v "$tmp/vol:/vol" -v "$tmp/vol/in:/in.txt:ro" localhost/bb \
+		sh -c 'cat >/vol/from-stdin; cat /in.txt; echo w >/vol/out; grep -c . /etc/hosts >/dev/null && hostname' \
+		>"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run -i -v DIR:/vol -v FILE:/in.txt:ro: stdin, a file volume, writes land on the host" \
+		eval '[ $rc -eq 0 ] && grep -qx host-data "$tmp/out" && [ "$(cat "$tmp/vol/from-stdin")" = abc ] && [ "$(cat "$tmp/vol/out")" = w ]'
+
+	pm run -d --name vd1 --network none localhost/bb \
+		sh -c 'trap "echo term-trapped; exit 0" TERM; echo d1-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	up=false
+	for _ in $(seq 300); do
+		pm logs vd1 2>/dev/null | grep -q d1-up && { up=true; break; }
+		sleep 1
+	done
+	expect "podman run -d: the container runs, podman logs shows its stdout" eval '[ $rc -eq 0 ] && $up'
+	pm exec vd1 sh -c 'echo exec-ok; exit 9' </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman exec: the exec'd process's output and exit status (9)" \
+		eval '[ $rc -eq 9 ] && grep -qx exec-ok "$tmp/out"'
+	pm stop -t 60 vd1 >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	st=$(pm inspect -f '{{.State.ExitCode}}' vd1 2>>"$tmp/err")
+	pm logs vd1 >"$tmp/out" 2>&1
+	expect "podman stop: TERM reaches the container's trap, exit code 0" \
+		eval '[ $rc -eq 0 ] && [ "$st" = 0 ] && grep -q term-trapped "$tmp/out"'
+	pm rm -f vd1 >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman rm: the container and vmm-oci's records are gone" \
+		eval '[ $rc -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ]'
+fi

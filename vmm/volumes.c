@@ -1,0 +1,298 @@
+/* The --volume staging share (volumes.h): a tmpfs with one bind mount per volume, in a mount
+ * namespace that only descriptors reach. */
+#include "vmm/volumes.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int cmp_guest(const void *a, const void *b)
+{
+	const struct vm_volume_cfg *const *x = a, *const *y = b;
+	return strcmp((*x)->guest, (*y)->guest);
+}
+
+int volumes_list_format(const struct vm_volume_cfg *v, unsigned n, char *buf, size_t cap)
+{
+	const struct vm_volume_cfg *sorted[VMM_MAX_VOLUMES];
+	if (n > VMM_MAX_VOLUMES)
+		return -E2BIG;
+	for (unsigned i = 0; i < n; i++)
+		sorted[i] = &v[i];
+	qsort(sorted, n, sizeof(sorted[0]), cmp_guest);
+	size_t at = 0;
+	for (unsigned i = 0; i < n; i++) {
+		int w = snprintf(buf + at, cap - at, "%u %s %s %s\n", (unsigned)(sorted[i] - v),
+				 sorted[i]->file ? "file" : "dir", sorted[i]->ro ? "ro" : "rw",
+				 sorted[i]->guest);
+		if (w < 0 || (size_t)w >= cap - at)
+			return -E2BIG;
+		at += (size_t)w;
+	}
+	if (cap)
+		buf[at] = '\0';
+	return (int)at;
+}
+
+/* The mount flags a bind of the mount under fd keeps from it (statvfs's view). */
+static unsigned long kept_flags(int fd)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+	if (fstatvfs(fd, &sv) < 0)
+		return MS_RDONLY; /* cannot tell: the safe side */
+	if (sv.f_flag & ST_RDONLY)
+		f |= MS_RDONLY;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+static int write_list(int root, const struct vm_volume_cfg *v, unsigned n, struct verr *e)
+{
+	size_t cap = (size_t)n * 4200 + 1;
+	char *buf = malloc(cap);
+	if (!buf)
+		return verr_set(e, -ENOMEM, "--volume: out of memory");
+	int len = volumes_list_format(v, n, buf, cap);
+	int fd = len < 0 ? -1
+			 : openat(root, VOLUMES_LIST_NAME,
+				  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	int r = 0;
+	if (len < 0)
+		r = verr_set(e, -E2BIG, "--volume: the list of volumes does not fit");
+	else if (fd < 0 || write(fd, buf, (size_t)len) != len)
+		r = verr_set(e, -errno,
+			     "--volume: cannot write the list into the staging tmpfs: %s",
+			     strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return r;
+}
+
+/* A directory of the staging namespace to mount the tmpfs on: nothing lives in that namespace
+ * once vmm has left it, so covering one hides nothing from anyone. Not /proc, whose
+ * /proc/self/fd names the sources and the entries. */
+static const char *cover_point(int rootfd)
+{
+	static const char *const names[] = {"tmp", "run", "mnt", "var", "dev", "srv"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct stat st;
+		if (fstatat(rootfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			return names[i];
+	}
+	return NULL;
+}
+
+/* Inside the staging namespace: the tmpfs, the entries, the binds, the list. */
+static int build(struct volume_stage *s, const struct vm_volume_cfg *v, unsigned n, int *src,
+		 struct verr *e)
+{
+	char path[64], target[64];
+	int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return verr_set(e, -errno, "--volume: cannot open /: %s", strerror(errno));
+	const char *at = cover_point(rootfd);
+	struct stat before, st;
+	int r = 0;
+	if (!at) {
+		r = verr_set(e, -ENOENT,
+			     "--volume: no directory (/tmp, /run, /mnt...) to mount the staging "
+			     "tmpfs on in vmm's mount namespace");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/%s", at);
+	if (fstatat(rootfd, at, &before, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    mount("vmm-vol", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0755,size=2m,nr_inodes=256") < 0) {
+		r = verr_set(e, -errno, "--volume: cannot mount the staging tmpfs on %s: %s", path,
+			     strerror(errno));
+		goto out;
+	}
+	struct statfs sf;
+	s->root_fd = openat(rootfd, at, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->root_fd < 0 || fstat(s->root_fd, &st) < 0 || fstatfs(s->root_fd, &sf) < 0 ||
+	    st.st_dev == before.st_dev || sf.f_type != TMPFS_MAGIC) {
+		r = verr_set(e, -EIO,
+			     "--volume: the staging tmpfs is not where it was mounted (%s)", path);
+		goto out;
+	}
+	int dfd = openat(s->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		r = verr_set(e, -errno, "--volume: cannot open the staging tmpfs: %s",
+			     strerror(errno));
+		goto out;
+	}
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "%u", i);
+		int f = -1;
+		if (v[i].file)
+			f = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				   0644);
+		if ((v[i].file && f < 0) || (!v[i].file && mkdirat(dfd, name, 0755) < 0))
+			r = verr_set(e, -errno,
+				     "--volume %s: cannot make its entry in the staging tmpfs: %s",
+				     v[i].host, strerror(errno));
+		if (f >= 0)
+			close(f);
+	}
+	if (r == 0)
+		r = write_list(dfd, v, n, e);
+	close(dfd);
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", src[i]);
+		snprintf(target, sizeof(target), "/proc/self/fd/%d/%u", s->root_fd, i);
+		unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV |
+				      kept_flags(src[i]) | (v[i].ro ? MS_RDONLY : 0);
+		if (mount(path, target, NULL, MS_BIND, NULL) < 0 ||
+		    mount(NULL, target, NULL, flags, NULL) < 0)
+			r = verr_set(e, -errno, "--volume %s: cannot bind-mount it%s: %s",
+				     v[i].host, v[i].ro ? " read-only" : "", strerror(errno));
+	}
+	/* the tmpfs itself read-only: the guest cannot add to it (nor fill the host's memory) */
+	snprintf(target, sizeof(target), "/proc/self/fd/%d", s->root_fd);
+	if (r == 0 &&
+	    mount(NULL, target, NULL,
+		  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		r = verr_set(e, -errno, "--volume: cannot make the staging tmpfs read-only: %s",
+			     strerror(errno));
+	if (r == 0) {
+		s->ns_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+		if (s->ns_fd < 0)
+			r = verr_set(e, -errno, "--volume: cannot open /proc/self/ns/mnt: %s",
+				     strerror(errno));
+	}
+out:
+	close(rootfd);
+	return r;
+}
+
+int volume_stage_create(struct volume_stage *s, const struct vm_volume_cfg *v, unsigned n,
+			struct verr *e)
+{
+	s->root_fd = s->ns_fd = -1;
+	if (n == 0 || n > VMM_MAX_VOLUMES)
+		return verr_set(e, -EINVAL, "--volume: %u volumes (1 to %u)", n, VMM_MAX_VOLUMES);
+	/* where to come back to: the host's namespace, and our root and working directory (setns
+	 * moves both to the namespace's root) */
+	int host_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int src[VMM_MAX_VOLUMES];
+	for (unsigned i = 0; i < n; i++)
+		src[i] = -1;
+	int r = 0;
+	if (host_ns < 0 || root < 0 || cwd < 0) {
+		r = verr_set(e, -errno,
+			     "--volume: cannot open /proc/self/ns/mnt, / or the working "
+			     "directory: %s",
+			     strerror(errno));
+		goto out;
+	}
+	if (unshare(CLONE_NEWNS) < 0) {
+		int err = errno;
+		if (err == EPERM)
+			r = verr_set(
+			    e, -EPERM,
+			    "--volume: bind-mounting volumes needs CAP_SYS_ADMIN (unshare of "
+			    "a mount namespace: %s): run vmm as root, or share a directory "
+			    "with --share tag=NAME,path=DIR and mount it in the guest",
+			    strerror(err));
+		else
+			r = verr_set(e, -err, "--volume: cannot make a mount namespace: %s",
+				     strerror(err));
+		goto out;
+	}
+	/* From here on this process is in the staging namespace: nothing it mounts may reach the
+	 * host's, and it goes back there whatever happens. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		r = verr_set(e, -errno, "--volume: cannot make vmm's mount namespace private: %s",
+			     strerror(errno));
+		goto back;
+	}
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		struct stat st;
+		src[i] = open(v[i].host, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (src[i] < 0 || fstat(src[i], &st) < 0)
+			r = verr_set(e, -errno, "--volume %s: cannot open it: %s", v[i].host,
+				     strerror(errno));
+		else if (v[i].file ? !S_ISREG(st.st_mode) : !S_ISDIR(st.st_mode))
+			r = verr_set(e, -EINVAL,
+				     "--volume %s: it is no longer the %s it was: give it again",
+				     v[i].host, v[i].file ? "regular file" : "directory");
+	}
+	if (r == 0)
+		r = build(s, v, n, src, e);
+back:
+	if (setns(host_ns, CLONE_NEWNS) < 0 || fchdir(root) < 0 || chroot(".") < 0 ||
+	    fchdir(cwd) < 0) {
+		/* vmm must not go on in the staging namespace or another root: the caller exits */
+		r = verr_set(e, -errno,
+			     "--volume: cannot return to the host's mount namespace and root: %s",
+			     strerror(errno));
+	}
+out:
+	for (unsigned i = 0; i < n; i++)
+		close_fd(&src[i]);
+	close_fd(&host_ns);
+	close_fd(&root);
+	close_fd(&cwd);
+	if (r < 0)
+		volume_stage_close(s);
+	return r;
+}
+
+void volume_stage_close(struct volume_stage *s)
+{
+	close_fd(&s->root_fd);
+	close_fd(&s->ns_fd);
+}
+
+int volumes_stage(struct vm_config *c, struct verr *e)
+{
+	static struct volume_stage stage = {-1, -1};
+	if (!c->nvolumes)
+		return 0;
+	struct vm_device_cfg *d = NULL;
+	for (unsigned i = 0; i < c->ndevices; i++)
+		if (c->devices[i].type == VM_DEV_FS && c->devices[i].implicit)
+			d = &c->devices[i];
+	if (!d)
+		return verr_set(e, -EINVAL,
+				"--volume: no staging share (config_finish was not run)");
+	if (stage.root_fd < 0) {
+		int r = volume_stage_create(&stage, c->volumes, c->nvolumes, e);
+		if (r < 0)
+			return r;
+	}
+	snprintf(d->u.fs.path, sizeof(d->u.fs.path), "/proc/self/fd/%d/.", stage.root_fd);
+	vmm_debug("--volume: %u volumes staged (%s)", c->nvolumes, d->u.fs.path);
+	return 0;
+}
