@@ -462,31 +462,36 @@ static int read_pid(const char *path, pid_t *pid)
 	return 0;
 }
 
-/* The last line of vmm's own log (its error, when it failed), "vmm: " dropped, into buf. */
+/* The last line of vmm's log (its error, when it failed) into buf: the "msg" of a JSON line,
+ * or the text after "vmm: ". */
 static const char *last_line(const char *path, char *buf, size_t cap)
 {
 	buf[0] = 0;
 	FILE *f = path ? fopen(path, "re") : NULL;
 	if (!f)
 		return buf;
-	char line[1024];
+	char line[4096], last[4096] = "";
 	while (fgets(line, sizeof(line), f))
-		if (line[0] != '\n') {
-			const char *m = strncmp(line, "vmm: ", 5) == 0 ? line + 5 : line;
-			size_t n = strnlen(m, cap - 1);
-			memcpy(buf, m, n);
-			buf[n] = 0;
-		}
+		if (line[0] != '\n')
+			memcpy(last, line, sizeof(last));
 	fclose(f);
-	buf[strcspn(buf, "\n")] = 0;
+	last[strcspn(last, "\n")] = 0;
+	const char *m = strncmp(last, "vmm: ", 5) == 0 ? last + 5 : last;
+	json_object *o = last[0] == '{' ? json_tokener_parse(last) : NULL, *msg;
+	if (o && json_object_object_get_ex(o, "msg", &msg))
+		m = json_object_get_string(msg);
+	size_t n = strnlen(m, cap - 1);
+	memcpy(buf, m, n);
+	buf[n] = 0;
+	json_object_put(o);
 	return buf;
 }
 
 /* Runs vmm --config VM.json; vmm --detach returns once the VM is created (its child, the VM,
  * is then re-parented to the engine's subreaper). fds 0-2 are the container's stdio; every
- * other fd is closed first (conmon and the shim leak one at fd 3). own_log: vmm's log file
- * when it is ours (no --log from the engine), whose last line says why vmm failed. */
-static int spawn_vmm(const char *vmm, const char *vm_json, const char *own_log, struct verr *e)
+ * other fd is closed first (conmon and the shim leak one at fd 3). log: the file vmm logs to,
+ * whose last line says why it failed. */
+static int spawn_vmm(const char *vmm, const char *vm_json, const char *log, struct verr *e)
 {
 	pid_t pid = fork();
 	if (pid < 0)
@@ -505,12 +510,11 @@ static int spawn_vmm(const char *vmm, const char *vm_json, const char *own_log, 
 			return verr_set(e, -errno, "waitpid: %s", strerror(errno));
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		char why[900];
-		last_line(own_log, why, sizeof(why));
+		last_line(log, why, sizeof(why));
 		return verr_set(e, -EIO, "vmm could not create the VM (%s %d): %s",
 				WIFEXITED(st) ? "exit status" : "signal",
 				WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-				own_log ? (why[0] ? why : "it said nothing")
-					: "its line is in the --log file");
+				why[0] ? why : "it said nothing");
 	}
 	return 0;
 }
@@ -597,7 +601,7 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 		json_object_object_add(c.state, "annotations", json_object_get(ann));
 
 	pid_t pid = 0;
-	if ((r = spawn_vmm(vmm, vm_json, o->log_path ? NULL : own_log, e)) < 0)
+	if ((r = spawn_vmm(vmm, vm_json, vo.log_path, e)) < 0)
 		goto fail;
 	if (read_pid(vmm_pid, &pid) < 0) {
 		r = verr_set(e, -EIO, "vmm created the VM but left no pid in %s", vmm_pid);

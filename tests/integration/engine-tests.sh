@@ -12,16 +12,13 @@ engines_ready() {
 		return 1
 	}
 	[ -x "$oci" ] || { not_ok "engine tests: $oci not built"; return 1; }
-	# The engines' state on tmpfs: the nest's / is the host's, read-only. A cgroup2 tree for
-	# cgroupfs, /run for conmon, podman and vmm-oci's records.
-	local d
-	for d in /var/lib/containers /run /var/lib/cni /etc/containers/networks; do
-		mkdir -p "$d" 2>/dev/null
-		mountpoint -q "$d" || mount -t tmpfs -o mode=0755 tmpfs "$d" || {
-			not_ok "engine tests: cannot mount a tmpfs on $d"
-			return 1
-		}
-	done
+	# The engines' state on tmpfs: the nest's / is the host's, read-only. podman's storage and
+	# run directories under $tmp (the nest's /tmp is a tmpfs), a tmpfs over /run (conmon,
+	# vmm-oci's records), a cgroup2 tree for cgroupfs.
+	mountpoint -q /run || mount -t tmpfs -o mode=0755 tmpfs /run || {
+		not_ok "engine tests: cannot mount a tmpfs on /run"
+		return 1
+	}
 	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
 	cat >"$tmp/containers.conf" <<EOF
 [containers]
@@ -34,7 +31,10 @@ cgroup_manager = "cgroupfs"
 vmm = ["$oci"]
 EOF
 	export CONTAINERS_CONF=$tmp/containers.conf TMPDIR=/tmp
-	pm() { timeout -k 5 "${PM_TIMEOUT:-300}" podman --storage-driver vfs --runtime vmm "$@"; }
+	pm() {
+		timeout -k 5 "${PM_TIMEOUT:-300}" podman --storage-driver vfs --root "$tmp/storage" \
+			--runroot "$tmp/runroot" --tmpdir "$tmp/libpod" --runtime vmm "$@"
+	}
 	local tree=$tmp/bbtree
 	fsck.erofs --extract="$tree" "$bb" >"$tmp/err" 2>&1 &&
 		tar -C "$tree" -c . | pm import - localhost/bb >"$tmp/out" 2>>"$tmp/err" || {
@@ -54,9 +54,9 @@ elif engines_ready; then
 	rc=$?
 	expect "podman run: the container's exit status 7 is podman's" eval '[ $rc -eq 7 ]'
 
-	mkdir -p "$tmp/vol"
-	echo host-data >"$tmp/vol/in"
-	echo -n abc | pm run --rm -i --network none -v "$tmp/vol:/vol" -v "$tmp/vol/in:/in.txt:ro" localhost/bb \
+	mkdir -p "$tmp/vol" "$tmp/volro"
+	echo host-data >"$tmp/volro/in"
+	echo -n abc | pm run --rm -i --network none -v "$tmp/vol:/vol" -v "$tmp/volro/in:/in.txt:ro" localhost/bb \
 		sh -c 'cat >/vol/from-stdin; cat /in.txt; echo w >/vol/out; grep -c . /etc/hosts >/dev/null && hostname' \
 		>"$tmp/out" 2>"$tmp/err"
 	rc=$?
