@@ -839,11 +839,13 @@ static int op_access(struct req *r, struct inode *i)
 	int mask = (int)(in->mask & (R_OK | W_OK | X_OK));
 	if ((mask & W_OK) && r->s->ro)
 		return -EROFS;
-	int rc = faccessat(i->fd, "", mask, AT_EMPTY_PATH);
+	/* AT_EACCESS: the check uses the fsuid and fsgid (the request's, see "Credentials") and
+	 * the thread's capabilities; without it the kernel would check the real uid (vmm's). */
+	int rc = faccessat(i->fd, "", mask, AT_EMPTY_PATH | AT_EACCESS);
 	if (rc < 0 && errno == EINVAL && !S_ISLNK(i->type)) {
 		char name[16];
 		proc_name(name, i->fd);
-		rc = faccessat(r->s->proc_fd, name, mask, 0);
+		rc = faccessat(r->s->proc_fd, name, mask, AT_EACCESS);
 	}
 	return rc < 0 ? -errno : 0;
 }
