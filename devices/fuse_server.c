@@ -23,7 +23,32 @@
  * never with O_CREAT. Symlinks are never reopened (ELOOP) nor are device nodes, FIFOs and
  * sockets (ENXIO: the guest kernel serves those itself and never sends OPEN for them). The same
  * path serves chmod, utimes, link, access and truncate where the *at() call has no AT_EMPTY_PATH
- * form. */
+ * form.
+ *
+ * Credentials. With cfg->credentials, every request but INIT, DESTROY, FORGET, BATCH_FORGET and
+ * INTERRUPT runs with the thread's fsgid, then fsuid, set to the header's gid and uid, and set
+ * back to the server's own after it: raw setfsgid/setfsuid system calls, which change the calling
+ * thread only (glibc's setfsuid is a plain system call too, unlike its setuid family, which it
+ * broadcasts to every thread; the raw call says so here). Each switch is verified by calling
+ * the same system call again with -1, which changes nothing and returns the current id: an id
+ * the kernel refuses ((uid_t)-1, or one outside the user namespace) answers EPERM before
+ * anything is done. The kernel drops the file system capabilities (CAP_CHOWN, CAP_DAC_OVERRIDE,
+ * CAP_FOWNER, CAP_FSETID, CAP_MKNOD...) from the thread's effective set when its fsuid becomes
+ * non-zero and raises them again from its permitted set when it returns to 0: the guest's root
+ * acts as root, any other guest user with that user's rights, and what it creates is that user's.
+ * FUSE carries no supplementary groups: only the fsgid counts (the worker thread drops its own
+ * supplementary groups when it keeps the capabilities, vmm/sandbox/sandbox.c).
+ *
+ * Privileged bits. Unless cfg->suid, S_ISUID (on anything) and S_ISGID (on anything but a
+ * directory, where it only makes new entries inherit the group) are refused with EPERM in CREATE,
+ * MKDIR, MKNOD and SETATTR modes, as is a security.capability xattr: a host user running such a
+ * file from the share would gain the guest's choice of privileges. A file that already has them
+ * (from the host) loses S_ISUID, and S_ISGID with S_IXGRP, before the guest changes its content
+ * (WRITE, FALLOCATE, COPY_FILE_RANGE into it, SETATTR of its size): the guest's root, who holds
+ * CAP_FSETID here, would otherwise keep them, as Linux does for root. With cfg->suid they are
+ * cleared when the guest kernel asks (FUSE_WRITE_KILL_SUIDGID on a direct write, a SETATTR of the
+ * mode on a cached one: FUSE_HANDLE_KILLPRIV is not offered) and by the host kernel when the
+ * writing thread lacks CAP_FSETID. Device nodes (MKNOD of S_IFCHR or S_IFBLK) need cfg->dev. */
 #include "devices/fuse_server.h"
 
 #include <dirent.h>
@@ -37,6 +62,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -72,7 +98,10 @@ struct handle {
 struct fuse_server {
 	int proc_fd; /* /proc/self/fd, O_PATH */
 	enum fuse_cache cache;
-	bool ro;
+	bool ro, dev, suid;
+	bool creds;    /* per-request fsuid/fsgid */
+	uid_t own_uid; /* the fsuid and fsgid between requests */
+	gid_t own_gid;
 	bool initialized;
 	unsigned max_inodes, max_handles;
 
@@ -121,6 +150,43 @@ int fuse_cache_parse(const char *s, size_t len, enum fuse_cache *out)
 const char *fuse_cache_name(enum fuse_cache c)
 {
 	return c == FUSE_CACHE_NONE ? "none" : c == FUSE_CACHE_ALWAYS ? "always" : "auto";
+}
+
+/* ---- credentials (see the top of the file) ---- */
+
+/* The calling thread's fsgid, then fsuid, become gid and uid: 0, or -EPERM when the kernel keeps
+ * either as it was (the second call with -1 reads the id back without changing it). */
+static int fs_ids_set(uid_t uid, gid_t gid)
+{
+	syscall(SYS_setfsgid, gid);
+	if ((gid_t)syscall(SYS_setfsgid, (gid_t)-1) != gid)
+		return -EPERM;
+	syscall(SYS_setfsuid, uid);
+	if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != uid)
+		return -EPERM;
+	return 0;
+}
+
+/* Back to the server's own ids; setting one's own ids back cannot fail with CAP_SETUID and
+ * CAP_SETGID, which the worker keeps: said once if it ever does. */
+static void fs_ids_restore(struct fuse_server *s)
+{
+	syscall(SYS_setfsuid, s->own_uid);
+	syscall(SYS_setfsgid, s->own_gid);
+	if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != s->own_uid ||
+	    (gid_t)syscall(SYS_setfsgid, (gid_t)-1) != s->own_gid) {
+		static struct log_ratelimit rl;
+		vmm_log_ratelimited(&rl, 1,
+				    "virtio-fs: cannot set the worker's fsuid/fsgid back to %u:%u",
+				    (unsigned)s->own_uid, (unsigned)s->own_gid);
+	}
+}
+
+void fuse_server_set_credentials(struct fuse_server *s, bool on)
+{
+	s->creds = on;
+	s->own_uid = (uid_t)syscall(SYS_setfsuid, (uid_t)-1);
+	s->own_gid = (gid_t)syscall(SYS_setfsgid, (gid_t)-1);
 }
 
 /* ---- iovecs ---- */
@@ -523,6 +589,49 @@ static void fix_mode(struct fuse_server *s, struct fuse_entry_out *eo, uint32_t 
 			return -EROFS; \
 	} while (0)
 
+/* S_ISUID and S_ISGID, unless the share allows them (see "Privileged bits" at the top): 0, or
+ * -EPERM for S_ISUID, or S_ISGID on anything but a directory, that `had` (the mode the object has
+ * now; 0 for a new one) lacks. */
+static int mode_allowed(const struct fuse_server *s, uint32_t mode, bool dir, mode_t had)
+{
+	if (s->suid)
+		return 0;
+	if ((mode & S_ISUID) && !(had & S_ISUID))
+		return -EPERM;
+	if ((mode & S_ISGID) && !dir && !(had & S_ISGID))
+		return -EPERM;
+	return 0;
+}
+
+#ifndef FUSE_WRITE_KILL_SUIDGID
+#define FUSE_WRITE_KILL_SUIDGID (1 << 2)
+#endif
+
+/* Before the guest changes the content of the regular file open at fd: S_ISUID, and S_ISGID with
+ * S_IXGRP, are cleared unless the share allows them and the guest kernel did not ask (asked:
+ * FUSE_WRITE_KILL_SUIDGID). 0 or a negative errno (nothing written then). */
+static int kill_priv(const struct req *r, int fd, bool asked)
+{
+	const struct fuse_server *s = r->s;
+	if (s->suid && !asked)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	mode_t kill = st.st_mode & S_ISUID;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (!kill || !S_ISREG(st.st_mode))
+		return 0;
+	if (fchmod(fd, st.st_mode & 07777 & ~kill) == 0)
+		return 0;
+	/* Refused to a thread that neither owns the file nor holds CAP_FOWNER: it lacks CAP_FSETID
+	 * as well (no capabilities, or a non-zero fsuid), so the host kernel clears the bits itself
+	 * as part of the write. Only the guest's root, with the capabilities, must not fail here.
+	 */
+	return errno == EPERM && !(s->creds && r->h.uid == 0) ? 0 : -errno;
+}
+
 /* Flags Linux's client sends that the server supports and asks for. */
 #define INIT_FLAGS                                                                       \
 	(FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | \
@@ -649,8 +758,14 @@ static int op_setattr(struct req *r, struct inode *i)
 	if (in->valid & FATTR_MODE) {
 		if (S_ISLNK(i->type))
 			return -EOPNOTSUPP;
-		int rc = h ? fchmod(h->fd, in->mode & 07777)
-			   : fchmodat(s->proc_fd, name, in->mode & 07777, 0);
+		struct stat st;
+		int rc = stat_fd(i->fd, &st);
+		if (rc == 0)
+			rc = mode_allowed(s, in->mode, S_ISDIR(i->type), st.st_mode);
+		if (rc < 0)
+			return rc;
+		rc = h ? fchmod(h->fd, in->mode & 07777)
+		       : fchmodat(s->proc_fd, name, in->mode & 07777, 0);
 		if (rc < 0)
 			return -errno;
 	}
@@ -666,7 +781,9 @@ static int op_setattr(struct req *r, struct inode *i)
 		int fd = h ? h->fd : reopen(s, i, O_WRONLY);
 		if (fd < 0)
 			return fd;
-		int rc = ftruncate(fd, (off_t)in->size) < 0 ? -errno : 0;
+		int rc = kill_priv(r, fd, false);
+		if (rc == 0 && ftruncate(fd, (off_t)in->size) < 0)
+			rc = -errno;
 		if (!h)
 			close(fd);
 		if (rc < 0)
@@ -722,11 +839,13 @@ static int op_access(struct req *r, struct inode *i)
 	int mask = (int)(in->mask & (R_OK | W_OK | X_OK));
 	if ((mask & W_OK) && r->s->ro)
 		return -EROFS;
-	int rc = faccessat(i->fd, "", mask, AT_EMPTY_PATH);
+	/* AT_EACCESS: the check uses the fsuid and fsgid (the request's, see "Credentials") and
+	 * the thread's capabilities; without it the kernel would check the real uid (vmm's). */
+	int rc = faccessat(i->fd, "", mask, AT_EMPTY_PATH | AT_EACCESS);
 	if (rc < 0 && errno == EINVAL && !S_ISLNK(i->type)) {
 		char name[16];
 		proc_name(name, i->fd);
-		rc = faccessat(r->s->proc_fd, name, mask, 0);
+		rc = faccessat(r->s->proc_fd, name, mask, AT_EACCESS);
 	}
 	return rc < 0 ? -errno : 0;
 }
@@ -813,12 +932,18 @@ static int op_mknod(struct req *r, struct inode *dir)
 	FITS(r, sizeof(struct fuse_entry_out));
 	RO(r);
 	mode_t type = in->mode & S_IFMT;
-	/* Device nodes would give the guest the host's devices: refused. */
-	if (type == S_IFCHR || type == S_IFBLK)
+	/* Device nodes would give the guest the host's devices: only where the share allows them
+	 * (and the thread holds CAP_MKNOD: the guest's root). */
+	bool device = type == S_IFCHR || type == S_IFBLK;
+	if (device && !r->s->dev)
 		return -EPERM;
-	if (type != S_IFIFO && type != S_IFSOCK && type != S_IFREG && type != 0)
+	if (!device && type != S_IFIFO && type != S_IFSOCK && type != S_IFREG && type != 0)
 		return -EINVAL;
-	if (mknodat(dir->fd, name, in->mode & (S_IFMT | 07777), 0) < 0)
+	e = mode_allowed(r->s, in->mode, false, 0);
+	if (e < 0)
+		return e;
+	/* rdev is the kernel's 32-bit encoding, which mknodat's unsigned int takes as it is. */
+	if (mknodat(dir->fd, name, in->mode & (S_IFMT | 07777), device ? (dev_t)in->rdev : 0) < 0)
 		return -errno;
 	return created(r, dir, name, in->mode);
 }
@@ -833,6 +958,9 @@ static int op_mkdir(struct req *r, struct inode *dir)
 		return e;
 	FITS(r, sizeof(struct fuse_entry_out));
 	RO(r);
+	e = mode_allowed(r->s, in->mode, true, 0);
+	if (e < 0)
+		return e;
 	if (mkdirat(dir->fd, name, in->mode & 07777) < 0)
 		return -errno;
 	return created(r, dir, name, in->mode);
@@ -902,11 +1030,18 @@ static int op_create(struct req *r, struct inode *dir)
 	/* O_NOFOLLOW: a symlink at name fails (ELOOP) instead of creating or opening its target.
 	 * O_EXCL first, so that the mode is fixed only on a file created here. */
 	int fl = open_flags(in->flags) | O_NOFOLLOW;
-	bool made = true;
-	int fd = openat(dir->fd, name, fl | O_CREAT | O_EXCL, in->mode & 07777);
-	if (fd < 0 && errno == EEXIST && !(in->flags & O_EXCL)) {
+	/* A refused mode creates nothing; an existing file is still opened (the mode does not
+	 * apply to it). */
+	int refused = mode_allowed(r->s, in->mode, false, 0);
+	if (refused < 0 && (in->flags & O_EXCL))
+		return refused;
+	bool made = !refused;
+	int fd = made ? openat(dir->fd, name, fl | O_CREAT | O_EXCL, in->mode & 07777) : -1;
+	if (!made || (fd < 0 && errno == EEXIST && !(in->flags & O_EXCL))) {
 		made = false;
 		fd = openat(dir->fd, name, fl);
+		if (fd < 0 && errno == ENOENT && refused < 0)
+			return refused;
 	}
 	if (fd < 0)
 		return -errno;
@@ -1012,6 +1147,9 @@ static int op_write(struct req *r)
 	uint32_t have = r->full_len - (uint32_t)sizeof(*in);
 	if (in->size > have || in->size > FUSE_SERVER_MAX_WRITE)
 		return -EINVAL;
+	int e = kill_priv(r, h->fd, in->write_flags & FUSE_WRITE_KILL_SUIDGID);
+	if (e < 0)
+		return e;
 	size_t data_off = sizeof(struct fuse_in_header) + sizeof(*in);
 	unsigned n = iov_slice(r->in, r->nin, data_off, in->size, r->s->slice);
 	ssize_t put = n ? pwritev(h->fd, r->s->slice, (int)n, (off_t)in->offset) : 0;
@@ -1062,6 +1200,9 @@ static int op_fallocate(struct req *r)
 		return -EOPNOTSUPP;
 	if (in->offset > INT64_MAX || in->length > INT64_MAX)
 		return -EINVAL;
+	int e = kill_priv(r, h->fd, false);
+	if (e < 0)
+		return e;
 	if (fallocate(h->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length) < 0)
 		return -errno;
 	return 0;
@@ -1096,6 +1237,9 @@ static int op_copy_file_range(struct req *r)
 		return -EBADF;
 	if (in->off_in > INT64_MAX || in->off_out > INT64_MAX || in->flags)
 		return -EINVAL;
+	int e = kill_priv(r, ho->fd, false);
+	if (e < 0)
+		return e;
 	loff_t oi = (loff_t)in->off_in, oo = (loff_t)in->off_out;
 	size_t len = in->len < COPY_MAX ? in->len : COPY_MAX;
 	ssize_t n = copy_file_range(hi->fd, &oi, ho->fd, &oo, len, 0);
@@ -1208,8 +1352,9 @@ static int op_setxattr(struct req *r, struct inode *i)
 	if (in->size > r->alen - off || in->size > XATTR_SIZE_MAX)
 		return -EINVAL;
 	RO(r);
-	/* File capabilities would raise privileges of whoever runs the file on the host. */
-	if (strcmp(name, "security.capability") == 0)
+	/* File capabilities would raise privileges of whoever runs the file on the host: only where
+	 * the share allows setuid files. */
+	if (!r->s->suid && strcmp(name, "security.capability") == 0)
 		return -EPERM;
 	int fd = xattr_fd(r->s, i);
 	if (fd < 0)
@@ -1450,7 +1595,15 @@ int fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned n
 		if (r.out_space > REP_MAX - sizeof(struct fuse_out_header) &&
 		    r.h.opcode != FUSE_READ)
 			r.out_space = REP_MAX - sizeof(struct fuse_out_header);
-		rc = dispatch(&r);
+		/* The request's own ids (see "Credentials"): all but the session and forget
+		 * requests, which touch no file. */
+		bool as_guest =
+		    s->creds && !noreply && r.h.opcode != FUSE_INIT && r.h.opcode != FUSE_DESTROY;
+		rc = as_guest ? fs_ids_set(r.h.uid, r.h.gid) : 0;
+		if (rc == 0)
+			rc = dispatch(&r);
+		if (as_guest)
+			fs_ids_restore(s);
 	}
 	if (noreply) {
 		res->data_bytes = 0;
@@ -1486,6 +1639,9 @@ int fuse_server_create(struct fuse_server **out, const struct fuse_server_config
 		return verr_set(e, -ENOMEM, "share %s: out of memory", cfg->root);
 	s->cache = cfg->cache;
 	s->ro = cfg->ro;
+	s->dev = cfg->dev;
+	s->suid = cfg->suid;
+	fuse_server_set_credentials(s, cfg->credentials);
 	s->max_inodes = cfg->max_inodes ? cfg->max_inodes : FUSE_SERVER_MAX_INODES;
 	s->max_handles = cfg->max_handles ? cfg->max_handles : FUSE_SERVER_MAX_HANDLES;
 	s->ino_free = s->h_free = NONE;

@@ -9,7 +9,10 @@
  * the share (see the comments in fuse_server.c). The inode and handle tables are bounded: a guest
  * beyond them gets ENFILE.
  *
- * Threads: a server is used by one thread at a time (the device serializes its queues). */
+ * Threads: a server is used by one thread at a time (the device serializes its queues). With
+ * credentials on, that thread's fsuid and fsgid (per thread in Linux) are the request's while a
+ * request runs, and the server's own (those of the thread that called fuse_server_create or
+ * fuse_server_set_credentials) between requests. */
 #ifndef VMM_FUSE_SERVER_H
 #define VMM_FUSE_SERVER_H
 
@@ -37,6 +40,11 @@ struct fuse_server_config {
 	const char *root; /* the shared host directory */
 	enum fuse_cache cache;
 	bool ro;	      /* every modifying request answers EROFS */
+	bool dev;	      /* MKNOD may make character and block devices (else EPERM) */
+	bool suid;	      /* S_ISUID, S_ISGID on non-directories and security.capability may
+			       * be set (else EPERM), and writes keep them */
+	bool credentials;     /* each request runs as its header's uid and gid (fuse_server.c:
+			       * "Credentials"); needs CAP_SETUID and CAP_SETGID on the thread */
 	unsigned max_inodes;  /* 0: FUSE_SERVER_MAX_INODES (the root counts as one) */
 	unsigned max_handles; /* 0: FUSE_SERVER_MAX_HANDLES */
 };
@@ -71,6 +79,11 @@ void fuse_server_destroy(struct fuse_server *s);
  * BATCH_FORGET counts more entries than it holds. Nothing is written to out then. */
 int fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned nin,
 		       const struct iovec *out, unsigned nout, struct fuse_result *res);
+
+/* Turns the per-request credentials on or off (cfg->credentials, decided once the sandbox knows
+ * whether the worker keeps the capabilities). The ids requests return to are the calling
+ * thread's fsuid and fsgid now. Call before requests are served, not while one runs. */
+void fuse_server_set_credentials(struct fuse_server *s, bool on);
 
 /* Forgets the session (a device reset): every inode but the root and every handle is closed, and
  * requests other than INIT answer EIO until the next INIT. */

@@ -50,7 +50,7 @@ struct virtio_fs {
 
 /* ---- option parsing ---- */
 
-static const char usage[] = "write tag=TAG,path=DIR[,cache=none|auto|always][,ro]";
+static const char usage[] = "write tag=TAG,path=DIR[,cache=none|auto|always][,ro][,dev][,suid]";
 
 #define SPEC_FMT     "--share '%.*s%s'"
 #define SPEC_ARG(sp) OPTION_SPEC_ARG(sp)
@@ -101,6 +101,7 @@ int virtio_fs_parse(const char *spec, struct virtio_fs_options *o, struct verr *
 	if (!spec || !*spec)
 		return verr_set(e, -EINVAL, "--share: the value is empty: %s", usage);
 	bool have_tag = false, have_path = false, have_cache = false, have_ro = false;
+	bool have_dev = false, have_suid = false;
 	const char *p = spec;
 	for (unsigned n = 1;; n++) {
 		const struct option_item it = option_item(p);
@@ -112,13 +113,23 @@ int virtio_fs_parse(const char *spec, struct virtio_fs_options *o, struct verr *
 			return verr_set(e, -EINVAL,
 					SPEC_FMT ": item %u is empty (a stray comma): %s",
 					SPEC_ARG(spec), n, usage);
+		bool *flag = NULL;
 		if (option_word_is(p, klen, "ro")) {
+			seen = &have_ro;
+			flag = &o->ro;
+		} else if (option_word_is(p, klen, "dev")) {
+			seen = &have_dev;
+			flag = &o->dev;
+		} else if (option_word_is(p, klen, "suid")) {
+			seen = &have_suid;
+			flag = &o->suid;
+		}
+		if (flag) {
 			if (eq)
 				return verr_set(e, -EINVAL,
-						SPEC_FMT ": 'ro' takes no value: write ,ro",
-						SPEC_ARG(spec));
-			seen = &have_ro;
-			o->ro = true;
+						SPEC_FMT ": '%.*s' takes no value: write ,%.*s",
+						SPEC_ARG(spec), (int)klen, p, (int)klen, p);
+			*flag = true;
 		} else if (option_word_is(p, klen, "tag") && eq) {
 			seen = &have_tag;
 			if (!have_tag)
@@ -137,7 +148,7 @@ int virtio_fs_parse(const char *spec, struct virtio_fs_options *o, struct verr *
 		} else {
 			return verr_set(e, -EINVAL,
 					SPEC_FMT ": unknown key '%.*s' (item %u): the keys are "
-						 "tag=, path=, cache= and ro",
+						 "tag=, path=, cache=, ro, dev and suid",
 					SPEC_ARG(spec), (int)klen, p, n);
 		}
 		if (r < 0)
@@ -302,7 +313,8 @@ int virtio_fs_create(struct virtio_fs **out, const struct virtio_fs_options *o,
 	struct virtio_fs *f = calloc(1, sizeof(*f));
 	if (!f)
 		return verr_set(e, -ENOMEM, "virtio-fs %s: out of memory", o->tag);
-	struct fuse_server_config sc = {.root = o->path, .cache = o->cache, .ro = o->ro};
+	struct fuse_server_config sc = {
+	    .root = o->path, .cache = o->cache, .ro = o->ro, .dev = o->dev, .suid = o->suid};
 	int r = fuse_server_create(&f->srv, &sc, e);
 	if (r < 0) {
 		free(f);
@@ -318,8 +330,9 @@ int virtio_fs_create(struct virtio_fs **out, const struct virtio_fs_options *o,
 	virtio_dev_init(&f->dev, f->name, VIRTIO_ID_FS, &fs_ops, f,
 			(1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC),
 			sizeof(f->cfg), 1 + VIRTIO_FS_REQUEST_QUEUES, mem);
-	vmm_debug("%s: sharing %s (cache=%s%s)", f->name, o->path, fuse_cache_name(o->cache),
-		  o->ro ? ", read-only" : "");
+	vmm_debug("%s: sharing %s (cache=%s%s%s%s)", f->name, o->path, fuse_cache_name(o->cache),
+		  o->ro ? ", read-only" : "", o->dev ? ", device nodes" : "",
+		  o->suid ? ", setuid files" : "");
 	*out = f;
 	return 0;
 }
@@ -332,6 +345,11 @@ struct virtio_dev *virtio_fs_dev(struct virtio_fs *f)
 struct fuse_server *virtio_fs_server(struct virtio_fs *f)
 {
 	return f->srv;
+}
+
+void virtio_fs_set_credentials(struct virtio_fs *f, bool on)
+{
+	fuse_server_set_credentials(f->srv, on);
 }
 
 int virtio_fs_start(struct virtio_fs *f, int (*thread_init)(void *opaque, struct verr *e),

@@ -40,13 +40,15 @@ struct virtio_fs_options {
 	char path[PATH_MAX];		 /* the shared host directory */
 	enum fuse_cache cache;		 /* default FUSE_CACHE_AUTO */
 	bool ro;
+	bool dev;  /* the guest may make device nodes (fuse_server_config.dev) */
+	bool suid; /* setuid/setgid files and file capabilities (fuse_server_config.suid) */
 };
 
-/* Parses a --share value: "tag=TAG,path=DIR[,cache=none|auto|always][,ro]" (keys in any order,
- * each at most once). Fills *o and returns 0, or -EINVAL with one line in e naming what is
- * wrong and what to write: an empty value or item, an unknown key, a key given twice, a missing
- * or empty tag or path, a tag longer than 36 bytes or with bytes other than printable ASCII, a
- * path longer than PATH_MAX, an unknown cache mode, a value given to ro. */
+/* Parses a --share value: "tag=TAG,path=DIR[,cache=none|auto|always][,ro][,dev][,suid]" (keys
+ * in any order, each at most once). Fills *o and returns 0, or -EINVAL with one line in e naming
+ * what is wrong and what to write: an empty value or item, an unknown key, a key given twice, a
+ * missing or empty tag or path, a tag longer than 36 bytes or with bytes other than printable
+ * ASCII, a path longer than PATH_MAX, an unknown cache mode, a value given to ro, dev or suid. */
 int virtio_fs_parse(const char *spec, struct virtio_fs_options *o, struct verr *e);
 
 struct virtio_fs;
@@ -62,6 +64,12 @@ struct virtio_dev *virtio_fs_dev(struct virtio_fs *f);
 
 /* The FUSE server behind the device (tests look at its tables). */
 struct fuse_server *virtio_fs_server(struct virtio_fs *f);
+
+/* Whether the FUSE server runs each request as the request's uid and gid
+ * (fuse_server_set_credentials): vmm turns it on when the worker keeps the capabilities for it
+ * (sandbox_fs_credentials). Call before virtio_fs_start, on the thread that starts it (the
+ * worker inherits its fsuid and fsgid, the ids requests return to). */
+void virtio_fs_set_credentials(struct virtio_fs *f, bool on);
 
 /* Starts the worker thread. It runs thread_init(opaque, e) first, when given (vmm installs the
  * SANDBOX_FS seccomp list there), and serves nothing if that fails. The worker starts with every

@@ -3,6 +3,7 @@
 #include "devices/virtio_vsock.h"
 #include "vmm/loader/cmdline.h"
 #include "vmm/config/device_table.h"
+#include "vmm/sandbox/sandbox.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -150,6 +151,7 @@ int mmio_devices_create(struct mmio_devices *md, const struct vm_config *c,
 			struct event_loop *el, struct verr *e)
 {
 	md->n = 0;
+	md->fs = md->fs_dev = false;
 	md->vm_fd = vm_fd;
 	md->el = el;
 	const struct device_env env = {mem, el};
@@ -163,12 +165,23 @@ int mmio_devices_create(struct mmio_devices *md, const struct vm_config *c,
 			return r;
 		if (d->type == VM_DEV_VSOCK)
 			md->vsock = model;
+		if (d->type == VM_DEV_FS) {
+			md->fs = true;
+			md->fs_dev = md->fs_dev || d->u.fs.dev;
+		}
 		r = attach(md, dev, t->destroy, model, mmio_bus, e);
 		if (r < 0)
 			return r;
 		md->slot[md->n - 1].type = d->type;
 	}
 	return 0;
+}
+
+unsigned mmio_devices_fs_privileges(const struct mmio_devices *md)
+{
+	if (!md->fs)
+		return 0;
+	return SANDBOX_FS_OWNERS | (md->fs_dev ? SANDBOX_FS_MKNOD : 0);
 }
 
 int mmio_devices_start(struct mmio_devices *md, bool seccomp, struct verr *e)

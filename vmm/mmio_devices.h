@@ -49,6 +49,7 @@ struct mmio_devices {
 	int vm_fd;
 	struct event_loop *el;
 	struct virtio_vsock *vsock; /* the vsock device, if any: the agent's channel */
+	bool fs, fs_dev;	    /* a virtio-fs device; one that allows device nodes */
 };
 
 /* Slot i's register window and interrupt pin (i < MMIO_DEVICES_MAX). */
@@ -68,10 +69,15 @@ int mmio_devices_create(struct mmio_devices *md, const struct vm_config *c,
 			const struct guest_mem *mem, int vm_fd, struct bus *mmio_bus,
 			struct event_loop *el, struct verr *e);
 
+/* The capabilities the devices' own threads ask to keep (sandbox_drop_privileges's fs argument):
+ * SANDBOX_FS_OWNERS when there is a virtio-fs device, with SANDBOX_FS_MKNOD when one allows
+ * device nodes; 0 otherwise. */
+unsigned mmio_devices_fs_privileges(const struct mmio_devices *md);
+
 /* Starts the devices' own threads (the device table's start hook: virtio-fs's workers), each
- * installing its own seccomp list when seccomp is set. Call after the privileges are dropped and
- * before the main thread's filter (vm_run). Returns 0 or the first failure's negative errno with
- * e set. */
+ * taking the capabilities kept for it and installing its own seccomp list when seccomp is set.
+ * Call after the privileges are dropped and before any other thread is created (vm_run), then
+ * sandbox_drop_fs_caps. Returns 0 or the first failure's negative errno with e set. */
 int mmio_devices_start(struct mmio_devices *md, bool seccomp, struct verr *e);
 
 /* Resets every device (no more guest I/O) and frees the device models and their fds. Call after

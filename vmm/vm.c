@@ -894,10 +894,12 @@ int vm_run(struct vm *vm)
 			vm->on_ready(vm->ready_opaque, r);
 		return VMM_EXIT_FAILURE;
 	}
-	/* Setup is over: drop privileges before any thread exists (they inherit it), then each
-	 * vCPU thread filters itself, and this thread filters itself once they are created and
-	 * before the event loop reads anything from the guest (vmm/sandbox/sandbox.c). */
-	if (sandbox_drop_privileges(&e) < 0) {
+	/* Setup is over: drop privileges before any thread exists (they inherit it), keeping only
+	 * the virtio-fs workers' set, as permitted; the workers are created first and raise it,
+	 * then this thread clears it before the vCPU and session threads exist, so they hold
+	 * nothing. Each thread filters itself, this one once the others are created and before
+	 * the event loop reads anything from the guest (vmm/sandbox/sandbox.c). */
+	if (sandbox_drop_privileges(mmio_devices_fs_privileges(&vm->virtio), &e) < 0) {
 		vmm_log("%s", e.msg);
 		if (vm->on_ready)
 			vm->on_ready(vm->ready_opaque, -EPERM);
@@ -907,6 +909,17 @@ int vm_run(struct vm *vm)
 	if (!vm->seccomp)
 		vmm_warn("warning: --seccomp=off: no system call filter, a compromised vmm has the "
 			 "whole kernel API");
+	/* The devices' own threads (virtio-fs workers) filter themselves, like the vCPUs. No vCPU
+	 * runs yet: a failure here ends vmm before the guest starts. */
+	r = mmio_devices_start(&vm->virtio, vm->seccomp, &e);
+	if (r == 0)
+		r = sandbox_drop_fs_caps(&e);
+	if (r < 0) {
+		vmm_log("%s", e.msg);
+		if (vm->on_ready)
+			vm->on_ready(vm->ready_opaque, r);
+		return VMM_EXIT_FAILURE;
+	}
 	/* Without --paused the VM starts now; with it the vCPU threads park until `start`. */
 	if (!vm->cfg->paused)
 		vm_start(vm, NULL);
@@ -929,12 +942,6 @@ int vm_run(struct vm *vm)
 			vm_request_stop(vm, VM_STOP_ERROR);
 		}
 		vm_phase(vm, "session-thread");
-	}
-	/* The devices' own threads (virtio-fs workers) filter themselves, like the vCPUs. */
-	r = mmio_devices_start(&vm->virtio, vm->seccomp, &e);
-	if (r < 0) {
-		vmm_log("%s", e.msg);
-		vm_request_stop(vm, VM_STOP_ERROR);
 	}
 	if (vm->seccomp && sandbox_enter(SANDBOX_MAIN, &e) < 0) {
 		vmm_log("%s", e.msg);

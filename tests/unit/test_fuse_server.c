@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ struct t {
 	struct stat canary_st;
 	struct fuse_server *s;
 	uint64_t unique;
+	uint32_t uid, gid; /* the requests' header ids */
 	uint8_t in[OUT_MAX];
 	_Alignas(16) uint8_t out[OUT_MAX];
 	struct fuse_result res;
@@ -55,17 +57,23 @@ static void host_file(struct t *t, const char *rel, const char *content)
 	close(fd);
 }
 
-static void server(struct t *t, bool ro, unsigned max_inodes, unsigned max_handles)
+static void server_cfg(struct t *t, const struct fuse_server_config *cfg)
 {
 	fuse_server_destroy(t->s);
-	struct fuse_server_config c = {.root = t->share,
-				       .cache = FUSE_CACHE_AUTO,
-				       .ro = ro,
-				       .max_inodes = max_inodes,
-				       .max_handles = max_handles};
+	struct fuse_server_config c = *cfg;
+	c.root = t->share;
 	struct verr e = {0};
 	if (fuse_server_create(&t->s, &c, &e) < 0)
 		fail_msg("%s", e.msg);
+}
+
+static void server(struct t *t, bool ro, unsigned max_inodes, unsigned max_handles)
+{
+	struct fuse_server_config c = {.cache = FUSE_CACHE_AUTO,
+				       .ro = ro,
+				       .max_inodes = max_inodes,
+				       .max_handles = max_handles};
+	server_cfg(t, &c);
 }
 
 /* Sends opcode op on nodeid with the arguments (terminated by END), the reply going into
@@ -82,8 +90,12 @@ static int reqv(struct t *t, uint32_t op, uint64_t nodeid, size_t outcap, va_lis
 		memcpy(t->in + len, a.p, a.len);
 		len += a.len;
 	}
-	struct fuse_in_header h = {
-	    .len = (uint32_t)len, .opcode = op, .unique = ++t->unique, .nodeid = nodeid};
+	struct fuse_in_header h = {.len = (uint32_t)len,
+				   .opcode = op,
+				   .unique = ++t->unique,
+				   .nodeid = nodeid,
+				   .uid = t->uid,
+				   .gid = t->gid};
 	memcpy(t->in, &h, sizeof(h));
 	/* Split both sides in two iovecs at odd places, as guest pages would be. */
 	size_t ic = len > 7 ? 7 : len, oc = outcap > 5 ? 5 : outcap;
@@ -944,6 +956,297 @@ static void test_malformed(void **state)
 	free(one);
 }
 
+/* ---- setuid bits, device nodes, file capabilities, credentials ---- */
+
+static mode_t host_mode(struct t *t, const char *rel)
+{
+	char p[512];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", t->share, rel);
+	if (lstat(p, &st) < 0)
+		return 0;
+	return st.st_mode;
+}
+
+static void host_chmod(struct t *t, const char *rel, mode_t m)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", t->share, rel);
+	assert_int_equal(chmod(p, m), 0);
+}
+
+/* A host file with mode m, looked up and opened for writing: its handle; *node its node id. */
+static uint64_t open_host(struct t *t, const char *rel, mode_t m, uint64_t *node)
+{
+	host_file(t, rel, "0123456789");
+	host_chmod(t, rel, m);
+	*node = lookup(t, FUSE_ROOT_ID, rel, NULL);
+	return open_node(t, *node, FUSE_OPEN, O_RDWR);
+}
+
+static bool is_root(void)
+{
+	return geteuid() == 0;
+}
+
+/* A file capability value the kernel accepts (VFS_CAP_REVISION_2, no capabilities). */
+static const uint32_t fcap_v2[5] = {0x02000000u, 0, 0, 0, 0};
+
+/* Without dev and suid (every share's default, the container root's too): each refused with
+ * EPERM, nothing made or changed; what only lowers privileges, or sets group inheritance on a
+ * directory, goes through. */
+static void test_privileged_refused(void **state)
+{
+	struct t *t = *state;
+	do_init(t);
+	struct fuse_create_in ci = {.flags = O_RDWR, .mode = S_IFREG | 04755};
+	assert_int_equal(req(t, FUSE_CREATE, FUSE_ROOT_ID, A(ci), S("su"), END), -EPERM);
+	assert_int_equal(host_mode(t, "su"), 0);
+	ci.mode = S_IFREG | 02755;
+	assert_int_equal(req(t, FUSE_CREATE, FUSE_ROOT_ID, A(ci), S("sg"), END), -EPERM);
+	ci.flags = O_RDWR | O_EXCL;
+	assert_int_equal(req(t, FUSE_CREATE, FUSE_ROOT_ID, A(ci), S("sg"), END), -EPERM);
+	assert_int_equal(host_mode(t, "sg"), 0);
+	/* An existing file is opened: the mode does not apply to it. */
+	host_file(t, "there", "x");
+	ci.flags = O_RDWR;
+	assert_int_equal(req(t, FUSE_CREATE, FUSE_ROOT_ID, A(ci), S("there"), END), 0);
+	assert_int_equal(host_mode(t, "there") & 07000, 0);
+
+	struct fuse_mkdir_in mi = {.mode = 04755};
+	assert_int_equal(req(t, FUSE_MKDIR, FUSE_ROOT_ID, A(mi), S("sud"), END), -EPERM);
+	assert_int_equal(host_mode(t, "sud"), 0);
+	mi.mode = 02755; /* group inheritance: always allowed */
+	assert_int_equal(req(t, FUSE_MKDIR, FUSE_ROOT_ID, A(mi), S("sgd"), END), 0);
+	uint64_t sgd = ((struct fuse_entry_out *)payload(t))->nodeid;
+	struct fuse_setattr_in sa = {.valid = FATTR_MODE, .mode = 02775};
+	assert_int_equal(req(t, FUSE_SETATTR, sgd, A(sa), END), 0);
+	assert_int_equal(host_mode(t, "sgd") & 07777, 02775);
+	sa.mode = 04775;
+	assert_int_equal(req(t, FUSE_SETATTR, sgd, A(sa), END), -EPERM);
+
+	struct fuse_mknod_in mk = {.mode = S_IFREG | 04644};
+	assert_int_equal(req(t, FUSE_MKNOD, FUSE_ROOT_ID, A(mk), S("n1"), END), -EPERM);
+	mk.mode = S_IFIFO | 02644;
+	assert_int_equal(req(t, FUSE_MKNOD, FUSE_ROOT_ID, A(mk), S("n2"), END), -EPERM);
+	mk = (struct fuse_mknod_in){.mode = S_IFBLK | 0600, .rdev = makedev(7, 0)};
+	assert_int_equal(req(t, FUSE_MKNOD, FUSE_ROOT_ID, A(mk), S("loop"), END), -EPERM);
+	mk = (struct fuse_mknod_in){.mode = S_IFCHR | 0600, .rdev = makedev(1, 3)};
+	assert_int_equal(req(t, FUSE_MKNOD, FUSE_ROOT_ID, A(mk), S("null"), END), -EPERM);
+	assert_int_equal(host_mode(t, "n1") | host_mode(t, "n2") | host_mode(t, "loop") |
+			     host_mode(t, "null"),
+			 0);
+
+	host_file(t, "f", "x");
+	uint64_t f = lookup(t, FUSE_ROOT_ID, "f", NULL);
+	sa.mode = 04755;
+	assert_int_equal(req(t, FUSE_SETATTR, f, A(sa), END), -EPERM);
+	sa.mode = 02755;
+	assert_int_equal(req(t, FUSE_SETATTR, f, A(sa), END), -EPERM);
+	assert_int_equal(host_mode(t, "f") & 07777, 0644);
+	sa.mode = 0700;
+	assert_int_equal(req(t, FUSE_SETATTR, f, A(sa), END), 0);
+	/* A bit the file already has (from the host) may stay while others change. */
+	host_chmod(t, "f", 04755);
+	sa.mode = 04711;
+	assert_int_equal(req(t, FUSE_SETATTR, f, A(sa), END), 0);
+	assert_int_equal(host_mode(t, "f") & 07777, 04711);
+
+	struct fuse_setxattr_in sx = {.size = sizeof(fcap_v2)};
+	assert_int_equal(req(t, FUSE_SETXATTR, f, (struct arg){&sx, 8}, S("security.capability"),
+			     (struct arg){fcap_v2, sizeof(fcap_v2)}, END),
+			 -EPERM);
+}
+
+/* A setuid file from the host loses S_ISUID (and S_ISGID with S_IXGRP) before the guest
+ * changes its content: WRITE, FALLOCATE, COPY_FILE_RANGE into it, a truncating SETATTR. Run as
+ * root, the thread holds CAP_FSETID, as the guest's root does in vmm: only the server clears
+ * them then. */
+static void test_write_clears_setuid(void **state)
+{
+	struct t *t = *state;
+	do_init(t);
+	uint64_t n, fh = open_host(t, "w", 06755, &n);
+	struct fuse_write_in wi = {.fh = fh, .size = 1};
+	assert_int_equal(req(t, FUSE_WRITE, n, A(wi), (struct arg){"z", 1}, END), 0);
+	assert_int_equal(host_mode(t, "w") & 07777, 0755);
+	/* S_ISGID without group execute is no privilege: kept. */
+	host_chmod(t, "w", 02745);
+	assert_int_equal(req(t, FUSE_WRITE, n, A(wi), (struct arg){"z", 1}, END), 0);
+	assert_int_equal(host_mode(t, "w") & 07777, 02745);
+
+	host_chmod(t, "w", 04755);
+	struct fuse_fallocate_in fa = {.fh = fh, .length = 100};
+	assert_int_equal(req(t, FUSE_FALLOCATE, n, A(fa), END), 0);
+	assert_int_equal(host_mode(t, "w") & 07777, 0755);
+
+	host_chmod(t, "w", 04755);
+	struct fuse_setattr_in sa = {.valid = FATTR_SIZE, .size = 3};
+	assert_int_equal(req(t, FUSE_SETATTR, n, A(sa), END), 0);
+	assert_int_equal(host_mode(t, "w") & 07777, 0755);
+
+	uint64_t n2, fh2 = open_host(t, "dst", 04755, &n2);
+	struct fuse_copy_file_range_in cr = {.fh_in = fh, .fh_out = fh2, .len = 2};
+	assert_int_equal(req(t, FUSE_COPY_FILE_RANGE, n, A(cr), END), 0);
+	assert_int_equal(host_mode(t, "dst") & 07777, 0755);
+}
+
+/* With dev and suid (JSON/--share options): the same requests work. */
+static void test_privileged_allowed(void **state)
+{
+	struct t *t = *state;
+	struct fuse_server_config c = {.cache = FUSE_CACHE_AUTO, .dev = true, .suid = true};
+	server_cfg(t, &c);
+	do_init(t);
+	struct fuse_create_in ci = {.flags = O_RDWR, .mode = S_IFREG | 04755};
+	assert_int_equal(req(t, FUSE_CREATE, FUSE_ROOT_ID, A(ci), S("su"), END), 0);
+	uint64_t su = ((struct fuse_entry_out *)payload(t))->nodeid;
+	uint64_t fh =
+	    ((struct fuse_open_out *)((uint8_t *)payload(t) + sizeof(struct fuse_entry_out)))->fh;
+	assert_int_equal(host_mode(t, "su") & 07777, 04755);
+	ci.mode = S_IFREG | 02755;
+	assert_int_equal(req(t, FUSE_CREATE, FUSE_ROOT_ID, A(ci), S("sg"), END), 0);
+	assert_int_equal(host_mode(t, "sg") & 07777, 02755);
+	struct fuse_mkdir_in mi = {.mode = 04755};
+	assert_int_equal(req(t, FUSE_MKDIR, FUSE_ROOT_ID, A(mi), S("sud"), END), 0);
+	struct fuse_mknod_in mk = {.mode = S_IFREG | 04644};
+	assert_int_equal(req(t, FUSE_MKNOD, FUSE_ROOT_ID, A(mk), S("n1"), END), 0);
+	assert_int_equal(host_mode(t, "n1") & 07777, 04644);
+	host_file(t, "f", "x");
+	uint64_t f = lookup(t, FUSE_ROOT_ID, "f", NULL);
+	struct fuse_setattr_in sa = {.valid = FATTR_MODE, .mode = 04750};
+	assert_int_equal(req(t, FUSE_SETATTR, f, A(sa), END), 0);
+	assert_int_equal(host_mode(t, "f") & 07777, 04750);
+
+	/* A write the guest kernel asks to kill the bits for (a direct write by a user without
+	 * CAP_FSETID): cleared. Without the flag, a writer with CAP_FSETID keeps them. */
+	struct fuse_write_in wi = {.fh = fh, .size = 1};
+	if (is_root()) {
+		assert_int_equal(req(t, FUSE_WRITE, su, A(wi), (struct arg){"z", 1}, END), 0);
+		assert_int_equal(host_mode(t, "su") & 07777, 04755);
+	}
+	wi.write_flags = FUSE_WRITE_KILL_SUIDGID;
+	assert_int_equal(req(t, FUSE_WRITE, su, A(wi), (struct arg){"z", 1}, END), 0);
+	assert_int_equal(host_mode(t, "su") & 07777, 0755);
+
+	if (!is_root())
+		return; /* device nodes and file capabilities need CAP_MKNOD and CAP_SETFCAP */
+	mk = (struct fuse_mknod_in){.mode = S_IFCHR | 0600, .rdev = makedev(1, 3)};
+	assert_int_equal(req(t, FUSE_MKNOD, FUSE_ROOT_ID, A(mk), S("null"), END), 0);
+	char p[512];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/null", t->share);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISCHR(st.st_mode));
+	assert_int_equal(st.st_rdev, makedev(1, 3));
+	struct fuse_entry_out *eo = payload(t);
+	assert_int_equal(eo->attr.rdev, makedev(1, 3));
+	mk = (struct fuse_mknod_in){.mode = S_IFBLK | 0600, .rdev = makedev(259, 70000)};
+	assert_int_equal(req(t, FUSE_MKNOD, FUSE_ROOT_ID, A(mk), S("blk"), END), 0);
+	snprintf(p, sizeof(p), "%s/blk", t->share);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISBLK(st.st_mode));
+	assert_int_equal(major(st.st_rdev), 259);
+	assert_int_equal(minor(st.st_rdev), 70000);
+
+	struct fuse_setxattr_in sx = {.size = sizeof(fcap_v2)};
+	int r = req(t, FUSE_SETXATTR, f, (struct arg){&sx, 8}, S("security.capability"),
+		    (struct arg){fcap_v2, sizeof(fcap_v2)}, END);
+	if (r == -EOPNOTSUPP)
+		return; /* no security.* xattrs on this file system */
+	assert_int_equal(r, 0);
+	snprintf(p, sizeof(p), "%s/f", t->share);
+	assert_true(getxattr(p, "security.capability", NULL, 0) > 0);
+}
+
+static unsigned thread_fsuid(void)
+{
+	return (unsigned)syscall(SYS_setfsuid, -1);
+}
+
+static unsigned thread_fsgid(void)
+{
+	return (unsigned)syscall(SYS_setfsgid, -1);
+}
+
+/* Each request as its header's ids (needs root: CAP_SETUID, CAP_SETGID and the file system
+ * capabilities, as the worker holds them in vmm). */
+static void test_credentials(void **state)
+{
+	struct t *t = *state;
+	if (!is_root())
+		skip();
+	assert_int_equal(chmod(t->share, 0777), 0);
+	struct fuse_server_config c = {.cache = FUSE_CACHE_AUTO, .credentials = true};
+	server_cfg(t, &c);
+	do_init(t);
+	char p[512];
+	struct stat st;
+
+	t->uid = 1234;
+	t->gid = 5678;
+	struct fuse_create_in ci = {.flags = O_RDWR, .mode = S_IFREG | 0644};
+	assert_int_equal(req(t, FUSE_CREATE, FUSE_ROOT_ID, A(ci), S("owned"), END), 0);
+	uint64_t owned = ((struct fuse_entry_out *)payload(t))->nodeid;
+	assert_int_equal(((struct fuse_entry_out *)payload(t))->attr.uid, 1234);
+	snprintf(p, sizeof(p), "%s/owned", t->share);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, 1234);
+	assert_int_equal(st.st_gid, 5678);
+	/* back to the server's own ids after the request */
+	assert_int_equal(thread_fsuid(), 0);
+	assert_int_equal(thread_fsgid(), 0);
+	struct fuse_mkdir_in mi = {.mode = 0755};
+	assert_int_equal(req(t, FUSE_MKDIR, FUSE_ROOT_ID, A(mi), S("dir"), END), 0);
+	snprintf(p, sizeof(p), "%s/dir", t->share);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, 1234);
+	assert_int_equal(st.st_gid, 5678);
+	assert_int_equal(req(t, FUSE_SYMLINK, FUSE_ROOT_ID, S("ln"), S("owned"), END), 0);
+	snprintf(p, sizeof(p), "%s/ln", t->share);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(st.st_uid, 1234);
+
+	/* uid 1234 cannot give its file away; the guest's root can. */
+	struct fuse_setattr_in sa = {.valid = FATTR_UID | FATTR_GID, .uid = 4321, .gid = 8765};
+	assert_int_equal(req(t, FUSE_SETATTR, owned, A(sa), END), -EPERM);
+	t->uid = t->gid = 0;
+	assert_int_equal(req(t, FUSE_SETATTR, owned, A(sa), END), 0);
+	snprintf(p, sizeof(p), "%s/owned", t->share);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, 4321);
+	assert_int_equal(st.st_gid, 8765);
+
+	/* A 0600 root file: root opens it, uid 1234 does not (the host's own check). */
+	host_file(t, "secret", "s");
+	host_chmod(t, "secret", 0600);
+	uint64_t sec = lookup(t, FUSE_ROOT_ID, "secret", NULL);
+	open_node(t, sec, FUSE_OPEN, O_RDONLY);
+	t->uid = 1234;
+	t->gid = 5678;
+	struct fuse_open_in oi = {.flags = O_RDONLY};
+	assert_int_equal(req(t, FUSE_OPEN, sec, A(oi), END), -EACCES);
+	struct fuse_access_in ai = {.mask = R_OK};
+	assert_int_equal(req(t, FUSE_ACCESS, sec, A(ai), END), -EACCES);
+	/* ...nor writes a root file in a root directory */
+	assert_int_equal(chmod(t->share, 0755), 0);
+	assert_int_equal(req(t, FUSE_CREATE, FUSE_ROOT_ID, A(ci), S("nope"), END), -EACCES);
+	assert_int_equal(host_mode(t, "nope"), 0);
+	assert_int_equal(thread_fsuid(), 0);
+
+	/* An id the kernel cannot take: EPERM, nothing done, the ids are the server's again. */
+	t->uid = 0xffffffffu;
+	struct fuse_getattr_in gi = {0};
+	assert_int_equal(req(t, FUSE_GETATTR, FUSE_ROOT_ID, A(gi), END), -EPERM);
+	t->uid = 0;
+	t->gid = 0xffffffffu;
+	assert_int_equal(req(t, FUSE_GETATTR, FUSE_ROOT_ID, A(gi), END), -EPERM);
+	assert_int_equal(thread_fsuid(), 0);
+	assert_int_equal(thread_fsgid(), 0);
+	t->gid = 0;
+	assert_int_equal(req(t, FUSE_GETATTR, FUSE_ROOT_ID, A(gi), END), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -959,6 +1262,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_privileged_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_clears_setuid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_privileged_allowed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -304,7 +304,17 @@ static const struct probe probes[] = {
      {ALLOW, ALLOW, TRAP, ALLOW}},
     {"fsetxattr (fs)", SYS_fsetxattr, 0, 3, 0, {TRAP, TRAP, TRAP, ALLOW}},
     {"connect (main only)", SYS_connect, 0, 3, 0, {ALLOW, TRAP, TRAP, TRAP}},
-    {"setfsuid (not yet: no capabilities)", SYS_setfsuid, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"setfsuid (fs: each request as its uid)", SYS_setfsuid, 0, 0, 0, {TRAP, TRAP, TRAP, ALLOW}},
+    {"setfsgid (fs: each request as its gid)", SYS_setfsgid, 0, 0, 0, {TRAP, TRAP, TRAP, ALLOW}},
+    {"setuid (every thread: no set*id but fs ids)", SYS_setuid, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"setresuid", SYS_setresuid, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"setgroups", SYS_setgroups, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
+    {"capset (capabilities are set before the filters)",
+     SYS_capset,
+     0,
+     0,
+     0,
+     {TRAP, TRAP, TRAP, TRAP}},
     {"uname (VMM_SECCOMP_TEST)", SYS_uname, 0, 0, 0, {TRAP, TRAP, TRAP, TRAP}},
 #if VMM_SANDBOX_SANITIZER
     {"sigaltstack (sanitizer build)", SYS_sigaltstack, 0, 0, 0, {ALLOW, ALLOW, ALLOW, ALLOW}},
@@ -515,7 +525,7 @@ static int run_child(void (*fn)(int), int arg, char *out, size_t cap)
 static void child_forbidden_call(int kind)
 {
 	struct verr e = {0};
-	if (sandbox_drop_privileges(&e) < 0 || sandbox_enter((enum sandbox_kind)kind, &e) < 0) {
+	if (sandbox_drop_privileges(0, &e) < 0 || sandbox_enter((enum sandbox_kind)kind, &e) < 0) {
 		ssize_t w = write(STDERR_FILENO, e.msg, strlen(e.msg));
 		(void)w;
 		_exit(3);
@@ -548,7 +558,7 @@ static void child_hook(int kind)
 {
 	struct verr e = {0};
 	setenv("VMM_SECCOMP_TEST", "session", 1);
-	if (sandbox_drop_privileges(&e) < 0 || sandbox_enter((enum sandbox_kind)kind, &e) < 0)
+	if (sandbox_drop_privileges(0, &e) < 0 || sandbox_enter((enum sandbox_kind)kind, &e) < 0)
 		_exit(3);
 	_exit(0); /* the hook names another kind: nothing forbidden happened */
 }

@@ -181,16 +181,21 @@ static void fs_destroy(void *model)
 	virtio_fs_destroy(model);
 }
 
-/* The worker thread's own first step: its seccomp list, before it reads a request. */
-static int fs_thread_enter(void *opaque, struct verr *e)
+/* The worker thread's own first steps, before it reads a request: the capabilities kept for it
+ * (vmm/sandbox/sandbox.c), then its seccomp list unless --seccomp=off. */
+static int fs_thread_enter(void *seccomp, struct verr *e)
 {
-	(void)opaque;
-	return sandbox_enter(SANDBOX_FS, e);
+	int r = sandbox_fs_thread_enter(e);
+	if (r == 0 && *(const bool *)seccomp)
+		r = sandbox_enter(SANDBOX_FS, e);
+	return r;
 }
 
 static int fs_start(void *model, bool seccomp, struct verr *e)
 {
-	return virtio_fs_start(model, seccomp ? fs_thread_enter : NULL, NULL, e);
+	static const bool on = true, off = false;
+	virtio_fs_set_credentials(model, sandbox_fs_credentials());
+	return virtio_fs_start(model, fs_thread_enter, (void *)(seccomp ? &on : &off), e);
 }
 
 static int fs_to_json(const struct vm_device_cfg *d, struct json_object *o)
@@ -200,14 +205,17 @@ static int fs_to_json(const struct vm_device_cfg *d, struct json_object *o)
 	if (d->u.fs.ro)
 		json_object_object_add(o, "readonly", json_object_new_boolean(1));
 	json_object_object_add(o, "cache", json_object_new_string(fuse_cache_name(d->u.fs.cache)));
+	if (d->u.fs.dev)
+		json_object_object_add(o, "dev", json_object_new_boolean(1));
+	if (d->u.fs.suid)
+		json_object_object_add(o, "suid", json_object_new_boolean(1));
 	return 0;
 }
 
 static const struct device_key fs_keys[] = {
-    {"tag", "tag", DK_STR, true},
-    {"path", "path", DK_STR, true},
-    {"readonly", "ro", DK_BOOL, false},
-    {"cache", "cache", DK_STR, false},
+    {"tag", "tag", DK_STR, true},	{"path", "path", DK_STR, true},
+    {"readonly", "ro", DK_BOOL, false}, {"cache", "cache", DK_STR, false},
+    {"dev", "dev", DK_BOOL, false},	{"suid", "suid", DK_BOOL, false},
 };
 
 /* ---- rng ---- */
@@ -256,8 +264,8 @@ const struct device_type device_table[VM_DEV_TYPES] = {
     [VM_DEV_VSOCK] = {"vsock", "--vsock", 1, "cid=N,uds=PATH", KEYS(vsock_keys), vsock_parse, NULL,
 		      vsock_create, vsock_destroy, vsock_to_json, "vsock", NULL},
     [VM_DEV_FS] = {"fs", "--share", VMM_MAX_SHARES,
-		   "tag=NAME,path=DIR[,ro][,cache=none|auto|always]", KEYS(fs_keys), fs_parse,
-		   fs_check, fs_create, fs_destroy, fs_to_json, "fs", fs_start},
+		   "tag=NAME,path=DIR[,ro][,cache=none|auto|always][,dev][,suid]", KEYS(fs_keys),
+		   fs_parse, fs_check, fs_create, fs_destroy, fs_to_json, "fs", fs_start},
     [VM_DEV_RNG] = {"rng", "--rng", 1, "(no options)", NULL, 0, rng_parse, NULL, rng_create,
 		    rng_destroy, rng_to_json, "rng", NULL},
 };

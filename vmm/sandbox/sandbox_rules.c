@@ -114,7 +114,8 @@ static const struct ioctl_rule session_ioctls[] = {
  * (devices/fuse_server.c) on the shared directory, on top of the common list (read/write,
  * futex for the device and server locks, close, malloc). Every path it gives the kernel is one
  * component relative to a descriptor it holds (or /proc/self/fd/N for its own N). No socket,
- * no ioctl, no exec, no mount. */
+ * no ioctl, no exec, no mount; no capset or setgroups (the thread takes its capabilities and drops
+ * its groups before its filter) and no set*uid other than the per-thread fsuid/fsgid. */
 static const struct sc_rule fs_rules[] = {
     {"openat", "LOOKUP (O_PATH|O_NOFOLLOW), CREATE, OPEN and OPENDIR (through /proc/self/fd)"},
     {"newfstatat", "LOOKUP, GETATTR and every reply's attributes (fstat/fstatat)"},
@@ -147,6 +148,8 @@ static const struct sc_rule fs_rules[] = {
     {"fremovexattr", "REMOVEXATTR"},
     {"faccessat", "ACCESS"},
     {"faccessat2", "ACCESS (glibc's faccessat with flags)"},
+    {"setfsuid", "each request runs as its uid, and back (per thread; -1 reads it back)"},
+    {"setfsgid", "each request runs as its gid, and back (per thread; -1 reads it back)"},
 };
 
 static const struct ioctl_rule vcpu_ioctls[] = {
