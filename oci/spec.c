@@ -220,6 +220,50 @@ static int host_path(const char *bundle, const char *p, char *out, size_t cap, c
 	return 0;
 }
 
+/* A tmpfs mount in the guest: its mode=, size= (k, m, g suffixes) and ro options. */
+static int tmpfs_volume(json_object *m, const char *where, const char *dest, json_object **out,
+			struct verr *e)
+{
+	*out = NULL;
+	json_object *opts;
+	int r = member(m, "options", json_type_array, where, &opts, e);
+	if (r < 0)
+		return r;
+	json_object *t = json_object_new_object();
+	json_object_object_add(t, "guest", json_object_new_string(dest));
+	json_object_object_add(t, "tmpfs", json_object_new_boolean(true));
+	for (size_t i = 0; opts && i < json_object_array_length(opts); i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(opts, i));
+		if (!o)
+			continue;
+		if (strcmp(o, "ro") == 0) {
+			json_object_object_add(t, "ro", json_object_new_boolean(true));
+		} else if (strncmp(o, "mode=", 5) == 0) {
+			json_object_object_add(t, "mode", json_object_new_string(o + 5));
+		} else if (strncmp(o, "size=", 5) == 0) {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(o + 5, &end, 10);
+			unsigned shift = *end == 'k' || *end == 'K'   ? 10
+					 : *end == 'm' || *end == 'M' ? 20
+					 : *end == 'g' || *end == 'G' ? 30
+								      : 0;
+			if (errno || o[5] == '-' || (shift && end[1]) || (!shift && *end) ||
+			    n == 0 || n > (1ull << 40)) {
+				json_object_put(t);
+				return verr_set(e, -EINVAL,
+						"config.json: %soptions[%zu]: '%s' is not a size "
+						"(bytes, or with k, m or g)",
+						where, i, o);
+			}
+			unsigned long long mib = ((n << shift) + (1 << 20) - 1) >> 20;
+			json_object_object_add(t, "size_mib", json_object_new_int64((int64_t)mib));
+		}
+	}
+	*out = t;
+	return 0;
+}
+
 static int mounts_to_volumes(json_object *spec, const char *bundle, json_object *vm, struct verr *e)
 {
 	json_object *mounts;
@@ -262,12 +306,23 @@ static int mounts_to_volumes(json_object *spec, const char *bundle, json_object 
 			return r;
 		if (agent_mount(dest))
 			continue; /* made in the guest, whatever the host offers there */
+		if (!bind && strcmp(type, "tmpfs") == 0) {
+			json_object *tv;
+			if ((r = tmpfs_volume(m, where, dest, &tv, e)) < 0)
+				return r;
+			if (!vols) {
+				vols = json_object_new_array();
+				json_object_object_add(vm, "volumes", vols);
+			}
+			json_object_array_add(vols, tv);
+			continue;
+		}
 		if (!bind)
 			return verr_set(
 			    e, -EOPNOTSUPP,
 			    "config.json: %stype: a '%s' mount at %s is not supported: "
-			    "vmm-oci makes proc, sysfs, devpts, mqueue, tmpfs and cgroup "
-			    "at their usual places in the guest, and bind mounts from the "
+			    "vmm-oci makes proc, sysfs, devpts, mqueue and cgroup at their usual "
+			    "places in the guest, tmpfs mounts anywhere, and bind mounts from the "
 			    "host",
 			    where, type, dest);
 		if ((r = member(m, "source", json_type_string, where, &v, e)) < 0)

@@ -143,7 +143,10 @@ static void containerd_relative_root(void **state)
 	int r;
 	json_object *vm = map("{\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"true\"],"
 			      "\"noNewPrivileges\":true},\"linux\":{\"resources\":{\"memory\":"
-			      "{\"limit\":-1}}}}",
+			      "{\"limit\":-1}}},\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":"
+			      "\"tmpfs\",\"source\":\"shm\"},{\"destination\":\"/run\",\"type\":"
+			      "\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\","
+			      "\"mode=755\",\"size=65536k\"]}]}",
 			      &e, &r);
 	assert_int_equal(r, 0);
 	char want[PATH_MAX + 32];
@@ -151,7 +154,12 @@ static void containerd_relative_root(void **state)
 	assert_string_equal(str(vm, "rootfs"), want);
 	assert_null(str(vm, "memory_mib"));
 	assert_null(str(vm, "cpus"));
-	assert_null(str(vm, "volumes"));
+	/* containerd's /run: a tmpfs in the guest with its mode and size (/dev/shm the agent's) */
+	assert_string_equal(str(vm, "volumes.0.guest"), "/run");
+	assert_string_equal(str(vm, "volumes.0.tmpfs"), "true");
+	assert_string_equal(str(vm, "volumes.0.mode"), "755");
+	assert_string_equal(str(vm, "volumes.0.size_mib"), "64");
+	assert_null(str(vm, "volumes.1"));
 	assert_null(str(vm, "process.user"));
 	json_object_put(vm);
 }
