@@ -7,6 +7,7 @@
  * description handed to vmm), state.json (what `state` needs besides the live VM: bundle,
  * created, annotations, vmm's pid and its start time, which guards against pid reuse), vmm.pid
  * and vmm.sock (the VM's control socket). */
+#include "oci/cgroup.h"
 #include "oci/net.h"
 #include "oci/spec.h"
 #include "vmm/api/api_proto.h"
@@ -41,6 +42,9 @@
 #define ID_MAX	       64 /* ROOT/ID/vmm.sock must fit a Unix socket address */
 #define STATE_MAX      (1u << 20)
 #define HOOK_TIMEOUT_S 30
+#define CGROUP_ROOT    "/sys/fs/cgroup"
+/* The cgroup's memory limit over the guest's RAM: vmm itself (its threads, rings, buffers) */
+#define VMM_OVERHEAD_MIB 64
 /* JSON as runc writes it: paths with plain slashes; state pretty-printed with "key": value */
 #define JSON_FILE (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define JSON_PRINT \
@@ -491,12 +495,20 @@ static const char *last_line(const char *path, char *buf, size_t cap)
  * is then re-parented to the engine's subreaper). fds 0-2 are the container's stdio; every
  * other fd is closed first (conmon and the shim leak one at fd 3). log: the file vmm logs to,
  * whose last line says why it failed. */
-static int spawn_vmm(const char *vmm, const char *vm_json, const char *log, struct verr *e)
+static int spawn_vmm(const char *vmm, const char *vm_json, const char *log,
+		     const struct oci_cgroup *cg, struct verr *e)
 {
 	pid_t pid = fork();
 	if (pid < 0)
 		return verr_set(e, -errno, "cannot fork: %s", strerror(errno));
 	if (pid == 0) {
+		/* into the container's cgroup before the VM exists: its memory is charged there */
+		int cr = oci_cgroup_enter(cg);
+		if (cr < 0) {
+			dprintf(STDERR_FILENO, "vmm-oci: cannot enter the container's cgroup: %s\n",
+				strerror(-cr));
+			_exit(125);
+		}
 		/* vmm opens the log file itself (vm.json's log); ours is close-on-exec */
 		syscall(SYS_close_range, 3U, ~0U, 0U);
 		char *argv[] = {(char *)vmm, "--config", (char *)vm_json, NULL};
@@ -530,6 +542,9 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 		return verr_set(e, -ENOENT, "--bundle %s: %s", o->bundle ? o->bundle : ".",
 				strerror(errno));
 	json_object *spec = NULL, *vm = NULL;
+	struct oci_cgroup cg = {0};
+	const char *cgroups_path = NULL;
+	pid_t pid = 0;
 	if ((r = oci_spec_read(bundle, &spec, e)) < 0)
 		return r;
 	char vmm[PATH_MAX];
@@ -581,6 +596,17 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 	if ((r = oci_net_namespace(spec, &netns, e)) < 0 ||
 	    (r == 1 && (r = oci_net_setup(netns, vm, e)) < 0))
 		goto fail;
+	/* linux.cgroupsPath: vmm is placed there (cgroupfs), limited to the guest's RAM plus
+	 * vmm's own overhead */
+	json_object *lnx, *cgp = NULL, *mem;
+	if (json_object_object_get_ex(spec, "linux", &lnx))
+		json_object_object_get_ex(lnx, "cgroupsPath", &cgp);
+	cgroups_path = cgp ? json_object_get_string(cgp) : NULL;
+	int64_t mem_max = json_object_object_get_ex(vm, "memory_mib", &mem)
+			      ? (json_object_get_int64(mem) + VMM_OVERHEAD_MIB) << 20
+			      : 0;
+	if ((r = oci_cgroup_prepare(&cg, CGROUP_ROOT, cgroups_path, mem_max, e)) < 0)
+		goto fail;
 	if ((r = write_file(c.dir, "vm.json", json_object_to_json_string_ext(vm, JSON_FILE), e)) <
 	    0)
 		goto fail;
@@ -599,9 +625,11 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 	json_object *ann;
 	if (json_object_object_get_ex(spec, "annotations", &ann))
 		json_object_object_add(c.state, "annotations", json_object_get(ann));
+	if (cg.n)
+		json_object_object_add(c.state, "cgroups_path",
+				       json_object_new_string(cgroups_path));
 
-	pid_t pid = 0;
-	if ((r = spawn_vmm(vmm, vm_json, vo.log_path, e)) < 0)
+	if ((r = spawn_vmm(vmm, vm_json, vo.log_path, &cg, e)) < 0)
 		goto fail;
 	if (read_pid(vmm_pid, &pid) < 0) {
 		r = verr_set(e, -EIO, "vmm created the VM but left no pid in %s", vmm_pid);
@@ -628,6 +656,11 @@ kill_vm:
 	if (pid > 0)
 		kill(pid, SIGKILL);
 fail:
+	if (cg.n) { /* once vmm, killed, has left it */
+		for (int i = 0; i < 50 && pid > 0 && kill(pid, 0) == 0; i++)
+			poll(NULL, 0, 100);
+		oci_cgroup_remove(CGROUP_ROOT, cgroups_path);
+	}
 	remove_dir(c.dir, &(struct verr){0});
 out:
 	close_container(&c);
@@ -774,6 +807,9 @@ static int cmd_delete(const char *id, bool force, struct verr *e)
 		goto out;
 	}
 	force_stop(&c);
+	json_object *cgp;
+	if (json_object_object_get_ex(c.state, "cgroups_path", &cgp))
+		oci_cgroup_remove(CGROUP_ROOT, json_object_get_string(cgp));
 	json_object *spec = bundle_spec(&c);
 	if (spec) {
 		json_object *st = state_json(&c, "stopped");

@@ -87,3 +87,64 @@ elif engines_ready; then
 	expect "podman rm: the container and vmm-oci's records are gone" \
 		eval '[ $rc -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ]'
 fi
+
+# containerd 1.6 and its runc v2 shim (what Kubernetes' CRI and Docker use): `ctr run
+# --runc-binary vmm-oci`, with the image from podman save.
+ctr_ready() {
+	command -v containerd >/dev/null && command -v ctr >/dev/null || {
+		not_ok "engine tests: containerd is not installed (scripts/install-deps.sh installs it)"
+		return 1
+	}
+	local d=$tmp/ctd
+	mkdir -p "$d"
+	cat >"$d/config.toml" <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/ctd.sock"
+EOF
+	containerd --config "$d/config.toml" >"$d/log" 2>&1 &
+	ctd_pid=$!
+	for _ in $(seq 600); do [ -S "$d/ctd.sock" ] && break; sleep 0.5; done
+	cr() { timeout -k 5 "${PM_TIMEOUT:-300}" ctr -a "$tmp/ctd/ctd.sock" -n vmmtest "$@"; }
+	pm save --format docker-archive -o "$tmp/bb.tar" localhost/bb >"$tmp/out" 2>"$tmp/err" &&
+		cr images import --snapshotter native "$tmp/bb.tar" >"$tmp/out" 2>>"$tmp/err" || {
+		not_ok "engine tests: cannot import the busybox image into containerd"
+		return 1
+	}
+	ctr_img=$(cr images ls -q | head -n1)
+}
+if [ -n "$bb" ] && [ -f "$bb" ] && type pm >/dev/null 2>&1 && ctr_ready; then
+	cr run --rm --snapshotter native --runc-binary "$oci" "$ctr_img" vct1 sh -c 'echo hi-from-ctr; exit 5' \
+		</dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "ctr run --rm --runc-binary vmm-oci: output, exit status 5, the shim's records gone" \
+		eval '[ $rc -eq 5 ] && grep -qx hi-from-ctr "$tmp/out" && [ -z "$(ls /run/containerd/runc/vmmtest 2>/dev/null)" ]'
+	kill "$ctd_pid" 2>/dev/null
+	wait "$ctd_pid" 2>/dev/null
+fi
+
+# Docker 20.10 (dockerd starts its own containerd and drives the runtime through the same shim)
+if [ -n "$bb" ] && [ -f "$bb" ] && [ -x /usr/bin/dockerd ] && [ -x /usr/bin/docker ]; then
+	dd_dir=$tmp/docker
+	mkdir -p "$dd_dir"
+	cat >"$dd_dir/daemon.json" <<EOF
+{"data-root": "$dd_dir/data", "exec-root": "$dd_dir/exec", "pidfile": "$dd_dir/pid",
+ "hosts": ["unix://$dd_dir/docker.sock"], "iptables": false, "bridge": "none",
+ "storage-driver": "vfs", "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 20000, "Soft": 20000}},
+ "runtimes": {"vmm": {"path": "$oci"}}}
+EOF
+	/usr/bin/dockerd --config-file "$dd_dir/daemon.json" >"$dd_dir/log" 2>&1 &
+	dd_pid=$!
+	for _ in $(seq 600); do [ -S "$dd_dir/docker.sock" ] && break; sleep 0.5; done
+	dk() { timeout -k 5 "${PM_TIMEOUT:-300}" /usr/bin/docker -H "unix://$dd_dir/docker.sock" "$@"; }
+	tar -C "$tmp/bbtree" -c . | dk import - vmmbb >"$tmp/out" 2>"$tmp/err"
+	dk run --rm --runtime vmm --network none vmmbb /bin/echo hi-from-docker </dev/null >"$tmp/out" 2>>"$tmp/err"
+	rc=$?
+	expect "docker run --rm --runtime vmm: echo's output, exit status 0" \
+		eval '[ $rc -eq 0 ] && grep -qx hi-from-docker "$tmp/out"'
+	kill "$dd_pid" 2>/dev/null
+	wait "$dd_pid" 2>/dev/null
+fi

@@ -1,5 +1,6 @@
 /* vmm-oci's config.json mapping (oci/spec.c): what each part of a podman- or containerd-written
  * spec becomes in vmm's machine description, and each refusal's line. */
+#include "oci/cgroup.h"
 #include "oci/net.h"
 #include "oci/spec.h"
 
@@ -141,13 +142,14 @@ static void containerd_relative_root(void **state)
 	(void)state;
 	struct verr e = {0};
 	int r;
-	json_object *vm = map("{\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"true\"],"
-			      "\"noNewPrivileges\":true},\"linux\":{\"resources\":{\"memory\":"
-			      "{\"limit\":-1}}},\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":"
-			      "\"tmpfs\",\"source\":\"shm\"},{\"destination\":\"/run\",\"type\":"
-			      "\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\","
-			      "\"mode=755\",\"size=65536k\"]}]}",
-			      &e, &r);
+	json_object *vm =
+	    map("{\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"true\"],"
+		"\"noNewPrivileges\":true},\"linux\":{\"resources\":{\"memory\":"
+		"{\"limit\":-1}}},\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":"
+		"\"tmpfs\",\"source\":\"shm\"},{\"destination\":\"/run\",\"type\":"
+		"\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\","
+		"\"mode=755\",\"size=65536k\"]}]}",
+		&e, &r);
 	assert_int_equal(r, 0);
 	char want[PATH_MAX + 32];
 	snprintf(want, sizeof(want), "%s/rootfs", bundle);
@@ -332,6 +334,64 @@ static void net_pick(void **state)
 	json_object_put(spec);
 }
 
+static void touch(const char *dir, const char *name)
+{
+	char p[2 * PATH_MAX + 80];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fclose(f);
+}
+
+/* cgroupsPath under a cgroupfs stand-in: v2 (one tree) and v1 (a tree per controller) */
+static void cgroups(void **state)
+{
+	(void)state;
+	char base[] = "/tmp/test_oci_cg.XXXXXX", p[PATH_MAX + 64];
+	assert_non_null(mkdtemp(base));
+	struct oci_cgroup g;
+	struct verr e = {0};
+	assert_int_equal(oci_cgroup_prepare(&g, base, NULL, 0, &e), 0);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(oci_cgroup_prepare(&g, base, "/a/../../etc", 0, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "has a '.' or '..' component"));
+	assert_int_equal(oci_cgroup_prepare(&g, base, "machine.slice:libpod:x", 0, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "systemd slice"));
+	/* v1: only the controllers mounted there */
+	snprintf(p, sizeof(p), "%s/memory", base);
+	assert_int_equal(mkdir(p, 0755), 0);
+	touch(p, "cgroup.procs");
+	assert_int_equal(oci_cgroup_prepare(&g, base, "/libpod_parent/libpod-1", 0, &e), 0);
+	assert_int_equal(g.n, 1);
+	snprintf(p, sizeof(p), "%s/memory/libpod_parent/libpod-1", base);
+	assert_string_equal(g.dirs[0], p);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	/* entering needs the kernel's cgroup.procs: a plain directory refuses */
+	assert_true(oci_cgroup_enter(&g) < 0);
+	oci_cgroup_remove(base, "/libpod_parent/libpod-1");
+	assert_int_equal(stat(p, &st), -1);
+	snprintf(p, sizeof(p), "%s/memory/libpod_parent", base);
+	assert_int_equal(rmdir(p), 0); /* the parent is the engine's: left */
+	/* v2: one directory */
+	touch(base, "cgroup.controllers");
+	assert_int_equal(oci_cgroup_prepare(&g, base, "default/c9", 0, &e), 0);
+	assert_int_equal(g.n, 1);
+	snprintf(p, sizeof(p), "%s/default/c9", base);
+	assert_string_equal(g.dirs[0], p);
+	oci_cgroup_remove(base, "default/c9");
+	assert_int_equal(stat(p, &st), -1);
+	snprintf(p, sizeof(p), "%s/default", base);
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/memory/cgroup.procs", base);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/memory", base);
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/cgroup.controllers", base);
+	unlink(p);
+	assert_int_equal(rmdir(base), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,6 +401,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(read_bundle, setup, teardown),
 	    cmocka_unit_test(exec_process),
 	    cmocka_unit_test(net_pick),
+	    cmocka_unit_test(cgroups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
