@@ -120,7 +120,51 @@ EOF
 	expect "vmm-oci: delete --force removes it, again exits 0; kill of a missing container says 'does not exist'" \
 		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ ! -e "$ocir/c2" ] && [ $rc3 -eq 1 ] && grep -q "does not exist" "$tmp/err"'
 
-	# 3. bad input: nothing is left in --root, one line in the log
+	# 3. the network namespace the engine made: a veth pair (eth0 inside, 10.77.0.2/24, the
+	# gateway 10.77.0.1 outside) as podman's bridge would leave it; the VM takes eth0 over
+	unshare --net sleep 900 &
+	nsp=$!
+	nse() { nsenter --net="/proc/$nsp/ns/net" "$@"; }
+	if ip link add vmmveth0 type veth peer name eth0 netns "$nsp" && ip addr add 10.77.0.1/24 dev vmmveth0 &&
+		ip link set vmmveth0 up && nse ip addr add 10.77.0.2/24 dev eth0 && nse ip link set eth0 up &&
+		nse ip link set lo up && nse ip route add default via 10.77.0.1; then
+		mac=$(nse cat /sys/class/net/eth0/address)
+		bundle "$tmp/b4" '["/bin/sh","-c","ip addr show eth0; ip route; echo net-ready; echo hello-net | nc -l -p 8080"]'
+		python3 - "$tmp/b4/config.json" "/proc/$nsp/ns/net" <<'EOF2'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["linux"]["namespaces"].append({"type": "network", "path": sys.argv[2]})
+json.dump(c, open(sys.argv[1], "w"))
+EOF2
+		python3 "$here/oci-helper.py" subreaper "$tmp/c4.pid" -- \
+			"$oci" --root "$ocir" create --bundle "$tmp/b4" --pid-file "$tmp/c4.pid" c4 \
+			</dev/null >"$tmp/c4.out" 2>"$tmp/c4.err" &
+		sub=$!
+		wait_state c4 created 300
+		tc_in=$(nse tc filter show dev eth0 ingress 2>&1)
+		"$oci" --root "$ocir" start c4 2>"$tmp/err"
+		wait_for "net-ready" "$tmp/c4.out" "$sub" 300
+		got=$(python3 -c '
+import socket, sys, time
+for _ in range(60):
+    try:
+        s = socket.create_connection(("10.77.0.2", 8080), timeout=5)
+        print(s.recv(100).decode().strip()); break
+    except OSError:
+        time.sleep(1)' 2>&1)
+		wait "$sub"
+		rc=$?
+		cp "$tmp/c4.out" "$tmp/out"
+		expect "vmm-oci: the spec's network namespace: eth0's MAC, address and route in the guest, tc redirects, a TCP connection from outside" \
+			eval '[ "$got" = hello-net ] && grep -q "link/ether $mac" "$tmp/out" && grep -q "inet 10.77.0.2/24" "$tmp/out" && grep -q "default via 10.77.0.1" "$tmp/out" && grep -q "mirred" <<<"$tc_in"'
+		"$oci" --root "$ocir" delete --force c4 2>/dev/null
+	else
+		not_ok "vmm-oci network: cannot make the veth pair and namespace (veth module?)"
+	fi
+	kill "$nsp" 2>/dev/null
+	ip link del vmmveth0 2>/dev/null
+
+	# 4. bad input: nothing is left in --root, one line in the log
 	bundle "$tmp/b3" '["/bin/true"]'
 	sed -i "s|\"path\":\"$ocifs\"|\"path\":\"$tmp/no-such-root\"|" "$tmp/b3/config.json"
 	"$oci" --root "$ocir" --log "$tmp/b3.log" --log-format json create --bundle "$tmp/b3" c3 </dev/null >"$tmp/out" 2>"$tmp/err"
