@@ -37,6 +37,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,11 +63,14 @@ iob = load_io()
 TAG = "bench"
 
 # The guest half. Times are centiseconds of /proc/uptime ($(cs)); a step that fails leaves its
-# key out, io-bench's error line goes to the console instead. One line at the end, "FSB k=v ...":
-# u untar, s stat walk (n = paths stat printed), w write, r read (z = the file's MiB), q1/q16 IOPS.
+# key out, io-bench's error line goes to the console instead; the other steps' error messages go
+# to a file in the guest (the nest's console takes about 30 bytes/s), counted in e=, the first
+# printed. One line at the end, "FSB k=v ...": u untar, s stat walk (n = paths stat printed),
+# w write, r read (z = the file's MiB), q1/q16 IOPS, e error lines.
 GUEST_SCRIPT = r"""#!/bin/sh
 # fsbench.sh rw|ro MIB SECONDS: the guest half of bench/fs.py (generated; see there)
 m=/mnt mode=$1 mib=$2 secs=$3 r=FSB
+: >/tmp/err
 cs() { read u x </proc/uptime; echo $((${u%.*} * 100 + 1${u#*.} - 100)); }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 f=$m/big
@@ -74,13 +78,13 @@ if [ "$mode" = rw ]; then
 	f=$m/w/big
 	if mkdir -p $m/w/x && busybox cp $m/tree.tar /tmp/t.tar && drop; then
 		a=$(cs)
-		busybox tar -xf /tmp/t.tar -C $m/w/x && sync && b=$(cs) && r="$r u=$((b - a))"
+		busybox tar -xf /tmp/t.tar -C $m/w/x 2>>/tmp/err && sync && b=$(cs) && r="$r u=$((b - a))"
 	fi
 	busybox rm -f /tmp/t.tar
 fi
 drop
 a=$(cs)
-n=$(busybox find $m/tree | busybox xargs busybox stat -c %i | busybox wc -l)
+n=$(busybox find $m/tree 2>>/tmp/err | busybox xargs busybox stat -c %i 2>>/tmp/err | busybox wc -l)
 b=$(cs)
 r="$r s=$((b - a)) n=$n"
 if [ "$mode" = rw ]; then
@@ -94,7 +98,9 @@ r="$r z=$(($(busybox stat -c %s $f) >> 20))"
 for q in 1 16; do
 	if o=$(io-bench randread $f $q $secs); then r="$r q$q=${o##*iops=}"; else echo "$o"; fi
 done
-echo "$r"
+e=$(busybox wc -l </tmp/err)
+[ "$e" = 0 ] || busybox head -n 1 /tmp/err
+echo "$r e=$e"
 """
 
 CONFIGS = ("vmm", "vmm-none", "qemu-9p", "vmm-blk")
@@ -190,6 +196,15 @@ def boot_case(a, which, share, img):
     return raw, out
 
 
+def first_error(out):
+    """The guest's first error line (printed before its FSB line), or '?'."""
+    lines = [x.strip("\r ") for x in out.splitlines()]
+    for j, line in enumerate(lines):
+        if line.startswith("FSB") and j > 0:
+            return lines[j - 1]
+    return "?"
+
+
 def rates(a, which, raw, walk_lines):
     """The figures of one boot from its raw line; None where the step failed (or took under the
     clock's 10 ms, which no rate can be made of)."""
@@ -281,6 +296,7 @@ def main():
           f"and erofs image ready in {time.monotonic() - t:.1f} s", flush=True)
 
     samples = {c: {} for c in chosen}
+    raws = {c: [] for c in chosen}
     failures = 0
     for i in range(a.runs):
         order = chosen if i % 2 == 0 else chosen[::-1]
@@ -288,6 +304,10 @@ def main():
             r, out = None, ""
             for attempt in (1, 2):
                 raw, out = boot_case(a, which, share, img)
+                raws[which].append(raw)
+                if raw.get("e"):
+                    print(f"fs-bench: {which} run {i + 1}: {int(raw['e'])} error line(s) in the "
+                          f"guest, the first: {first_error(out)}", flush=True)
                 got = rates(a, which, raw, walk_lines)
                 r = got if r is None else {k: got[k] if got[k] is not None else r[k] for k in got}
                 with open(os.path.join(a.out, f"fs-console-{which}-{i + 1}-{attempt}.log"),
@@ -316,13 +336,14 @@ def main():
     os.unlink(img)
 
     res = {"environment": {"nested": nested,
-                           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "rlimit_nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE))},
            "config": {"runs": a.runs, "memory_mib": a.memory, "tar_files": a.tar_files,
                       "tar_mib": a.tar_mib, "stat_files": a.stat_files,
                       "stat_walk_paths": walk_lines, "seq_mib": a.seq_mib,
                       "io_seconds": a.io_seconds, "kernel": a.kernel,
                       "qemu_9p": "security_model=none, msize=512000, cache=none"},
-           "samples": samples, "median": {}, "ratio_vmm_over_qemu": {}, "ratio_vmm_over_blk": {},
+           "samples": samples, "raw_guest_lines": raws, "median": {}, "ratio_vmm_over_qemu": {}, "ratio_vmm_over_blk": {},
            "memory_kib": {}}
     col = lambda x: f"{x:>12.1f}" if x else f"{'-':>12}"  # noqa: E731
     print(f"\n{'median':<30}" + "".join(f"{LABELS[c][:19]:>20}" for c in chosen)
