@@ -12,10 +12,8 @@
 # --tar-files, --stat-files, --seq-mib, ...).
 # Results: build/bench/fs-results.json, each boot's console in build/bench/fs-console-*.log.
 #
-# The guest kernel is the project's (kernel-config/vmm.config) plus 9P, which QEMU's 9p needs in
-# the guest, and PROC_SYSCTL (/proc/sys/vm/drop_caches): kernel-config/build.sh run from a copy
-# beside the extended fragment in build/bench/fs-kernel/, cached under its own key like the
-# project's kernel (the first run builds it: minutes). Both VMMs boot that kernel.
+# The guest kernel is the project's (kernel-config/vmm.config), which has 9P for QEMU's 9p and
+# PROC_SYSCTL for /proc/sys/vm/drop_caches. Both VMMs boot it.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${VMM_BUILD_DIR:-$src/build}
@@ -30,17 +28,7 @@ done
 [ -x "$build/vmm/vmm" ] || { echo "fs-bench: $build/vmm/vmm not built: run scripts/build.sh" >&2; exit 1; }
 [ -f "$build/guest/initramfs.cpio" ] || { echo "fs-bench: $build/guest/initramfs.cpio not built (meson setup without -Dguest=false)" >&2; exit 1; }
 command -v mkfs.erofs >/dev/null || { echo "fs-bench: mkfs.erofs not found: apt-get install erofs-utils" >&2; exit 1; }
-kcfg=$build/bench/fs-kernel
-mkdir -p "$kcfg"
-cp "$src/kernel-config/build.sh" "$kcfg/build.sh"
-{
-	cat "$src/kernel-config/vmm.config"
-	printf '%s\n' '# bench/fs-run.sh: QEMU virtio-9p in the guest, and /proc/sys (vm.drop_caches)' \
-		CONFIG_NETWORK_FILESYSTEMS=y CONFIG_NET_9P=y CONFIG_NET_9P_VIRTIO=y CONFIG_9P_FS=y CONFIG_PROC_SYSCTL=y
-} >"$kcfg/vmm.config.new"
-cmp -s "$kcfg/vmm.config.new" "$kcfg/vmm.config" || mv "$kcfg/vmm.config.new" "$kcfg/vmm.config"
-rm -f "$kcfg/vmm.config.new"
-kdir=$("$kcfg/build.sh" | tail -n1)
+kdir=$("$src/kernel-config/build.sh" | tail -n1)
 mkdir -p "$build/bench"
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
