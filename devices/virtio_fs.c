@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #ifndef VIRTIO_ID_FS
 #define VIRTIO_ID_FS 26
@@ -306,6 +307,39 @@ static const struct virtio_dev_ops fs_ops = {
 
 /* ---- setup ---- */
 
+/* Every inode the guest holds is an open O_PATH descriptor, every open file one more: the
+ * process's descriptor limit must cover each share's tables, or the guest's lookups fail with
+ * EMFILE long before the tables are full (a cache=auto guest keeps thousands of inodes; the
+ * usual soft limit is 1024). Each share raises the limit by its tables' size while vmm still
+ * has CAP_SYS_RESOURCE (setup), up to fs.nr_open; without the capability only the soft limit
+ * goes up, to the hard one. */
+static void raise_nofile(const char *name)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t want = rl.rlim_cur + FUSE_SERVER_MAX_INODES + FUSE_SERVER_MAX_HANDLES, nr_open = 0;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+	if (f) {
+		unsigned long long v;
+		if (fscanf(f, "%llu", &v) == 1)
+			nr_open = (rlim_t)v;
+		fclose(f);
+	}
+	if (nr_open && want > nr_open)
+		want = nr_open;
+	if (want <= rl.rlim_cur)
+		return;
+	struct rlimit up = {want, want > rl.rlim_max ? want : rl.rlim_max};
+	if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+		return;
+	up = (struct rlimit){want < rl.rlim_max ? want : rl.rlim_max, rl.rlim_max};
+	if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0 && up.rlim_cur < want)
+		vmm_debug("%s: the descriptor limit is %llu (its hard limit): the guest's lookups "
+			  "fail with EMFILE beyond about that many inodes",
+			  name, (unsigned long long)up.rlim_cur);
+}
+
 int virtio_fs_create(struct virtio_fs **out, const struct virtio_fs_options *o,
 		     const struct guest_mem *mem, struct verr *e)
 {
@@ -320,6 +354,7 @@ int virtio_fs_create(struct virtio_fs **out, const struct virtio_fs_options *o,
 		free(f);
 		return r;
 	}
+	raise_nofile(o->tag);
 	pthread_mutex_init(&f->srv_lock, NULL);
 	pthread_mutex_init(&f->wlock, NULL);
 	pthread_cond_init(&f->wake, NULL);

@@ -117,6 +117,7 @@ static const struct ioctl_rule session_ioctls[] = {
  * no ioctl, no exec, no mount; no capset or setgroups (the thread takes its capabilities and drops
  * its groups before its filter) and no set*uid other than the per-thread fsuid/fsgid. */
 static const struct sc_rule fs_rules[] = {
+    {"mremap", "realloc of a large block: the inode and handle tables grow past 128 KiB"},
     {"openat", "LOOKUP (O_PATH|O_NOFOLLOW), CREATE, OPEN and OPENDIR (through /proc/self/fd)"},
     {"newfstatat", "LOOKUP, GETATTR and every reply's attributes (fstat/fstatat)"},
     {"fstatfs", "STATFS"},
