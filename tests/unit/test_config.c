@@ -677,8 +677,8 @@ static void tmpfs(void **state)
 	struct {
 		const char *spec, *msg;
 	} bad[] = {
-	    {"",
-	     "--tmpfs : the guest path is empty: write --tmpfs GUEST[:ro][,mode=MODE][,size=MIB]"},
+	    {"", "--tmpfs : the guest path is empty: write --tmpfs GUEST[:OPT,...] (OPT: ro, "
+		 "mode=OCTAL, size=MIB)"},
 	    {":ro", "the guest path is empty"},
 	    {"x", "--tmpfs x: the guest path 'x' is not an absolute path without '..' components"},
 	    {"/a/../b", "the guest path '/a/../b' is not an absolute path without '..'"},

@@ -552,8 +552,8 @@ int config_add_tmpfs(struct vm_config *c, const char *name, const char *guest, u
 		     uint64_t size_mib, bool ro, struct verr *e)
 {
 	char g[4096];
-	int r =
-	    volume_guest(name, guest, "--tmpfs GUEST[:ro][,mode=MODE][,size=MIB]", g, sizeof(g), e);
+	int r = volume_guest(name, guest, "--tmpfs GUEST[:OPT,...] (OPT: ro, mode=OCTAL, size=MIB)",
+			     g, sizeof(g), e);
 	if (r < 0)
 		return r;
 	if (mode > 07777)
