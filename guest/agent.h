@@ -22,7 +22,11 @@
 #define AGENT_VOLUME_LIST     "volumes"
 #define AGENT_MAX_VOLUMES     64u
 #define AGENT_VOLUME_PATH_MAX 4095u
-#define AGENT_VOLUME_LIST_MAX (AGENT_MAX_VOLUMES * (AGENT_VOLUME_PATH_MAX + 20u))
+/* a line: INDEX, the longest type word ("tmpfs=7777,size=1048576"), ro|rw, the path, 3 spaces and
+ * a newline */
+#define AGENT_VOLUME_LIST_MAX (AGENT_MAX_VOLUMES * (AGENT_VOLUME_PATH_MAX + 40u))
+/* the largest tmpfs size the list may give, in MiB (vmm's own limit, VMM_MAX_MEMORY_MIB) */
+#define AGENT_TMPFS_SIZE_MAX 1048576u
 
 /* What the kernel command line asked for (vmm.* keys). */
 struct agent_config {
@@ -35,20 +39,26 @@ struct agent_config {
 	unsigned volumes;    /* vmm.volumes=N: the staging share holds N volumes (0: none) */
 };
 
-/* One line of the staging share's list: entry INDEX goes to GUEST in the container. */
+/* One line of the staging share's list: entry INDEX goes to GUEST in the container, or (tmpfs) a
+ * new tmpfs is mounted there. */
 struct agent_volume {
 	unsigned index;
 	bool file; /* a regular file (else a directory) */
 	bool ro;
 	const char *guest; /* into the parsed text */
+	bool tmpfs;	   /* a new tmpfs (no entry in the share) */
+	unsigned mode;	   /* its root's mode, 0 to 07777 */
+	unsigned
+	    size_mib; /* its size in MiB, 1 to AGENT_TMPFS_SIZE_MAX (0: the kernel's default) */
 };
 
 /* Parses the list text[0..len) (NUL-terminated at len, modified in place: each line's end becomes
- * a NUL) into v[0..expect): exactly `expect` lines "INDEX dir|file ro|rw GUEST\n", each INDEX
- * below expect and given once, GUEST absolute, not "/", without empty, "." or ".." components or a
- * trailing '/', no control bytes, at most AGENT_VOLUME_PATH_MAX bytes, and the lines in strictly
- * ascending order of GUEST (so a parent is mounted before what is inside it). Returns 0, or -1
- * with a static reason in *why. */
+ * a NUL) into v[0..expect): exactly `expect` lines "INDEX TYPE ro|rw GUEST\n", TYPE being dir, file
+ * or tmpfs=MODE[,size=MIB] (MODE octal, no leading zero but "0", at most 7777; MIB decimal, no
+ * leading zero, 1 to AGENT_TMPFS_SIZE_MAX), each INDEX below expect and given once, GUEST
+ * absolute, not "/", without empty, "." or ".." components or a trailing '/', no control bytes,
+ * at most AGENT_VOLUME_PATH_MAX bytes, and the lines in strictly ascending order of GUEST (so a
+ * parent is mounted before what is inside it). Returns 0, or -1 with a static reason in *why. */
 int agent_volumes_parse(char *text, size_t len, unsigned expect, struct agent_volume *v,
 			const char **why);
 
@@ -72,7 +82,8 @@ void agent_cmdline_parse(char *line, struct agent_config *c);
 /* PID 1's setup: mounts /proc, /sys and /dev, reads /proc/cmdline, brings up lo (and eth0 as
  * asked), mounts the rootfs (/dev/vda) with its overlay at AGENT_NEWROOT and the container's
  * /proc, /sys, /dev, /dev/pts and /dev/shm under it, the volumes (vmm.volumes=N: the staging
- * share's entries bind-mounted at their guest paths, agent_volumes_parse), and sets the hostname.
+ * share's entries bind-mounted at their guest paths and the tmpfs mounts made, in the list's order,
+ * agent_volumes_parse), and sets the hostname.
  * Returns 0, or -1 after telling the console why the container cannot run (the caller powers off
  * with AGENT_STATUS_SETUP). Optional parts that fail (the network, the hostname) only get a line.
  */

@@ -296,6 +296,49 @@ static bool valid_guest_path(const char *p, size_t n)
 	}
 }
 
+/* An unsigned number in `base` at *p: digits only, no leading zero (but "0"), at most max; the
+ * end in *p. False if not. */
+static bool list_number(const char **p, unsigned base, unsigned long max, unsigned long *out)
+{
+	const char *q = *p;
+	unsigned long n = 0;
+	if (*q < '0' || *q > (char)('0' + base - 1) || (q[0] == '0' && q[1] >= '0' && q[1] <= '9'))
+		return false;
+	for (; *q >= '0' && *q <= (char)('0' + base - 1); q++) {
+		n = n * base + (unsigned long)(*q - '0');
+		if (n > max)
+			return false;
+	}
+	*p = q;
+	*out = n;
+	return true;
+}
+
+/* After "tmpfs=": MODE[,size=MIB] and a space into *a; what follows, or NULL with *why. */
+static char *tmpfs_word(char *q, struct agent_volume *a, const char **why)
+{
+	const char *p = q;
+	unsigned long mode, size = 0;
+	if (!list_number(&p, 8, 07777, &mode)) {
+		*why = "a tmpfs mode that is not octal from 0 to 7777 (without a leading zero)";
+		return NULL;
+	}
+	if (!strncmp(p, ",size=", 6)) {
+		p += 6;
+		if (!list_number(&p, 10, AGENT_TMPFS_SIZE_MAX, &size) || size == 0) {
+			*why = "a tmpfs size that is not a number of MiB from 1 to 1048576";
+			return NULL;
+		}
+	}
+	if (*p != ' ') {
+		*why = "a tmpfs type with more than mode and size=MIB";
+		return NULL;
+	}
+	a->mode = (unsigned)mode;
+	a->size_mib = (unsigned)size;
+	return q + (p - q) + 1;
+}
+
 int agent_volumes_parse(char *text, size_t len, unsigned expect, struct agent_volume *v,
 			const char **why)
 {
@@ -335,20 +378,23 @@ int agent_volumes_parse(char *text, size_t len, unsigned expect, struct agent_vo
 			return -1;
 		}
 		q++;
-		bool file;
+		struct agent_volume a = {.index = idx};
 		if (!strncmp(q, "dir ", 4)) {
-			file = false;
 			q += 4;
 		} else if (!strncmp(q, "file ", 5)) {
-			file = true;
+			a.file = true;
 			q += 5;
+		} else if (!strncmp(q, "tmpfs=", 6)) {
+			a.tmpfs = true;
+			q = tmpfs_word(q + 6, &a, why);
+			if (!q)
+				return -1;
 		} else {
-			*why = "a type that is not dir or file";
+			*why = "a type that is not dir, file or tmpfs=MODE";
 			return -1;
 		}
-		bool ro;
 		if (!strncmp(q, "ro ", 3) || !strncmp(q, "rw ", 3)) {
-			ro = q[1] == 'o';
+			a.ro = q[1] == 'o';
 			q += 3;
 		} else {
 			*why = "a mode that is not ro or rw";
@@ -363,7 +409,8 @@ int agent_volumes_parse(char *text, size_t len, unsigned expect, struct agent_vo
 			return -1;
 		}
 		seen[idx] = true;
-		v[n++] = (struct agent_volume){idx, file, ro, q};
+		a.guest = q;
+		v[n++] = a;
 		p = nl + 1;
 	}
 	if (n != expect) {
@@ -465,8 +512,37 @@ static int mount_volume(const struct agent_volume *v)
 	return 0;
 }
 
+/* A new tmpfs at v->guest (its mount point made as a volume's), nosuid,nodev, its mode and size as
+ * the list says, read-only when asked. */
+static int mount_tmpfs(const struct agent_volume *v)
+{
+	char target[64], data[64], buf[AGENT_VOLUME_PATH_MAX + 1];
+	int parent = -1;
+	const char *last;
+	int fd = volume_target(v, buf, &parent, &last);
+	if (fd < 0)
+		return -1;
+	close(parent);
+	if (v->size_mib)
+		snprintf(data, sizeof(data), "mode=%o,size=%um", v->mode, v->size_mib);
+	else
+		snprintf(data, sizeof(data), "mode=%o", v->mode);
+	snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+	int err = mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | (v->ro ? MS_RDONLY : 0),
+			data) < 0
+		      ? errno
+		      : 0;
+	close(fd);
+	if (err) {
+		agent_say("tmpfs %s: cannot mount it (%s%s): %s", v->guest, data,
+			  v->ro ? ",ro" : "", strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
 /* The staging share at AGENT_VOLUME_DIR for as long as it takes to bind its entries into the
- * container; the container never sees it. */
+ * container (and mount the tmpfs ones, in the list's order); the container never sees it. */
 static int setup_volumes(unsigned count)
 {
 	static char list[AGENT_VOLUME_LIST_MAX + 1];
@@ -500,7 +576,7 @@ static int setup_volumes(unsigned count)
 	if (fd >= 0)
 		close(fd);
 	for (unsigned i = 0; ret == 0 && i < count; i++)
-		ret = mount_volume(&v[i]);
+		ret = v[i].tmpfs ? mount_tmpfs(&v[i]) : mount_volume(&v[i]);
 	if (umount2(AGENT_VOLUME_DIR, MNT_DETACH) < 0 || rmdir(AGENT_VOLUME_DIR) < 0)
 		agent_say("cannot take the volumes' share off " AGENT_VOLUME_DIR
 			  ": %s (continuing)",

@@ -1,5 +1,6 @@
-/* The --volume staging share (volumes.h): a tmpfs with one bind mount per volume, in a mount
- * namespace that only descriptors reach. */
+/* The --volume staging share (volumes.h): a tmpfs with one bind mount per volume (none for a
+ * --tmpfs entry, which only has its line in the list), in a mount namespace that only descriptors
+ * reach. */
 #include "vmm/volumes.h"
 
 #include <errno.h>
@@ -41,9 +42,17 @@ int volumes_list_format(const struct vm_volume_cfg *v, unsigned n, char *buf, si
 	qsort(sorted, n, sizeof(sorted[0]), cmp_guest);
 	size_t at = 0;
 	for (unsigned i = 0; i < n; i++) {
-		int w = snprintf(buf + at, cap - at, "%u %s %s %s\n", (unsigned)(sorted[i] - v),
-				 sorted[i]->file ? "file" : "dir", sorted[i]->ro ? "ro" : "rw",
-				 sorted[i]->guest);
+		const struct vm_volume_cfg *e = sorted[i];
+		char type[48];
+		if (e->tmpfs && e->size_mib)
+			snprintf(type, sizeof(type), "tmpfs=%o,size=%llu", e->mode & 07777u,
+				 (unsigned long long)e->size_mib);
+		else if (e->tmpfs)
+			snprintf(type, sizeof(type), "tmpfs=%o", e->mode & 07777u);
+		else
+			snprintf(type, sizeof(type), "%s", e->file ? "file" : "dir");
+		int w = snprintf(buf + at, cap - at, "%u %s %s %s\n", (unsigned)(e - v), type,
+				 e->ro ? "ro" : "rw", e->guest);
 		if (w < 0 || (size_t)w >= cap - at)
 			return -E2BIG;
 		at += (size_t)w;
@@ -153,6 +162,8 @@ static int build(struct volume_stage *s, const struct vm_volume_cfg *v, unsigned
 		char name[16];
 		snprintf(name, sizeof(name), "%u", i);
 		int f = -1;
+		if (v[i].tmpfs) /* made in the guest: no entry */
+			continue;
 		if (v[i].file)
 			f = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 				   0644);
@@ -167,6 +178,8 @@ static int build(struct volume_stage *s, const struct vm_volume_cfg *v, unsigned
 		r = write_list(dfd, v, n, e);
 	close(dfd);
 	for (unsigned i = 0; i < n && r == 0; i++) {
+		if (v[i].tmpfs)
+			continue;
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", src[i]);
 		snprintf(target, sizeof(target), "/proc/self/fd/%d/%u", s->root_fd, i);
 		unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV |
@@ -218,12 +231,22 @@ int volume_stage_create(struct volume_stage *s, const struct vm_volume_cfg *v, u
 	}
 	if (unshare(CLONE_NEWNS) < 0) {
 		int err = errno;
-		if (err == EPERM)
+		bool binds = false;
+		for (unsigned i = 0; i < n; i++)
+			binds |= !v[i].tmpfs;
+		if (err == EPERM && binds)
 			r = verr_set(
 			    e, -EPERM,
 			    "--volume: bind-mounting volumes needs CAP_SYS_ADMIN (unshare of "
 			    "a mount namespace: %s): run vmm as root, or share a directory "
 			    "with --share tag=NAME,path=DIR and mount it in the guest",
+			    strerror(err));
+		else if (err == EPERM)
+			r = verr_set(
+			    e, -EPERM,
+			    "--tmpfs: the list of tmpfs mounts goes to the guest in a staging "
+			    "tmpfs that needs CAP_SYS_ADMIN (unshare of a mount namespace: %s): "
+			    "run vmm as root, or mount the tmpfs in the guest yourself",
 			    strerror(err));
 		else
 			r = verr_set(e, -err, "--volume: cannot make a mount namespace: %s",
@@ -239,6 +262,8 @@ int volume_stage_create(struct volume_stage *s, const struct vm_volume_cfg *v, u
 	}
 	for (unsigned i = 0; i < n && r == 0; i++) {
 		struct stat st;
+		if (v[i].tmpfs)
+			continue;
 		src[i] = open(v[i].host, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (src[i] < 0 || fstat(src[i], &st) < 0)
 			r = verr_set(e, -errno, "--volume %s: cannot open it: %s", v[i].host,

@@ -14,11 +14,17 @@
  * the tmpfs itself is read-only once the entries and the list are in it. A bind is not recursive:
  * mounts below HOST are not part of the volume (a recursive bind would keep them writable).
  *
- * The list, for the agent (guest/agent_volumes.c reads it): one line per volume, sorted by guest
- * path (so a volume inside another's guest path is mounted after it),
- *   INDEX SP dir|file SP ro|rw SP GUEST-PATH LF
- * with INDEX the entry's name in the staging root and GUEST-PATH as config_add_volume left it
- * (absolute, normalised, no control bytes). */
+ * A --tmpfs entry has no host side: no entry in the staging root, no bind, only its line in the
+ * list (the agent mounts a new tmpfs); a VM with only tmpfs entries is staged all the same, for
+ * the list.
+ *
+ * The list, for the agent (guest/agent_boot.c reads it): one line per volume or tmpfs, sorted by
+ * guest path (so an entry inside another's guest path is mounted after it),
+ *   INDEX SP dir|file|tmpfs=MODE[,size=MIB] SP ro|rw SP GUEST-PATH LF
+ * with INDEX the entry's name in the staging root (a tmpfs's: its place in the configuration,
+ * nothing in the root), MODE the tmpfs's octal mode without a leading zero ("1777", "755", "0"),
+ * MIB its size in MiB (decimal, 1 or more; absent: the kernel's default), and GUEST-PATH as
+ * config_add_volume/config_add_tmpfs left it (absolute, normalised, no control bytes). */
 #ifndef VMM_VOLUMES_H
 #define VMM_VOLUMES_H
 
@@ -35,12 +41,13 @@ struct volume_stage {
 	int ns_fd;   /* the staging mount namespace, kept alive by this descriptor */
 };
 
-/* Builds the staging share for v[0..n) (as config_add_volume checked them; each host path is
- * opened again, without following a symlink, and must still be the directory or file it was).
- * Needs CAP_SYS_ADMIN and a single-threaded process (unshare and setns of a mount namespace);
- * the caller's root and working directory are kept. Returns 0 with s filled, or a negative errno
- * with one line in e (without CAP_SYS_ADMIN: -EPERM and what to do instead); nothing is left
- * behind on failure. */
+/* Builds the staging share for v[0..n) (as config_add_volume and config_add_tmpfs checked them;
+ * each host path is opened again, without following a symlink, and must still be the directory or
+ * file it was; a tmpfs entry only gets its line in the list). Needs CAP_SYS_ADMIN and a
+ * single-threaded process (unshare and setns of a mount namespace), tmpfs entries alone too; the
+ * caller's root and working directory are kept. Returns 0 with s filled, or a negative errno with
+ * one line in e (without CAP_SYS_ADMIN: -EPERM and what to do instead: for the binds, or with
+ * only tmpfs entries for those); nothing is left behind on failure. */
 int volume_stage_create(struct volume_stage *s, const struct vm_volume_cfg *v, unsigned n,
 			struct verr *e);
 
@@ -53,7 +60,8 @@ int volumes_list_format(const struct vm_volume_cfg *v, unsigned n, char *buf, si
 /* For vmm: with c->nvolumes, stages them (volume_stage_create, once per process) and names the
  * staging root in the implicit VMM_VOLUME_TAG share's path ("/proc/self/fd/N/."); nothing
  * without volumes. Call after config_finish and before vm_create (the device opens its root there),
- * in the process that runs the VM, before any thread exists. Errors start with "--volume". */
+ * in the process that runs the VM, before any thread exists. Errors start with "--volume" (the
+ * CAP_SYS_ADMIN one with "--tmpfs" when there are only tmpfs entries). */
 int volumes_stage(struct vm_config *c, struct verr *e);
 
 #endif

@@ -36,7 +36,7 @@ head -c 3000 "$tmp/bzImage" >"$tmp/truncated-bz"
 head -c $((90 << 20)) /dev/zero >"$tmp/big-initrd"
 echo data >"$tmp/initrd"
 
-echo "1..50"
+echo "1..53"
 case_ "missing kernel file" "cannot open: No such file" --kernel "$tmp/none"
 case_ "kernel is a directory" "not a regular file" --kernel "$tmp"
 case_ "garbage kernel" "not a vmlinux .ELF. nor a bzImage" --kernel "$tmp/garbage"
@@ -103,8 +103,12 @@ case_ "--volume: a relative guest path" "--volume $tmp/vol:x: the guest path 'x'
 	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --volume "$tmp/vol:x"
 case_ "--volume: a missing host path" "--volume /no/such:/x: the host path '/no/such' cannot be used" \
 	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --volume /no/such:/x
-case_ "--volume: not a container" "--volume are for containers" \
+case_ "--volume: not a container" "--volume and --tmpfs are for containers" \
 	--kernel "$tmp/vmlinux" --volume "$tmp/vol:/x"
+case_ "--tmpfs: an unknown option" "--tmpfs /x:noexec: 'noexec' is not an option: the options are ro, rw, mode=OCTAL and size=MIB" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --tmpfs /x:noexec
+case_ "--tmpfs: a mode that is not octal" "--tmpfs /x:mode=999: mode '999' is not an octal mode from 0 to 7777" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --tmpfs /x:mode=999
 chmod 711 "$tmp"
 chmod 755 "$tmp/vol"
 chmod 644 "$tmp/vmlinux" "$tmp/initrd"
@@ -118,6 +122,9 @@ fi
 case_ "--volume without CAP_SYS_ADMIN: what to do instead" \
 	"--volume: bind-mounting volumes needs CAP_SYS_ADMIN .*: run vmm as root, or share a directory with --share" \
 	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --volume "$tmp/vol:/x" -- /bin/true
+case_ "--tmpfs alone without CAP_SYS_ADMIN: it says so" \
+	"--tmpfs: the list of tmpfs mounts goes to the guest in a staging tmpfs that needs CAP_SYS_ADMIN .*: run vmm as root" \
+	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --tmpfs /run -- /bin/true
 vmm=${vmm_as_root:-$vmm}
 # --log FILE --log-format json: the error is one JSON line in the file, nothing on stderr
 n=$((n + 1))

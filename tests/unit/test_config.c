@@ -270,7 +270,7 @@ static void volumes(void **state)
 	assert_non_null(strstr(err.msg, "nest under a file volume"));
 	/* a container's only */
 	assert_int_equal(PARSE(o, "-k", "k", "--initrd", img1, "--volume", d), -EINVAL);
-	assert_non_null(strstr(err.msg, "--volume are for containers"));
+	assert_non_null(strstr(err.msg, "--volume and --tmpfs are for containers"));
 	/* vmm's own tag */
 	snprintf(sub, sizeof(sub), "tag=vmm-vol,path=%s", dir1);
 	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--share", sub), -EINVAL);
@@ -304,7 +304,7 @@ static void volumes(void **state)
 		int r = config_add_volume(o, "volumes[x]", dir1, g, false, &err);
 		assert_int_equal(r, i < VMM_MAX_VOLUMES ? 0 : -EINVAL);
 	}
-	assert_string_equal(err.msg, "volumes[x]: at most 64 volumes");
+	assert_string_equal(err.msg, "volumes[x]: at most 64 volumes and tmpfs mounts");
 	/* JSON: keys, types and the same setter's lines */
 	struct {
 		const char *json, *msg;
@@ -590,6 +590,227 @@ static void shares(void **state)
 	config_free(&c2);
 }
 
+/* --tmpfs and {"tmpfs": true}: the accepted forms (the same struct both ways, counted as volumes,
+ * written back) and every refusal with its line. */
+static void tmpfs(void **state)
+{
+	(void)state;
+	struct vm_config *o = &cfg;
+	char d[160];
+	snprintf(d, sizeof(d), "%s:/run/app", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--tmpfs", "/run:mode=755",
+			       "--volume", d, "--tmpfs", "//scratch/.:ro,size=64,mode=0700",
+			       "--tmpfs", "/tmp", "--tmpfs", "/w:rw", "--", "ls"),
+			 0);
+	assert_int_equal(o->nvolumes, 5);
+	const struct vm_volume_cfg *v = o->volumes;
+	assert_true(v[0].tmpfs && !v[0].ro && !v[0].file && !v[0].host);
+	assert_string_equal(v[0].guest, "/run");
+	assert_int_equal(v[0].mode, 0755);
+	assert_int_equal(v[0].size_mib, 0);
+	assert_false(v[1].tmpfs);
+	assert_string_equal(v[1].host, dir1);
+	assert_true(v[2].tmpfs && v[2].ro);
+	assert_string_equal(v[2].guest, "/scratch");
+	assert_int_equal(v[2].mode, 0700);
+	assert_int_equal(v[2].size_mib, 64);
+	assert_int_equal(v[3].mode, 01777); /* podman's default */
+	assert_false(v[3].ro);
+	assert_false(v[4].ro);
+	assert_string_equal(o->agent_cmdline, "vmm.rootfs=ro vmm.hostname=vmm vmm.volumes=5");
+	/* the same from JSON, and a dump that loads back to itself */
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "{\"kernel\":\"k\",\"rootfs\":\"%s\",\"process\":{\"args\":[\"ls\"]},"
+		 "\"volumes\":[{\"guest\":\"/run\",\"tmpfs\":true,\"mode\":\"755\"},"
+		 "{\"host\":\"%s\",\"guest\":\"/run/app\",\"tmpfs\":false},"
+		 "{\"guest\":\"/scratch\",\"tmpfs\":true,\"ro\":true,\"size_mib\":64,"
+		 "\"mode\":\"0700\"},{\"guest\":\"/tmp\",\"tmpfs\":true},"
+		 "{\"guest\":\"/w\",\"tmpfs\":true,\"ro\":false}]}",
+		 img1, dir1);
+	struct vm_config c2;
+	struct verr e = {0};
+	if (from_json(&c2, text, &e) < 0)
+		fail_msg("%s", e.msg);
+	char *a = dump(o), *b = dump(&c2);
+	assert_string_equal(a, b);
+	assert_non_null(strstr(a, "{\"guest\":\"\\/run\",\"tmpfs\":true,\"mode\":\"755\","
+				  "\"ro\":false}"));
+	assert_non_null(strstr(a, "{\"guest\":\"\\/scratch\",\"tmpfs\":true,\"mode\":\"700\","
+				  "\"size_mib\":64,\"ro\":true}"));
+	assert_non_null(strstr(a, "\"mode\":\"1777\""));
+	config_free(&c2);
+	assert_int_equal(from_json(&c2, a, &e), 0);
+	assert_int_equal(c2.nvolumes, 5);
+	free(b);
+	b = dump(&c2);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	config_free(&c2);
+	/* only tmpfs: the staging share all the same (it carries the list) */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--tmpfs", "/run"), 0);
+	unsigned shares = 0;
+	for (unsigned i = 0; i < o->ndevices; i++)
+		shares += o->devices[i].type == VM_DEV_FS && o->devices[i].implicit;
+	assert_int_equal(shares, 1);
+	/* the API's limits */
+	assert_int_equal(config_add_tmpfs(o, "t", "/m", 010000, 0, false, &err), -EINVAL);
+	assert_string_equal(err.msg, "t: the mode 010000 is above 07777");
+	assert_int_equal(config_add_tmpfs(o, "t", "/m", 0, VMM_MAX_MEMORY_MIB + 1, false, &err),
+			 -EINVAL);
+	assert_string_equal(err.msg, "t: a size of 1048577 MiB: at most 1048576 (1 TiB)");
+	assert_int_equal(config_add_tmpfs(o, "t", "/m", 07777, VMM_MAX_MEMORY_MIB, false, &err), 0);
+	unsigned m = 5;
+	assert_int_equal(config_parse_mode("01777", &m), 0);
+	assert_int_equal(m, 01777);
+	assert_int_equal(config_parse_mode("0", &m), 0);
+	assert_int_equal(m, 0);
+	const char *bad_modes[] = {"", "8", "17777", "001777", "-1", "+7", "7 ", "0x7", " 7"};
+	for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
+		m = 5;
+		if (config_parse_mode(bad_modes[i], &m) != -EINVAL || m != 5)
+			fail_msg("mode '%s' accepted", bad_modes[i]);
+	}
+
+	/* refused, each with its line */
+	struct {
+		const char *spec, *msg;
+	} bad[] = {
+	    {"", "--tmpfs : the guest path is empty: write --tmpfs GUEST[:OPT,...] (OPT: ro, "
+		 "mode=OCTAL, size=MIB)"},
+	    {":ro", "the guest path is empty"},
+	    {"x", "--tmpfs x: the guest path 'x' is not an absolute path without '..' components"},
+	    {"/a/../b", "the guest path '/a/../b' is not an absolute path without '..'"},
+	    {"/", "the guest path is the container's root '/'"},
+	    {"/x:", "--tmpfs /x:: '' is not an option: the options are ro, rw, mode=OCTAL and "
+		    "size=MIB, separated by commas"},
+	    {"/x:noexec", "'noexec' is not an option"},
+	    {"/x:ro:rw", "'ro:rw' is not an option"},
+	    {"/x:ro,", "'' is not an option"},
+	    {"/x:ro,ro", "--tmpfs /x:ro,ro: 'ro' is given twice (or ro with rw)"},
+	    {"/x:ro,rw", "'rw' is given twice (or ro with rw)"},
+	    {"/x:mode=755,mode=700", "'mode=700' is given twice"},
+	    {"/x:size=1,size=2", "'size=2' is given twice"},
+	    {"/x:mode=",
+	     "--tmpfs /x:mode=: mode '' is not an octal mode from 0 to 7777: write e.g. "
+	     "mode=755"},
+	    {"/x:mode=10000", "mode '10000' is not an octal mode"},
+	    {"/x:mode=8", "mode '8' is not an octal mode"},
+	    {"/x:mode=u+rwx", "mode 'u+rwx' is not an octal mode"},
+	    {"/x:size=0", "--tmpfs /x:size=0: size '0' is not a number of MiB from 1 to 1048576: "
+			  "write e.g. size=64 (64 MiB)"},
+	    {"/x:size=64m", "size '64m' is not a number of MiB"},
+	    {"/x:size=-1", "size '-1' is not a number of MiB"},
+	    {"/x:size=064", "size '064' is not a number of MiB"},
+	    {"/x:size=1048577", "size '1048577' is not a number of MiB"},
+	    {"/x:size=99999999999999999999999", "is not a number of MiB"},
+	    {"/x:size=", "size '' is not a number of MiB"},
+	    {"/x:mode=7777777777777777777777777777777777777777777777777777777777777777777",
+	     "an option is longer than 63 bytes"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (PARSE(o, "-k", "k", "--rootfs", img1, "--tmpfs", (char *)bad[i].spec) !=
+			-EINVAL ||
+		    !strstr(err.msg, bad[i].msg) || strncmp(err.msg, "--tmpfs ", 8) != 0)
+			fail_msg("--tmpfs %s: got '%s'", bad[i].spec, err.msg);
+	}
+	/* one entry per guest path, volumes and tmpfs alike (after normalising) */
+	assert_int_equal(
+	    PARSE(o, "-k", "k", "--rootfs", img1, "--tmpfs", "/run", "--tmpfs", "/run/:mode=755"),
+	    -EINVAL);
+	assert_string_equal(err.msg, "--tmpfs /run/:mode=755: the guest path /run is given twice: "
+				     "one volume or tmpfs per path");
+	snprintf(d, sizeof(d), "%s:/run", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--volume", d, "--tmpfs", "/run"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "the guest path /run is given twice"));
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--tmpfs", "/run", "--volume", d),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "the guest path /run is given twice"));
+	/* nothing under a file volume, nor under a read-only tmpfs (either order) */
+	snprintf(d, sizeof(d), "%s:/etc/hosts", img2);
+	assert_int_equal(
+	    PARSE(o, "-k", "k", "--rootfs", img1, "--volume", d, "--tmpfs", "/etc/hosts/x"),
+	    -EINVAL);
+	assert_non_null(strstr(err.msg, "nest under a file volume"));
+	snprintf(d, sizeof(d), "%s:/ro/app", dir1);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--tmpfs", "/ro:ro", "--volume", d),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg,
+			       ": /ro/app is inside the read-only tmpfs at /ro: nothing "
+			       "can be made in it to mount on; drop ro or move one of them"));
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--volume", d, "--tmpfs", "/ro:ro"),
+			 -EINVAL);
+	assert_non_null(
+	    strstr(err.msg, "--tmpfs /ro:ro: /ro/app is inside the read-only tmpfs at /ro"));
+	assert_int_equal(
+	    PARSE(o, "-k", "k", "--rootfs", img1, "--tmpfs", "/ro:ro", "--tmpfs", "/ro/x:ro"),
+	    -EINVAL);
+	assert_non_null(strstr(err.msg, "/ro/x is inside the read-only tmpfs at /ro"));
+	/* ...a read-write tmpfs takes a volume or tmpfs under it, and a ro one beside it */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--tmpfs", "/ro", "--volume", d,
+			       "--tmpfs", "/ro/t:ro", "--tmpfs", "/rox:ro"),
+			 0);
+	/* a container's only */
+	assert_int_equal(PARSE(o, "-k", "k", "--initrd", img1, "--tmpfs", "/run"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--volume and --tmpfs are for containers"));
+	/* at most VMM_MAX_VOLUMES, with the volumes */
+	config_free(o);
+	config_init(o);
+	assert_int_equal(config_add_volume(o, "v", dir1, "/v", false, &err), 0);
+	for (unsigned i = 1; i <= VMM_MAX_VOLUMES; i++) {
+		char g[32];
+		snprintf(g, sizeof(g), "/t%u", i);
+		int r = config_add_tmpfs(o, "tmpfs[x]", g, 0755, 0, false, &err);
+		assert_int_equal(r, i < VMM_MAX_VOLUMES ? 0 : -EINVAL);
+	}
+	assert_string_equal(err.msg, "tmpfs[x]: at most 64 volumes and tmpfs mounts");
+	/* JSON: keys, types and the same setter's lines */
+	struct {
+		const char *json, *msg;
+	} jbad[] = {
+	    {"{\"volumes\":[{\"tmpfs\":true}]}", "volumes[0]: a tmpfs needs \"guest\""},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"host\":\"/tmp\"}]}",
+	     "volumes[0]: a tmpfs has no \"host\": drop it, or \"tmpfs\" for a volume"},
+	    {"{\"volumes\":[{\"tmpfs\":1,\"guest\":\"/x\"}]}",
+	     "volumes[0].tmpfs: expected a boolean, got an integer"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"mode\":755}]}",
+	     "volumes[0].mode: expected a string, got an integer"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"mode\":\"9\"}]}",
+	     "volumes[0].mode: '9' is not an octal mode from 0 to 7777: write e.g. \"755\""},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"mode\":\"10000\"}]}",
+	     "volumes[0].mode: '10000' is not an octal mode"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"size_mib\":0}]}",
+	     "volumes[0].size_mib: 0 MiB: give 1 to 1048576"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"size_mib\":1048577}]}",
+	     "volumes[0].size_mib: 1048577 MiB: give 1 to 1048576"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"size_mib\":-1}]}",
+	     "volumes[0].size_mib: -1 is negative"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"size_mib\":\"64\"}]}",
+	     "volumes[0].size_mib: expected an integer, got a string"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\",\"options\":[]}]}",
+	     "volumes[0].options: unknown key: a volume has host, guest and ro; a tmpfs guest, "
+	     "tmpfs, mode, size_mib and ro"},
+	    {"{\"volumes\":[{\"host\":\"/tmp\",\"guest\":\"/x\",\"mode\":\"755\"}]}",
+	     "volumes[0]: \"mode\" is for a tmpfs: add \"tmpfs\": true (and drop \"host\")"},
+	    {"{\"volumes\":[{\"guest\":\"/x\",\"tmpfs\":false,\"size_mib\":1}]}",
+	     "volumes[0]: \"size_mib\" is for a tmpfs"},
+	    {"{\"volumes\":[{\"guest\":\"/x\",\"tmpfs\":false}]}",
+	     "volumes[0]: a volume needs \"host\" (or \"tmpfs\": true)"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/\"}]}",
+	     "volumes[0]: the guest path is the container's root '/'"},
+	    {"{\"volumes\":[{\"tmpfs\":true,\"guest\":\"/x\"},{\"tmpfs\":true,\"guest\":\"/x\"}]}",
+	     "volumes[1]: the guest path /x is given twice"},
+	};
+	for (size_t i = 0; i < sizeof(jbad) / sizeof(jbad[0]); i++) {
+		struct verr je = {0};
+		if (from_json(&c2, jbad[i].json, &je) != -EINVAL || !strstr(je.msg, jbad[i].msg))
+			fail_msg("%s: got '%s'", jbad[i].json, je.msg);
+		config_free(&c2);
+	}
+}
+
 /* Every device type has its table entry, and the entries are complete. */
 static void device_table_complete(void **state)
 {
@@ -619,6 +840,7 @@ int main(void)
 	    cmocka_unit_test(device_table_complete),
 	    cmocka_unit_test(shares),
 	    cmocka_unit_test(volumes),
+	    cmocka_unit_test(tmpfs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

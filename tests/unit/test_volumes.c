@@ -1,7 +1,7 @@
 /* --volume: the staging share's list (vmm/volumes.c writes it, guest/agent_boot.c reads it), and
  * with the argument "stage" the staging itself (as root: exit 77 otherwise): the binds, read-only
- * ones refusing writes with EROFS, the namespace left behind, the host's mount table untouched,
- * and the FUSE server crossing into the binds. */
+ * ones refusing writes with EROFS, tmpfs entries only in the list, the namespace left behind, the
+ * host's mount table untouched, and the FUSE server crossing into the binds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,10 +38,10 @@ static void list_roundtrip(void **state)
 {
 	(void)state;
 	struct vm_volume_cfg v[] = {
-	    {"/h/z", "/z/data", false, false},
-	    {"/h/hosts", "/etc/hosts", true, true},
-	    {"/h/a", "/a b/with space", true, false},
-	    {"/h/z2", "/z", false, false},
+	    {.host = "/h/z", .guest = "/z/data"},
+	    {.host = "/h/hosts", .guest = "/etc/hosts", .ro = true, .file = true},
+	    {.host = "/h/a", .guest = "/a b/with space", .ro = true},
+	    {.host = "/h/z2", .guest = "/z"},
 	};
 	char buf[1024];
 	int n = volumes_list_format(v, 4, buf, sizeof(buf));
@@ -65,6 +65,85 @@ static void list_roundtrip(void **state)
 	assert_string_equal(av[3].guest, "/z/data");
 }
 
+/* tmpfs entries: their own type word, sorted with the binds (a bind under a tmpfs after it) */
+static void list_tmpfs(void **state)
+{
+	(void)state;
+	struct vm_volume_cfg v[] = {
+	    {.host = "/h/sock", .guest = "/run/app"},
+	    {.guest = "/run", .tmpfs = true, .mode = 0755},
+	    {.guest = "/scratch", .tmpfs = true, .mode = 01777, .size_mib = 64, .ro = true},
+	    {.guest = "/z", .tmpfs = true, .mode = 0, .size_mib = 1048576},
+	};
+	char buf[1024];
+	int n = volumes_list_format(v, 4, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_string_equal(buf,
+			    "1 tmpfs=755 rw /run\n0 dir rw /run/app\n"
+			    "2 tmpfs=1777,size=64 ro /scratch\n3 tmpfs=0,size=1048576 rw /z\n");
+	struct agent_volume av[AGENT_MAX_VOLUMES];
+	const char *why = NULL;
+	assert_int_equal(agent_volumes_parse(buf, (size_t)n, 4, av, &why), 0);
+	assert_true(av[0].tmpfs && !av[0].ro && !av[0].file);
+	assert_int_equal(av[0].index, 1);
+	assert_int_equal(av[0].mode, 0755);
+	assert_int_equal(av[0].size_mib, 0);
+	assert_string_equal(av[0].guest, "/run");
+	assert_false(av[1].tmpfs);
+	assert_string_equal(av[1].guest, "/run/app");
+	assert_true(av[2].tmpfs && av[2].ro);
+	assert_int_equal(av[2].mode, 01777);
+	assert_int_equal(av[2].size_mib, 64);
+	assert_string_equal(av[2].guest, "/scratch");
+	assert_int_equal(av[3].mode, 0);
+	assert_int_equal(av[3].size_mib, 1048576);
+	/* the type word's edges, accepted */
+	assert_null(parse_err("0 tmpfs=7777 rw /a\n", 1));
+	assert_null(parse_err("0 tmpfs=1,size=1 ro /a\n", 1));
+	/* and refused */
+	const char *mode = "a tmpfs mode that is not octal from 0 to 7777 (without a leading zero)";
+	const char *size = "a tmpfs size that is not a number of MiB from 1 to 1048576";
+	const char *more = "a tmpfs type with more than mode and size=MIB";
+	const struct {
+		const char *line, *why;
+	} bad[] = {
+	    {"0 tmpfs= rw /a\n", mode},
+	    {"0 tmpfs=10000 rw /a\n", mode},
+	    {"0 tmpfs=17777 rw /a\n", mode},
+	    {"0 tmpfs=0755 rw /a\n", mode},
+	    {"0 tmpfs=8 rw /a\n", mode},
+	    {"0 tmpfs=-1 rw /a\n", mode},
+	    {"0 tmpfs=x rw /a\n", mode},
+	    {"0 tmpfs=99999999999999999999 rw /a\n", mode},
+	    {"0 tmpfs=755,size=0 rw /a\n", size},
+	    {"0 tmpfs=755,size=064 rw /a\n", size},
+	    {"0 tmpfs=755,size=1048577 rw /a\n", size},
+	    {"0 tmpfs=755,size=99999999999999999999999 rw /a\n", size},
+	    {"0 tmpfs=755,size= rw /a\n", size},
+	    {"0 tmpfs=755,size=-1 rw /a\n", size},
+	    {"0 tmpfs=78 rw /a\n", more},
+	    {"0 tmpfs=755,size=64m rw /a\n", more},
+	    {"0 tmpfs=755,nr_inodes=5 rw /a\n", more},
+	    {"0 tmpfs=755,size=1,size=2 rw /a\n", more},
+	    {"0 tmpfs=755, rw /a\n", more},
+	    {"0 tmpfs=755\n", more},
+	    {"0 tmpfs=755  rw /a\n", "a mode that is not ro or rw"},
+	    {"0 tmpfs=755 RO /a\n", "a mode that is not ro or rw"},
+	    {"0 tmpfs rw /a\n", "a type that is not dir, file or tmpfs=MODE"},
+	    {"0 TMPFS=755 rw /a\n", "a type that is not dir, file or tmpfs=MODE"},
+	    {"0 tmpfs=755 rw /a/\n", "a guest path that is not absolute and normalised"},
+	    {"0 tmpfs=755 rw /\n", "a guest path that is not absolute and normalised"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *got = parse_err(bad[i].line, 1);
+		if (!got || strcmp(got, bad[i].why) != 0)
+			fail_msg("'%s' gave %s", bad[i].line, got ? got : "no error");
+	}
+	/* a tmpfs and a bind at one path: the order check catches it too */
+	assert_string_equal(parse_err("0 tmpfs=755 rw /a\n1 dir rw /a\n", 2),
+			    "guest paths not in ascending order (or given twice)");
+}
+
 static void list_refused(void **state)
 {
 	(void)state;
@@ -79,11 +158,13 @@ static void list_refused(void **state)
 	const char *bad_index = "an index out of range, given twice or not followed by a space";
 	assert_string_equal(parse_err("1 dir rw /a\n", 1), bad_index);
 	assert_string_equal(parse_err("0 dir rw /a\n0 dir rw /b\n", 2), bad_index);
-	assert_string_equal(parse_err("0  dir rw /a\n", 1), "a type that is not dir or file");
+	assert_string_equal(parse_err("0  dir rw /a\n", 1),
+			    "a type that is not dir, file or tmpfs=MODE");
 	assert_string_equal(parse_err("00 dir rw /a\n", 1), "a line does not start with an index");
 	assert_string_equal(parse_err("x dir rw /a\n", 1), "a line does not start with an index");
 	assert_string_equal(parse_err("99999999999 dir rw /a\n", 1), bad_index);
-	assert_string_equal(parse_err("0 fifo rw /a\n", 1), "a type that is not dir or file");
+	assert_string_equal(parse_err("0 fifo rw /a\n", 1),
+			    "a type that is not dir, file or tmpfs=MODE");
 	assert_string_equal(parse_err("0 dir RW /a\n", 1), "a mode that is not ro or rw");
 	const char *bad_path = "a guest path that is not absolute and normalised";
 	const char *paths[] = {"/",  "a",     "/a/", "/a//b", "/a/./b", "/a/../b", "/..",
@@ -133,7 +214,7 @@ static void cmdline_key(void **state)
 struct st {
 	char top[64];
 	char dir[96], rodir[96], file[96], rofile[96];
-	struct vm_volume_cfg v[4];
+	struct vm_volume_cfg v[5];
 	struct volume_stage s;
 };
 
@@ -187,10 +268,12 @@ static int stage_setup(void **state)
 	put(p, "ro-data\n");
 	put(t->file, "file-data\n");
 	put(t->rofile, "rofile-data\n");
-	t->v[0] = (struct vm_volume_cfg){t->dir, "/data", false, false};
-	t->v[1] = (struct vm_volume_cfg){t->rodir, "/ro", true, false};
-	t->v[2] = (struct vm_volume_cfg){t->file, "/etc/f", false, true};
-	t->v[3] = (struct vm_volume_cfg){t->rofile, "/etc/rf", true, true};
+	t->v[0] = (struct vm_volume_cfg){.host = t->dir, .guest = "/data"};
+	t->v[1] = (struct vm_volume_cfg){.host = t->rodir, .guest = "/ro", .ro = true};
+	t->v[2] = (struct vm_volume_cfg){.host = t->file, .guest = "/etc/f", .file = true};
+	t->v[3] =
+	    (struct vm_volume_cfg){.host = t->rofile, .guest = "/etc/rf", .ro = true, .file = true};
+	t->v[4] = (struct vm_volume_cfg){.guest = "/run", .tmpfs = true, .mode = 0755};
 	t->s.root_fd = t->s.ns_fd = -1;
 	*state = t;
 	return 0;
@@ -271,6 +354,34 @@ static void stage_binds(void **state)
 				      "1 dir ro /ro\n");
 }
 
+/* tmpfs entries: a line in the list, nothing in the staging root; alone they are staged too */
+static void stage_tmpfs(void **state)
+{
+	struct st *t = *state;
+	struct verr e = {0};
+	if (volume_stage_create(&t->s, t->v, 5, &e) < 0)
+		fail_msg("%s", e.msg);
+	char p[160];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/" VOLUMES_LIST_NAME, t->s.root_fd);
+	assert_string_equal(slurp(p), "0 dir rw /data\n2 file rw /etc/f\n3 file ro /etc/rf\n"
+				      "1 dir ro /ro\n4 tmpfs=755 rw /run\n");
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/4", t->s.root_fd);
+	assert_int_equal(lstat(p, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	volume_stage_close(&t->s);
+	if (volume_stage_create(&t->s, &t->v[4], 1, &e) < 0)
+		fail_msg("%s", e.msg);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/" VOLUMES_LIST_NAME, t->s.root_fd);
+	assert_string_equal(slurp(p), "0 tmpfs=755 rw /run\n");
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/0", t->s.root_fd);
+	assert_int_equal(lstat(p, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/x", t->s.root_fd);
+	assert_int_equal(mkdir(p, 0755), -1);
+	assert_int_equal(errno, EROFS);
+}
+
 /* The FUSE server on the staging root ("/proc/self/fd/N/.", as vmm names it) crosses into the
  * binds, and ".." of its root is its root. */
 static void stage_fuse(void **state)
@@ -331,8 +442,15 @@ static void stage_unprivileged(void **state)
 			_exit(2);
 		struct verr e = {0};
 		int r = volume_stage_create(&t->s, t->v, 1, &e);
-		_exit(r == -EPERM && strstr(e.msg, "needs CAP_SYS_ADMIN") &&
-			      strstr(e.msg, "--share tag=NAME,path=DIR") && t->s.root_fd < 0
+		if (r != -EPERM || !strstr(e.msg, "needs CAP_SYS_ADMIN") ||
+		    !strstr(e.msg, "--share tag=NAME,path=DIR") || t->s.root_fd >= 0)
+			_exit(1);
+		/* only a tmpfs: it says so */
+		r = volume_stage_create(&t->s, &t->v[4], 1, &e);
+		_exit(r == -EPERM && strncmp(e.msg, "--tmpfs: ", 9) == 0 &&
+			      strstr(e.msg, "needs CAP_SYS_ADMIN") &&
+			      strstr(e.msg, "mount the tmpfs in the guest yourself") &&
+			      t->s.root_fd < 0
 			  ? 0
 			  : 1);
 	}
@@ -356,6 +474,7 @@ int main(int argc, char **argv)
 		}
 		const struct CMUnitTest tests[] = {
 		    cmocka_unit_test_setup_teardown(stage_binds, stage_setup, stage_teardown),
+		    cmocka_unit_test_setup_teardown(stage_tmpfs, stage_setup, stage_teardown),
 		    cmocka_unit_test_setup_teardown(stage_fuse, stage_setup, stage_teardown),
 		    cmocka_unit_test_setup_teardown(stage_unprivileged, stage_setup,
 						    stage_teardown),
@@ -364,6 +483,7 @@ int main(int argc, char **argv)
 	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(list_roundtrip),
+	    cmocka_unit_test(list_tmpfs),
 	    cmocka_unit_test(list_refused),
 	    cmocka_unit_test(cmdline_key),
 	};

@@ -382,20 +382,17 @@ static bool path_covers(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '/');
 }
 
-int config_add_volume(struct vm_config *c, const char *name, const char *host, const char *guest,
-		      bool ro, struct verr *e)
+/* The guest path of a volume or tmpfs, normalised into g[4096]; `form` is the flag's syntax for
+ * the error lines. 0 or -EINVAL with one line in e. */
+static int volume_guest(const char *name, const char *guest, const char *form, char *g, size_t cap,
+			struct verr *e)
 {
-	char g[4096];
-	if (!host || !*host)
-		return verr_set(e, -EINVAL, "%s: the host path is empty: write HOST:GUEST[:ro]",
-				name);
 	if (!guest || !*guest)
-		return verr_set(e, -EINVAL, "%s: the guest path is empty: write HOST:GUEST[:ro]",
-				name);
-	int r = guest_path_norm(guest, g, sizeof(g));
+		return verr_set(e, -EINVAL, "%s: the guest path is empty: write %s", name, form);
+	int r = guest_path_norm(guest, g, cap);
 	if (r == -ENAMETOOLONG)
 		return verr_set(e, -EINVAL, "%s: the guest path is longer than %zu bytes", name,
-				sizeof(g) - 1);
+				cap - 1);
 	if (r < 0)
 		return verr_set(e, -EINVAL,
 				"%s: the guest path '%s' is not an absolute path without '..' "
@@ -406,6 +403,85 @@ int config_add_volume(struct vm_config *c, const char *name, const char *host, c
 				"%s: the guest path is the container's root '/': give a directory "
 				"or file in it (the root itself is --rootfs)",
 				name);
+	return 0;
+}
+
+/* Appends nv (its guest normalised, its host owned: freed on failure) after the checks against
+ * the entries already given. 0 or a negative errno with one line in e. */
+static int volume_append(struct vm_config *c, const char *name, struct vm_volume_cfg nv,
+			 struct verr *e)
+{
+	int r = 0;
+	if (c->nvolumes >= VMM_MAX_VOLUMES) {
+		r = verr_set(e, -EINVAL, "%s: at most %u volumes and tmpfs mounts", name,
+			     VMM_MAX_VOLUMES);
+		goto fail;
+	}
+	for (unsigned i = 0; i < c->nvolumes; i++) {
+		const struct vm_volume_cfg *v = &c->volumes[i];
+		if (strcmp(v->guest, nv.guest) == 0) {
+			r = verr_set(e, -EINVAL,
+				     "%s: the guest path %s is given twice: one volume or tmpfs "
+				     "per path",
+				     name, nv.guest);
+			goto fail;
+		}
+		if ((v->file && path_covers(v->guest, nv.guest)) ||
+		    (nv.file && path_covers(nv.guest, v->guest))) {
+			r = verr_set(e, -EINVAL,
+				     "%s: the guest paths %s and %s nest under a file volume: a "
+				     "file has nothing below it",
+				     name, v->guest, nv.guest);
+			goto fail;
+		}
+		bool in_v = v->tmpfs && v->ro && path_covers(v->guest, nv.guest);
+		if (in_v || (nv.tmpfs && nv.ro && path_covers(nv.guest, v->guest))) {
+			r = verr_set(e, -EINVAL,
+				     "%s: %s is inside the read-only tmpfs at %s: nothing can be "
+				     "made in it to mount on; drop ro or move one of them",
+				     name, in_v ? nv.guest : v->guest, in_v ? v->guest : nv.guest);
+			goto fail;
+		}
+		if (v->host && nv.host && v->ro != nv.ro &&
+		    (path_covers(v->host, nv.host) || path_covers(nv.host, v->host))) {
+			r = verr_set(
+			    e, -EINVAL,
+			    "%s: the host path %s overlaps the %s volume of %s: give the "
+			    "same directory (or its parts) one mode, read-only or read-write",
+			    name, nv.host, v->ro ? "read-only" : "read-write", v->host);
+			goto fail;
+		}
+	}
+	if (c->nvolumes % 8 == 0) {
+		struct vm_volume_cfg *vs = realloc(c->volumes, (c->nvolumes + 8) * sizeof(*vs));
+		if (!vs) {
+			r = verr_set(e, -ENOMEM, "%s: out of memory", name);
+			goto fail;
+		}
+		c->volumes = vs;
+	}
+	nv.guest = strdup(nv.guest);
+	if (!nv.guest) {
+		r = verr_set(e, -ENOMEM, "%s: out of memory", name);
+		goto fail;
+	}
+	c->volumes[c->nvolumes++] = nv;
+	return 0;
+fail:
+	free(nv.host);
+	return r;
+}
+
+int config_add_volume(struct vm_config *c, const char *name, const char *host, const char *guest,
+		      bool ro, struct verr *e)
+{
+	char g[4096];
+	if (!host || !*host)
+		return verr_set(e, -EINVAL, "%s: the host path is empty: write HOST:GUEST[:ro]",
+				name);
+	int r = volume_guest(name, guest, "HOST:GUEST[:ro]", g, sizeof(g), e);
+	if (r < 0)
+		return r;
 	if (has_ctl(host))
 		return verr_set(e, -EINVAL, "%s: the host path holds a control character", name);
 	char *real = realpath(host, NULL);
@@ -420,59 +496,17 @@ int config_add_volume(struct vm_config *c, const char *name, const char *host, c
 			     "%s: the host path '%s' is neither a directory nor a regular file: "
 			     "give one of those",
 			     name, host);
-		goto fail;
+		free(real);
+		return r;
 	}
 	if (strlen(real) > 4095) {
-		r = verr_set(e, -EINVAL, "%s: the host path is longer than 4095 bytes", name);
-		goto fail;
+		free(real);
+		return verr_set(e, -EINVAL, "%s: the host path is longer than 4095 bytes", name);
 	}
-	if (c->nvolumes >= VMM_MAX_VOLUMES) {
-		r = verr_set(e, -EINVAL, "%s: at most %u volumes", name, VMM_MAX_VOLUMES);
-		goto fail;
-	}
-	bool file = S_ISREG(st.st_mode);
-	for (unsigned i = 0; i < c->nvolumes; i++) {
-		const struct vm_volume_cfg *v = &c->volumes[i];
-		if (strcmp(v->guest, g) == 0) {
-			r = verr_set(e, -EINVAL,
-				     "%s: the guest path %s is given twice: one volume per path",
-				     name, g);
-			goto fail;
-		}
-		if ((v->file && path_covers(v->guest, g)) || (file && path_covers(g, v->guest))) {
-			r = verr_set(e, -EINVAL,
-				     "%s: the guest paths %s and %s nest under a file volume: a "
-				     "file has nothing below it",
-				     name, v->guest, g);
-			goto fail;
-		}
-		if (v->ro != ro && (path_covers(v->host, real) || path_covers(real, v->host))) {
-			r = verr_set(
-			    e, -EINVAL,
-			    "%s: the host path %s overlaps the %s volume of %s: give the "
-			    "same directory (or its parts) one mode, read-only or read-write",
-			    name, real, v->ro ? "read-only" : "read-write", v->host);
-			goto fail;
-		}
-	}
-	if (c->nvolumes % 8 == 0) {
-		struct vm_volume_cfg *nv = realloc(c->volumes, (c->nvolumes + 8) * sizeof(*nv));
-		if (!nv) {
-			r = verr_set(e, -ENOMEM, "%s: out of memory", name);
-			goto fail;
-		}
-		c->volumes = nv;
-	}
-	char *gs = strdup(g);
-	if (!gs) {
-		r = verr_set(e, -ENOMEM, "%s: out of memory", name);
-		goto fail;
-	}
-	c->volumes[c->nvolumes++] = (struct vm_volume_cfg){real, gs, ro, file};
-	return 0;
-fail:
-	free(real);
-	return r;
+	return volume_append(
+	    c, name,
+	    (struct vm_volume_cfg){.host = real, .guest = g, .ro = ro, .file = S_ISREG(st.st_mode)},
+	    e);
 }
 
 int config_add_volume_spec(struct vm_config *c, const char *spec, struct verr *e)
@@ -498,6 +532,98 @@ int config_add_volume_spec(struct vm_config *c, const char *spec, struct verr *e
 	int r = host && guest ? config_add_volume(c, name, host, guest, ro, e)
 			      : verr_set(e, -ENOMEM, "%s: out of memory", name);
 	free(host);
+	free(guest);
+	return r;
+}
+
+int config_parse_mode(const char *s, unsigned *mode)
+{
+	size_t n = strspn(s, "01234567");
+	if (n == 0 || n > 5 || s[n])
+		return -EINVAL;
+	unsigned long m = strtoul(s, NULL, 8);
+	if (m > 07777)
+		return -EINVAL;
+	*mode = (unsigned)m;
+	return 0;
+}
+
+int config_add_tmpfs(struct vm_config *c, const char *name, const char *guest, unsigned mode,
+		     uint64_t size_mib, bool ro, struct verr *e)
+{
+	char g[4096];
+	int r = volume_guest(name, guest, "--tmpfs GUEST[:OPT,...] (OPT: ro, mode=OCTAL, size=MIB)",
+			     g, sizeof(g), e);
+	if (r < 0)
+		return r;
+	if (mode > 07777)
+		return verr_set(e, -EINVAL, "%s: the mode %#o is above 07777", name, mode);
+	if (size_mib > VMM_MAX_MEMORY_MIB)
+		return verr_set(e, -EINVAL, "%s: a size of %llu MiB: at most %llu (1 TiB)", name,
+				(unsigned long long)size_mib, VMM_MAX_MEMORY_MIB);
+	return volume_append(
+	    c, name,
+	    (struct vm_volume_cfg){
+		.guest = g, .ro = ro, .tmpfs = true, .mode = mode, .size_mib = size_mib},
+	    e);
+}
+
+int config_add_tmpfs_spec(struct vm_config *c, const char *spec, struct verr *e)
+{
+	char name[96];
+	snprintf(name, sizeof(name), "--tmpfs %.80s", spec);
+	const char *colon = strchr(spec, ':');
+	size_t gl = colon ? (size_t)(colon - spec) : strlen(spec);
+	unsigned mode = VMM_TMPFS_DEFAULT_MODE;
+	uint64_t size = 0;
+	bool ro = false, seen_rw = false, seen_mode = false, seen_size = false;
+	for (const char *o = colon ? colon + 1 : NULL; o;) {
+		const char *comma = strchr(o, ',');
+		size_t len = comma ? (size_t)(comma - o) : strlen(o);
+		char opt[64];
+		if (len >= sizeof(opt))
+			return verr_set(e, -EINVAL, "%s: an option is longer than %zu bytes", name,
+					sizeof(opt) - 1);
+		memcpy(opt, o, len);
+		opt[len] = '\0';
+		o = comma ? comma + 1 : NULL;
+		bool *seen = NULL;
+		if (strcmp(opt, "ro") == 0 || strcmp(opt, "rw") == 0) {
+			seen = &seen_rw;
+			ro = opt[1] == 'o';
+		} else if (strncmp(opt, "mode=", 5) == 0) {
+			seen = &seen_mode;
+			if (config_parse_mode(opt + 5, &mode) < 0)
+				return verr_set(e, -EINVAL,
+						"%s: mode '%s' is not an octal mode from 0 to "
+						"7777: write e.g. mode=755",
+						name, opt + 5);
+		} else if (strncmp(opt, "size=", 5) == 0) {
+			seen = &seen_size;
+			const char *v = opt + 5;
+			char *end = NULL;
+			errno = 0;
+			unsigned long long n = strtoull(v, &end, 10);
+			if (v[0] < '1' || v[0] > '9' || *end || errno || n > VMM_MAX_MEMORY_MIB)
+				return verr_set(e, -EINVAL,
+						"%s: size '%s' is not a number of MiB from 1 to "
+						"%llu: write e.g. size=64 (64 MiB)",
+						name, v, VMM_MAX_MEMORY_MIB);
+			size = n;
+		} else {
+			return verr_set(e, -EINVAL,
+					"%s: '%s' is not an option: the options are ro, rw, "
+					"mode=OCTAL and size=MIB, separated by commas",
+					name, opt);
+		}
+		if (*seen)
+			return verr_set(e, -EINVAL, "%s: '%s' is given twice (or ro with rw)", name,
+					opt);
+		*seen = true;
+	}
+	char *guest = strndup(spec, gl);
+	int r = guest ? config_add_tmpfs(c, name, guest, mode, size, ro, e)
+		      : verr_set(e, -ENOMEM, "%s: out of memory", name);
 	free(guest);
 	return r;
 }
@@ -585,10 +711,12 @@ static int finish_container(struct vm_config *c, struct verr *e)
 			      c->nvolumes;
 	if (!c->container) {
 		if (container_only)
-			return verr_set(e, -EINVAL,
-					"--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
-					"--ip, --gateway, --console-socket and --volume are for "
-					"containers: give --rootfs IMG without --initrd");
+			return verr_set(
+			    e, -EINVAL,
+			    "--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
+			    "--ip, --gateway, --console-socket, --volume and --tmpfs are "
+			    "for "
+			    "containers: give --rootfs IMG without --initrd");
 		return 0;
 	}
 	if (!root_disk(c))

@@ -46,13 +46,22 @@ struct vm_device_cfg {
 };
 
 /* One --volume HOST:GUEST[:ro] (docs/virtio-fs.md, Volumes): HOST bind-mounted into the staging
- * share (vmm/volumes.c), then onto GUEST in the container by the agent. */
+ * share (vmm/volumes.c), then onto GUEST in the container by the agent. Or one --tmpfs GUEST
+ * (tmpfs set, host NULL): nothing on the host; the agent mounts a new tmpfs at GUEST. */
 struct vm_volume_cfg {
-	char *host;  /* the host directory or regular file, realpath'd (absolute, no symlink) */
-	char *guest; /* absolute in the container, normalised: no "//", "." or "..", not "/" */
-	bool ro;     /* read-only, enforced on the host (a read-only bind mount) */
-	bool file;   /* a regular file (else a directory) */
+	char *host;    /* the host directory or regular file, realpath'd (absolute, no symlink);
+			  NULL for a tmpfs */
+	char *guest;   /* absolute in the container, normalised: no "//", "." or "..", not "/" */
+	bool ro;       /* read-only, enforced on the host (a read-only bind mount); a tmpfs: mounted
+			  read-only in the guest */
+	bool file;     /* a regular file (else a directory; never for a tmpfs) */
+	bool tmpfs;    /* a tmpfs made in the guest (no host side) */
+	unsigned mode; /* a tmpfs's root directory mode, 0 to 07777 */
+	uint64_t size_mib; /* a tmpfs's size limit in MiB (0: the kernel's, half the guest's RAM) */
 };
+
+/* --tmpfs's default mode (podman's: sticky and world-writable, as /tmp). */
+#define VMM_TMPFS_DEFAULT_MODE 01777u
 
 /* The container's main process (docs/agent-protocol.md START). */
 struct vm_process_cfg {
@@ -152,6 +161,18 @@ int config_add_volume(struct vm_config *c, const char *name, const char *host, c
 /* --volume's value: "HOST:GUEST[:ro|:rw]" (HOST up to the first ':', GUEST up to the next) into
  * config_add_volume, errors naming "--volume VALUE". */
 int config_add_volume_spec(struct vm_config *c, const char *spec, struct verr *e);
+/* One tmpfs at guest in the container (checked and normalised as config_add_volume's guest, one
+ * entry per guest path among volumes and tmpfs alike, counting toward VMM_MAX_VOLUMES): root
+ * directory mode `mode` (0 to 07777), size limit size_mib (0: the kernel's default, else 1 to
+ * VMM_MAX_MEMORY_MIB), read-only when ro. `name` starts every error line. 0 or -EINVAL. */
+int config_add_tmpfs(struct vm_config *c, const char *name, const char *guest, unsigned mode,
+		     uint64_t size_mib, bool ro, struct verr *e);
+/* --tmpfs's value: "GUEST[:OPT[,OPT...]]" with OPT one of ro, rw, mode=OCTAL, size=MIB (each at
+ * most once) into config_add_tmpfs, errors naming "--tmpfs VALUE". */
+int config_add_tmpfs_spec(struct vm_config *c, const char *spec, struct verr *e);
+/* An octal mode as a string ("1777", "0755", "755": 1 to 5 octal digits, at most 07777) into
+ * *mode: 0, or -EINVAL (*mode untouched). */
+int config_parse_mode(const char *s, unsigned *mode);
 
 /* After all values are set: the consistency rules (a command needs a root disk and no initrd,
  * --ip needs a net device...), the defaults that depend on others (the process's environment,

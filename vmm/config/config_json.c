@@ -172,15 +172,18 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 
 /* ---- volumes ---- */
 
-/* {"host": PATH, "guest": PATH, "ro": BOOL}: the same setter as --volume. */
+/* {"host": PATH, "guest": PATH, "ro": BOOL}: the same setter as --volume; or {"guest": PATH,
+ * "tmpfs": true, "mode": "OCTAL", "size_mib": N, "ro": BOOL}: the same as --tmpfs. */
 static int volume_from_json(struct vm_config *c, json_object *o, const char *where, struct verr *e)
 {
 	char key[64];
 	int r = want(o, json_type_object, where, e);
 	if (r < 0)
 		return r;
-	const char *host = NULL, *guest = NULL;
-	bool ro = false;
+	const char *host = NULL, *guest = NULL, *mode_s = NULL;
+	bool ro = false, tmpfs = false;
+	uint64_t size = 0;
+	bool has_size = false;
 	json_object_object_foreach(o, k, v)
 	{
 		snprintf(key, sizeof(key), "%s.%s", where, k);
@@ -190,14 +193,47 @@ static int volume_from_json(struct vm_config *c, json_object *o, const char *whe
 			r = get_str(v, key, &guest, e);
 		else if (strcmp(k, "ro") == 0)
 			r = get_bool(v, key, &ro, e);
-		else
-			r = verr_set(e, -EINVAL, "%s: unknown key: a volume has host, guest and ro",
+		else if (strcmp(k, "tmpfs") == 0)
+			r = get_bool(v, key, &tmpfs, e);
+		else if (strcmp(k, "mode") == 0)
+			r = get_str(v, key, &mode_s, e);
+		else if (strcmp(k, "size_mib") == 0) {
+			r = get_uint(v, key, &size, e);
+			has_size = true;
+			if (r == 0 && (size == 0 || size > VMM_MAX_MEMORY_MIB))
+				r = verr_set(e, -EINVAL, "%s: %llu MiB: give 1 to %llu", key,
+					     (unsigned long long)size, VMM_MAX_MEMORY_MIB);
+		} else
+			r = verr_set(e, -EINVAL,
+				     "%s: unknown key: a volume has host, guest and ro; a tmpfs "
+				     "guest, tmpfs, mode, size_mib and ro",
 				     key);
 		if (r < 0)
 			return r;
 	}
+	if (tmpfs) {
+		unsigned mode = VMM_TMPFS_DEFAULT_MODE;
+		if (host)
+			return verr_set(e, -EINVAL,
+					"%s: a tmpfs has no \"host\": drop it, or \"tmpfs\" for a "
+					"volume",
+					where);
+		if (!guest)
+			return verr_set(e, -EINVAL, "%s: a tmpfs needs \"guest\"", where);
+		if (mode_s && config_parse_mode(mode_s, &mode) < 0)
+			return verr_set(e, -EINVAL,
+					"%s.mode: '%s' is not an octal mode from 0 to 7777: write "
+					"e.g. \"755\"",
+					where, mode_s);
+		return config_add_tmpfs(c, where, guest, mode, size, ro, e);
+	}
+	if (mode_s || has_size)
+		return verr_set(e, -EINVAL,
+				"%s: \"%s\" is for a tmpfs: add \"tmpfs\": true (and drop "
+				"\"host\")",
+				where, mode_s ? "mode" : "size_mib");
 	if (!host || !guest)
-		return verr_set(e, -EINVAL, "%s: a volume needs \"%s\"", where,
+		return verr_set(e, -EINVAL, "%s: a volume needs \"%s\" (or \"tmpfs\": true)", where,
 				host ? "guest" : "host");
 	return config_add_volume(c, where, host, guest, ro, e);
 }
@@ -504,10 +540,20 @@ json_object *config_to_json(const struct vm_config *c)
 	json_object_object_add(o, "rootfs_rw", json_object_new_boolean(c->rootfs_rw));
 	json_object *vols = json_object_new_array();
 	for (unsigned i = 0; i < c->nvolumes; i++) {
+		const struct vm_volume_cfg *v = &c->volumes[i];
 		json_object *vj = json_object_new_object();
-		add_str(vj, "host", c->volumes[i].host);
-		add_str(vj, "guest", c->volumes[i].guest);
-		json_object_object_add(vj, "ro", json_object_new_boolean(c->volumes[i].ro));
+		add_str(vj, "host", v->host);
+		add_str(vj, "guest", v->guest);
+		if (v->tmpfs) {
+			char mode[8];
+			snprintf(mode, sizeof(mode), "%o", v->mode);
+			json_object_object_add(vj, "tmpfs", json_object_new_boolean(true));
+			add_str(vj, "mode", mode);
+			if (v->size_mib)
+				json_object_object_add(vj, "size_mib",
+						       json_object_new_int64((int64_t)v->size_mib));
+		}
+		json_object_object_add(vj, "ro", json_object_new_boolean(v->ro));
 		json_object_array_add(vols, vj);
 	}
 	json_object_object_add(o, "volumes", vols);

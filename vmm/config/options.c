@@ -57,6 +57,10 @@ void options_usage(FILE *f)
 	    "                       a host directory or file at GUEST in the container,\n"
 	    "                       read-write into HOST or read-only (repeatable, up to\n"
 	    "                       %u; one virtio-fs device for all; needs root)\n"
+	    "      --tmpfs GUEST[:OPT,...]\n"
+	    "                       a new tmpfs at GUEST in the container; OPT: ro,\n"
+	    "                       mode=OCTAL (default 1777), size=MIB (default: half\n"
+	    "                       the RAM); repeatable, counted with --volume; needs root\n"
 	    "Container options:\n"
 	    "  -e, --env KEY=VALUE  set an environment variable (repeatable; PATH, HOME,\n"
 	    "                       TERM and HOSTNAME have defaults)\n"
@@ -114,6 +118,7 @@ enum {
 	OPT_VSOCK,
 	OPT_SHARE,
 	OPT_VOLUME,
+	OPT_TMPFS,
 	OPT_SECCOMP,
 	OPT_HOSTNAME,
 	OPT_ROOTFS_RW,
@@ -250,6 +255,8 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 		return config_add_device(c, VM_DEV_FS, "--share", arg, e);
 	case OPT_VOLUME:
 		return config_add_volume_spec(c, arg, e);
+	case OPT_TMPFS:
+		return config_add_tmpfs_spec(c, arg, e);
 	case OPT_SECCOMP:
 		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
 			return verr_set(e, -EINVAL, "--seccomp: '%s' is not on or off", arg);
@@ -303,6 +310,7 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"vsock", required_argument, NULL, OPT_VSOCK},
 	    {"share", required_argument, NULL, OPT_SHARE},
 	    {"volume", required_argument, NULL, OPT_VOLUME},
+	    {"tmpfs", required_argument, NULL, OPT_TMPFS},
 	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
 	    {"env", required_argument, NULL, 'e'},
 	    {"workdir", required_argument, NULL, 'w'},
