@@ -682,8 +682,16 @@ static int cmd_start(const char *id, struct verr *e)
 		goto out;
 	}
 	json_object *rep;
-	if ((r = api(&c, API_OP_START, 0, -1, &rep, e)) < 0)
+	if ((r = api(&c, API_OP_START, 0, -1, &rep, e)) < 0) {
+		/* the agent's exec failed (127: not found, 126: cannot run): said the way engines
+		 * recognise it (podman's exit codes 127 and 126 come from these words) */
+		struct verr was = *e;
+		if (strstr(was.msg, "(status 127)"))
+			verr_set(e, r, "%s: executable file not found in $PATH", was.msg);
+		else if (strstr(was.msg, "(status 126)"))
+			verr_set(e, r, "%s: permission denied", was.msg);
 		goto out;
+	}
 	json_object_put(rep);
 	json_object *spec = bundle_spec(&c);
 	if (spec) {

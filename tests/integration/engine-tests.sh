@@ -54,6 +54,11 @@ elif engines_ready; then
 	rc=$?
 	expect "podman run: the container's exit status 7 is podman's" eval '[ $rc -eq 7 ]'
 
+	pm run --rm --network none localhost/bb /no/such/command </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run of a command not in the image: podman's 127, the error says not found" \
+		eval '[ $rc -eq 127 ] && grep -q "executable file not found" "$tmp/err"'
+
 	mkdir -p "$tmp/vol" "$tmp/volro"
 	echo host-data >"$tmp/volro/in"
 	echo -n abc | pm run --rm -i --network none -v "$tmp/vol:/vol" -v "$tmp/volro/in:/in.txt:ro" localhost/bb \
