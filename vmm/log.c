@@ -33,10 +33,13 @@ static const char *const format_names[] = {
     [LOG_FORMAT_JSON] = "json",
 };
 
-#define TEXT_PREFIX "vmm: "
-/* A text line is at most 1023 bytes (as it always was): the message at most 1017. */
+/* "PROGRAM: " before a text line; PROGRAM is at most LOG_PROGRAM_MAX bytes (log_set_program). */
+#define LOG_PROGRAM_MAX 15
+static char text_prefix[LOG_PROGRAM_MAX + 3] = "vmm: ";
+/* A text line is at most 1023 bytes (as it always was): the message at most 1017 after "vmm: ",
+ * cut shorter after a longer program name. */
 #define TEXT_LINE_MAX 1024
-#define MSG_CAP	      (TEXT_LINE_MAX - (sizeof(TEXT_PREFIX) - 1) - 1)
+#define MSG_CAP	      (TEXT_LINE_MAX - (sizeof("vmm: ") - 1) - 1)
 /* A JSON line fits in PIPE_BUF, so it is written whole (atomically) to a pipe as well. */
 #define JSON_LINE_MAX PIPE_BUF
 
@@ -245,8 +248,10 @@ static void write_json(enum log_level lvl, char *msg, size_t len)
 static void write_text(const char *msg, size_t len)
 {
 	char line[TEXT_LINE_MAX];
-	size_t n = sizeof(TEXT_PREFIX) - 1;
-	memcpy(line, TEXT_PREFIX, n);
+	size_t n = strlen(text_prefix);
+	if (len > TEXT_LINE_MAX - 1 - n)
+		len = TEXT_LINE_MAX - 1 - n;
+	memcpy(line, text_prefix, n);
 	memcpy(line + n, msg, len);
 	n += len;
 	line[n++] = '\n';
@@ -277,6 +282,11 @@ static void log_at(enum log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(lvl, fmt, ap);
 	va_end(ap);
+}
+
+void log_set_program(const char *name)
+{
+	snprintf(text_prefix, sizeof(text_prefix), "%.*s: ", LOG_PROGRAM_MAX, name);
 }
 
 int log_open(const char *path, enum log_level level, enum log_format format, struct verr *e)

@@ -28,6 +28,9 @@ const char *log_format_name(enum log_format f);
  * closed. Call it on the main thread before other threads start; the fd stays valid across
  * fork() (keep log_fd() open in a detached child). */
 int log_open(const char *path, enum log_level level, enum log_format format, struct verr *e);
+/* The name before a text line ("vmm" unless set; at most 15 bytes kept): call it before other
+ * threads start. vmm-oci's lines say "vmm-oci: ...". */
+void log_set_program(const char *name);
 /* Closes a --log file: lines go to stderr again (level and format unchanged). */
 void log_close(void);
 /* The fd lines are written to (STDERR_FILENO without a --log file). */

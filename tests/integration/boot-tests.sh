@@ -51,7 +51,7 @@ wait_for() {
 }
 has_err() { grep -q -- "$1" "$tmp/err"; }
 
-# VMM_TEST_ONLY=NAME runs only NAME-tests.sh (container, device, lifecycle, fs, volume, jail), for working on
+# VMM_TEST_ONLY=NAME runs only NAME-tests.sh (container, device, lifecycle, fs, volume, oci, engine, jail), for working on
 # one part: the whole suite takes long in the nest.
 if [ -n "${VMM_TEST_ONLY:-}" ]; then
 	bb=${VMM_TEST_BUSYBOX_EROFS:-}
@@ -139,6 +139,9 @@ expect "virtio-rng: the guest reads 4096 bytes from /dev/hwrng" eval '[ $rc -eq 
 # --volume: host directories and files in a container through the staging share (volume-tests.sh)
 . "$(dirname "$0")/volume-tests.sh"
 
+# vmm-oci, the OCI runtime, driven as conmon and containerd's shim drive one (oci-tests.sh)
+. "$(dirname "$0")/oci-tests.sh"
+
 # The sandbox (docs/security.md). Every test above already ran with it on (the default): that is
 # the proof the allow-lists suffice. Here: the filters are live, per thread kind, and name the call.
 for kind in main vcpu; do
@@ -173,6 +176,10 @@ expect "sandbox: all $nthreads threads (main + 2 vCPUs) have Seccomp 2; SIGTERM 
 
 # The jail: vmm-jail around vmm (tests/integration/jail-tests.sh, same helpers)
 . "$(dirname "$0")/jail-tests.sh"
+
+# Real engines (podman + conmon) with --runtime vmm (engine-tests.sh). Last: it mounts tmpfs
+# over /run and the engines' state directories in the nest.
+. "$(dirname "$0")/engine-tests.sh"
 
 echo "1..$n"
 echo "# $((n - failed)) passed, $failed failed"

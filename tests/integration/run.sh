@@ -34,7 +34,7 @@ fi
 # Each try's output is kept apart so that TAP shows one run only; the failed try is summarised.
 # The source folder is shared too: the nest hides the host's /tmp, where a clone may live.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-1700}
-export NEST_MODULES="${NEST_MODULES:-} tun" # the virtio-net test makes a TAP
+export NEST_MODULES="${NEST_MODULES:-} tun veth sch_ingress cls_u32 act_mirred" # the virtio-net test makes a TAP; vmm-oci a TAP, a veth pair and tc redirects
 log=$(mktemp)
 trap 'rm -f "$log" "$log.err"' EXIT
 for try in 1 2; do

@@ -1,6 +1,7 @@
 /* The machine description as JSON (--config FILE, docs/config.md): read with json-c and put
  * through the same setters as the command line; written back by config_to_json. */
 #include "vmm/config/config.h"
+#include "vmm/config/json_strict.h"
 #include "vmm/config/device_table.h"
 
 #include <errno.h>
@@ -458,82 +459,41 @@ static int top_key(struct vm_config *c, const char *k, json_object *v, struct ve
 	return verr_set(e, -EINVAL, "%s: unknown key (docs/config.md lists the keys)", k);
 }
 
-int config_parse_json(struct vm_config *c, const char *text, size_t len, const char *origin,
-		      struct verr *e)
+static int config_from_object(struct vm_config *c, json_object *root, const char *origin,
+			      struct verr *e)
 {
-	if (len > CONFIG_MAX_BYTES)
-		return verr_set(e, -EINVAL, "%s: more than %u bytes", origin, CONFIG_MAX_BYTES);
-	if (memchr(text, 0, len))
-		return verr_set(e, -EINVAL, "%s: not JSON text (a NUL byte)", origin);
-	json_tokener *tok = json_tokener_new_ex(32);
-	if (!tok)
-		return verr_set(e, -ENOMEM, "%s: out of memory", origin);
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	json_object *root = json_tokener_parse_ex(tok, text, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	size_t used = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	int r = 0;
-	if (!root || jerr != json_tokener_success) {
-		r = verr_set(e, -EINVAL, "%s: not valid JSON near byte %zu: %s", origin, used,
-			     jerr == json_tokener_continue ? "the text ends early"
-							   : json_tokener_error_desc(jerr));
-		goto out;
-	}
-	for (size_t i = used; i < len; i++)
-		if (text[i] != ' ' && text[i] != '\n' && text[i] != '\t' && text[i] != '\r') {
-			r = verr_set(e, -EINVAL, "%s: text after the JSON object (byte %zu)",
-				     origin, i);
-			goto out;
-		}
-	if (json_object_get_type(root) != json_type_object) {
-		r = verr_set(e, -EINVAL, "%s: the top level must be an object", origin);
-		goto out;
-	}
 	json_object_object_foreach(root, k, v)
 	{
 		struct verr ke = {0};
-		r = top_key(c, k, v, &ke);
-		if (r < 0) {
-			verr_set(e, r, "%s: %s", origin, ke.msg);
-			goto out;
-		}
+		int r = top_key(c, k, v, &ke);
+		if (r < 0)
+			return verr_set(e, r, "%s: %s", origin, ke.msg);
 	}
-out:
+	return 0;
+}
+
+int config_parse_json(struct vm_config *c, const char *text, size_t len, const char *origin,
+		      struct verr *e)
+{
+	json_object *root;
+	int r = json_strict_parse(text, len, CONFIG_MAX_BYTES, origin, &root, e);
+	if (r < 0)
+		return r;
+	r = config_from_object(c, root, origin, e);
 	json_object_put(root);
 	return r;
 }
 
 int config_load_json(struct vm_config *c, const char *path, struct verr *e)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return verr_set(e, -EINVAL, "--config %s: cannot open: %s", path, strerror(errno));
-	char *buf = malloc(CONFIG_MAX_BYTES + 1);
-	if (!buf) {
-		close(fd);
-		return verr_set(e, -ENOMEM, "--config %s: out of memory", path);
-	}
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + len, CONFIG_MAX_BYTES + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int err = errno;
-			free(buf);
-			close(fd);
-			return verr_set(e, -EINVAL, "--config %s: cannot read: %s", path,
-					strerror(err));
-		}
-		if (n == 0 || (len += (size_t)n) > CONFIG_MAX_BYTES)
-			break;
-	}
-	close(fd);
 	char origin[128];
 	snprintf(origin, sizeof(origin), "--config %s", path);
-	int r = config_parse_json(c, buf, len, origin, e);
-	free(buf);
+	json_object *root;
+	int r = json_strict_read_file(path, CONFIG_MAX_BYTES, origin, &root, e);
+	if (r < 0)
+		return r == -ENOENT ? -EINVAL : r;
+	r = config_from_object(c, root, origin, e);
+	json_object_put(root);
 	return r;
 }
 

@@ -1,0 +1,262 @@
+/* vmm-oci's network: the VM on the container's network namespace (net.h). */
+#include "oci/net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int oci_net_namespace(json_object *spec, const char **path, struct verr *e)
+{
+	*path = NULL;
+	json_object *lnx, *ns;
+	if (!json_object_object_get_ex(spec, "linux", &lnx) ||
+	    !json_object_object_get_ex(lnx, "namespaces", &ns))
+		return 0;
+	if (json_object_get_type(ns) != json_type_array)
+		return verr_set(e, -EINVAL, "config.json: linux.namespaces: expected an array");
+	for (size_t i = 0; i < json_object_array_length(ns); i++) {
+		json_object *n = json_object_array_get_idx(ns, i), *t, *p;
+		if (!json_object_object_get_ex(n, "type", &t) ||
+		    strcmp(json_object_get_string(t), "network") != 0)
+			continue;
+		if (!json_object_object_get_ex(n, "path", &p) || !json_object_get_string_len(p))
+			return 0;
+		if (json_object_get_type(p) != json_type_string)
+			return verr_set(
+			    e, -EINVAL,
+			    "config.json: linux.namespaces[%zu].path: expected a string", i);
+		*path = json_object_get_string(p);
+		return 1;
+	}
+	return 0;
+}
+
+/* The first of the candidates that exists: iproute2 is at /usr/bin/ip and /usr/sbin/tc on
+ * Debian 12 (merged /usr), /sbin or /bin elsewhere. */
+static const char *tool(const char *name)
+{
+	static char buf[2][32];
+	static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
+	char *out = buf[strcmp(name, "tc") == 0];
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(out, sizeof(buf[0]), "%s/%s", dirs[i], name);
+		if (access(out, X_OK) == 0)
+			return out;
+	}
+	return NULL;
+}
+
+/* Runs argv (argv[0] a tool name), its stdout into out (cap bytes, NUL-terminated; NULL:
+ * discarded) and its stderr's first line into err. 0, or -EIO with e naming the command. */
+static int run(const char *const *argv, char *out, size_t cap, struct verr *e)
+{
+	const char *path = tool(argv[0]);
+	if (!path)
+		return verr_set(
+		    e, -ENOENT,
+		    "network: cannot find iproute2's %s (in /usr/sbin, /usr/bin, /sbin, "
+		    "/bin): install iproute2",
+		    argv[0]);
+	int po[2], pe[2];
+	if (pipe2(po, O_CLOEXEC) < 0)
+		return verr_set(e, -errno, "network: pipe: %s", strerror(errno));
+	if (pipe2(pe, O_CLOEXEC) < 0) {
+		close(po[0]);
+		close(po[1]);
+		return verr_set(e, -errno, "network: pipe: %s", strerror(errno));
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+		execve(path, (char *const *)argv, envp);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	if (pid < 0) {
+		close(po[0]);
+		close(pe[0]);
+		return verr_set(e, -errno, "network: fork: %s", strerror(errno));
+	}
+	size_t len = 0;
+	char sink[4096];
+	for (;;) {
+		ssize_t n = out && len + 1 < cap ? read(po[0], out + len, cap - 1 - len)
+						 : read(po[0], sink, sizeof(sink));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (out && len + 1 < cap)
+			len += (size_t)n;
+	}
+	if (out)
+		out[len] = 0;
+	char errbuf[512];
+	ssize_t en = read(pe[0], errbuf, sizeof(errbuf) - 1);
+	errbuf[en > 0 ? en : 0] = 0;
+	char *nl = strchr(errbuf, '\n');
+	if (nl)
+		*nl = 0;
+	close(po[0]);
+	close(pe[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	char cmd[256];
+	size_t at = 0;
+	for (size_t i = 0; argv[i] && at + 1 < sizeof(cmd); i++)
+		at += (size_t)snprintf(cmd + at, sizeof(cmd) - at, "%s%s", i ? " " : "", argv[i]);
+	return verr_set(e, -EIO, "network: '%s' failed: %s", cmd,
+			errbuf[0] ? errbuf : "(no message)");
+}
+
+int oci_net_pick(const char *text, char name[16], char mac[18], int *mtu, char ip[20],
+		 struct verr *e)
+{
+	json_object *links = json_tokener_parse(text);
+	if (!links || json_object_get_type(links) != json_type_array) {
+		json_object_put(links);
+		return verr_set(e, -EINVAL, "network: 'ip -j addr show' printed no JSON array");
+	}
+	int found = 0;
+	for (size_t i = 0; i < json_object_array_length(links) && !found; i++) {
+		json_object *l = json_object_array_get_idx(links, i), *v;
+		if (!json_object_object_get_ex(l, "ifname", &v))
+			continue;
+		const char *n = json_object_get_string(v);
+		if (strcmp(n, "lo") == 0 || strcmp(n, OCI_TAP_NAME) == 0 || strlen(n) > 15)
+			continue;
+		if (!json_object_object_get_ex(l, "link_type", &v) ||
+		    strcmp(json_object_get_string(v), "ether") != 0)
+			continue;
+		if (!json_object_object_get_ex(l, "address", &v) ||
+		    json_object_get_string_len(v) != 17)
+			continue;
+		snprintf(name, 16, "%s", n);
+		snprintf(mac, 18, "%s", json_object_get_string(v));
+		*mtu = json_object_object_get_ex(l, "mtu", &v) ? json_object_get_int(v) : 1500;
+		ip[0] = 0;
+		json_object *addrs;
+		if (json_object_object_get_ex(l, "addr_info", &addrs))
+			for (size_t k = 0; k < json_object_array_length(addrs); k++) {
+				json_object *a = json_object_array_get_idx(addrs, k), *f, *loc, *pl;
+				if (json_object_object_get_ex(a, "family", &f) &&
+				    strcmp(json_object_get_string(f), "inet") == 0 &&
+				    json_object_object_get_ex(a, "local", &loc) &&
+				    json_object_object_get_ex(a, "prefixlen", &pl)) {
+					snprintf(ip, 20, "%.15s/%d", json_object_get_string(loc),
+						 json_object_get_int(pl));
+					break;
+				}
+			}
+		found = 1;
+	}
+	json_object_put(links);
+	return found;
+}
+
+static int gateway(char gw[16], struct verr *e)
+{
+	char out[8192];
+	const char *argv[] = {"ip", "-j", "-4", "route", "show", "default", NULL};
+	int r = run(argv, out, sizeof(out), e);
+	if (r < 0)
+		return r;
+	gw[0] = 0;
+	json_object *routes = json_tokener_parse(out), *g;
+	if (routes && json_object_get_type(routes) == json_type_array &&
+	    json_object_array_length(routes) > 0 &&
+	    json_object_object_get_ex(json_object_array_get_idx(routes, 0), "gateway", &g))
+		snprintf(gw, 16, "%s", json_object_get_string(g));
+	json_object_put(routes);
+	return 0;
+}
+
+int oci_net_setup(const char *path, json_object *vm, struct verr *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return verr_set(e, -errno, "network: cannot open the namespace %s: %s", path,
+				strerror(errno));
+	if (setns(fd, CLONE_NEWNET) < 0) {
+		int err = errno;
+		close(fd);
+		return verr_set(e, -err, "network: cannot join the namespace %s: %s", path,
+				strerror(err));
+	}
+	close(fd);
+	char *out = malloc(1 << 16);
+	if (!out)
+		return verr_set(e, -ENOMEM, "network: out of memory");
+	const char *show[] = {"ip", "-j", "addr", "show", NULL};
+	int r = run(show, out, 1 << 16, e);
+	char ifname[16], mac[18], ip[20], gw[16], mtu_s[12];
+	int mtu = 1500;
+	if (r == 0)
+		r = oci_net_pick(out, ifname, mac, &mtu, ip, e);
+	free(out);
+	if (r <= 0)
+		return r; /* loopback only: no device */
+	if ((r = gateway(gw, e)) < 0)
+		return r;
+	snprintf(mtu_s, sizeof(mtu_s), "%d", mtu);
+	/* an earlier create in this namespace (podman restart) may have left them */
+	const char *del_tap[] = {"ip", "link", "del", OCI_TAP_NAME, NULL};
+	const char *del_q[] = {"tc", "qdisc", "del", "dev", ifname, "ingress", NULL};
+	struct verr ignore = {0};
+	run(del_tap, NULL, 0, &ignore);
+	run(del_q, NULL, 0, &ignore);
+	const char *const steps[][20] = {
+	    {"ip", "tuntap", "add", "dev", OCI_TAP_NAME, "mode", "tap", NULL},
+	    {"ip", "link", "set", "dev", OCI_TAP_NAME, "mtu", mtu_s, "up", NULL},
+	    {"tc", "qdisc", "add", "dev", ifname, "ingress", NULL},
+	    {"tc", "filter", "add", "dev", ifname, "parent", "ffff:", "protocol", "all", "u32",
+	     "match", "u8", "0", "0", "action", "mirred", NULL},
+	    {"tc", "qdisc", "add", "dev", OCI_TAP_NAME, "ingress", NULL},
+	    {"tc", "filter", "add", "dev", OCI_TAP_NAME, "parent", "ffff:", "protocol", "all",
+	     "u32", "match", "u8", "0", "0", "action", "mirred", NULL},
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		const char *argv[24];
+		size_t k = 0;
+		for (; steps[i][k]; k++)
+			argv[k] = steps[i][k];
+		if (strcmp(argv[k - 1], "mirred") == 0) { /* "egress redirect dev OTHER" */
+			argv[k++] = "egress";
+			argv[k++] = "redirect";
+			argv[k++] = "dev";
+			argv[k++] = strcmp(argv[4], ifname) == 0 ? OCI_TAP_NAME : ifname;
+		}
+		argv[k] = NULL;
+		if ((r = run(argv, NULL, 0, e)) < 0)
+			return r;
+	}
+	json_object *devs;
+	if (!json_object_object_get_ex(vm, "devices", &devs)) {
+		devs = json_object_new_array();
+		json_object_object_add(vm, "devices", devs);
+	}
+	json_object *d = json_object_new_object();
+	json_object_object_add(d, "type", json_object_new_string("net"));
+	json_object_object_add(d, "tap", json_object_new_string(OCI_TAP_NAME));
+	json_object_object_add(d, "mac", json_object_new_string(mac));
+	json_object_array_add(devs, d);
+	if (ip[0])
+		json_object_object_add(vm, "ip", json_object_new_string(ip));
+	if (gw[0])
+		json_object_object_add(vm, "gateway", json_object_new_string(gw));
+	return 0;
+}

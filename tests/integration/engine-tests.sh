@@ -1,0 +1,155 @@
+# Real container engines drive vmm-oci (docs/oci.md): podman 4.3 with conmon, from Debian, run
+# where the KVM is (inside the nest here), with their storage on a tmpfs. Sourced by boot-tests.sh
+# (its helpers expect, ok, not_ok, wait_for, $tmp, $vmm, $vmlinux). The image is the busybox
+# tree, imported offline. Each podman command boots a VM: the list is kept short.
+oci=$(cd "$(dirname "$vmm")/../oci" && pwd)/vmm-oci
+bb=${VMM_TEST_BUSYBOX_EROFS:-}
+export VMM_KERNEL=$vmlinux
+
+engines_ready() {
+	command -v podman >/dev/null && command -v conmon >/dev/null || {
+		not_ok "engine tests: podman and conmon are not installed (scripts/install-deps.sh installs them)"
+		return 1
+	}
+	[ -x "$oci" ] || { not_ok "engine tests: $oci not built"; return 1; }
+	# The engines' state on tmpfs: the nest's / is the host's, read-only. podman's storage and
+	# run directories under $tmp (the nest's /tmp is a tmpfs), a tmpfs over /run (conmon,
+	# vmm-oci's records), a cgroup2 tree for cgroupfs.
+	mountpoint -q /run || mount -t tmpfs -o mode=0755 tmpfs /run || {
+		not_ok "engine tests: cannot mount a tmpfs on /run"
+		return 1
+	}
+	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
+	cat >"$tmp/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime_supports_json = ["crun", "runc", "vmm"]
+events_logger = "file"
+cgroup_manager = "cgroupfs"
+[engine.runtimes]
+vmm = ["$oci"]
+EOF
+	export CONTAINERS_CONF=$tmp/containers.conf TMPDIR=/tmp
+	pm() {
+		timeout -k 5 "${PM_TIMEOUT:-300}" podman --storage-driver vfs --root "$tmp/storage" \
+			--runroot "$tmp/runroot" --tmpdir "$tmp/libpod" --runtime vmm "$@"
+	}
+	local tree=$tmp/bbtree
+	fsck.erofs --extract="$tree" "$bb" >"$tmp/err" 2>&1 &&
+		tar -C "$tree" -c . | pm import - localhost/bb >"$tmp/out" 2>>"$tmp/err" || {
+		not_ok "engine tests: cannot import the busybox tree as localhost/bb"
+		return 1
+	}
+}
+
+if [ -z "$bb" ] || [ ! -f "$bb" ]; then
+	not_ok "engine tests: no busybox rootfs image (VMM_TEST_BUSYBOX_EROFS=$bb)"
+elif engines_ready; then
+	pm run --rm --network none localhost/bb echo hi-from-podman </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run --rm --runtime vmm: echo's output and exit status 0" \
+		eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = hi-from-podman ]'
+	pm run --rm --network none localhost/bb sh -c 'exit 7' </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run: the container's exit status 7 is podman's" eval '[ $rc -eq 7 ]'
+
+	pm run --rm --network none localhost/bb /no/such/command </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run of a command not in the image: podman's 127, the error says not found" \
+		eval '[ $rc -eq 127 ] && grep -q "executable file not found" "$tmp/err"'
+
+	mkdir -p "$tmp/vol" "$tmp/volro"
+	echo host-data >"$tmp/volro/in"
+	echo -n abc | pm run --rm -i --network none -v "$tmp/vol:/vol" -v "$tmp/volro/in:/in.txt:ro" localhost/bb \
+		sh -c 'cat >/vol/from-stdin; cat /in.txt; echo w >/vol/out; grep -c . /etc/hosts >/dev/null && hostname' \
+		>"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run -i -v DIR:/vol -v FILE:/in.txt:ro: stdin, a file volume, writes land on the host" \
+		eval '[ $rc -eq 0 ] && grep -qx host-data "$tmp/out" && [ "$(cat "$tmp/vol/from-stdin")" = abc ] && [ "$(cat "$tmp/vol/out")" = w ]'
+
+	pm run -d --name vd1 --network none localhost/bb \
+		sh -c 'trap "echo term-trapped; exit 0" TERM; echo d1-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	up=false
+	for _ in $(seq 300); do
+		pm logs vd1 2>/dev/null | grep -q d1-up && { up=true; break; }
+		sleep 1
+	done
+	expect "podman run -d: the container runs, podman logs shows its stdout" eval '[ $rc -eq 0 ] && $up'
+	pm exec vd1 sh -c 'echo exec-ok; exit 9' </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman exec: the exec'd process's output and exit status (9)" \
+		eval '[ $rc -eq 9 ] && grep -qx exec-ok "$tmp/out"'
+	pm stop -t 60 vd1 >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	st=$(pm inspect -f '{{.State.ExitCode}}' vd1 2>>"$tmp/err")
+	pm logs vd1 >"$tmp/out" 2>&1
+	expect "podman stop: TERM reaches the container's trap, exit code 0" \
+		eval '[ $rc -eq 0 ] && [ "$st" = 0 ] && grep -q term-trapped "$tmp/out"'
+	pm rm -f vd1 >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman rm: the container and vmm-oci's records are gone" \
+		eval '[ $rc -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ]'
+fi
+
+# containerd 1.6 and its runc v2 shim (what Kubernetes' CRI and Docker use): `ctr run
+# --runc-binary vmm-oci`, with the image from podman save.
+ctr_ready() {
+	command -v containerd >/dev/null && command -v ctr >/dev/null || {
+		not_ok "engine tests: containerd is not installed (scripts/install-deps.sh installs it)"
+		return 1
+	}
+	local d=$tmp/ctd
+	mkdir -p "$d"
+	cat >"$d/config.toml" <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/ctd.sock"
+EOF
+	containerd --config "$d/config.toml" >"$d/log" 2>&1 &
+	ctd_pid=$!
+	for _ in $(seq 600); do [ -S "$d/ctd.sock" ] && break; sleep 0.5; done
+	cr() { timeout -k 5 "${PM_TIMEOUT:-300}" ctr -a "$tmp/ctd/ctd.sock" -n vmmtest "$@"; }
+	pm save --format docker-archive -o "$tmp/bb.tar" localhost/bb >"$tmp/out" 2>"$tmp/err" &&
+		cr images import --snapshotter native "$tmp/bb.tar" >"$tmp/out" 2>>"$tmp/err" || {
+		not_ok "engine tests: cannot import the busybox image into containerd"
+		return 1
+	}
+	ctr_img=$(cr images ls -q | head -n1)
+}
+if [ -n "$bb" ] && [ -f "$bb" ] && type pm >/dev/null 2>&1 && ctr_ready; then
+	cr run --rm --snapshotter native --runc-binary "$oci" "$ctr_img" vct1 sh -c 'echo hi-from-ctr; exit 5' \
+		</dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "ctr run --rm --runc-binary vmm-oci: output, exit status 5, the shim's records gone" \
+		eval '[ $rc -eq 5 ] && grep -qx hi-from-ctr "$tmp/out" && [ -z "$(ls /run/containerd/runc/vmmtest 2>/dev/null)" ]'
+	kill "$ctd_pid" 2>/dev/null
+	wait "$ctd_pid" 2>/dev/null
+fi
+
+# Docker 20.10 (dockerd starts its own containerd and drives the runtime through the same shim)
+if [ -n "$bb" ] && [ -f "$bb" ] && [ -x /usr/bin/dockerd ] && [ -x /usr/bin/docker ]; then
+	dd_dir=$tmp/docker
+	mkdir -p "$dd_dir"
+	cat >"$dd_dir/daemon.json" <<EOF
+{"data-root": "$dd_dir/data", "exec-root": "$dd_dir/exec", "pidfile": "$dd_dir/pid",
+ "hosts": ["unix://$dd_dir/docker.sock"], "iptables": false, "bridge": "none",
+ "storage-driver": "vfs", "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 20000, "Soft": 20000}},
+ "runtimes": {"vmm": {"path": "$oci"}}}
+EOF
+	/usr/bin/dockerd --config-file "$dd_dir/daemon.json" >"$dd_dir/log" 2>&1 &
+	dd_pid=$!
+	for _ in $(seq 600); do [ -S "$dd_dir/docker.sock" ] && break; sleep 0.5; done
+	dk() { timeout -k 5 "${PM_TIMEOUT:-300}" /usr/bin/docker -H "unix://$dd_dir/docker.sock" "$@"; }
+	tar -C "$tmp/bbtree" -c . | dk import - vmmbb >"$tmp/out" 2>"$tmp/err"
+	dk run --rm --runtime vmm --network none vmmbb /bin/echo hi-from-docker </dev/null >"$tmp/out" 2>>"$tmp/err"
+	rc=$?
+	expect "docker run --rm --runtime vmm: echo's output, exit status 0" \
+		eval '[ $rc -eq 0 ] && grep -qx hi-from-docker "$tmp/out"'
+	kill "$dd_pid" 2>/dev/null
+	wait "$dd_pid" 2>/dev/null
+fi

@@ -1,0 +1,407 @@
+/* vmm-oci's config.json mapping (oci/spec.c): what each part of a podman- or containerd-written
+ * spec becomes in vmm's machine description, and each refusal's line. */
+#include "oci/cgroup.h"
+#include "oci/net.h"
+#include "oci/spec.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char bundle[PATH_MAX], rootdir[PATH_MAX + 16];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(bundle, sizeof(bundle), "/tmp/test_oci_spec.XXXXXX");
+	if (!mkdtemp(bundle))
+		return -1;
+	snprintf(rootdir, sizeof(rootdir), "%s/rootfs", bundle);
+	return mkdir(rootdir, 0755);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof(p), "%s/config.json", bundle);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/file", bundle);
+	unlink(p);
+	rmdir(rootdir);
+	rmdir(bundle);
+	return 0;
+}
+
+static const struct oci_vm_opts opts = {.api_sock = "/run/vmm-oci/c/vmm.sock",
+					.pid_file = "/run/vmm-oci/c/vmm.pid",
+					.console_socket = "/tmp/console.sock",
+					.log_path = "/b/log.json",
+					.log_format = "json"};
+
+/* Maps text (with %s for the root directory, given twice at most) and returns the result. */
+static json_object *map(const char *fmt, struct verr *e, int *r)
+{
+	char text[8192];
+	snprintf(text, sizeof(text), fmt, rootdir, rootdir);
+	json_object *spec = json_tokener_parse(text);
+	assert_non_null(spec);
+	json_object *vm = NULL;
+	*r = oci_spec_to_vm(spec, bundle, &opts, &vm, e);
+	json_object_put(spec);
+	return vm;
+}
+
+static const char *str(json_object *o, const char *path)
+{
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", path);
+	json_object *cur = o;
+	for (char *save, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
+		if (json_object_get_type(cur) == json_type_array)
+			cur = json_object_array_get_idx(cur, (size_t)atoi(k));
+		else if (!json_object_object_get_ex(cur, k, &cur))
+			return NULL;
+	}
+	return cur ? json_object_get_string(cur) : NULL;
+}
+
+#define PODMAN                                                                                    \
+	"{\"ociVersion\":\"1.0.2-dev\",\"root\":{\"path\":\"%s\"},\"hostname\":\"a1b2c3d4e5f6\"," \
+	"\"process\":{\"terminal\":true,\"user\":{\"uid\":1000,\"gid\":100,\"umask\":18},"        \
+	"\"args\":[\"/bin/sh\",\"-c\",\"echo "                                                    \
+	"hi\"],\"env\":[\"PATH=/usr/bin:/bin\",\"TERM=xterm\"],"                                  \
+	"\"cwd\":\"/"                                                                             \
+	"srv\",\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":20000,\"soft\":20000}]},"        \
+	"\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"          \
+	"{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\"},"                     \
+	"{\"destination\":\"/dev/shm\",\"type\":\"bind\",\"source\":\"/var/"                      \
+	"shm\",\"options\":[\"bind\"]},"                                                          \
+	"{\"destination\":\"/etc/hosts\",\"type\":\"bind\",\"source\":\"/run/c/hosts\","          \
+	"\"options\":[\"bind\",\"rprivate\"]},"                                                   \
+	"{\"destination\":\"/vol\",\"type\":\"bind\",\"source\":\"/srv/vol\","                    \
+	"\"options\":[\"rw\",\"rprivate\",\"rbind\"]},"                                           \
+	"{\"destination\":\"/ro\",\"type\":\"bind\",\"source\":\"/srv/ro\","                      \
+	"\"options\":[\"ro\",\"rprivate\",\"rbind\"]},"                                           \
+	"{\"destination\":\"/sys/fs/cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\"}],"        \
+	"\"linux\":{\"resources\":{\"memory\":{\"limit\":268435456},"                             \
+	"\"cpu\":{\"quota\":150000,\"period\":100000}}},"                                         \
+	"\"annotations\":{\"io.podman.x\":\"1\",\"io.vmm.memory\":\"300\"}}"
+
+static void podman_spec(void **state)
+{
+	(void)state;
+	struct verr e = {0};
+	int r;
+	json_object *vm = map(PODMAN, &e, &r);
+	assert_int_equal(r, 0);
+	assert_string_equal(str(vm, "rootfs"), rootdir);
+	assert_string_equal(str(vm, "process.args.2"), "echo hi");
+	assert_string_equal(str(vm, "process.env.1"), "TERM=xterm");
+	assert_string_equal(str(vm, "process.cwd"), "/srv");
+	assert_string_equal(str(vm, "process.user.uid"), "1000");
+	assert_string_equal(str(vm, "process.user.gid"), "100");
+	assert_string_equal(str(vm, "process.terminal"), "true");
+	assert_string_equal(str(vm, "hostname"), "a1b2c3d4e5f6");
+	/* the annotation wins over memory.limit (256 MiB): it comes later */
+	assert_string_equal(str(vm, "memory_mib"), "300");
+	assert_string_equal(str(vm, "cpus"), "2"); /* 1.5 CPUs round up */
+	/* binds become volumes, ro kept; /dev/shm and the kernel file systems stay the agent's */
+	json_object *vols;
+	assert_true(json_object_object_get_ex(vm, "volumes", &vols));
+	assert_int_equal(json_object_array_length(vols), 3);
+	assert_string_equal(str(vm, "volumes.0.guest"), "/etc/hosts");
+	assert_string_equal(str(vm, "volumes.0.host"), "/run/c/hosts");
+	assert_null(str(vm, "volumes.1.ro"));
+	assert_string_equal(str(vm, "volumes.2.host"), "/srv/ro");
+	assert_string_equal(str(vm, "volumes.2.ro"), "true");
+	/* what the runtime adds */
+	assert_string_equal(str(vm, "api_sock"), opts.api_sock);
+	assert_string_equal(str(vm, "pid_file"), opts.pid_file);
+	assert_string_equal(str(vm, "console_socket"), opts.console_socket);
+	assert_string_equal(str(vm, "paused"), "true");
+	assert_string_equal(str(vm, "detach"), "true");
+	assert_string_equal(str(vm, "log.path"), "/b/log.json");
+	assert_string_equal(str(vm, "log.format"), "json");
+	json_object_put(vm);
+}
+
+/* containerd's root.path is relative to the bundle; no limits give vmm's defaults */
+static void containerd_relative_root(void **state)
+{
+	(void)state;
+	struct verr e = {0};
+	int r;
+	json_object *vm =
+	    map("{\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"true\"],"
+		"\"noNewPrivileges\":true},\"linux\":{\"resources\":{\"memory\":"
+		"{\"limit\":-1}}},\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":"
+		"\"tmpfs\",\"source\":\"shm\"},{\"destination\":\"/run\",\"type\":"
+		"\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\","
+		"\"mode=755\",\"size=65536k\"]}]}",
+		&e, &r);
+	assert_int_equal(r, 0);
+	char want[PATH_MAX + 32];
+	snprintf(want, sizeof(want), "%s/rootfs", bundle);
+	assert_string_equal(str(vm, "rootfs"), want);
+	assert_null(str(vm, "memory_mib"));
+	assert_null(str(vm, "cpus"));
+	/* containerd's /run: a tmpfs in the guest with its mode and size (/dev/shm the agent's) */
+	assert_string_equal(str(vm, "volumes.0.guest"), "/run");
+	assert_string_equal(str(vm, "volumes.0.tmpfs"), "true");
+	assert_string_equal(str(vm, "volumes.0.mode"), "755");
+	assert_string_equal(str(vm, "volumes.0.size_mib"), "64");
+	assert_null(str(vm, "volumes.1"));
+	assert_null(str(vm, "process.user"));
+	json_object_put(vm);
+}
+
+static void refusals(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *spec, *msg;
+	} cases[] = {
+	    {"{\"process\":{\"args\":[\"x\"]}}", "config.json: root.path: missing"},
+	    {"{\"root\":{\"path\":\"/nonexistent-oci\"},\"process\":{\"args\":[\"x\"]}}",
+	     "config.json: root.path: /nonexistent-oci: No such file or directory"},
+	    {"{\"root\":{\"path\":\"%s/config.json\"},\"process\":{\"args\":[\"x\"]}}",
+	     "is not a directory"},
+	    {"{\"root\":{\"path\":7},\"process\":{\"args\":[\"x\"]}}",
+	     "config.json: root.path: expected a string, got a number"},
+	    {"{\"root\":{\"path\":\"%s\",\"readonly\":true},\"process\":{\"args\":[\"x\"]}}",
+	     "config.json: root.readonly: a read-only root directory is not supported yet"},
+	    {"{\"root\":{\"path\":\"%s\"}}", "config.json: process: missing"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[]}}",
+	     "config.json: process.args: missing or empty"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\",3]}}",
+	     "config.json: process.args[1]: expected a string, got a number"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"],\"env\":[\"NOEQ\"]}}",
+	     "config.json: process.env[0]: 'NOEQ' is not KEY=VALUE"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"],\"cwd\":\"srv\"}}",
+	     "config.json: process.cwd: 'srv' is not an absolute path"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"],\"user\":{\"uid\":-3}}}",
+	     "config.json: process.user.uid: -3 is out of range"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"annotations\":"
+	     "{\"io.vmm.cpu\":\"2\"}}",
+	     "config.json: annotations.io.vmm.cpu: unknown vmm annotation"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"annotations\":"
+	     "{\"io.vmm.cpus\":\"two\"}}",
+	     "config.json: annotations.io.vmm.cpus: 'two' is not a positive number"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"linux\":{\"resources\":"
+	     "{\"memory\":{\"limit\":1048576}}}}",
+	     "config.json: linux.resources.memory.limit: 1048576 bytes is below the 32 MiB"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"mounts\":"
+	     "[{\"destination\":\"/data\",\"type\":\"nfs\",\"source\":\"x\"}]}",
+	     "config.json: mounts[0].type: a 'nfs' mount at /data is not supported"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"mounts\":"
+	     "[{\"destination\":\"rel\",\"type\":\"bind\",\"source\":\"/x\"}]}",
+	     "config.json: mounts[0].destination: 'rel' is not an absolute path"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"mounts\":"
+	     "[{\"destination\":\"/v\",\"type\":\"bind\"}]}",
+	     "config.json: mounts[0].source: missing for a bind mount"},
+	};
+	char cfg[PATH_MAX + 32];
+	snprintf(cfg, sizeof(cfg), "%s/config.json", bundle);
+	FILE *f = fopen(cfg, "w"); /* a file where a directory is wanted */
+	assert_non_null(f);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[4096];
+		/* the one case naming config.json needs the bundle, the others the root */
+		if (strstr(cases[i].spec, "%s/config.json"))
+			snprintf(text, sizeof(text), cases[i].spec, bundle);
+		else
+			snprintf(text, sizeof(text), cases[i].spec, rootdir);
+		json_object *spec = json_tokener_parse(text);
+		assert_non_null(spec);
+		json_object *vm = (json_object *)1;
+		struct verr e = {0};
+		int r = oci_spec_to_vm(spec, bundle, &opts, &vm, &e);
+		json_object_put(spec);
+		if (r >= 0 || !strstr(e.msg, cases[i].msg))
+			fail_msg("case %zu: r=%d, message '%s', wanted '%s'", i, r, e.msg,
+				 cases[i].msg);
+		assert_null(vm);
+	}
+}
+
+static void read_bundle(void **state)
+{
+	(void)state;
+	json_object *spec;
+	struct verr e = {0};
+	assert_int_equal(oci_spec_read(bundle, &spec, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "config.json: no such file"));
+	char cfg[PATH_MAX + 32];
+	snprintf(cfg, sizeof(cfg), "%s/config.json", bundle);
+	FILE *f = fopen(cfg, "w");
+	assert_non_null(f);
+	fputs("{\"root\": {\"path\": 'x'}}", f);
+	fclose(f);
+	assert_true(oci_spec_read(bundle, &spec, &e) < 0);
+	assert_non_null(strstr(e.msg, "config.json: not valid JSON near byte"));
+	f = fopen(cfg, "w");
+	fputs("[1]", f);
+	fclose(f);
+	assert_true(oci_spec_read(bundle, &spec, &e) < 0);
+	assert_non_null(strstr(e.msg, "the top level must be an object"));
+	f = fopen(cfg, "w");
+	fputs("{\"ociVersion\": \"1.0.2\"}\n", f);
+	fclose(f);
+	assert_int_equal(oci_spec_read(bundle, &spec, &e), 0);
+	json_object_put(spec);
+}
+
+/* exec's --process file */
+static void exec_process(void **state)
+{
+	(void)state;
+	json_object *p = json_tokener_parse(
+	    "{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\"],\"cwd\":\"/tmp\",\"terminal\":true,"
+	    "\"user\":{\"uid\":5,\"gid\":6}}");
+	struct oci_process op;
+	struct verr e = {0};
+	assert_int_equal(oci_process_parse(p, "process", &op, &e), 0);
+	assert_string_equal(op.args[1], "-l");
+	assert_null(op.args[2]);
+	assert_string_equal(op.env[0], "A=1");
+	assert_string_equal(op.cwd, "/tmp");
+	assert_true(op.terminal);
+	assert_int_equal(op.uid, 5);
+	assert_int_equal(op.gid, 6);
+	oci_process_free(&op);
+	json_object_put(p);
+	p = json_tokener_parse("{\"args\":[\"\"]}");
+	assert_int_equal(oci_process_parse(p, "process", &op, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "process.args[0]: the command is empty"));
+	json_object_put(p);
+	p = json_tokener_parse("{\"args\":[\"ls\"]}");
+	assert_int_equal(oci_process_parse(p, "process", &op, &e), 0);
+	assert_int_equal(op.uid, -1);
+	assert_null(op.env);
+	oci_process_free(&op);
+	json_object_put(p);
+}
+
+/* the interface a VM takes over in podman's namespace, from `ip -j addr show` */
+static void net_pick(void **state)
+{
+	(void)state;
+	static const char text[] =
+	    "[{\"ifindex\":1,\"ifname\":\"lo\",\"mtu\":65536,\"link_type\":\"loopback\","
+	    "\"address\":\"00:00:00:00:00:00\",\"addr_info\":[{\"family\":\"inet\","
+	    "\"local\":\"127.0.0.1\",\"prefixlen\":8}]},"
+	    "{\"ifindex\":3,\"ifname\":\"vmmtap0\",\"mtu\":1500,\"link_type\":\"ether\","
+	    "\"address\":\"aa:aa:aa:aa:aa:aa\"},"
+	    "{\"ifindex\":2,\"link_index\":9,\"ifname\":\"eth0\",\"mtu\":1450,"
+	    "\"link_type\":\"ether\",\"address\":\"5e:8f:1c:02:33:44\",\"addr_info\":["
+	    "{\"family\":\"inet6\",\"local\":\"fe80::1\",\"prefixlen\":64},"
+	    "{\"family\":\"inet\",\"local\":\"10.88.0.7\",\"prefixlen\":16}]}]";
+	char name[16], mac[18], ip[20];
+	int mtu = 0;
+	struct verr e = {0};
+	assert_int_equal(oci_net_pick(text, name, mac, &mtu, ip, &e), 1);
+	assert_string_equal(name, "eth0");
+	assert_string_equal(mac, "5e:8f:1c:02:33:44");
+	assert_int_equal(mtu, 1450);
+	assert_string_equal(ip, "10.88.0.7/16");
+	/* loopback only (--network none): nothing to take over */
+	assert_int_equal(oci_net_pick("[{\"ifname\":\"lo\",\"link_type\":\"loopback\"}]", name, mac,
+				      &mtu, ip, &e),
+			 0);
+	assert_int_equal(oci_net_pick("not json", name, mac, &mtu, ip, &e), -EINVAL);
+	/* the spec's namespace: a path to join, none, or a new one */
+	const char *path;
+	json_object *spec = json_tokener_parse(
+	    "{\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\","
+	    "\"path\":\"/run/netns/netns-1\"}]}}");
+	assert_int_equal(oci_net_namespace(spec, &path, &e), 1);
+	assert_string_equal(path, "/run/netns/netns-1");
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}}");
+	assert_int_equal(oci_net_namespace(spec, &path, &e), 0);
+	json_object_put(spec);
+}
+
+static void touch(const char *dir, const char *name)
+{
+	char p[2 * PATH_MAX + 80];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fclose(f);
+}
+
+/* cgroupsPath under a cgroupfs stand-in: v2 (one tree) and v1 (a tree per controller) */
+static void cgroups(void **state)
+{
+	(void)state;
+	char base[] = "/tmp/test_oci_cg.XXXXXX", p[PATH_MAX + 64];
+	assert_non_null(mkdtemp(base));
+	struct oci_cgroup g;
+	struct verr e = {0};
+	assert_int_equal(oci_cgroup_prepare(&g, base, NULL, 0, &e), 0);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(oci_cgroup_prepare(&g, base, "/a/../../etc", 0, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "has a '.' or '..' component"));
+	assert_int_equal(oci_cgroup_prepare(&g, base, "machine.slice:libpod:x", 0, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "systemd slice"));
+	/* v1: only the controllers mounted there */
+	snprintf(p, sizeof(p), "%s/memory", base);
+	assert_int_equal(mkdir(p, 0755), 0);
+	touch(p, "cgroup.procs");
+	assert_int_equal(oci_cgroup_prepare(&g, base, "/libpod_parent/libpod-1", 0, &e), 0);
+	assert_int_equal(g.n, 1);
+	snprintf(p, sizeof(p), "%s/memory/libpod_parent/libpod-1", base);
+	assert_string_equal(g.dirs[0], p);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	/* entering needs the kernel's cgroup.procs: a plain directory refuses */
+	assert_true(oci_cgroup_enter(&g) < 0);
+	oci_cgroup_remove(base, "/libpod_parent/libpod-1");
+	assert_int_equal(stat(p, &st), -1);
+	snprintf(p, sizeof(p), "%s/memory/libpod_parent", base);
+	assert_int_equal(rmdir(p), 0); /* the parent is the engine's: left */
+	/* v2: one directory */
+	touch(base, "cgroup.controllers");
+	assert_int_equal(oci_cgroup_prepare(&g, base, "default/c9", 0, &e), 0);
+	assert_int_equal(g.n, 1);
+	snprintf(p, sizeof(p), "%s/default/c9", base);
+	assert_string_equal(g.dirs[0], p);
+	oci_cgroup_remove(base, "default/c9");
+	assert_int_equal(stat(p, &st), -1);
+	snprintf(p, sizeof(p), "%s/default", base);
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/memory/cgroup.procs", base);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/memory", base);
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/cgroup.controllers", base);
+	unlink(p);
+	assert_int_equal(rmdir(base), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(podman_spec, setup, teardown),
+	    cmocka_unit_test_setup_teardown(containerd_relative_root, setup, teardown),
+	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(read_bundle, setup, teardown),
+	    cmocka_unit_test(exec_process),
+	    cmocka_unit_test(net_pick),
+	    cmocka_unit_test(cgroups),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
