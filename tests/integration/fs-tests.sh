@@ -55,6 +55,7 @@ printf "abc\n" >w.txt && printf "def\n" >>w.txt &&
 echo data >old && mv old renamed &&
 ln -s renamed link && ln renamed hard &&
 echo x >mode && chmod 0751 mode &&
+echo o >owned && chown 1234:5678 owned && mkdir od && chown 4321:8765 od &&
 mkdir d && echo y >d/f && rm d/f && rmdir d &&
 echo z >gone && rm gone &&
 mkdir -p /ro && mount -t virtiofs ro /ro && cat /ro/file &&
@@ -71,6 +72,8 @@ echo hello-fs; exit 42'
 		eval '[ "$(cat "$w/new.txt")" = content-1 ] && [ "$(printf "abc\ndef\n" | sha256sum)" = "$(sha256sum <"$w/w.txt")" ]'
 	expect "virtio-fs: rename, symlink (target renamed) and hard link (2 links) are on the host" \
 		eval '[ ! -e "$w/old" ] && [ "$(cat "$w/renamed")" = data ] && [ -L "$w/link" ] && [ "$(readlink "$w/link")" = renamed ] && [ "$(stat -c %h "$w/renamed")" = 2 ] && [ "$w/hard" -ef "$w/renamed" ]'
+	expect "virtio-fs: chown by the guest's root gives the host file and directory those owners (1234:5678, 4321:8765)" \
+		eval '[ "$(stat -c %u:%g "$w/owned")" = 1234:5678 ] && [ "$(stat -c %u:%g "$w/od")" = 4321:8765 ]'
 	expect "virtio-fs: chmod 0751 is the host's mode; removed files and directories are gone" \
 		eval '[ "$(stat -c %a "$w/mode")" = 751 ] && [ ! -e "$w/d" ] && [ ! -e "$w/gone" ] && [ "$(stat -c %u "$w/new.txt")" = "$(id -u)" ]'
 	expect "virtio-fs: a ro --share is read, a write is refused with EROFS, the share is unchanged" \
