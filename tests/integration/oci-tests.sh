@@ -46,7 +46,7 @@ elif [ -z "$bb" ] || ! fsck.erofs --extract="$ocifs" "$bb" >"$tmp/err" 2>&1; the
 else
 	# 1. create (paused VM, pid file = vmm, re-parented to the subreaper), start, exit status
 	bundle "$tmp/b1" '["/bin/sh","-c","echo oci-out $OCI_VAR $(hostname) $(cat /proc/meminfo | grep MemTotal | tr -s \" \" | cut -d\" \" -f2); exit 7"]'
-	python3 "$here/oci-helper.py" subreaper "$tmp/c1.pid" -- \
+	timeout -k 5 600 python3 "$here/oci-helper.py" subreaper "$tmp/c1.pid" -- \
 		"$oci" --root "$ocir" create --bundle "$tmp/b1" --pid-file "$tmp/c1.pid" c1 \
 		</dev/null >"$tmp/c1.out" 2>"$tmp/c1.err" &
 	sub=$!
@@ -76,7 +76,7 @@ else
 
 	# 2. a long-running container: state, pause/resume, exec (its status), kill, delete --force
 	bundle "$tmp/b2" '["/bin/sh","-c","trap \"echo got-term; exit 3\" TERM; echo oci2-up; while :; do sleep 1; done"]'
-	python3 "$here/oci-helper.py" subreaper "$tmp/c2.pid" -- \
+	timeout -k 5 600 python3 "$here/oci-helper.py" subreaper "$tmp/c2.pid" -- \
 		"$oci" --root "$ocir" --log "$tmp/c2.log.json" --log-format json create --bundle "$tmp/b2" --pid-file "$tmp/c2.pid" c2 \
 		</dev/null >"$tmp/c2.out" 2>"$tmp/c2.err" &
 	sub=$!
@@ -136,7 +136,7 @@ c = json.load(open(sys.argv[1]))
 c["linux"]["namespaces"].append({"type": "network", "path": sys.argv[2]})
 json.dump(c, open(sys.argv[1], "w"))
 EOF2
-		python3 "$here/oci-helper.py" subreaper "$tmp/c4.pid" -- \
+		timeout -k 5 600 python3 "$here/oci-helper.py" subreaper "$tmp/c4.pid" -- \
 			"$oci" --root "$ocir" create --bundle "$tmp/b4" --pid-file "$tmp/c4.pid" c4 \
 			</dev/null >"$tmp/c4.out" 2>"$tmp/c4.err" &
 		sub=$!
