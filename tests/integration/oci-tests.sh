@@ -125,6 +125,11 @@ EOF
 	unshare --net sleep 900 &
 	nsp=$!
 	nse() { nsenter --net="/proc/$nsp/ns/net" "$@"; }
+	# unshare(1) has made its namespace once the process's differs from ours
+	for _ in $(seq 100); do
+		[ "$(readlink "/proc/$nsp/ns/net")" != "$(readlink /proc/self/ns/net)" ] && break
+		sleep 0.1
+	done
 	if ip link add vmmveth0 type veth peer name eth0 netns "$nsp" && ip addr add 10.77.0.1/24 dev vmmveth0 &&
 		ip link set vmmveth0 up && nse ip addr add 10.77.0.2/24 dev eth0 && nse ip link set eth0 up &&
 		nse ip link set lo up && nse ip route add default via 10.77.0.1; then
