@@ -71,15 +71,21 @@ static int run_filtered(enum probe what)
 			_exit(201);
 		char p[128];
 		snprintf(p, sizeof(p), "%s/made", dir);
+		/* Raw system calls only from here: a sanitizer's runtime would make calls the
+		 * allow-list profile refuses. */
+		long v = 202;
 		switch (what) {
 		case MKDIR:
-			_exit(mkdir(p, 0700) < 0 ? errno : 0);
+			v = syscall(SYS_mkdir, p, 0700) < 0 ? errno : 0;
+			break;
 		case GETPID:
-			_exit(getpid() > 0 ? 0 : 1);
+			v = syscall(SYS_getpid) > 0 ? 0 : 1;
+			break;
 		case UMASK_DIRFD:
-			_exit(syscall(SYS_mkdirat, AT_FDCWD, p, 0700) < 0 ? errno : 0);
+			v = syscall(SYS_mkdirat, AT_FDCWD, p, 0700) < 0 ? errno : 0;
+			break;
 		}
-		_exit(202);
+		syscall(SYS_exit_group, v);
 	}
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
