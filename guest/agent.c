@@ -23,6 +23,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/vm_sockets.h>
 #include <poll.h>
 #include <signal.h>
@@ -31,8 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -185,6 +192,169 @@ child_fail(int report, int err, int status, const char *fmt, ...)
 	_exit(status);
 }
 
+/* ---- The process settings (AGENT_START_PROC), in the child ---- */
+
+/* Writes value to /proc/sys/NAME (dots become slashes); 0 or an errno. */
+static int write_sysctl(const char *name, const char *value)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "/proc/sys/%s", name);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return ENAMETOOLONG;
+	for (char *p = path + 10; *p; p++)
+		if (*p == '.')
+			*p = '/';
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	size_t len = strlen(value);
+	ssize_t w = write(fd, value, len);
+	int err = w < 0 ? errno : (size_t)w != len ? EIO : 0;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	return err;
+}
+
+/* Hides path: /dev/null bound over a file, an empty read-only tmpfs over a directory. A path
+ * that does not exist is left alone, as runc does. */
+static int mask_path(const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : errno;
+	int r = S_ISDIR(sb.st_mode)
+		    ? mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			    "size=0,mode=0555")
+		    : mount("/dev/null", path, NULL, MS_BIND, NULL);
+	return r < 0 ? errno : 0;
+}
+
+/* Makes path read-only: a bind of itself, remounted read-only (a missing path is skipped). */
+static int readonly_path(const char *path)
+{
+	if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : errno;
+	if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
+		return errno;
+	return 0;
+}
+
+/* The container-wide settings, applied before the process starts: sysctls, masked paths,
+ * read-only paths (inside the root; the mounts are in the agent's namespace, so they stay for
+ * every later process of the container). */
+static void apply_container(const struct agent_start *st, int report)
+{
+	for (uint32_t i = 0; i < st->nsysctl; i++) {
+		int err = write_sysctl(st->sysctl[2 * i], st->sysctl[2 * i + 1]);
+		if (err)
+			child_fail(report, err, AGENT_STATUS_SETUP, "cannot set sysctl %s=%s: %s",
+				   st->sysctl[2 * i], st->sysctl[2 * i + 1], strerror(err));
+	}
+	for (uint32_t i = 0; i < st->nmasked; i++) {
+		int err = mask_path(st->masked[i]);
+		if (err)
+			child_fail(report, err, AGENT_STATUS_SETUP, "cannot mask %s: %s",
+				   st->masked[i], strerror(err));
+	}
+	for (uint32_t i = 0; i < st->nreadonly; i++) {
+		int err = readonly_path(st->readonly[i]);
+		if (err)
+			child_fail(report, err, AGENT_STATUS_SETUP, "cannot make %s read-only: %s",
+				   st->readonly[i], strerror(err));
+	}
+}
+
+/* rlimits and oom_score_adj, while still root (raising a hard limit or lowering the score
+ * needs CAP_SYS_RESOURCE). */
+static void apply_limits(const struct agent_start *st, int report)
+{
+	for (uint32_t i = 0; i < st->nrlimits; i++) {
+		const struct agent_rlimit *l = &st->rlimits[i];
+		struct rlimit rl = {
+		    .rlim_cur = l->soft == UINT64_MAX ? RLIM_INFINITY : (rlim_t)l->soft,
+		    .rlim_max = l->hard == UINT64_MAX ? RLIM_INFINITY : (rlim_t)l->hard,
+		};
+		if (setrlimit((int)l->resource, &rl) < 0)
+			child_fail(report, errno, AGENT_STATUS_SETUP,
+				   "cannot set rlimit %u to %llu:%llu: %s", l->resource,
+				   (unsigned long long)l->soft, (unsigned long long)l->hard,
+				   strerror(errno));
+	}
+	if (st->proc_flags & AGENT_PROC_OOM) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", st->oom_score_adj);
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		int err = fd < 0 ? errno : 0;
+		if (fd >= 0) {
+			if (write(fd, v, strlen(v)) < 0)
+				err = errno;
+			close(fd);
+		}
+		if (err)
+			child_fail(report, err, AGENT_STATUS_SETUP,
+				   "cannot set oom_score_adj %d: %s", st->oom_score_adj,
+				   strerror(err));
+	}
+}
+
+/* The bounding set, while still root: every capability not in it is dropped. */
+static void drop_bounding(const struct agent_start *st, int report)
+{
+	for (unsigned c = 0; c <= AGENT_CAP_LAST; c++) {
+		if (st->caps[AGENT_CAP_BOUNDING] >> c & 1)
+			continue;
+		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) < 0)
+			break; /* the kernel has no capability c, nor any above it */
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
+			child_fail(report, errno, AGENT_STATUS_SETUP,
+				   "cannot drop capability %u from the bounding set: %s", c,
+				   strerror(errno));
+	}
+}
+
+/* Effective, permitted and inheritable by capset, then the ambient set, after the uid switch. */
+static void set_caps(const struct agent_start *st, int report)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[2];
+	for (int i = 0; i < 2; i++) {
+		d[i].effective = (uint32_t)(st->caps[AGENT_CAP_EFFECTIVE] >> (32 * i));
+		d[i].permitted = (uint32_t)(st->caps[AGENT_CAP_PERMITTED] >> (32 * i));
+		d[i].inheritable = (uint32_t)(st->caps[AGENT_CAP_INHERITABLE] >> (32 * i));
+	}
+	if (syscall(SYS_capset, &h, d) < 0)
+		child_fail(report, errno, AGENT_STATUS_SETUP,
+			   "cannot set the capabilities (effective %#llx, permitted %#llx, "
+			   "inheritable %#llx): %s",
+			   (unsigned long long)st->caps[AGENT_CAP_EFFECTIVE],
+			   (unsigned long long)st->caps[AGENT_CAP_PERMITTED],
+			   (unsigned long long)st->caps[AGENT_CAP_INHERITABLE], strerror(errno));
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		child_fail(report, errno, AGENT_STATUS_SETUP, "cannot clear the ambient set: %s",
+			   strerror(errno));
+	for (unsigned c = 0; c <= AGENT_CAP_LAST; c++)
+		if ((st->caps[AGENT_CAP_AMBIENT] >> c & 1) &&
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+			child_fail(report, errno, AGENT_STATUS_SETUP,
+				   "cannot raise ambient capability %u (it must be permitted and "
+				   "inheritable): %s",
+				   c, strerror(errno));
+}
+
+/* The seccomp program, the last step before execve. */
+static void set_seccomp(const struct agent_start *st, int report)
+{
+	struct sock_fprog prog = {.len = (unsigned short)st->nfilter,
+				  .filter = (struct sock_filter *)st->filter};
+	_Static_assert(sizeof(struct sock_filter) == sizeof(struct agent_bpf_insn),
+		       "struct agent_bpf_insn is laid out as struct sock_filter");
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		child_fail(report, errno, AGENT_STATUS_SETUP,
+			   "cannot install the seccomp filter (%u instructions): %s%s", st->nfilter,
+			   strerror(errno),
+			   errno == EACCES ? " (it needs no_new_privileges or CAP_SYS_ADMIN)" : "");
+}
+
 /* In the new process: stdio, session, root, credentials, cwd, then execve. */
 static void __attribute__((noreturn))
 child(const struct sess *s, const struct agent_start *st, const int fds[3], int report)
@@ -205,17 +375,48 @@ child(const struct sess *s, const struct agent_start *st, const int fds[3], int 
 	if (A.root && chroot(A.root) < 0)
 		child_fail(report, errno, AGENT_STATUS_SETUP, "cannot chroot to %s: %s", A.root,
 			   strerror(errno));
+	bool proc = st->flags & AGENT_START_PROC;
+	if (proc) {
+		apply_container(st, report);
+		apply_limits(st, report);
+	}
+	bool caps = proc && (st->proc_flags & AGENT_PROC_CAPS);
 	if (geteuid() == 0) {
-		if (setgroups(0, NULL) < 0 || setresgid(st->gid, st->gid, st->gid) < 0 ||
+		if (caps)
+			drop_bounding(st, report);
+		if (caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+			child_fail(report, errno, AGENT_STATUS_SETUP, "PR_SET_KEEPCAPS: %s",
+				   strerror(errno));
+		if (setgroups(proc ? st->ngroups : 0, proc ? st->groups : NULL) < 0)
+			child_fail(report, errno, AGENT_STATUS_SETUP,
+				   "cannot set the %u additional groups: %s",
+				   proc ? st->ngroups : 0, strerror(errno));
+		if (setresgid(st->gid, st->gid, st->gid) < 0 ||
 		    setresuid(st->uid, st->uid, st->uid) < 0)
 			child_fail(report, errno, AGENT_STATUS_SETUP,
 				   "cannot switch to uid %u gid %u: %s", st->uid, st->gid,
+				   strerror(errno));
+		if (caps && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+			child_fail(report, errno, AGENT_STATUS_SETUP, "PR_SET_KEEPCAPS: %s",
 				   strerror(errno));
 	} else if (st->uid != geteuid() || st->gid != getegid()) {
 		child_fail(report, EPERM, AGENT_STATUS_SETUP,
 			   "cannot switch to uid %u gid %u: the agent is not root", st->uid,
 			   st->gid);
+	} else if (proc && st->ngroups) {
+		child_fail(report, EPERM, AGENT_STATUS_SETUP,
+			   "cannot set additional groups: the agent is not root");
+	} else if (caps) {
+		drop_bounding(st, report);
 	}
+	if (caps)
+		set_caps(st, report);
+	if (proc && (st->proc_flags & AGENT_PROC_UMASK))
+		umask((mode_t)st->umask);
+	if (proc && (st->proc_flags & AGENT_PROC_NO_NEW_PRIVS) &&
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(report, errno, AGENT_STATUS_SETUP, "cannot set no_new_privileges: %s",
+			   strerror(errno));
 	if (chdir(st->cwd) < 0)
 		child_fail(report, errno, AGENT_STATUS_SETUP,
 			   "cannot change to the working directory %s: %s", st->cwd,
@@ -223,6 +424,8 @@ child(const struct sess *s, const struct agent_start *st, const int fds[3], int 
 	if (s->ps.main)
 		agent_port_signal(GUEST_SIGNAL_PROCESS_START, 0);
 	agent_port_release(); /* ioperm rights survive execve: the process did not ask for them */
+	if (proc && st->nfilter)
+		set_seccomp(st, report);
 	int err = exec_search(st->argv, st->env);
 	if (err == ENOENT)
 		child_fail(report, err, AGENT_STATUS_MISSING, "%s: command not found", st->argv[0]);

@@ -2,10 +2,14 @@
 #include "guest/agent_proto.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define START_FIXED 24u /* flags, uid, gid, rows+cols, argc, envc */
+#define PROC_FIXED  76u /* proc_flags, umask, oom, 5 caps, 6 counts */
+#define RLIMIT_SIZE 20u
+#define INSN_SIZE   8u
 
 int agent_hdr_decode(const uint8_t *buf, struct agent_hdr *h)
 {
@@ -43,6 +47,141 @@ static int put_str(uint8_t *buf, size_t cap, size_t *off, const char *s)
 	return 0;
 }
 
+/* A sysctl name as /proc/sys knows them: dot-separated words of [A-Za-z0-9_-]. */
+static bool sysctl_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len >= AGENT_MAX_SETTING || n[0] == '.' || n[len - 1] == '.' ||
+	    strstr(n, ".."))
+		return false;
+	for (const char *p = n; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+			return false;
+	return true;
+}
+
+/* An absolute container path without a ".." component. */
+static bool path_ok(const char *p)
+{
+	size_t len = strlen(p);
+	if (p[0] != '/' || len >= AGENT_MAX_SETTING)
+		return false;
+	for (const char *c = p; (c = strstr(c, "..")); c += 2)
+		if (c[-1] == '/' && (c[2] == '/' || c[2] == 0))
+			return false;
+	return true;
+}
+
+static bool strv_ok(char *const *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!v || !v[i] || !path_ok(v[i]))
+			return false;
+	return true;
+}
+
+/* Everything but the strings. */
+static const char *proc_check_fixed(const struct agent_start *s)
+{
+	if (s->proc_flags & ~AGENT_PROC_FLAGS)
+		return "START's process settings have unknown flags";
+	if (s->umask > 0777)
+		return "START's umask is above 0777";
+	if (s->oom_score_adj < -1000 || s->oom_score_adj > 1000)
+		return "START's oom_score_adj is outside -1000..1000";
+	for (int i = 0; i < AGENT_CAP_SETS; i++)
+		if (s->caps[i] >> AGENT_CAP_LAST >> 1)
+			return "START names a capability above CAP_CHECKPOINT_RESTORE (40)";
+	if (!(s->proc_flags & AGENT_PROC_CAPS))
+		for (int i = 0; i < AGENT_CAP_SETS; i++)
+			if (s->caps[i])
+				return "START has capabilities without their flag";
+	if (s->ngroups > AGENT_MAX_GROUPS)
+		return "START has more than 32 additional groups";
+	if (s->nrlimits > AGENT_MAX_RLIMITS)
+		return "START has more than 16 rlimits";
+	uint32_t seen = 0;
+	for (uint32_t i = 0; i < s->nrlimits; i++) {
+		const struct agent_rlimit *l = &s->rlimits[i];
+		if (l->resource >= AGENT_MAX_RLIMITS || (seen >> l->resource & 1))
+			return "START has an unknown or repeated rlimit resource";
+		if (l->soft > l->hard)
+			return "START has an rlimit whose soft limit is above its hard limit";
+		seen |= 1u << l->resource;
+	}
+	if (s->nsysctl > AGENT_MAX_SYSCTLS)
+		return "START has more than 64 sysctls";
+	if (s->nmasked > AGENT_MAX_PATHS || s->nreadonly > AGENT_MAX_PATHS)
+		return "START has more than 128 masked or read-only paths";
+	if (s->nfilter > AGENT_MAX_BPF_INSNS || (s->nfilter && !s->filter))
+		return "START's seccomp program has more than 4096 instructions";
+	return NULL;
+}
+
+const char *agent_proc_check(const struct agent_start *s)
+{
+	const char *why = proc_check_fixed(s);
+	if (why)
+		return why;
+	for (uint32_t i = 0; i < s->nsysctl; i++) {
+		if (!s->sysctl || !s->sysctl[2 * i] || !s->sysctl[2 * i + 1])
+			return "START is missing a sysctl";
+		if (!sysctl_name_ok(s->sysctl[2 * i]))
+			return "START has a sysctl name that is not dot-separated words";
+		if (strlen(s->sysctl[2 * i + 1]) >= AGENT_MAX_SETTING)
+			return "START has a sysctl value that is too long";
+	}
+	if (!strv_ok(s->masked, s->nmasked) || !strv_ok(s->readonly, s->nreadonly))
+		return "START has a masked or read-only path that is not absolute or has '..'";
+	return NULL;
+}
+
+static int proc_encode(const struct agent_start *s, uint8_t *buf, size_t cap, size_t *off)
+{
+	if (agent_proc_check(s))
+		return -EINVAL;
+	size_t need = PROC_FIXED + 4u * s->ngroups + RLIMIT_SIZE * s->nrlimits +
+		      INSN_SIZE * (size_t)s->nfilter;
+	if (need > cap - *off)
+		return -E2BIG;
+	uint8_t *p = buf + *off;
+	agent_put_u32(p, s->proc_flags);
+	agent_put_u32(p + 4, s->umask);
+	agent_put_u32(p + 8, (uint32_t)s->oom_score_adj);
+	p += 12;
+	for (int i = 0; i < AGENT_CAP_SETS; i++, p += 8)
+		agent_put_u64(p, s->caps[i]);
+	const uint32_t counts[] = {s->ngroups, s->nrlimits,  s->nsysctl,
+				   s->nmasked, s->nreadonly, s->nfilter};
+	for (size_t i = 0; i < 6; i++, p += 4)
+		agent_put_u32(p, counts[i]);
+	for (uint32_t i = 0; i < s->ngroups; i++, p += 4)
+		agent_put_u32(p, s->groups[i]);
+	for (uint32_t i = 0; i < s->nrlimits; i++, p += RLIMIT_SIZE) {
+		agent_put_u32(p, s->rlimits[i].resource);
+		agent_put_u64(p + 4, s->rlimits[i].soft);
+		agent_put_u64(p + 12, s->rlimits[i].hard);
+	}
+	for (uint32_t i = 0; i < s->nfilter; i++, p += INSN_SIZE) {
+		agent_put_u16(p, s->filter[i].code);
+		p[2] = s->filter[i].jt;
+		p[3] = s->filter[i].jf;
+		agent_put_u32(p + 4, s->filter[i].k);
+	}
+	*off += need;
+	for (uint32_t i = 0; i < 2 * s->nsysctl; i++)
+		if (put_str(buf, cap, off, s->sysctl[i]) < 0)
+			return -E2BIG;
+	for (uint32_t i = 0; i < s->nmasked; i++)
+		if (put_str(buf, cap, off, s->masked[i]) < 0)
+			return -E2BIG;
+	for (uint32_t i = 0; i < s->nreadonly; i++)
+		if (put_str(buf, cap, off, s->readonly[i]) < 0)
+			return -E2BIG;
+	return 0;
+}
+
 int agent_start_encode(const struct agent_start *s, uint8_t *buf, size_t cap)
 {
 	if (s->argc == 0 || !s->argv[0] || !s->argv[0][0] || !s->cwd || s->cwd[0] != '/')
@@ -72,6 +211,11 @@ int agent_start_encode(const struct agent_start *s, uint8_t *buf, size_t cap)
 		if (put_str(buf, cap, &off, s->env[i]) < 0)
 			return -E2BIG;
 	}
+	if (s->flags & AGENT_START_PROC) {
+		int r = proc_encode(s, buf, cap, &off);
+		if (r < 0)
+			return r;
+	}
 	return (int)off;
 }
 
@@ -93,6 +237,70 @@ static int take_strs(uint8_t *buf, size_t len, size_t *off, char **out, uint32_t
 	return 0;
 }
 
+static const char oom[] = "out of memory";
+
+/* The process settings section at buf[*off, len); NULL or the reason it is refused. */
+static const char *proc_decode(uint8_t *buf, size_t len, size_t *off, struct agent_start *s)
+{
+	if (len - *off < PROC_FIXED)
+		return "START's process settings are shorter than their fixed fields";
+	const uint8_t *p = buf + *off;
+	s->proc_flags = agent_get_u32(p);
+	s->umask = agent_get_u32(p + 4);
+	s->oom_score_adj = (int32_t)agent_get_u32(p + 8);
+	p += 12;
+	for (int i = 0; i < AGENT_CAP_SETS; i++, p += 8)
+		s->caps[i] = agent_get_u64(p);
+	s->ngroups = agent_get_u32(p);
+	s->nrlimits = agent_get_u32(p + 4);
+	s->nsysctl = agent_get_u32(p + 8);
+	s->nmasked = agent_get_u32(p + 12);
+	s->nreadonly = agent_get_u32(p + 16);
+	s->nfilter = agent_get_u32(p + 20);
+	p += 24;
+	/* The counts, bounded before any size is computed from them. */
+	if (s->ngroups > AGENT_MAX_GROUPS || s->nrlimits > AGENT_MAX_RLIMITS ||
+	    s->nsysctl > AGENT_MAX_SYSCTLS || s->nmasked > AGENT_MAX_PATHS ||
+	    s->nreadonly > AGENT_MAX_PATHS || s->nfilter > AGENT_MAX_BPF_INSNS)
+		return "START's process settings have too many groups, rlimits, sysctls, paths or "
+		       "seccomp instructions";
+	uint32_t nfilter = s->nfilter;
+	s->nfilter = 0;
+	size_t bin = PROC_FIXED + 4u * s->ngroups + RLIMIT_SIZE * s->nrlimits + INSN_SIZE * nfilter;
+	if (len - *off < bin)
+		return "START's process settings are shorter than their counts";
+	for (uint32_t i = 0; i < s->ngroups; i++, p += 4)
+		s->groups[i] = agent_get_u32(p);
+	for (uint32_t i = 0; i < s->nrlimits; i++, p += RLIMIT_SIZE) {
+		s->rlimits[i].resource = agent_get_u32(p);
+		s->rlimits[i].soft = agent_get_u64(p + 4);
+		s->rlimits[i].hard = agent_get_u64(p + 12);
+	}
+	if (nfilter) {
+		s->filter = calloc(nfilter, sizeof(*s->filter));
+		if (!s->filter)
+			return oom;
+		s->nfilter = nfilter;
+		for (uint32_t i = 0; i < nfilter; i++, p += INSN_SIZE) {
+			s->filter[i].code = agent_get_u16(p);
+			s->filter[i].jt = p[2];
+			s->filter[i].jf = p[3];
+			s->filter[i].k = agent_get_u32(p + 4);
+		}
+	}
+	*off += bin;
+	s->sysctl = calloc(2 * s->nsysctl + 1, sizeof(char *));
+	s->masked = calloc(s->nmasked + 1, sizeof(char *));
+	s->readonly = calloc(s->nreadonly + 1, sizeof(char *));
+	if (!s->sysctl || !s->masked || !s->readonly)
+		return oom;
+	if (take_strs(buf, len, off, s->sysctl, 2 * s->nsysctl) < 0 ||
+	    take_strs(buf, len, off, s->masked, s->nmasked) < 0 ||
+	    take_strs(buf, len, off, s->readonly, s->nreadonly) < 0)
+		return "START's process settings hold fewer strings than they announce";
+	return agent_proc_check(s);
+}
+
 int agent_start_decode(uint8_t *buf, size_t len, struct agent_start *s, const char **why)
 {
 	memset(s, 0, sizeof(*s));
@@ -107,7 +315,7 @@ int agent_start_decode(uint8_t *buf, size_t len, struct agent_start *s, const ch
 	s->cols = agent_get_u16(buf + 14);
 	s->argc = agent_get_u32(buf + 16);
 	s->envc = agent_get_u32(buf + 20);
-	if (s->flags & ~AGENT_START_TTY) {
+	if (s->flags & ~(AGENT_START_TTY | AGENT_START_PROC)) {
 		*why = "START has unknown flags";
 		return -EPROTO;
 	}
@@ -133,6 +341,10 @@ int agent_start_decode(uint8_t *buf, size_t len, struct agent_start *s, const ch
 	}
 	s->cwd = cwd;
 	*why = NULL;
+	if ((s->flags & AGENT_START_PROC) && (*why = proc_decode(buf, len, &off, s))) {
+		agent_start_free(s);
+		return *why == oom ? -ENOMEM : -EPROTO;
+	}
 	if (off != len)
 		*why = "START has bytes after its last string";
 	else if (cwd[0] != '/')
@@ -152,5 +364,10 @@ void agent_start_free(struct agent_start *s)
 {
 	free(s->argv);
 	free(s->env);
-	s->argv = s->env = NULL;
+	free(s->sysctl);
+	free(s->masked);
+	free(s->readonly);
+	free(s->filter);
+	s->argv = s->env = s->sysctl = s->masked = s->readonly = NULL;
+	s->filter = NULL;
 }

@@ -45,7 +45,44 @@ enum agent_msg_type {
 #define AGENT_HELLO_MAIN 1u
 
 /* START flags */
-#define AGENT_START_TTY 1u /* run the process on a new pty, with rows x cols */
+#define AGENT_START_TTY	 1u /* run the process on a new pty, with rows x cols */
+#define AGENT_START_PROC 2u /* the process settings section follows the strings */
+
+/* The process settings section (AGENT_START_PROC): its flags and limits. */
+#define AGENT_PROC_NO_NEW_PRIVS 1u /* prctl(PR_SET_NO_NEW_PRIVS) */
+#define AGENT_PROC_CAPS		2u /* set caps[]; without it the process keeps root's */
+#define AGENT_PROC_UMASK	4u /* umask(umask); without it the agent's (022) */
+#define AGENT_PROC_OOM		8u /* write oom_score_adj */
+#define AGENT_PROC_FLAGS	15u
+
+#define AGENT_MAX_GROUPS    32u	  /* additional gids */
+#define AGENT_MAX_RLIMITS   16u	  /* one per resource, RLIMIT_CPU (0) .. RLIMIT_RTTIME (15) */
+#define AGENT_MAX_SYSCTLS   64u	  /* name=value pairs */
+#define AGENT_MAX_PATHS	    128u  /* masked paths, and read-only paths, each */
+#define AGENT_MAX_BPF_INSNS 4096u /* the seccomp program (the kernel's BPF_MAXINSNS) */
+#define AGENT_CAP_LAST	    40u	  /* CAP_CHECKPOINT_RESTORE: the highest capability bit */
+#define AGENT_MAX_SETTING   4096u /* bytes of one sysctl name or value, or one path */
+
+enum agent_cap_set {
+	AGENT_CAP_BOUNDING,
+	AGENT_CAP_EFFECTIVE,
+	AGENT_CAP_PERMITTED,
+	AGENT_CAP_INHERITABLE,
+	AGENT_CAP_AMBIENT,
+	AGENT_CAP_SETS
+};
+
+struct agent_rlimit {
+	uint32_t resource;   /* RLIMIT_* number, below AGENT_MAX_RLIMITS, each at most once */
+	uint64_t soft, hard; /* soft <= hard; UINT64_MAX is RLIM_INFINITY */
+};
+
+/* One classic BPF instruction, laid out as the kernel's struct sock_filter. */
+struct agent_bpf_insn {
+	uint16_t code;
+	uint8_t jt, jf;
+	uint32_t k;
+};
 
 struct agent_hdr {
 	uint32_t len;
@@ -63,6 +100,21 @@ struct agent_start {
 	const char *cwd;     /* absolute path inside the container */
 	uint32_t argc, envc; /* argc >= 1; env entries are "KEY=VALUE" */
 	char **argv, **env;  /* NULL-terminated */
+
+	/* The process settings, sent (and meaningful) with AGENT_START_PROC only. */
+	uint32_t proc_flags;	       /* AGENT_PROC_* */
+	uint32_t umask;		       /* 0..0777, with AGENT_PROC_UMASK */
+	int32_t oom_score_adj;	       /* -1000..1000, with AGENT_PROC_OOM */
+	uint64_t caps[AGENT_CAP_SETS]; /* bit N is capability N, with AGENT_PROC_CAPS */
+	uint32_t ngroups;
+	uint32_t groups[AGENT_MAX_GROUPS];
+	uint32_t nrlimits;
+	struct agent_rlimit rlimits[AGENT_MAX_RLIMITS];
+	uint32_t nsysctl; /* sysctl[2i] is a name (kernel.domainname), [2i+1] its value */
+	uint32_t nmasked, nreadonly;	     /* absolute container paths */
+	char **sysctl, **masked, **readonly; /* NULL-terminated (the decoder allocates them) */
+	uint32_t nfilter;		     /* seccomp program length, 0: none */
+	struct agent_bpf_insn *filter;	     /* the decoder allocates it */
 };
 
 /* Fills *h from the first AGENT_HDR_SIZE bytes of buf. Returns 0, -EPROTO when the flags are
@@ -78,6 +130,17 @@ void agent_hdr_encode(uint8_t *buf, uint16_t type, uint32_t len);
  * too many arguments, or -EINVAL when argc is 0 or a string is unusable (argv[0] empty, an env
  * entry without '=' or starting with it, cwd not absolute). */
 int agent_start_encode(const struct agent_start *s, uint8_t *buf, size_t cap);
+
+/* The process settings section, after the strings when flags has AGENT_START_PROC: u32
+ * proc_flags, u32 umask, i32 oom_score_adj, 5 x u64 caps (bounding, effective, permitted,
+ * inheritable, ambient), u32 ngroups, u32 nrlimits, u32 nsysctl, u32 nmasked, u32 nreadonly,
+ * u32 nfilter; then ngroups x u32 gid; nrlimits x (u32 resource, u64 soft, u64 hard); nfilter x
+ * (u16 code, u8 jt, u8 jf, u32 k); then 2 * nsysctl + nmasked + nreadonly NUL-terminated strings
+ * (the sysctl names and values in turn, the masked paths, the read-only paths), which end the
+ * payload. The encoder refuses (-EINVAL) and the decoder rejects what breaks agent_proc_check. */
+
+/* Checks the process settings of *s as the decoder does; returns NULL or a static reason. */
+const char *agent_proc_check(const struct agent_start *s);
 
 /* Decodes a START payload of len bytes (buf must have one spare byte after it, which may be
  * overwritten, so the last string is terminated even if the sender did not). Layout: u32 flags,
@@ -101,6 +164,17 @@ static inline void agent_put_u32(uint8_t *p, uint32_t v)
 static inline uint32_t agent_get_u32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void agent_put_u64(uint8_t *p, uint64_t v)
+{
+	agent_put_u32(p, (uint32_t)v);
+	agent_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint64_t agent_get_u64(const uint8_t *p)
+{
+	return (uint64_t)agent_get_u32(p) | (uint64_t)agent_get_u32(p + 4) << 32;
 }
 
 static inline void agent_put_u16(uint8_t *p, uint16_t v)

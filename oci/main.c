@@ -571,9 +571,11 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 	snprintf(vm_json, sizeof(vm_json), "%s/vm.json", c.dir);
 	/* vmm's own lines go to the engine's --log, else to ROOT/ID/vmm.log: never to the
 	 * container's stderr, which is create's */
-	char own_log[PATH_MAX + 16];
+	char own_log[PATH_MAX + 16], seccomp_bpf[PATH_MAX + 16];
 	snprintf(own_log, sizeof(own_log), "%s/vmm.log", c.dir);
+	snprintf(seccomp_bpf, sizeof(seccomp_bpf), "%s/seccomp.bpf", c.dir);
 	struct oci_vm_opts vo = {.api_sock = c.sock,
+				 .seccomp_bpf = seccomp_bpf,
 				 .pid_file = vmm_pid,
 				 .console_socket = o->console_socket,
 				 .log_path = o->log_path ? o->log_path : own_log,

@@ -1,5 +1,6 @@
 /* config.json (OCI runtime-spec) to vmm's machine description (spec.h). */
 #include "oci/spec.h"
+#include "oci/seccomp.h"
 
 #include "vmm/config/json_strict.h"
 
@@ -451,6 +452,141 @@ static json_object *strv_json(const char **v)
 	return a;
 }
 
+/* Copies key of from (checked to have type t) to `to` under name; 0, or <0 wrong type. */
+static int copy_key(json_object *from, const char *key, json_type t, const char *where,
+		    json_object *to, const char *name, struct verr *e)
+{
+	json_object *v;
+	int r = member(from, key, t, where, &v, e);
+	if (r > 0)
+		json_object_object_add(to, name, json_object_get(v));
+	return r < 0 ? r : 0;
+}
+
+/* An array of strings, checked, copied to `to` under name. */
+static int copy_strv(json_object *from, const char *key, const char *where, json_object *to,
+		     const char *name, struct verr *e)
+{
+	json_object *v;
+	int r = member(from, key, json_type_array, where, &v, e);
+	if (r <= 0)
+		return r;
+	char what[96];
+	const char **sv;
+	snprintf(what, sizeof(what), "%s%s", where, key);
+	if ((r = strv(v, what, false, &sv, e)) < 0)
+		return r;
+	json_object_object_add(to, name, strv_json(sv));
+	free(sv);
+	return 0;
+}
+
+/* process.capabilities, rlimits, noNewPrivileges, oomScoreAdj, user.umask, additionalGids. */
+static int process_settings(json_object *proc, json_object *jp, struct verr *e)
+{
+	json_object *v;
+	int r = member(proc, "capabilities", json_type_object, "process.", &v, e);
+	if (r < 0)
+		return r;
+	if (r) {
+		static const char *const sets[] = {"bounding", "effective", "permitted",
+						   "inheritable", "ambient"};
+		json_object *caps = json_object_new_object();
+		json_object_object_add(jp, "capabilities", caps);
+		for (size_t i = 0; i < 5; i++)
+			if ((r = copy_strv(v, sets[i], "process.capabilities.", caps, sets[i], e)) <
+			    0)
+				return r;
+	}
+	if ((r = member(proc, "rlimits", json_type_array, "process.", &v, e)) < 0)
+		return r;
+	if (r) {
+		json_object *a = json_object_new_array();
+		json_object_object_add(jp, "rlimits", a);
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			json_object *l = json_object_array_get_idx(v, i), *t, *lim;
+			char where[64];
+			snprintf(where, sizeof(where), "process.rlimits[%zu].", i);
+			if (json_object_get_type(l) != json_type_object)
+				return verr_set(e, -EINVAL,
+						"config.json: process.rlimits[%zu]: expected an "
+						"object",
+						i);
+			if ((r = member(l, "type", json_type_string, where, &t, e)) <= 0)
+				return r < 0 ? r
+					     : verr_set(e, -EINVAL,
+							"config.json: %stype: missing: give "
+							"RLIMIT_NOFILE...",
+							where);
+			json_object *o = json_object_new_object();
+			json_object_array_add(a, o);
+			json_object_object_add(o, "type", json_object_get(t));
+			const char *lims[] = {"soft", "hard"};
+			for (int k = 0; k < 2; k++) {
+				if ((r = member(l, lims[k], json_type_int, where, &lim, e)) < 0)
+					return r;
+				/* OCI's limits are uint64 (2^64-1 is unlimited); absent is 0. */
+				json_object_object_add(o, lims[k],
+						       lim ? json_object_get(lim)
+							   : json_object_new_int64(0));
+			}
+		}
+	}
+	if ((r = copy_key(proc, "noNewPrivileges", json_type_boolean, "process.", jp,
+			  "no_new_privileges", e)) < 0 ||
+	    (r = copy_key(proc, "oomScoreAdj", json_type_int, "process.", jp, "oom_score_adj", e)) <
+		0)
+		return r;
+	json_object *user, *ju;
+	if ((r = member(proc, "user", json_type_object, "process.", &user, e)) <= 0)
+		return r;
+	if ((r = copy_key(user, "umask", json_type_int, "process.user.", jp, "umask", e)) < 0)
+		return r;
+	if ((r = member(user, "additionalGids", json_type_array, "process.user.", &v, e)) <= 0)
+		return r;
+	if (!json_object_object_get_ex(jp, "user", &ju)) {
+		ju = json_object_new_object();
+		json_object_object_add(jp, "user", ju);
+	}
+	json_object_object_add(ju, "additional_gids", json_object_get(v));
+	return 0;
+}
+
+/* linux.sysctl, maskedPaths, readonlyPaths, and the seccomp profile compiled to a file. */
+static int linux_settings(json_object *spec, const struct oci_vm_opts *o, json_object *vm,
+			  json_object *jp, struct verr *e)
+{
+	json_object *lnx, *v;
+	int r = member(spec, "linux", json_type_object, "", &lnx, e);
+	if (r <= 0)
+		return r;
+	if ((r = member(lnx, "sysctl", json_type_object, "linux.", &v, e)) < 0)
+		return r;
+	if (r) {
+		json_object_object_foreach(v, k, sv)
+		{
+			if (json_object_get_type(sv) != json_type_string)
+				return verr_set(e, -EINVAL,
+						"config.json: linux.sysctl.%s: expected a string, "
+						"got %s",
+						k, type_word(sv));
+		}
+		json_object_object_add(vm, "sysctl", json_object_get(v));
+	}
+	if ((r = copy_strv(lnx, "maskedPaths", "linux.", vm, "masked_paths", e)) < 0 ||
+	    (r = copy_strv(lnx, "readonlyPaths", "linux.", vm, "readonly_paths", e)) < 0)
+		return r;
+	if ((r = member(lnx, "seccomp", json_type_object, "linux.", &v, e)) <= 0)
+		return r;
+	if (!o->seccomp_bpf)
+		return verr_set(e, -EINVAL,
+				"config.json: linux.seccomp: no place to compile the profile to");
+	if ((r = oci_seccomp_compile(v, o->seccomp_bpf, e)) < 0)
+		return r;
+	json_object_object_add(jp, "seccomp_bpf", json_object_new_string(o->seccomp_bpf));
+	return 0;
+}
+
 static int build(json_object *spec, const char *bundle, const struct oci_vm_opts *o,
 		 json_object *vm, struct verr *e)
 {
@@ -508,6 +644,8 @@ static int build(json_object *spec, const char *bundle, const struct oci_vm_opts
 	json_object_object_add(jp, "terminal", json_object_new_boolean(p.terminal));
 	json_object_object_add(vm, "process", jp);
 	oci_process_free(&p);
+	if ((r = process_settings(proc, jp, e)) < 0 || (r = linux_settings(spec, o, vm, jp, e)) < 0)
+		return r;
 
 	if ((r = member(spec, "hostname", json_type_string, "", &v, e)) < 0)
 		return r;

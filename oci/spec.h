@@ -21,6 +21,8 @@ struct oci_vm_opts {
 	const char *log_path;	    /* the runtime's --log: vmm appends its own lines there */
 	const char *log_format;	    /* "text" or "json" */
 	const char *kernel;	    /* the default kernel (an io.vmm.kernel annotation wins) */
+	const char *seccomp_bpf;    /* where linux.seccomp is compiled to (oci/seccomp.h); NULL:
+				       a spec with a profile is refused */
 };
 
 /* Reads BUNDLE/config.json (strict JSON, at most OCI_SPEC_MAX bytes) into *spec, checked to be
@@ -33,7 +35,10 @@ int oci_spec_read(const char *bundle, json_object **spec, struct verr *e);
  * array of strings, env entries KEY=VALUE, cwd absolute, user ids numbers, memory at least
  * 32 MiB, io.vmm.* annotations known. Mounts the agent makes itself (proc, sysfs, devpts,
  * mqueue, tmpfs and cgroup at their usual places, and /dev/shm) are left to it; bind mounts
- * become `volumes`. 0, or a negative errno with e set (*vm NULL). */
+ * become `volumes`. The process's settings (capabilities, rlimits, noNewPrivileges,
+ * user.umask, user.additionalGids, oomScoreAdj) and linux.sysctl, maskedPaths, readonlyPaths
+ * map to vmm's keys of the same meaning; linux.seccomp is compiled to o->seccomp_bpf (the one
+ * file this writes). 0, or a negative errno with e set (*vm NULL). */
 int oci_spec_to_vm(json_object *spec, const char *bundle, const struct oci_vm_opts *o,
 		   json_object **vm, struct verr *e);
 

@@ -37,7 +37,55 @@ struct session_cmd session_cmd_of(const struct vm_process_cfg *p, const int stdi
 	    .in_fd = stdio[0],
 	    .out_fd = stdio[1],
 	    .err_fd = stdio[2],
+	    .proc = p,
 	};
+}
+
+static bool proc_given(const struct vm_process_cfg *p)
+{
+	return p &&
+	       (p->umask_given || p->ngroups || p->nrlimits || p->no_new_privs || p->caps_given ||
+		p->oom_given || p->bpf_insns || p->nsysctl || p->nmasked || p->nreadonly);
+}
+
+/* The AGENT_START_PROC section of st from the process's settings; filter is the caller's
+ * buffer of p->bpf_insns entries. */
+static void proc_fill(struct agent_start *st, const struct vm_process_cfg *p,
+		      struct agent_bpf_insn *filter)
+{
+	st->flags |= AGENT_START_PROC;
+	st->proc_flags = (p->no_new_privs ? AGENT_PROC_NO_NEW_PRIVS : 0) |
+			 (p->caps_given ? AGENT_PROC_CAPS : 0) |
+			 (p->umask_given ? AGENT_PROC_UMASK : 0) |
+			 (p->oom_given ? AGENT_PROC_OOM : 0);
+	st->umask = p->umask;
+	st->oom_score_adj = p->oom_score_adj;
+	if (p->caps_given)
+		for (int i = 0; i < AGENT_CAP_SETS; i++)
+			st->caps[i] = p->caps[i];
+	st->ngroups = p->ngroups;
+	memcpy(st->groups, p->groups, p->ngroups * sizeof(p->groups[0]));
+	st->nrlimits = p->nrlimits;
+	for (unsigned i = 0; i < p->nrlimits; i++)
+		st->rlimits[i] = (struct agent_rlimit){.resource = p->rlimits[i].resource,
+						       .soft = p->rlimits[i].soft,
+						       .hard = p->rlimits[i].hard};
+	st->nsysctl = p->nsysctl;
+	st->sysctl = p->sysctl;
+	st->nmasked = p->nmasked;
+	st->masked = p->masked;
+	st->nreadonly = p->nreadonly;
+	st->readonly = p->readonly;
+	st->nfilter = p->bpf_insns;
+	st->filter = filter;
+	/* The file holds struct sock_filter in this host's order: u16 code, u8 jt, u8 jf, u32 k. */
+	for (unsigned i = 0; i < p->bpf_insns; i++) {
+		const uint8_t *b = p->bpf + 8 * i;
+		memcpy(&filter[i].code, b, 2);
+		filter[i].jt = b[2];
+		filter[i].jf = b[3];
+		memcpy(&filter[i].k, b + 4, 4);
+	}
 }
 
 int session_init(struct session *s, const struct session_cmd *cmd, struct verr *e)
@@ -131,14 +179,25 @@ static int send_start(struct session *s)
 	};
 	if (s->cmd.tty)
 		window_size(s->cmd.in_fd, &st.rows, &st.cols);
+	struct agent_bpf_insn *filter = NULL;
+	if (proc_given(s->cmd.proc)) {
+		filter = calloc(s->cmd.proc->bpf_insns + 1, sizeof(*filter));
+		if (!filter)
+			return -ENOMEM;
+		proc_fill(&st, s->cmd.proc, filter);
+	}
 	uint8_t *buf = malloc(AGENT_MAX_PAYLOAD);
-	if (!buf)
+	if (!buf) {
+		free(filter);
 		return -ENOMEM;
+	}
 	int n = agent_start_encode(&st, buf, AGENT_MAX_PAYLOAD);
+	free(filter);
 	if (n < 0) {
 		free(buf);
-		vmm_log("the command, its environment and working directory do not fit in %u "
-			"bytes (or an --env entry is not KEY=VALUE): shorten them",
+		vmm_log("the command, its environment, working directory and process settings "
+			"(seccomp program, sysctls, paths) do not fit in %u bytes (or an --env "
+			"entry is not KEY=VALUE): shorten them",
 			AGENT_MAX_PAYLOAD);
 		return n;
 	}

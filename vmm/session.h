@@ -28,6 +28,9 @@ struct session_cmd {
 	/* The process's stdio on the host: its input is read from in_fd (whose terminal size a
 	 * tty session follows), its output written to out_fd and err_fd. */
 	int in_fd, out_fd, err_fd;
+	/* The process's settings (umask, capabilities, seccomp...; config.h), sent in START's
+	 * AGENT_START_PROC section when any is given; NULL: none. */
+	const struct vm_process_cfg *proc;
 };
 
 struct session {

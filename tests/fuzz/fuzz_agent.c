@@ -19,6 +19,7 @@
  *   6 bulk:    b: b % 8 + 1 STDIN frames of AGENT_MAX_PAYLOAD bytes, each fed while the session
  *              wants input (reaches the stdin and output limits with a small input) */
 #include "guest/agent_session.h"
+#include "guest/agent_proto.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -54,7 +55,16 @@ static pid_t fake_spawn(struct agent_session *s, const struct agent_start *st,
 	CHECK(st->cwd[0] == '/' && st->argv[0][0]);
 	for (uint32_t i = 0; i < st->envc; i++)
 		CHECK(strchr(st->env[i], '=') && st->env[i][0] != '=');
-	CHECK(!(st->flags & ~AGENT_START_TTY));
+	CHECK(!(st->flags & ~(AGENT_START_TTY | AGENT_START_PROC)));
+	if (st->flags & AGENT_START_PROC) {
+		/* the section decoded holds only what the codec's rules allow */
+		CHECK(agent_proc_check(st) == NULL);
+		CHECK(st->sysctl[2 * st->nsysctl] == NULL && st->masked[st->nmasked] == NULL &&
+		      st->readonly[st->nreadonly] == NULL);
+		CHECK(st->nfilter == 0 || st->filter != NULL);
+	} else {
+		CHECK(st->proc_flags == 0 && st->nfilter == 0 && !st->sysctl && !st->filter);
+	}
 	if (F.spawn_fails) {
 		e->err = ENOENT;
 		e->status = 127;

@@ -116,6 +116,49 @@ else
 		not_ok "container: --net: no ip(8) or /dev/net/tun here (iproute2, the tun module)"
 	fi
 
+	# The process's settings (docs/config.md): capabilities down to CAP_NET_BIND_SERVICE, an
+	# rlimit, umask, no_new_privileges, additional groups, oom_score_adj, a seccomp program that
+	# makes mkdir fail with EPERM, a sysctl, a masked file and directory, a read-only path. One
+	# boot. The program is classic BPF written here: ld arch; jne x86_64 -> allow; ld nr;
+	# mkdir (83) or mkdirat (258) -> ERRNO|EPERM; allow.
+	bpf_insn() {
+		local c=$1 jt=$2 jf=$3 k=$4
+		printf "$(printf '\\x%02x' $((c & 255)) $((c >> 8)) "$jt" "$jf" $((k & 255)) \
+			$((k >> 8 & 255)) $((k >> 16 & 255)) $((k >> 24 & 255)))"
+	}
+	{
+		bpf_insn 0x20 0 0 4
+		bpf_insn 0x15 0 4 $((0xc000003e))
+		bpf_insn 0x20 0 0 0
+		bpf_insn 0x15 1 0 83
+		bpf_insn 0x15 0 1 258
+		bpf_insn 0x06 0 0 $((0x00050001))
+		bpf_insn 0x06 0 0 $((0x7fff0000))
+	} >"$tmp/mkdir.bpf"
+	cat >"$tmp/proc.json" <<-JSON
+	{"process": {"args": ["sh", "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp|Groups):' /proc/self/status; echo nofile=\$(ulimit -n):\$(ulimit -Hn); echo umask=\$(umask); mkdir /newdir 2>&1 || echo mkdir-failed; echo domain=\$(cat /proc/sys/kernel/domainname); echo version=[\$(cat /proc/version)]; echo syskernel=[\$(ls /sys/kernel)]; echo x 2>&1 >/etc/ro-test || echo ro-failed; echo oom=\$(cat /proc/self/oom_score_adj)"],
+	  "user": {"uid": 0, "gid": 0, "additional_gids": [10, 20]},
+	  "umask": 23, "no_new_privileges": true, "oom_score_adj": 100,
+	  "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}],
+	  "capabilities": {"bounding": ["CAP_NET_BIND_SERVICE"], "effective": ["CAP_NET_BIND_SERVICE"],
+	    "permitted": ["CAP_NET_BIND_SERVICE"]},
+	  "seccomp_bpf": "$tmp/mkdir.bpf"},
+	 "sysctl": {"kernel.domainname": "vmm.test"},
+	 "masked_paths": ["/proc/version", "/sys/kernel"],
+	 "readonly_paths": ["/etc"]}
+	JSON
+	c 180 --rootfs "$bb" --config "$tmp/proc.json"
+	sed 's/^/# proc: /' "$tmp/out" "$tmp/err"
+	expect "container: process settings: caps, rlimit, umask, no_new_privs, groups, seccomp, sysctl, masked and read-only paths" \
+		eval '[ $rc -eq 0 ] && grep -q "^CapEff:[[:space:]]*0000000000000400$" "$tmp/out" &&
+			grep -q "^CapBnd:[[:space:]]*0000000000000400$" "$tmp/out" &&
+			grep -q "^NoNewPrivs:[[:space:]]*1$" "$tmp/out" && grep -q "^Seccomp:[[:space:]]*2$" "$tmp/out" &&
+			grep -q "^Groups:[[:space:]]*10 20[[:space:]]*$" "$tmp/out" && grep -qx "nofile=100:200" "$tmp/out" &&
+			grep -q "^umask=0*27$" "$tmp/out" && grep -q "Operation not permitted" "$tmp/out" &&
+			grep -qx mkdir-failed "$tmp/out" && grep -qx domain=vmm.test "$tmp/out" &&
+			grep -qx "version=\[\]" "$tmp/out" && grep -qx "syskernel=\[\]" "$tmp/out" &&
+			grep -qx ro-failed "$tmp/out" && grep -qx oom=100 "$tmp/out"'
+
 	# The overlay: writes land in tmpfs, the image is unchanged
 	sum=$(sha256sum <"$bb")
 	c 180 --rootfs "$bb" -- sh -c 'echo new > /etc/newfile && cat /etc/newfile'

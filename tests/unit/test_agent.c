@@ -518,6 +518,78 @@ static void cannot_execute_or_chdir(void **state)
 	shut_down(a, 125);
 }
 
+/* The process settings (AGENT_START_PROC) the agent applies without privileges: umask, an
+ * rlimit, no_new_privs and a seccomp program (mkdir and mkdirat fail with EPERM); and a step that
+ * fails (a sysctl that does not exist) fails the start with its line and 125. */
+static void process_settings(void **state)
+{
+	struct agent *a = *state;
+	struct result r;
+	static uint8_t buf[AGENT_MAX_PAYLOAD];
+	char dir[200];
+	snprintf(dir, sizeof(dir), "%s/made", a->dir);
+	const char *argv[] = {"sh", "-c",
+			      "umask; ulimit -n; ulimit -Hn; grep NoNewPrivs /proc/self/status; "
+			      "grep Seccomp: /proc/self/status; mkdir \"$0\" || echo mkdir-failed",
+			      dir, NULL};
+	struct agent_bpf_insn prog[] = {
+	    {0x20, 0, 0, 4},   {0x15, 0, 4, 0xc000003e}, {0x20, 0, 0, 0},	   {0x15, 1, 0, 83},
+	    {0x15, 0, 1, 258}, {0x06, 0, 0, 0x00050001}, {0x06, 0, 0, 0x7fff0000},
+	};
+	struct agent_start s = {.flags = AGENT_START_PROC,
+				.uid = getuid(),
+				.gid = getgid(),
+				.cwd = "/",
+				.argc = 4,
+				.envc = 1,
+				.argv = (char **)argv,
+				.env = (char **)std_env,
+				.proc_flags = AGENT_PROC_UMASK | AGENT_PROC_NO_NEW_PRIVS,
+				.umask = 027,
+				.nrlimits = 1,
+				.rlimits = {{.resource = 7, .soft = 100, .hard = 200}},
+				.nfilter = 7,
+				.filter = prog};
+	int len = agent_start_encode(&s, buf, sizeof(buf));
+	assert_true(len > 0);
+	int fd = unix_connect(a->listen_path);
+	expect_hello(fd, 0);
+	send_frame(fd, AGENT_START, buf, (uint32_t)len);
+	run_to_exit(fd, &r);
+	close(fd);
+	assert_int_equal(r.errors, 0);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "0027\n100\n200\n"));
+	assert_non_null(strstr(r.out, "NoNewPrivs:\t1\n"));
+	assert_non_null(strstr(r.out, "Seccomp:\t2\n"));
+	assert_non_null(strstr(r.err, "Operation not permitted"));
+	assert_non_null(strstr(r.out, "mkdir-failed"));
+	assert_int_equal(access(dir, F_OK), -1);
+	result_free(&r);
+
+	char *sysctl[] = {"vmm.no_such.sysctl", "1", NULL};
+	struct agent_start bad = {.flags = AGENT_START_PROC,
+				  .uid = getuid(),
+				  .gid = getgid(),
+				  .cwd = "/",
+				  .argc = 1,
+				  .envc = 1,
+				  .argv = (char *[]){"true", NULL},
+				  .env = (char **)std_env,
+				  .nsysctl = 1,
+				  .sysctl = sysctl};
+	len = agent_start_encode(&bad, buf, sizeof(buf));
+	assert_true(len > 0);
+	send_frame(a->fd, AGENT_START, buf, (uint32_t)len);
+	run_to_exit(a->fd, &r);
+	assert_int_equal(r.first_errno, ENOENT);
+	assert_non_null(strstr(r.first_msg, "cannot set sysctl vmm.no_such.sysctl=1"));
+	assert_int_equal(r.status, 125);
+	assert_false(r.started);
+	result_free(&r);
+	shut_down(a, 125);
+}
+
 static void tty_mode(void **state)
 {
 	struct agent *a = *state;
@@ -754,6 +826,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(user_and_group, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sigterm_reaches_sleep, setup, teardown),
 	    cmocka_unit_test_setup_teardown(unknown_command, setup, teardown),
+	    cmocka_unit_test_setup_teardown(process_settings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(cannot_execute_or_chdir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(tty_mode, setup, teardown),
 	    cmocka_unit_test_setup_teardown(malformed_input, setup, teardown),

@@ -828,6 +828,166 @@ static void device_table_complete(void **state)
 	assert_null(device_type_find("floppy"));
 }
 
+/* The process's settings: the JSON keys and flags accepted (the struct, the dump and its
+ * reload), and every refusal with its line. */
+static void process_settings(void **state)
+{
+	(void)state;
+	char bpf[] = "/tmp/vmm-test-bpf-XXXXXX";
+	int fd = mkstemp(bpf);
+	assert_true(fd >= 0);
+	static const uint8_t prog[16] = {0x06, 0, 0, 0, 0, 0, 0xff, 0x7f, /* ret ALLOW */
+					 0x06, 0, 0, 0, 0, 0, 0,    0};
+	assert_int_equal(write(fd, prog, sizeof(prog)), (ssize_t)sizeof(prog));
+	close(fd);
+	char text[2048];
+	snprintf(
+	    text, sizeof(text),
+	    "{\"kernel\":\"/k\",\"rootfs\":\"%s\",\"process\":{\"args\":[\"sh\"],"
+	    "\"user\":{\"uid\":5,\"gid\":6,\"additional_gids\":[10,4294967294]},"
+	    "\"umask\":23,\"no_new_privileges\":true,\"oom_score_adj\":-999,"
+	    "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":100,\"hard\":200},"
+	    "{\"type\":\"RLIMIT_CORE\",\"soft\":0,\"hard\":18446744073709551615},"
+	    "{\"type\":\"nofile\",\"soft\":50,\"hard\":-1}],"
+	    "\"capabilities\":{\"bounding\":[\"CAP_NET_BIND_SERVICE\",\"CAP_CHOWN\"],"
+	    "\"effective\":[\"CAP_NET_BIND_SERVICE\"],\"ambient\":[]},"
+	    "\"seccomp_bpf\":\"%s\"},"
+	    "\"sysctl\":{\"kernel.domainname\":\"example.org\",\"net.ipv4.ip_forward\":\"1\"},"
+	    "\"masked_paths\":[\"/proc/kcore\"],\"readonly_paths\":[\"/proc/sys\",\"/proc/bus\"]}",
+	    img1, bpf);
+	struct vm_config c;
+	struct verr e = {0};
+	assert_int_equal(from_json(&c, text, &e), 0);
+	const struct vm_process_cfg *p = &c.process;
+	assert_int_equal(p->ngroups, 2);
+	assert_int_equal(p->groups[1], 4294967294u);
+	assert_true(p->umask_given && p->umask == 23);
+	assert_true(p->no_new_privs);
+	assert_true(p->oom_given && p->oom_score_adj == -999);
+	assert_int_equal(p->nrlimits, 2); /* "nofile" replaced RLIMIT_NOFILE */
+	assert_int_equal(p->rlimits[0].resource, 7);
+	assert_true(p->rlimits[0].soft == 50 && p->rlimits[0].hard == UINT64_MAX);
+	assert_int_equal(p->rlimits[1].resource, 4);
+	assert_true(p->rlimits[1].hard == UINT64_MAX);
+	assert_true(p->caps_given);
+	assert_true(p->caps[VM_CAP_BOUNDING] == (1ull << 10 | 1ull << 0));
+	assert_true(p->caps[VM_CAP_EFFECTIVE] == 1ull << 10);
+	assert_true(p->caps[VM_CAP_PERMITTED] == 0); /* a set left out is empty */
+	assert_int_equal(p->bpf_insns, 2);
+	assert_memory_equal(p->bpf, prog, sizeof(prog));
+	assert_int_equal(p->nsysctl, 2);
+	assert_string_equal(p->sysctl[2], "net.ipv4.ip_forward");
+	assert_string_equal(p->sysctl[3], "1");
+	assert_string_equal(p->masked[0], "/proc/kcore");
+	assert_int_equal(p->nreadonly, 2);
+	/* written back and read again: the same description */
+	char *d1 = dump(&c);
+	struct vm_config c2;
+	assert_int_equal(from_json(&c2, d1, &e), 0);
+	char *d2 = dump(&c2);
+	assert_string_equal(d1, d2);
+	assert_non_null(strstr(d1, "\"CAP_NET_BIND_SERVICE\""));
+	assert_non_null(strstr(d1, "\"hard\":-1"));
+	free(d1);
+	free(d2);
+	config_free(&c);
+	config_free(&c2);
+
+	/* the flags */
+	struct vm_config *o = &cfg;
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--ulimit", "nofile=100:200",
+			       "--ulimit", "RLIMIT_NPROC=unlimited", "--cap-drop", "CAP_NET_RAW",
+			       "--cap-drop", "sys_admin"),
+			 0);
+	assert_int_equal(cfg.process.nrlimits, 2);
+	assert_true(cfg.process.rlimits[0].soft == 100 && cfg.process.rlimits[0].hard == 200);
+	assert_true(cfg.process.rlimits[1].soft == UINT64_MAX);
+	assert_true(cfg.process.caps_given);
+	uint64_t want = ((2ull << VMM_CAP_LAST) - 1) & ~(1ull << 13 | 1ull << 21);
+	assert_true(cfg.process.caps[VM_CAP_BOUNDING] == want);
+	assert_true(cfg.process.caps[VM_CAP_EFFECTIVE] == want);
+	assert_true(cfg.process.caps[VM_CAP_INHERITABLE] == 0);
+	assert_int_equal(PARSE(o, "-k", "k", "--cap-drop", "ALL"), 0);
+	assert_true(cfg.process.caps[VM_CAP_BOUNDING] == 0);
+	assert_int_equal(PARSE(o, "-k", "k", "--ulimit", "nofile=300:200"), -EINVAL);
+	assert_string_equal(err.msg, "--ulimit nofile=300:200: the soft limit 300 is above the "
+				     "hard limit 200: lower it");
+	assert_int_equal(PARSE(o, "-k", "k", "--ulimit", "nofile"), -EINVAL);
+	assert_non_null(strstr(err.msg, "write TYPE=SOFT[:HARD]"));
+	assert_int_equal(PARSE(o, "-k", "k", "--ulimit", "files=1"), -EINVAL);
+	assert_non_null(strstr(err.msg, "'files' is not a resource limit"));
+	assert_int_equal(PARSE(o, "-k", "k", "--ulimit", "nofile=x"), -EINVAL);
+	assert_non_null(strstr(err.msg, "the limits are numbers or 'unlimited'"));
+	assert_int_equal(PARSE(o, "-k", "k", "--cap-drop", "CAP_FLY"), -EINVAL);
+	assert_string_equal(err.msg, "--cap-drop: 'CAP_FLY' is not a capability: give "
+				     "CAP_NET_RAW, CAP_CHOWN... or ALL");
+
+	/* refusals, each with its line */
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+	    {"{\"process\":{\"umask\":512}}", "process.umask: 512 is not a umask"},
+	    {"{\"process\":{\"umask\":\"022\"}}", "process.umask: expected an integer"},
+	    {"{\"process\":{\"user\":{\"additional_gids\":[1,-2]}}}",
+	     "process.user.additional_gids[1]: -2 is negative"},
+	    {"{\"process\":{\"user\":{\"additional_gids\":[4294967295]}}}",
+	     "process.user.additional_gids[0]: 4294967295 is not a gid"},
+	    {"{\"process\":{\"user\":{\"additional_gids\":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,"
+	     "14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32]}}}",
+	     "process.user.additional_gids: at most 32 additional groups"},
+	    {"{\"process\":{\"rlimits\":{}}}", "process.rlimits: expected an array"},
+	    {"{\"process\":{\"rlimits\":[{\"type\":\"RLIMIT_FILES\",\"soft\":1,\"hard\":1}]}}",
+	     "process.rlimits[0]: 'RLIMIT_FILES' is not a resource limit"},
+	    {"{\"process\":{\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":1}]}}",
+	     "process.rlimits[0]: an rlimit needs type, soft and hard"},
+	    {"{\"process\":{\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":2,\"hard\":1}]}}",
+	     "process.rlimits[0]: the soft limit 2 is above the hard limit 1"},
+	    {"{\"process\":{\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":-5,\"hard\":1}]}}",
+	     "process.rlimits[0].soft: -5 is negative (-1 is unlimited)"},
+	    {"{\"process\":{\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":1,\"hard\":1,"
+	     "\"x\":1}]}}",
+	     "process.rlimits[0].x: unknown key"},
+	    {"{\"process\":{\"no_new_privileges\":1}}",
+	     "process.no_new_privileges: expected a boolean"},
+	    {"{\"process\":{\"oom_score_adj\":-1001}}",
+	     "process.oom_score_adj: -1001 is outside -1000..1000"},
+	    {"{\"process\":{\"capabilities\":{\"bounding\":[\"CAP_FLY\"]}}}",
+	     "process.capabilities.bounding: 'CAP_FLY' is not a capability"},
+	    {"{\"process\":{\"capabilities\":{\"all\":[]}}}",
+	     "process.capabilities.all: unknown key"},
+	    {"{\"process\":{\"capabilities\":[]}}", "process.capabilities: expected an object"},
+	    {"{\"process\":{\"seccomp_bpf\":\"/no/such.bpf\"}}",
+	     "process.seccomp_bpf: cannot open /no/such.bpf"},
+	    {"{\"process\":{\"seccomp_bpf\":\"/dev/null\"}}",
+	     "process.seccomp_bpf: /dev/null is not a seccomp program"},
+	    {"{\"sysctl\":[]}", "sysctl: expected an object"},
+	    {"{\"sysctl\":{\"kernel/hostname\":\"x\"}}",
+	     "sysctl.kernel/hostname: 'kernel/hostname' is not a sysctl name"},
+	    {"{\"sysctl\":{\"kernel..x\":\"x\"}}", "is not a sysctl name"},
+	    {"{\"sysctl\":{\"kernel.domainname\":1}}",
+	     "sysctl.kernel.domainname: expected a string"},
+	    {"{\"sysctl\":{\"kernel.domainname\":\"a\\nb\"}}",
+	     "sysctl.kernel.domainname: the value holds a newline"},
+	    {"{\"masked_paths\":[\"proc/kcore\"]}",
+	     "masked_paths[0]: 'proc/kcore' is not an absolute container path"},
+	    {"{\"readonly_paths\":[\"/proc/../etc\"]}",
+	     "readonly_paths[0]: '/proc/../etc' is not an absolute container path"},
+	    {"{\"readonly_paths\":\"/proc\"}", "readonly_paths: expected an array"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct verr be = {0};
+		config_init(&c);
+		assert_int_equal(
+		    config_parse_json(&c, bad[i].text, strlen(bad[i].text), "t.json", &be),
+		    -EINVAL);
+		if (!strstr(be.msg, bad[i].want))
+			fail_msg("%s: got '%s', want '%s'", bad[i].text, be.msg, bad[i].want);
+		assert_int_equal(strncmp(be.msg, "t.json: ", 8), 0);
+		config_free(&c);
+	}
+	unlink(bpf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -841,6 +1001,7 @@ int main(void)
 	    cmocka_unit_test(shares),
 	    cmocka_unit_test(volumes),
 	    cmocka_unit_test(tmpfs),
+	    cmocka_unit_test(process_settings),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,6 +3,7 @@
 #include "oci/cgroup.h"
 #include "oci/net.h"
 #include "oci/spec.h"
+#include "vmm/config/config.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,6 +135,115 @@ static void podman_spec(void **state)
 	assert_string_equal(str(vm, "log.path"), "/b/log.json");
 	assert_string_equal(str(vm, "log.format"), "json");
 	json_object_put(vm);
+}
+
+/* The process's settings and linux.sysctl/maskedPaths/readonlyPaths/seccomp become vmm's keys,
+ * which vmm's own parser takes as they are. */
+static void process_settings(void **state)
+{
+	(void)state;
+	char text[PATH_MAX + 2048], bpf[PATH_MAX + 32];
+	snprintf(bpf, sizeof(bpf), "%s/seccomp.bpf", bundle);
+	snprintf(
+	    text, sizeof(text),
+	    "{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"],"
+	    "\"user\":{\"uid\":0,\"gid\":0,\"umask\":23,\"additionalGids\":[10,11]},"
+	    "\"noNewPrivileges\":true,\"oomScoreAdj\":100,"
+	    "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":200,\"soft\":100},"
+	    "{\"type\":\"RLIMIT_CORE\",\"hard\":18446744073709551615,\"soft\":0}],"
+	    "\"capabilities\":{\"bounding\":[\"CAP_NET_BIND_SERVICE\"],\"effective\":"
+	    "[\"CAP_NET_BIND_SERVICE\"],\"permitted\":[\"CAP_NET_BIND_SERVICE\"]}},"
+	    "\"linux\":{\"sysctl\":{\"kernel.domainname\":\"example.org\"},"
+	    "\"maskedPaths\":[\"/proc/kcore\",\"/proc/keys\"],\"readonlyPaths\":[\"/proc/sys\"],"
+	    "\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":"
+	    "[\"mkdir\"],\"action\":\"SCMP_ACT_ERRNO\"}]}}}",
+	    rootdir);
+	json_object *spec = json_tokener_parse(text), *vm = NULL;
+	assert_non_null(spec);
+	struct oci_vm_opts o = opts;
+	o.seccomp_bpf = bpf;
+	struct verr e = {0};
+	assert_int_equal(oci_spec_to_vm(spec, bundle, &o, &vm, &e), 0);
+	assert_string_equal(str(vm, "process.umask"), "23");
+	assert_string_equal(str(vm, "process.user.additional_gids.1"), "11");
+	assert_string_equal(str(vm, "process.no_new_privileges"), "true");
+	assert_string_equal(str(vm, "process.oom_score_adj"), "100");
+	assert_string_equal(str(vm, "process.rlimits.0.type"), "RLIMIT_NOFILE");
+	assert_string_equal(str(vm, "process.rlimits.0.soft"), "100");
+	assert_string_equal(str(vm, "process.rlimits.1.hard"), "18446744073709551615");
+	assert_string_equal(str(vm, "process.capabilities.bounding.0"), "CAP_NET_BIND_SERVICE");
+	assert_null(str(vm, "process.capabilities.ambient"));
+	assert_string_equal(str(vm, "process.seccomp_bpf"), bpf);
+	json_object *sc, *dn;
+	assert_true(json_object_object_get_ex(vm, "sysctl", &sc)); /* str() splits at the dots */
+	assert_true(json_object_object_get_ex(sc, "kernel.domainname", &dn));
+	assert_string_equal(json_object_get_string(dn), "example.org");
+	assert_string_equal(str(vm, "masked_paths.1"), "/proc/keys");
+	assert_string_equal(str(vm, "readonly_paths.0"), "/proc/sys");
+	struct stat st;
+	assert_int_equal(stat(bpf, &st), 0);
+	assert_true(st.st_size > 0 && st.st_size % 8 == 0);
+
+	/* vmm reads the mapping as it is */
+	struct vm_config c;
+	config_init(&c);
+	const char *vj = json_object_to_json_string(vm);
+	assert_int_equal(config_parse_json(&c, vj, strlen(vj), "vm.json", &e), 0);
+	assert_int_equal(c.process.ngroups, 2);
+	assert_true(c.process.umask_given && c.process.umask == 23);
+	assert_true(c.process.no_new_privs);
+	assert_int_equal(c.process.nrlimits, 2);
+	assert_true(c.process.rlimits[1].hard == UINT64_MAX);
+	assert_true(c.process.caps[0] == 1ull << 10 && c.process.caps[4] == 0);
+	assert_int_equal(c.process.bpf_insns, (unsigned)(st.st_size / 8));
+	assert_int_equal(c.process.nsysctl, 1);
+	assert_int_equal(c.process.nmasked, 2);
+	config_free(&c);
+	json_object_put(vm);
+
+	/* refusals: a profile with nowhere to go, a bad set, a bad profile */
+	assert_int_equal(oci_spec_to_vm(spec, bundle, &opts, &vm, &e), -EINVAL);
+	assert_string_equal(e.msg,
+			    "config.json: linux.seccomp: no place to compile the profile to");
+	json_object_put(spec);
+	unlink(bpf);
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"],\"capabilities\":"
+	     "{\"bounding\":\"CAP_CHOWN\"}}}",
+	     "config.json: process.capabilities.bounding: expected an array, got a string"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"],\"rlimits\":"
+	     "[{\"soft\":1}]}}",
+	     "config.json: process.rlimits[0].type: missing"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"],"
+	     "\"noNewPrivileges\":\"yes\"}}",
+	     "config.json: process.noNewPrivileges: expected a boolean, got a string"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"linux\":"
+	     "{\"sysctl\":{\"kernel.domainname\":1}}}",
+	     "config.json: linux.sysctl.kernel.domainname: expected a string"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"linux\":"
+	     "{\"maskedPaths\":[1]}}",
+	     "config.json: linux.maskedPaths[0]: expected a string"},
+	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[\"sh\"]},\"linux\":"
+	     "{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_NOTIFY\"}}}",
+	     "config.json: linux.seccomp.defaultAction: SCMP_ACT_NOTIFY needs a listener"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r;
+		json_object *v2;
+		char t2[PATH_MAX + 512];
+		snprintf(t2, sizeof(t2), bad[i].text, rootdir);
+		json_object *sp = json_tokener_parse(t2);
+		assert_non_null(sp);
+		r = oci_spec_to_vm(sp, bundle, &o, &v2, &e);
+		json_object_put(sp);
+		assert_true(r < 0);
+		assert_null(v2);
+		if (!strstr(e.msg, bad[i].want))
+			fail_msg("%s: got '%s'", bad[i].want, e.msg);
+	}
+	unlink(bpf);
 }
 
 /* containerd's root.path is relative to the bundle; no limits give vmm's defaults */
@@ -396,6 +506,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(podman_spec, setup, teardown),
+	    cmocka_unit_test_setup_teardown(process_settings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(containerd_relative_root, setup, teardown),
 	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(read_bundle, setup, teardown),

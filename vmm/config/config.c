@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +72,15 @@ void config_free(struct vm_config *c)
 	free(c->process.env); /* its strings are env_given's or the defaults below */
 	c->process.argv = c->process.env_given = c->process.env = NULL;
 	c->process.argc = c->process.nenv_given = c->process.envc = 0;
+	free(c->process.seccomp_path);
+	free(c->process.bpf);
+	free_strv(c->process.sysctl, 2 * c->process.nsysctl);
+	free_strv(c->process.masked, c->process.nmasked);
+	free_strv(c->process.readonly, c->process.nreadonly);
+	c->process.seccomp_path = NULL;
+	c->process.bpf = NULL;
+	c->process.sysctl = c->process.masked = c->process.readonly = NULL;
+	c->process.bpf_insns = c->process.nsysctl = c->process.nmasked = c->process.nreadonly = 0;
 }
 
 static bool has_ctl(const char *s)
@@ -231,6 +241,350 @@ int config_set_args(struct vm_config *c, const char *name, char *const *argv, un
 	free_strv(p->argv, p->argc);
 	p->argv = v;
 	p->argc = argc;
+	return 0;
+}
+
+/* ---- the process's settings ---- */
+
+int config_set_umask(struct vm_config *c, const char *name, uint64_t v, struct verr *e)
+{
+	if (v > 0777)
+		return verr_set(e, -EINVAL, "%s: %llu is not a umask: give 0 to 511 (0777)", name,
+				(unsigned long long)v);
+	c->process.umask = (unsigned)v;
+	c->process.umask_given = true;
+	return 0;
+}
+
+int config_add_group(struct vm_config *c, const char *name, uint64_t gid, struct verr *e)
+{
+	struct vm_process_cfg *p = &c->process;
+	if (gid >= UINT32_MAX)
+		return verr_set(e, -EINVAL, "%s: %llu is not a gid: give a number below 4294967295",
+				name, (unsigned long long)gid);
+	if (p->ngroups == VMM_MAX_GROUPS)
+		return verr_set(e, -EINVAL, "%s: at most %u additional groups", name,
+				VMM_MAX_GROUPS);
+	p->groups[p->ngroups++] = (uint32_t)gid;
+	return 0;
+}
+
+static const char *const rlimit_names[VMM_MAX_RLIMITS] = {
+    "CPU",     "FSIZE", "DATA",	 "STACK",      "CORE",	   "RSS",  "NPROC",  "NOFILE",
+    "MEMLOCK", "AS",	"LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME",
+};
+
+static int rlimit_number(const char *type)
+{
+	if (!strncasecmp(type, "RLIMIT_", 7))
+		type += 7;
+	for (int i = 0; i < (int)VMM_MAX_RLIMITS; i++)
+		if (!strcasecmp(type, rlimit_names[i]))
+			return i;
+	return -1;
+}
+
+int config_set_rlimit(struct vm_config *c, const char *name, const char *type, uint64_t soft,
+		      uint64_t hard, struct verr *e)
+{
+	struct vm_process_cfg *p = &c->process;
+	int res = rlimit_number(type);
+	if (res < 0)
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not a resource limit: give RLIMIT_NOFILE, "
+				"RLIMIT_NPROC, RLIMIT_CORE... (the Linux names)",
+				name, type);
+	if (soft > hard)
+		return verr_set(e, -EINVAL,
+				"%s: the soft limit %llu is above the hard limit %llu: lower it",
+				name, (unsigned long long)soft, (unsigned long long)hard);
+	unsigned i;
+	for (i = 0; i < p->nrlimits && p->rlimits[i].resource != (unsigned)res; i++)
+		;
+	if (i == p->nrlimits)
+		p->nrlimits++; /* at most one per resource: VMM_MAX_RLIMITS always fit */
+	p->rlimits[i] =
+	    (struct vm_rlimit_cfg){.resource = (unsigned)res, .soft = soft, .hard = hard};
+	return 0;
+}
+
+static int parse_limit(const char *s, uint64_t *v)
+{
+	if (!strcmp(s, "unlimited") || !strcmp(s, "-1")) {
+		*v = UINT64_MAX;
+		return 0;
+	}
+	return parse_u64(s, 0, UINT64_MAX - 1, v);
+}
+
+int config_add_rlimit_spec(struct vm_config *c, const char *spec, struct verr *e)
+{
+	char name[128], type[32], num[64];
+	snprintf(name, sizeof(name), "--ulimit %s", spec);
+	const char *eq = strchr(spec, '=');
+	if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof(type) ||
+	    strlen(eq + 1) >= sizeof(num))
+		return verr_set(e, -EINVAL, "%s: write TYPE=SOFT[:HARD], e.g. nofile=1024:4096",
+				name);
+	memcpy(type, spec, (size_t)(eq - spec));
+	type[eq - spec] = 0;
+	strcpy(num, eq + 1);
+	char *colon = strchr(num, ':');
+	if (colon)
+		*colon = 0;
+	uint64_t soft, hard;
+	if (parse_limit(num, &soft) < 0 || parse_limit(colon ? colon + 1 : num, &hard) < 0)
+		return verr_set(e, -EINVAL,
+				"%s: the limits are numbers or 'unlimited': write TYPE=SOFT[:HARD]",
+				name);
+	return config_set_rlimit(c, name, type, soft, hard, e);
+}
+
+int config_set_oom_score_adj(struct vm_config *c, const char *name, int64_t v, struct verr *e)
+{
+	if (v < -1000 || v > 1000)
+		return verr_set(e, -EINVAL, "%s: %lld is outside -1000..1000", name, (long long)v);
+	c->process.oom_score_adj = (int)v;
+	c->process.oom_given = true;
+	return 0;
+}
+
+static const char *const cap_names[VMM_CAP_LAST + 1] = {
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+};
+
+int config_cap_number(const char *cap)
+{
+	if (!strncasecmp(cap, "CAP_", 4))
+		cap += 4;
+	for (int i = 0; i <= (int)VMM_CAP_LAST; i++)
+		if (!strcasecmp(cap, cap_names[i]))
+			return i;
+	return -1;
+}
+
+const char *config_cap_name(int cap)
+{
+	return cap >= 0 && cap <= (int)VMM_CAP_LAST ? cap_names[cap] : NULL;
+}
+
+#define ALL_CAPS ((2ULL << VMM_CAP_LAST) - 1)
+
+/* The first set given starts every set from root's: full bounding, effective and permitted. */
+static void caps_begin(struct vm_process_cfg *p)
+{
+	if (p->caps_given)
+		return;
+	p->caps_given = true;
+	p->caps[VM_CAP_BOUNDING] = p->caps[VM_CAP_EFFECTIVE] = p->caps[VM_CAP_PERMITTED] = ALL_CAPS;
+	p->caps[VM_CAP_INHERITABLE] = p->caps[VM_CAP_AMBIENT] = 0;
+}
+
+int config_set_caps(struct vm_config *c, const char *name, enum vm_cap_set set,
+		    const char *const *caps, unsigned n, struct verr *e)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++) {
+		int b = config_cap_number(caps[i]);
+		if (b < 0)
+			return verr_set(e, -EINVAL,
+					"%s: '%s' is not a capability: give CAP_CHOWN, "
+					"CAP_NET_ADMIN... (capabilities(7))",
+					name, caps[i]);
+		v |= 1ULL << b;
+	}
+	caps_begin(&c->process);
+	c->process.caps[set] = v;
+	return 0;
+}
+
+int config_drop_cap(struct vm_config *c, const char *name, const char *cap, struct verr *e)
+{
+	uint64_t v = ALL_CAPS;
+	if (strcasecmp(cap, "ALL")) {
+		int b = config_cap_number(cap);
+		if (b < 0)
+			return verr_set(e, -EINVAL,
+					"%s: '%s' is not a capability: give CAP_NET_RAW, "
+					"CAP_CHOWN... or ALL",
+					name, cap);
+		v = 1ULL << b;
+	}
+	caps_begin(&c->process);
+	for (int i = 0; i < VM_CAP_SETS; i++)
+		c->process.caps[i] &= ~v;
+	return 0;
+}
+
+int config_set_seccomp_bpf(struct vm_config *c, const char *name, const char *path, struct verr *e)
+{
+	struct vm_process_cfg *p = &c->process;
+	const size_t max = VMM_MAX_BPF_INSNS * 8u;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return verr_set(e, -EINVAL, "%s: cannot open %s: %s", name, path, strerror(errno));
+	uint8_t *buf = malloc(max + 1);
+	if (!buf) {
+		close(fd);
+		return verr_set(e, -ENOMEM, "%s: out of memory", name);
+	}
+	size_t len = 0;
+	ssize_t n;
+	while (len <= max && (n = read(fd, buf + len, max + 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+			free(buf);
+			close(fd);
+			return verr_set(e, -EINVAL, "%s: cannot read %s: %s", name, path,
+					strerror(err));
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len == 0 || len % 8 || len > max) {
+		free(buf);
+		return verr_set(e, -EINVAL,
+				"%s: %s is not a seccomp program: it must hold 1 to %u classic "
+				"BPF instructions (struct sock_filter, 8 bytes each), it has %zu "
+				"bytes",
+				name, path, VMM_MAX_BPF_INSNS, len);
+	}
+	int r = config_set_str(c, &p->seccomp_path, name, path, e);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	free(p->bpf);
+	p->bpf = buf;
+	p->bpf_insns = (unsigned)(len / 8);
+	return 0;
+}
+
+static bool sysctl_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len > 255 || n[0] == '.' || n[len - 1] == '.' || strstr(n, ".."))
+		return false;
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
+		      (*n >= '0' && *n <= '9') || *n == '_' || *n == '-' || *n == '.'))
+			return false;
+	return true;
+}
+
+/* Appends strings to a vector that grows by 16. */
+static int strv_push(char ***v, unsigned n, const char *s)
+{
+	if (n % 16 == 0) {
+		char **nv = realloc(*v, (n + 16) * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+	}
+	if (!((*v)[n] = strdup(s)))
+		return -ENOMEM;
+	return 0;
+}
+
+int config_add_sysctl(struct vm_config *c, const char *name, const char *key, const char *value,
+		      struct verr *e)
+{
+	struct vm_process_cfg *p = &c->process;
+	if (!sysctl_name_ok(key))
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not a sysctl name: write dot-separated words, e.g. "
+				"kernel.domainname",
+				name, key);
+	for (const char *q = value; *q; q++)
+		if (*q == '\n' || *q == '\r')
+			return verr_set(e, -EINVAL, "%s: the value holds a newline", name);
+	if (strlen(value) > 4095)
+		return verr_set(e, -EINVAL, "%s: the value is longer than 4095 bytes", name);
+	for (unsigned i = 0; i < p->nsysctl; i++) {
+		if (strcmp(p->sysctl[2 * i], key))
+			continue;
+		char *v = strdup(value);
+		if (!v)
+			return verr_set(e, -ENOMEM, "%s: out of memory", name);
+		free(p->sysctl[2 * i + 1]);
+		p->sysctl[2 * i + 1] = v;
+		return 0;
+	}
+	if (p->nsysctl == VMM_MAX_SYSCTLS)
+		return verr_set(e, -EINVAL, "%s: at most %u sysctls", name, VMM_MAX_SYSCTLS);
+	/* Two strings per entry: 2n is even, so one growth step covers both. */
+	if (strv_push(&p->sysctl, 2 * p->nsysctl, key) < 0)
+		return verr_set(e, -ENOMEM, "%s: out of memory", name);
+	if (!(p->sysctl[2 * p->nsysctl + 1] = strdup(value))) {
+		free(p->sysctl[2 * p->nsysctl]);
+		return verr_set(e, -ENOMEM, "%s: out of memory", name);
+	}
+	p->nsysctl++;
+	return 0;
+}
+
+int config_add_guard_path(struct vm_config *c, const char *name, const char *path, bool readonly,
+			  struct verr *e)
+{
+	struct vm_process_cfg *p = &c->process;
+	char ***v = readonly ? &p->readonly : &p->masked;
+	unsigned *n = readonly ? &p->nreadonly : &p->nmasked;
+	bool dotdot = false;
+	for (const char *q = path; (q = strstr(q, "..")); q += 2)
+		if (q[-1] == '/' && (q[2] == '/' || q[2] == 0))
+			dotdot = true;
+	if (path[0] != '/' || dotdot || has_ctl(path) || strlen(path) > 4095)
+		return verr_set(e, -EINVAL,
+				"%s: '%s' is not an absolute container path without '..': write "
+				"e.g. /proc/kcore",
+				name, path);
+	if (*n == VMM_MAX_GUARD_PATHS)
+		return verr_set(e, -EINVAL, "%s: at most %u paths", name, VMM_MAX_GUARD_PATHS);
+	if (strv_push(v, *n, path) < 0)
+		return verr_set(e, -ENOMEM, "%s: out of memory", name);
+	(*n)++;
 	return 0;
 }
 

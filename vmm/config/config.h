@@ -27,6 +27,12 @@
 #define VMM_MAX_VOLUMES	       64U	  /* --volume entries */
 #define VMM_MAX_ENV	       1024U	  /* environment entries */
 #define VMM_MAX_ARGS	       4096U	  /* the container command's argv */
+#define VMM_MAX_GROUPS	       32U	  /* process.user.additional_gids */
+#define VMM_MAX_RLIMITS	       16U	  /* process.rlimits: one per resource */
+#define VMM_MAX_SYSCTLS	       64U	  /* sysctl entries */
+#define VMM_MAX_GUARD_PATHS    128U	  /* masked_paths, and readonly_paths, each */
+#define VMM_MAX_BPF_INSNS      4096U	  /* process.seccomp_bpf: classic BPF instructions */
+#define VMM_CAP_LAST	       40U	  /* CAP_CHECKPOINT_RESTORE, the highest capability known */
 #define VM_DEVICES_MAX	       17U /* virtio-mmio slots: one per free I/O APIC pin (vmm/mmio_devices.c) */
 
 /* The device types of the device table (vmm/config/device_table.c), in slot order. */
@@ -64,6 +70,21 @@ struct vm_volume_cfg {
 #define VMM_TMPFS_DEFAULT_MODE 01777u
 
 /* The container's main process (docs/agent-protocol.md START). */
+/* A process's resource limit: resource is the RLIMIT_* number; UINT64_MAX is unlimited. */
+struct vm_rlimit_cfg {
+	unsigned resource;
+	uint64_t soft, hard;
+};
+
+enum vm_cap_set {
+	VM_CAP_BOUNDING,
+	VM_CAP_EFFECTIVE,
+	VM_CAP_PERMITTED,
+	VM_CAP_INHERITABLE,
+	VM_CAP_AMBIENT,
+	VM_CAP_SETS
+};
+
 struct vm_process_cfg {
 	char **argv; /* NULL-terminated, argc entries */
 	unsigned argc;
@@ -75,6 +96,28 @@ struct vm_process_cfg {
 	uint32_t uid, gid;
 	bool tty;
 	bool tty_given; /* --tty or "terminal" was given (else: on when stdin is a terminal) */
+
+	/* The process's settings, applied by the agent before execve (none unless given). */
+	bool umask_given;
+	unsigned umask;			 /* 0..0777 */
+	uint32_t groups[VMM_MAX_GROUPS]; /* additional gids */
+	unsigned ngroups;
+	struct vm_rlimit_cfg rlimits[VMM_MAX_RLIMITS];
+	unsigned nrlimits;
+	bool no_new_privs;
+	bool caps_given;	    /* else the process keeps root's full capabilities */
+	uint64_t caps[VM_CAP_SETS]; /* bit N is capability N */
+	bool oom_given;
+	int oom_score_adj;  /* -1000..1000 */
+	char *seccomp_path; /* the file the program came from */
+	uint8_t *bpf;	    /* bpf_insns x 8 bytes, struct sock_filter in host order */
+	unsigned bpf_insns;
+	/* Container-wide (the top-level keys sysctl, masked_paths, readonly_paths), sent with the
+	 * process's START. sysctl[2i] is a name, sysctl[2i+1] its value. */
+	char **sysctl;
+	unsigned nsysctl;
+	char **masked, **readonly;
+	unsigned nmasked, nreadonly;
 };
 
 struct vm_config {
@@ -143,6 +186,36 @@ int config_set_args(struct vm_config *c, const char *name, char *const *argv, un
 int config_set_log_level(struct vm_config *c, const char *name, const char *v, struct verr *e);
 int config_set_log_format(struct vm_config *c, const char *name, const char *v, struct verr *e);
 int config_set_stdio(struct vm_config *c, const char *name, const int fds[3], struct verr *e);
+/* The process's settings (docs/config.md "process"). umask 0..0777; an additional gid below
+ * 4294967295, at most VMM_MAX_GROUPS; an rlimit by its Linux name ("RLIMIT_NOFILE", or "nofile"
+ * in any case), soft <= hard (UINT64_MAX: unlimited), a resource given again replaces the earlier
+ * one; oom_score_adj -1000..1000. */
+int config_set_umask(struct vm_config *c, const char *name, uint64_t v, struct verr *e);
+int config_add_group(struct vm_config *c, const char *name, uint64_t gid, struct verr *e);
+int config_set_rlimit(struct vm_config *c, const char *name, const char *type, uint64_t soft,
+		      uint64_t hard, struct verr *e);
+/* --ulimit's value: "TYPE=SOFT[:HARD]" (HARD defaults to SOFT; "unlimited" or -1 for either). */
+int config_add_rlimit_spec(struct vm_config *c, const char *spec, struct verr *e);
+int config_set_oom_score_adj(struct vm_config *c, const char *name, int64_t v, struct verr *e);
+/* The capability number of "CAP_NET_ADMIN" (or "net_admin", any case), or -1. */
+int config_cap_number(const char *cap);
+/* Capability N's name without "CAP_" ("NET_ADMIN"), or NULL past VMM_CAP_LAST. */
+const char *config_cap_name(int cap);
+/* One capability set from "CAP_*" names (the others keep root's full set, bounding, effective
+ * and permitted; inheritable and ambient empty, once any set is given). */
+int config_set_caps(struct vm_config *c, const char *name, enum vm_cap_set set,
+		    const char *const *caps, unsigned n, struct verr *e);
+/* --cap-drop CAP: removes CAP ("ALL": every one) from every set, starting from root's. */
+int config_drop_cap(struct vm_config *c, const char *name, const char *cap, struct verr *e);
+/* Reads FILE: raw struct sock_filter[] (8 bytes each, 1 to VMM_MAX_BPF_INSNS), kept for START. */
+int config_set_seccomp_bpf(struct vm_config *c, const char *name, const char *path, struct verr *e);
+/* A sysctl (dot-separated words of [A-Za-z0-9_-], value without NUL or newline, at most
+ * VMM_MAX_SYSCTLS, a name given again replaces its value); a masked or read-only path (absolute,
+ * no "..", at most VMM_MAX_GUARD_PATHS each). */
+int config_add_sysctl(struct vm_config *c, const char *name, const char *key, const char *value,
+		      struct verr *e);
+int config_add_guard_path(struct vm_config *c, const char *name, const char *path, bool readonly,
+			  struct verr *e);
 /* The container's root: a directory becomes a virtio-fs share with tag VMM_ROOT_TAG, read-write
  * into it (the agent mounts it as / without an overlay); anything else is a root disk (the image
  * path verbatim, checked by config_finish). config_add_device adds one device from its option

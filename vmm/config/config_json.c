@@ -265,6 +265,134 @@ static int strv_from_json(json_object *a, const char *key, const char ***out, un
 	return 0;
 }
 
+/* An integer of either sign. */
+static int get_int(json_object *v, const char *key, int64_t *out, struct verr *e)
+{
+	int r = want(v, json_type_int, key, e);
+	if (r == 0)
+		*out = json_object_get_int64(v);
+	return r;
+}
+
+/* An rlimit value: a non-negative integer up to 2^64-1 (the largest is unlimited, as OCI's
+ * 18446744073709551615), or -1 for unlimited. */
+static int get_limit(json_object *v, const char *key, uint64_t *out, struct verr *e)
+{
+	int r = want(v, json_type_int, key, e);
+	if (r < 0)
+		return r;
+	int64_t i = json_object_get_int64(v);
+	if (i == -1) {
+		*out = UINT64_MAX;
+		return 0;
+	}
+	if (i < 0)
+		return verr_set(e, -EINVAL, "%s: %lld is negative (-1 is unlimited)", key,
+				(long long)i);
+	*out = json_object_get_uint64(v);
+	return 0;
+}
+
+static int rlimits_from_json(struct vm_config *c, json_object *a, const char *key, struct verr *e)
+{
+	int r = want(a, json_type_array, key, e);
+	if (r < 0)
+		return r;
+	size_t n = json_object_array_length(a);
+	if (n > VMM_MAX_RLIMITS)
+		return verr_set(e, -EINVAL, "%s: at most %u entries", key, VMM_MAX_RLIMITS);
+	for (size_t i = 0; i < n; i++) {
+		char where[96], k2[128];
+		snprintf(where, sizeof(where), "%s[%zu]", key, i);
+		json_object *o = json_object_array_get_idx(a, i);
+		if ((r = want(o, json_type_object, where, e)) < 0)
+			return r;
+		const char *type = NULL;
+		uint64_t soft = 0, hard = 0;
+		bool has_soft = false, has_hard = false;
+		json_object_object_foreach(o, lk, lv)
+		{
+			snprintf(k2, sizeof(k2), "%s.%s", where, lk);
+			if (!strcmp(lk, "type"))
+				r = get_str(lv, k2, &type, e);
+			else if (!strcmp(lk, "soft"))
+				r = get_limit(lv, k2, &soft, e), has_soft = true;
+			else if (!strcmp(lk, "hard"))
+				r = get_limit(lv, k2, &hard, e), has_hard = true;
+			else
+				r = verr_set(e, -EINVAL,
+					     "%s: unknown key: an rlimit has type, soft and hard",
+					     k2);
+			if (r < 0)
+				return r;
+		}
+		if (!type || !has_soft || !has_hard)
+			return verr_set(e, -EINVAL, "%s: an rlimit needs type, soft and hard",
+					where);
+		if ((r = config_set_rlimit(c, where, type, soft, hard, e)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static const char *const cap_set_names[VM_CAP_SETS] = {"bounding", "effective", "permitted",
+						       "inheritable", "ambient"};
+
+static int caps_from_json(struct vm_config *c, json_object *o, const char *key, struct verr *e)
+{
+	int r = want(o, json_type_object, key, e);
+	if (r < 0)
+		return r;
+	/* Every set the object names is set; one it leaves out is empty (as in OCI). */
+	const char *none[1] = {NULL};
+	for (int i = 0; i < VM_CAP_SETS; i++)
+		if ((r = config_set_caps(c, key, (enum vm_cap_set)i, none, 0, e)) < 0)
+			return r;
+	json_object_object_foreach(o, ck, cv)
+	{
+		char k2[80];
+		snprintf(k2, sizeof(k2), "%s.%s", key, ck);
+		int set;
+		for (set = 0; set < VM_CAP_SETS && strcmp(ck, cap_set_names[set]); set++)
+			;
+		if (set == VM_CAP_SETS)
+			return verr_set(e, -EINVAL,
+					"%s: unknown key: capabilities has bounding, effective, "
+					"permitted, inheritable and ambient",
+					k2);
+		const char **sv = NULL;
+		unsigned n = 0;
+		if ((r = strv_from_json(cv, k2, &sv, &n, VMM_CAP_LAST + 1, e)) < 0)
+			return r;
+		r = config_set_caps(c, k2, (enum vm_cap_set)set, sv, n, e);
+		free(sv);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int gids_from_json(struct vm_config *c, json_object *a, const char *key, struct verr *e)
+{
+	int r = want(a, json_type_array, key, e);
+	if (r < 0)
+		return r;
+	size_t n = json_object_array_length(a);
+	if (n > VMM_MAX_GROUPS)
+		return verr_set(e, -EINVAL, "%s: at most %u additional groups", key,
+				VMM_MAX_GROUPS);
+	c->process.ngroups = 0;
+	for (size_t i = 0; i < n; i++) {
+		char k2[96];
+		uint64_t g;
+		snprintf(k2, sizeof(k2), "%s[%zu]", key, i);
+		if ((r = get_uint(json_object_array_get_idx(a, i), k2, &g, e)) < 0 ||
+		    (r = config_add_group(c, k2, g, e)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int process_from_json(struct vm_config *c, json_object *o, struct verr *e)
 {
 	int r = want(o, json_type_object, "process", e);
@@ -311,17 +439,43 @@ static int process_from_json(struct vm_config *c, json_object *o, struct verr *e
 					r = get_uint(uv, ukey, &uid, e);
 				else if (strcmp(uk, "gid") == 0)
 					r = get_uint(uv, ukey, &gid, e);
+				else if (strcmp(uk, "additional_gids") == 0)
+					r = gids_from_json(c, uv, ukey, e);
 				else
 					r = verr_set(e, -EINVAL,
-						     "%s: unknown key: give uid and gid", ukey);
+						     "%s: unknown key: give uid, gid and "
+						     "additional_gids",
+						     ukey);
 				if (r < 0)
 					return r;
 			}
 			r = config_set_user(c, key, uid, gid, e);
+		} else if (strcmp(k, "umask") == 0) {
+			uint64_t u;
+			r = get_uint(v, key, &u, e);
+			if (r == 0)
+				r = config_set_umask(c, key, u, e);
+		} else if (strcmp(k, "rlimits") == 0) {
+			r = rlimits_from_json(c, v, key, e);
+		} else if (strcmp(k, "no_new_privileges") == 0) {
+			r = get_bool(v, key, &c->process.no_new_privs, e);
+		} else if (strcmp(k, "capabilities") == 0) {
+			r = caps_from_json(c, v, key, e);
+		} else if (strcmp(k, "oom_score_adj") == 0) {
+			int64_t i;
+			r = get_int(v, key, &i, e);
+			if (r == 0)
+				r = config_set_oom_score_adj(c, key, i, e);
+		} else if (strcmp(k, "seccomp_bpf") == 0) {
+			const char *s;
+			r = get_str(v, key, &s, e);
+			if (r == 0)
+				r = config_set_seccomp_bpf(c, key, s, e);
 		} else {
 			r = verr_set(e, -EINVAL,
-				     "%s: unknown key: a process has args, env, cwd, user and "
-				     "terminal",
+				     "%s: unknown key: a process has args, env, cwd, user, "
+				     "terminal, umask, rlimits, no_new_privileges, capabilities, "
+				     "oom_score_adj and seccomp_bpf",
 				     key);
 		}
 		if (r < 0)
@@ -435,6 +589,32 @@ static int top_key(struct vm_config *c, const char *k, json_object *v, struct ve
 	}
 	if (strcmp(k, "process") == 0)
 		return process_from_json(c, v, e);
+	if (strcmp(k, "sysctl") == 0) {
+		if ((r = want(v, json_type_object, k, e)) < 0)
+			return r;
+		json_object_object_foreach(v, sk, sv)
+		{
+			char key[300];
+			snprintf(key, sizeof(key), "sysctl.%s", sk);
+			if ((r = get_str(sv, key, &s, e)) < 0 ||
+			    (r = config_add_sysctl(c, key, sk, s, e)) < 0)
+				return r;
+		}
+		return 0;
+	}
+	if (strcmp(k, "masked_paths") == 0 || strcmp(k, "readonly_paths") == 0) {
+		const char **sv = NULL;
+		unsigned n = 0;
+		if ((r = strv_from_json(v, k, &sv, &n, VMM_MAX_GUARD_PATHS, e)) < 0)
+			return r;
+		for (unsigned i = 0; i < n && r == 0; i++) {
+			char key[48];
+			snprintf(key, sizeof(key), "%s[%u]", k, i);
+			r = config_add_guard_path(c, key, sv[i], k[0] == 'r', e);
+		}
+		free(sv);
+		return r;
+	}
 	if (strcmp(k, "log") == 0)
 		return log_from_json(c, v, e);
 	if (strcmp(k, "stdio_fds") == 0) {
@@ -513,6 +693,54 @@ static json_object *strv_json(char *const *v, unsigned n)
 	return a;
 }
 
+static json_object *limit_json(uint64_t v)
+{
+	return v == UINT64_MAX ? json_object_new_int64(-1) : json_object_new_uint64(v);
+}
+
+/* The process's settings given (the keys left out when not). */
+static void process_settings_json(const struct vm_process_cfg *p, json_object *pj)
+{
+	static const char *const rl[VMM_MAX_RLIMITS] = {
+	    "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",	"RLIMIT_STACK",
+	    "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",	"RLIMIT_NOFILE",
+	    "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",	"RLIMIT_SIGPENDING",
+	    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME"};
+	if (p->umask_given)
+		json_object_object_add(pj, "umask", json_object_new_int64(p->umask));
+	if (p->nrlimits) {
+		json_object *a = json_object_new_array();
+		for (unsigned i = 0; i < p->nrlimits; i++) {
+			json_object *l = json_object_new_object();
+			add_str(l, "type", rl[p->rlimits[i].resource]);
+			json_object_object_add(l, "soft", limit_json(p->rlimits[i].soft));
+			json_object_object_add(l, "hard", limit_json(p->rlimits[i].hard));
+			json_object_array_add(a, l);
+		}
+		json_object_object_add(pj, "rlimits", a);
+	}
+	if (p->no_new_privs)
+		json_object_object_add(pj, "no_new_privileges", json_object_new_boolean(true));
+	if (p->caps_given) {
+		json_object *co = json_object_new_object();
+		for (int s = 0; s < VM_CAP_SETS; s++) {
+			json_object *a = json_object_new_array();
+			for (int b = 0; b <= (int)VMM_CAP_LAST; b++) {
+				if (!(p->caps[s] >> b & 1))
+					continue;
+				char name[32];
+				snprintf(name, sizeof(name), "CAP_%s", config_cap_name(b));
+				json_object_array_add(a, json_object_new_string(name));
+			}
+			json_object_object_add(co, cap_set_names[s], a);
+		}
+		json_object_object_add(pj, "capabilities", co);
+	}
+	if (p->oom_given)
+		json_object_object_add(pj, "oom_score_adj", json_object_new_int(p->oom_score_adj));
+	add_str(pj, "seccomp_bpf", p->seccomp_path);
+}
+
 json_object *config_to_json(const struct vm_config *c)
 {
 	json_object *o = json_object_new_object();
@@ -566,10 +794,29 @@ json_object *config_to_json(const struct vm_config *c)
 		json_object *u = json_object_new_object();
 		json_object_object_add(u, "uid", json_object_new_int64(p->uid));
 		json_object_object_add(u, "gid", json_object_new_int64(p->gid));
+		if (p->ngroups) {
+			json_object *g = json_object_new_array();
+			for (unsigned i = 0; i < p->ngroups; i++)
+				json_object_array_add(g, json_object_new_int64(p->groups[i]));
+			json_object_object_add(u, "additional_gids", g);
+		}
 		json_object_object_add(pj, "user", u);
 		json_object_object_add(pj, "terminal", json_object_new_boolean(p->tty));
+		process_settings_json(p, pj);
 		json_object_object_add(o, "process", pj);
 	}
+	if (c->process.nsysctl) {
+		json_object *so = json_object_new_object();
+		for (unsigned i = 0; i < c->process.nsysctl; i++)
+			add_str(so, c->process.sysctl[2 * i], c->process.sysctl[2 * i + 1]);
+		json_object_object_add(o, "sysctl", so);
+	}
+	if (c->process.nmasked)
+		json_object_object_add(o, "masked_paths",
+				       strv_json(c->process.masked, c->process.nmasked));
+	if (c->process.nreadonly)
+		json_object_object_add(o, "readonly_paths",
+				       strv_json(c->process.readonly, c->process.nreadonly));
 	add_str(o, "hostname", c->hostname);
 	add_str(o, "ip", c->ip);
 	add_str(o, "gateway", c->gw);

@@ -67,6 +67,11 @@ void options_usage(FILE *f)
 	    "  -w, --workdir DIR    the process's working directory (default /)\n"
 	    "  -u, --user UID[:GID] numeric user and group to run as (default 0:0)\n"
 	    "      --hostname NAME  the container's host name (default vmm)\n"
+	    "      --ulimit TYPE=SOFT[:HARD]\n"
+	    "                       a resource limit (nofile, nproc, core...; 'unlimited')\n"
+	    "      --cap-drop CAP   drop a capability (CAP_NET_RAW..., or ALL) from root's\n"
+	    "                       full set (repeatable; the rest of the process settings\n"
+	    "                       are JSON only: docs/config.md)\n"
 	    "  -t, --tty            run the process on a pseudo-terminal (the default when\n"
 	    "                       stdin is a terminal)\n"
 	    "      --rootfs-rw      mount --rootfs read-write instead of under an overlay\n"
@@ -135,6 +140,8 @@ enum {
 	OPT_LOG,
 	OPT_LOG_LEVEL,
 	OPT_LOG_FORMAT,
+	OPT_ULIMIT,
+	OPT_CAP_DROP,
 };
 
 static int number(const char *flag, const char *arg, uint64_t min, uint64_t max, uint64_t *v,
@@ -184,6 +191,10 @@ static int process_opt(int opt, const char *arg, struct vm_config *c, struct ver
 	case 't':
 		c->process.tty = c->process.tty_given = true;
 		return 0;
+	case OPT_ULIMIT:
+		return config_add_rlimit_spec(c, arg, e);
+	case OPT_CAP_DROP:
+		return config_drop_cap(c, "--cap-drop", arg, e);
 	default:
 		return 1;
 	}
@@ -317,6 +328,8 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"user", required_argument, NULL, 'u'},
 	    {"tty", no_argument, NULL, 't'},
 	    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+	    {"ulimit", required_argument, NULL, OPT_ULIMIT},
+	    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
 	    {"rootfs-rw", no_argument, NULL, OPT_ROOTFS_RW},
 	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
 	    {"ip", required_argument, NULL, OPT_IP},
