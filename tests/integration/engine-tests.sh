@@ -59,6 +59,13 @@ elif engines_ready; then
 	expect "podman run of a command not in the image: podman's 127, the error says not found" \
 		eval '[ $rc -eq 127 ] && grep -q "executable file not found" "$tmp/err"'
 
+	pm run --rm --network none --cap-drop ALL -u 1000:1000 localhost/bb \
+		sh -c 'grep -E "^(CapEff|Seccomp):" /proc/self/status; echo "ids $(id -u):$(id -g) nofile $(ulimit -n)"' \
+		</dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run --cap-drop ALL -u 1000:1000: no capabilities, podman's seccomp profile installed, the user and the nofile limit" \
+		eval '[ $rc -eq 0 ] && grep -q "^CapEff:[[:space:]]*0000000000000000" "$tmp/out" && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out" && grep -qx "ids 1000:1000 nofile 20000" "$tmp/out"'
+
 	mkdir -p "$tmp/vol" "$tmp/volro"
 	echo host-data >"$tmp/volro/in"
 	echo -n abc | pm run --rm -i --network none -v "$tmp/vol:/vol" -v "$tmp/volro/in:/in.txt:ro" localhost/bb \
