@@ -11,6 +11,7 @@
 #include "oci/net.h"
 #include "oci/spec.h"
 #include "vmm/api/api_proto.h"
+#include "vmm/api/ctl.h"
 #include "vmm/config/config.h"
 #include "vmm/config/json_strict.h"
 #include "vmm/log.h"
@@ -725,34 +726,13 @@ static int cmd_state(const char *id, struct verr *e)
 
 static int parse_signal(const char *s, int *sig, struct verr *e)
 {
-	static const struct {
-		const char *name;
-		int sig;
-	} names[] = {
-	    {"HUP", SIGHUP},	   {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},
-	    {"TRAP", SIGTRAP},	   {"ABRT", SIGABRT}, {"BUS", SIGBUS},	   {"FPE", SIGFPE},
-	    {"KILL", SIGKILL},	   {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},   {"USR2", SIGUSR2},
-	    {"PIPE", SIGPIPE},	   {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
-	    {"CONT", SIGCONT},	   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
-	    {"TTOU", SIGTTOU},	   {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
-	    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-	    {"PWR", SIGPWR},	   {"SYS", SIGSYS}};
-	char *end;
-	long n = strtol(s, &end, 10);
-	if (*s && !*end) {
-		if (n < 1 || n > 64)
-			return verr_set(e, -EINVAL, "kill: signal %s is out of range (1-64)", s);
-		*sig = (int)n;
-		return 0;
-	}
-	const char *name = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcasecmp(name, names[i].name) == 0) {
-			*sig = names[i].sig;
-			return 0;
-		}
-	return verr_set(e, -EINVAL, "kill: '%s' is not a signal: give a number or a name (TERM)",
-			s);
+	*sig = ctl_parse_signal(s);
+	if (*sig < 0)
+		return verr_set(e, -EINVAL,
+				"kill: '%s' is not a signal: give a number from 1 to 64 or a name "
+				"(TERM)",
+				s);
+	return 0;
 }
 
 /* Stops the VM at once and waits up to 10 s for vmm to go (then SIGKILL). */

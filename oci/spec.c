@@ -28,22 +28,7 @@ int oci_spec_read(const char *bundle, json_object **spec, struct verr *e)
 
 static const char *type_word(json_object *v)
 {
-	switch (json_object_get_type(v)) {
-	case json_type_null:
-		return "null";
-	case json_type_boolean:
-		return "a boolean";
-	case json_type_double:
-	case json_type_int:
-		return "a number";
-	case json_type_object:
-		return "an object";
-	case json_type_array:
-		return "an array";
-	case json_type_string:
-		return "a string";
-	}
-	return "something else";
+	return json_type_words(json_object_get_type(v));
 }
 
 /* The member key of o, checked to have type t when present: 1 found (*v), 0 absent, <0 wrong. */
@@ -56,13 +41,8 @@ static int member(json_object *o, const char *key, json_type t, const char *wher
 		return 0;
 	}
 	if (json_object_get_type(*v) != t) {
-		const char *want = t == json_type_string   ? "a string"
-				   : t == json_type_int	   ? "an integer"
-				   : t == json_type_array  ? "an array"
-				   : t == json_type_object ? "an object"
-							   : "a boolean";
 		return verr_set(e, -EINVAL, "config.json: %s%s: expected %s, got %s", where, key,
-				want, type_word(*v));
+				json_type_words(t), type_word(*v));
 	}
 	return 1;
 }

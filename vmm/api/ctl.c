@@ -67,8 +67,7 @@ static long parse_num(const char *s, long max)
 	return v <= max ? v : -1;
 }
 
-/* A signal number (1..API_SIGNAL_MAX) or name, with or without SIG, in any case; -1 if none. */
-static int parse_signal(const char *s)
+int ctl_parse_signal(const char *s)
 {
 	if (*s >= '0' && *s <= '9') {
 		long v = parse_num(s, API_SIGNAL_MAX);
@@ -183,7 +182,7 @@ int ctl_main(int argc, char **argv)
 				API_SIGNAL_MAX);
 			return CTL_FAIL;
 		}
-		req.signal = parse_signal(words[1]);
+		req.signal = ctl_parse_signal(words[1]);
 		if (req.signal < 0) {
 			vmm_log("ctl: signal: '%s' is not a signal: give a number from 1 to %d or "
 				"a name such as TERM, INT, KILL, HUP",

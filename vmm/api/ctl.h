@@ -12,4 +12,8 @@ int ctl_main(int argc, char **argv);
 
 void ctl_usage(FILE *f);
 
+/* A signal number (1..API_SIGNAL_MAX, decimal digits only) or name (TERM, SIGTERM, sigterm...);
+ * -1 if it is neither. `vmm ctl signal` and vmm-oci's kill take signals this way. */
+int ctl_parse_signal(const char *s);
+
 #endif

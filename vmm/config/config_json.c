@@ -15,33 +15,12 @@
 
 #define CONFIG_MAX_BYTES (1u << 20)
 
-static const char *type_name(json_type t)
-{
-	switch (t) {
-	case json_type_null:
-		return "null";
-	case json_type_boolean:
-		return "a boolean";
-	case json_type_double:
-		return "a fractional number";
-	case json_type_int:
-		return "an integer";
-	case json_type_object:
-		return "an object";
-	case json_type_array:
-		return "an array";
-	case json_type_string:
-		return "a string";
-	}
-	return "?";
-}
-
 static int want(json_object *v, json_type t, const char *key, struct verr *e)
 {
 	if (json_object_get_type(v) == t)
 		return 0;
-	return verr_set(e, -EINVAL, "%s: expected %s, got %s", key, type_name(t),
-			type_name(json_object_get_type(v)));
+	return verr_set(e, -EINVAL, "%s: expected %s, got %s", key, json_type_words(t),
+			json_type_words(json_object_get_type(v)));
 }
 
 /* A non-negative integer (json-c keeps integers as int64/uint64). */

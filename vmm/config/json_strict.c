@@ -82,3 +82,24 @@ int json_strict_read_file(const char *path, size_t max, const char *origin,
 	free(buf);
 	return r;
 }
+
+const char *json_type_words(int type)
+{
+	switch ((json_type)type) {
+	case json_type_null:
+		return "null";
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_double:
+		return "a fractional number";
+	case json_type_int:
+		return "an integer";
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
+	}
+	return "?";
+}

@@ -23,4 +23,7 @@ int json_strict_parse(const char *text, size_t len, size_t max, const char *orig
 int json_strict_read_file(const char *path, size_t max, const char *origin,
 			  struct json_object **out, struct verr *e);
 
+/* "a string", "an integer", "a fractional number", "an array"... for "expected X, got Y". */
+const char *json_type_words(int type);
+
 #endif
