@@ -13,6 +13,9 @@ pkgs=(
 	e2fsprogs erofs-utils iproute2 util-linux
 	# rootfs images: vmm-mkrootfs (e2fsprogs, erofs-utils above), the Debian test rootfs
 	debootstrap
+	# container engines that drive vmm-oci in the tests (tests/integration/engine-tests.sh)
+	podman conmon crun containerd docker.io catatonit containernetworking-plugins iptables
+	# vmm-oci: the seccomp profile is compiled with libseccomp (libseccomp-dev above)
 	# scripts
 	python3 coreutils
 	# bench: the boot-timeline chart
