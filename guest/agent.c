@@ -341,7 +341,8 @@ static void set_caps(const struct agent_start *st, int report)
 				   c, strerror(errno));
 }
 
-/* The seccomp program, the last step before execve. */
+/* The seccomp program: the last step before execve, or (without no_new_privileges) the first
+ * one after the limits. */
 static void set_seccomp(const struct agent_start *st, int report)
 {
 	struct sock_fprog prog = {.len = (unsigned short)st->nfilter,
@@ -380,6 +381,13 @@ child(const struct sess *s, const struct agent_start *st, const int fds[3], int 
 		apply_container(st, report);
 		apply_limits(st, report);
 	}
+	/* Without no_new_privileges the kernel takes a filter only from a CAP_SYS_ADMIN process:
+	 * as runc does, it goes in now, while the agent is still root with every capability, and
+	 * the steps after it (the uid switch, capset, chdir, execve) run under it, as the profile
+	 * allows (podman's and Docker's do). With no_new_privileges it is the last step. */
+	bool early_filter = proc && st->nfilter && !(st->proc_flags & AGENT_PROC_NO_NEW_PRIVS);
+	if (early_filter)
+		set_seccomp(st, report);
 	bool caps = proc && (st->proc_flags & AGENT_PROC_CAPS);
 	if (geteuid() == 0) {
 		if (caps)
@@ -424,7 +432,7 @@ child(const struct sess *s, const struct agent_start *st, const int fds[3], int 
 	if (s->ps.main)
 		agent_port_signal(GUEST_SIGNAL_PROCESS_START, 0);
 	agent_port_release(); /* ioperm rights survive execve: the process did not ask for them */
-	if (proc && st->nfilter)
+	if (proc && st->nfilter && !early_filter)
 		set_seccomp(st, report);
 	int err = exec_search(st->argv, st->env);
 	if (err == ENOENT)
