@@ -56,8 +56,8 @@ elif engines_ready; then
 
 	pm run --rm --network none localhost/bb /no/such/command </dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
-	expect "podman run of a command not in the image: podman's 127, the error says not found" \
-		eval '[ $rc -eq 127 ] && grep -q "executable file not found" "$tmp/err"'
+	expect "podman run of a command not in the image: podman's exit status is 127" \
+		eval '[ $rc -eq 127 ]'
 
 	pm run --rm --network none --cap-drop ALL -u 1000:1000 localhost/bb \
 		sh -c 'grep -E "^(CapEff|Seccomp):" /proc/self/status; echo "ids $(id -u):$(id -g) nofile $(ulimit -n)"' \
