@@ -551,10 +551,22 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 	char vmm[PATH_MAX];
 	if ((r = find_vmm(vmm, sizeof(vmm), e)) < 0)
 		goto out;
-	if (mkdir(root_dir, 0700) < 0 && errno != EEXIST) {
-		r = verr_set(e, -errno, "--root %s: cannot create it: %s", root_dir,
-			     strerror(errno));
-		goto out;
+	/* mkdir -p: containerd's shim names /run/containerd/runc/NAMESPACE, parents missing */
+	char parents[PATH_MAX];
+	snprintf(parents, sizeof(parents), "%s", root_dir);
+	for (char *p = parents + 1;; p++) {
+		bool last = !*p;
+		if (*p != '/' && !last)
+			continue;
+		*p = 0;
+		if (mkdir(parents, 0700) < 0 && errno != EEXIST) {
+			r = verr_set(e, -errno, "--root %s: cannot create %s: %s", root_dir,
+				     parents, strerror(errno));
+			goto out;
+		}
+		if (last)
+			break;
+		*p = '/';
 	}
 	if (mkdir(c.dir, 0700) < 0) {
 		r = errno == EEXIST

@@ -139,7 +139,9 @@ if [ -n "$bb" ] && [ -f "$bb" ] && type pm >/dev/null 2>&1 && ctr_ready; then
 fi
 
 # Docker 20.10 (dockerd starts its own containerd and drives the runtime through the same shim)
-if [ -n "$bb" ] && [ -f "$bb" ] && [ -x /usr/bin/dockerd ] && [ -x /usr/bin/docker ]; then
+if [ -n "$bb" ] && [ -f "$bb" ] && { [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; }; then
+	not_ok "engine tests: Docker is not installed (/usr/sbin/dockerd, /usr/bin/docker: scripts/install-deps.sh installs docker.io)"
+elif [ -n "$bb" ] && [ -f "$bb" ]; then
 	dd_dir=$tmp/docker
 	mkdir -p "$dd_dir"
 	cat >"$dd_dir/daemon.json" <<EOF
@@ -148,7 +150,7 @@ if [ -n "$bb" ] && [ -f "$bb" ] && [ -x /usr/bin/dockerd ] && [ -x /usr/bin/dock
  "storage-driver": "vfs", "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 20000, "Soft": 20000}},
  "runtimes": {"vmm": {"path": "$oci"}}}
 EOF
-	/usr/bin/dockerd --config-file "$dd_dir/daemon.json" >"$dd_dir/log" 2>&1 &
+	/usr/sbin/dockerd --config-file "$dd_dir/daemon.json" >"$dd_dir/log" 2>&1 &
 	dd_pid=$!
 	for _ in $(seq 600); do [ -S "$dd_dir/docker.sock" ] && break; sleep 0.5; done
 	dk() { timeout -k 5 "${PM_TIMEOUT:-300}" /usr/bin/docker -H "unix://$dd_dir/docker.sock" "$@"; }
