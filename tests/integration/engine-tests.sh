@@ -144,6 +144,11 @@ if [ -n "$bb" ] && [ -f "$bb" ] && { [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/b
 elif [ -n "$bb" ] && [ -f "$bb" ]; then
 	dd_dir=$tmp/docker
 	mkdir -p "$dd_dir"
+	# dockerd writes /etc/docker/key.json: a tmpfs there where /etc is read-only (the nest)
+	if ! { touch /etc/docker/.vmm-w && rm -f /etc/docker/.vmm-w; } 2>/dev/null; then
+		mkdir -p /etc/docker 2>/dev/null
+		mount -t tmpfs -o mode=0755 tmpfs /etc/docker
+	fi
 	cat >"$dd_dir/daemon.json" <<EOF
 {"data-root": "$dd_dir/data", "exec-root": "$dd_dir/exec", "pidfile": "$dd_dir/pid",
  "hosts": ["unix://$dd_dir/docker.sock"], "iptables": false, "bridge": "none",
@@ -157,6 +162,7 @@ EOF
 	tar -C "$tmp/bbtree" -c . | dk import - vmmbb >"$tmp/out" 2>"$tmp/err"
 	dk run --rm --runtime vmm --network none vmmbb /bin/echo hi-from-docker </dev/null >"$tmp/out" 2>>"$tmp/err"
 	rc=$?
+	[ $rc -eq 0 ] || tail -n 5 "$dd_dir/log" >>"$tmp/err"
 	expect "docker run --rm --runtime vmm: echo's output, exit status 0" \
 		eval '[ $rc -eq 0 ] && grep -qx hi-from-docker "$tmp/out"'
 	kill "$dd_pid" 2>/dev/null
