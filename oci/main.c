@@ -59,6 +59,7 @@ struct container {
 	char id[ID_MAX + 1];
 	char dir[PATH_MAX];
 	char sock[PATH_MAX];
+	char link[64];	    /* SOCK_LINKS/HASH when ROOT/ID/vmm.sock is too long, else "" */
 	json_object *state; /* state.json */
 	int lock_fd;	    /* the directory, flock'ed */
 	pid_t pid;	    /* vmm; 0 once it is gone */
@@ -81,18 +82,48 @@ static int check_id(const char *id, struct verr *e)
 	return 0;
 }
 
+/* Where the control socket is reached when ROOT/ID/vmm.sock does not fit a Unix socket address
+ * (Docker's /run/docker/runtime-runc/moby/ID with a long exec-root): a symbolic link
+ * SOCK_LINKS/HASH to ROOT/ID, HASH from ROOT/ID's path, made at create and removed at delete. */
+#define SOCK_LINKS "/run/vmm-oci/.links"
+
+static void sock_link(const char *dir, char *out, size_t cap)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const char *p = dir; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	snprintf(out, cap, SOCK_LINKS "/%016llx", (unsigned long long)h);
+}
+
 static int paths(struct container *c, const char *id, struct verr *e)
 {
 	int r = check_id(id, e);
 	if (r < 0)
 		return r;
 	snprintf(c->id, sizeof(c->id), "%s", id);
-	if (snprintf(c->dir, sizeof(c->dir), "%s/%s", root_dir, id) >= (int)sizeof(c->dir) ||
-	    snprintf(c->sock, sizeof(c->sock), "%s/vmm.sock", c->dir) >= 108)
-		return verr_set(e, -ENAMETOOLONG,
-				"--root %s: the path is too long for the container's control "
-				"socket (%s/%s/vmm.sock must fit 107 bytes): use a shorter --root",
-				root_dir, root_dir, id);
+	if (snprintf(c->dir, sizeof(c->dir), "%s/%s", root_dir, id) >= (int)sizeof(c->dir))
+		return verr_set(e, -ENAMETOOLONG, "--root %s: the path is too long", root_dir);
+	c->link[0] = 0;
+	if (snprintf(c->sock, sizeof(c->sock), "%s/vmm.sock", c->dir) >= 108) {
+		sock_link(c->dir, c->link, sizeof(c->link));
+		snprintf(c->sock, sizeof(c->sock), "%s/vmm.sock", c->link);
+	}
+	return 0;
+}
+
+/* The link for a long ROOT/ID (see SOCK_LINKS), replacing one a dead container left. */
+static int make_sock_link(const struct container *c, struct verr *e)
+{
+	if (!c->link[0])
+		return 0;
+	mkdir("/run/vmm-oci", 0700);
+	mkdir(SOCK_LINKS, 0700);
+	unlink(c->link);
+	if (symlink(c->dir, c->link) < 0)
+		return verr_set(e, -errno,
+				"%s/vmm.sock is too long for a Unix socket, and the short link %s "
+				"cannot be made: %s",
+				c->dir, c->link, strerror(errno));
 	return 0;
 }
 
@@ -579,6 +610,8 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 		r = verr_set(e, -errno, "cannot lock %s: %s", c.dir, strerror(errno));
 		goto fail;
 	}
+	if ((r = make_sock_link(&c, e)) < 0)
+		goto fail;
 	char vmm_pid[PATH_MAX + 16], vm_json[PATH_MAX + 16];
 	snprintf(vmm_pid, sizeof(vmm_pid), "%s/vmm.pid", c.dir);
 	snprintf(vm_json, sizeof(vm_json), "%s/vm.json", c.dir);
@@ -677,6 +710,8 @@ fail:
 		oci_cgroup_remove(CGROUP_ROOT, cgroups_path);
 	}
 	remove_dir(c.dir, &(struct verr){0});
+	if (c.link[0])
+		unlink(c.link);
 out:
 	close_container(&c);
 	json_object_put(vm);
@@ -823,6 +858,8 @@ static int cmd_delete(const char *id, bool force, struct verr *e)
 		json_object_put(spec);
 	}
 	r = remove_dir(c.dir, e);
+	if (c.link[0])
+		unlink(c.link);
 out:
 	close_container(&c);
 	return r;
