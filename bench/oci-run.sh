@@ -8,8 +8,8 @@
 #
 #   bench/oci-run.sh [--quick] [bench/oci.py options]
 #
-# --quick is the CI smoke run: 2 runs of each case, 3 containers at once, 1 round (about 4
-# minutes in the nest). The full run: 5 runs, 10 at once, 2 rounds. Other options go to
+# --quick is the CI smoke run: 2 runs of each case, 3 containers at once, 1 round (5 minutes
+# in the nest on an idle 2-core host, about twice that on a busy one). The full run: 5 runs, 10 at once, 2 rounds. Other options go to
 # bench/oci.py (--runs N, --parallel K, --parallel-rounds R, --memory MIB, --runtimes vmm,crun).
 # Results: build/bench/oci-results.json (VMM_BUILD_DIR overrides build/).
 set -euo pipefail
@@ -41,8 +41,8 @@ img=$("$src/rootfs/busybox-rootfs.sh" | tail -n1)
 mkdir -p "$build/bench"
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
-# The full run boots about 60 VMs and runs about 150 podman commands: in the nest, more than
-# its default 30 minutes.
+# The full run (5 runs, 10 at once in 2 rounds) runs about 150 podman commands: in the nest,
+# 20 to 40 minutes, more than its default 30.
 ((quick)) || export NEST_TIMEOUT=${NEST_TIMEOUT:-3600}
 # The nest alone failing (exit 125: its TCG outer guest stalled or hung) earns one more try.
 for try in 1 2; do
