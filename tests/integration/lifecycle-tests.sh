@@ -115,6 +115,7 @@ else
 		print(data.decode(errors="replace").strip())
 	PY
 	st=$(ctl "$api" state | jget 'j["state"]')
+	cp "$tmp/life-err" "$tmp/err" # vmm's own lines, should it have gone
 	expect "64 KiB of garbage on the API socket: one error reply, then closed; vmm still running" \
 		eval 'grep -q "\"ok\":false" "$tmp/out" && [ "$(wc -l <"$tmp/out")" -eq 1 ] && [ "$st" = running ]'
 
@@ -122,6 +123,7 @@ else
 	rep=$(ctl "$api" stop 2>&1)
 	wait "$lpid"
 	rc=$?
+	cp "$tmp/life-err" "$tmp/err"
 	expect "stop: the container ends with its process's status (3), the reply says so" \
 		eval '[ $rc -eq 3 ] && grep -q "^got-term" "$tmp/life-out" && [ ! -e "$api" ]'
 	expect "--metrics FILE: written at exit, valid JSON with the exits and devices" \
