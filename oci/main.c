@@ -719,7 +719,7 @@ out:
 	return r;
 }
 
-static int cmd_start(const char *id, struct verr *e)
+static int cmd_start(const char *id, const char *log_path, struct verr *e)
 {
 	struct container c;
 	int r = open_container(&c, id, e);
@@ -736,10 +736,18 @@ static int cmd_start(const char *id, struct verr *e)
 		/* the agent's exec failed (127: not found, 126: cannot run): said the way engines
 		 * recognise it (podman's exit codes 127 and 126 come from these words) */
 		struct verr was = *e;
-		if (strstr(was.msg, "(status 127)"))
+		if (strstr(was.msg, "(status 127)")) {
 			verr_set(e, r, "%s: executable file not found in $PATH", was.msg);
-		else if (strstr(was.msg, "(status 126)"))
+		} else if (strstr(was.msg, "(status 126)")) {
 			verr_set(e, r, "%s: permission denied", was.msg);
+		} else {
+			/* why the VM ended: vmm's last line (the engine's --log, else our own) */
+			char own[PATH_MAX + 16], why[700];
+			snprintf(own, sizeof(own), "%s/vmm.log", c.dir);
+			last_line(log_path ? log_path : own, why, sizeof(why));
+			if (why[0])
+				verr_set(e, r, "%.300s (vmm: %s)", was.msg, why);
+		}
 		goto out;
 	}
 	json_object_put(rep);
@@ -1193,7 +1201,7 @@ int main(int argc, char **argv)
 			? verr_set(&e, -EOPNOTSUPP, "run: use create, then start")
 			: cmd_create(id, &o, &e);
 	else if (strcmp(cmd, "start") == 0)
-		r = cmd_start(id, &e);
+		r = cmd_start(id, o.log_path, &e);
 	else if (strcmp(cmd, "state") == 0)
 		r = cmd_state(id, &e);
 	else if (strcmp(cmd, "kill") == 0)
