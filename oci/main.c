@@ -220,18 +220,11 @@ static int write_file(const char *dir, const char *name, const char *text, struc
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return verr_set(e, -errno, "cannot write %s: %s", p, strerror(errno));
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int err = errno;
-			close(fd);
-			unlink(tmp);
-			return verr_set(e, -err, "cannot write %s: %s", p, strerror(err));
-		}
-		off += (size_t)n;
+	int r = fd_write_all(fd, text, strlen(text));
+	if (r < 0) {
+		close(fd);
+		unlink(tmp);
+		return verr_set(e, r, "cannot write %s: %s", p, strerror(-r));
 	}
 	if (close(fd) < 0 || rename(tmp, p) < 0) {
 		int err = errno;

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int write_all(int fd, const void *buf, size_t len)
+int fd_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {
@@ -83,7 +83,7 @@ int pidfile_write(const char *path, pid_t pid, struct verr *e)
 	int len = snprintf(buf, sizeof(buf), "%d", (int)pid);
 	int r = fchmod(fd, 0644) < 0 ? -errno : 0;
 	if (r == 0)
-		r = write_all(fd, buf, (size_t)len);
+		r = fd_write_all(fd, buf, (size_t)len);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r < 0) {

@@ -21,6 +21,10 @@
  * e naming the path (and the directory when the directory is the problem). */
 int pidfile_write(const char *path, pid_t pid, struct verr *e);
 
+/* Writes all len bytes of buf to the blocking fd, again after EINTR and short writes: 0, or a
+ * negative errno (-EIO when write returns 0). */
+int fd_write_all(int fd, const void *buf, size_t len);
+
 /* Parses "IN,OUT,ERR": three decimal fds >= 0 (digits only, no signs or spaces), each open
  * (fcntl F_GETFD), into fds[3]. The same fd may appear twice (OUT and ERR on one pipe). 0 or
  * -EINVAL with one line naming the value. */
