@@ -44,13 +44,7 @@ py=/usr/bin/python3
 # The full run (5 runs, 10 at once in 2 rounds) runs about 150 podman commands: in the nest,
 # 20 to 40 minutes, more than its default 30.
 ((quick)) || export NEST_TIMEOUT=${NEST_TIMEOUT:-3600}
-# The nest alone failing (exit 125: its TCG outer guest stalled or hung) earns one more try.
-for try in 1 2; do
-	rc=0
-	"$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
-		"$py" "$src/bench/oci.py" --oci "$build/oci/vmm-oci" --kernel "$kdir/vmlinux" \
-		--busybox-erofs "$img" --out "$build/bench" "${args[@]}" || rc=$?
-	[ "$rc" -eq 125 ] && [ "$try" -eq 1 ] || break
-	echo "oci-bench: the nested harness failed (exit 125); running the benchmark again" >&2
-done
-exit "$rc"
+# The nest alone failing (its TCG outer guest stalled or crashed) earns up to two more boots.
+exec "$src/tests/nested/with-kvm.sh" --tries 3 --rw "$src" --rw "$build" -- \
+	"$py" "$src/bench/oci.py" --oci "$build/oci/vmm-oci" --kernel "$kdir/vmlinux" \
+	--busybox-erofs "$img" --out "$build/bench" "${args[@]}"

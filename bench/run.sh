@@ -39,14 +39,8 @@ mkdir -p "$build/bench"
 py=/usr/bin/python3
 export MPLCONFIGDIR=${MPLCONFIGDIR:-$build/bench/.mpl}
 [ -x "$py" ] || py=python3
-# The nest alone failing (exit 125: its TCG outer guest stalled or hung) earns one more try.
-for try in 1 2; do
-	rc=0
-	"$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
-		"$py" "$src/bench/bench.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
-		--bzimage "$kdir/bzImage" --initrd "$build/guest/initramfs.cpio" --out "$build/bench" \
-		--variant-boots 5 "${rootfs[@]}" "${args[@]}" || rc=$?
-	[ "$rc" -eq 125 ] && [ "$try" -eq 1 ] || break
-	echo "bench: the nested harness failed (exit 125); running the benchmark again" >&2
-done
-exit "$rc"
+# The nest alone failing (its TCG outer guest stalled or crashed) earns up to two more boots.
+exec "$src/tests/nested/with-kvm.sh" --tries 3 --rw "$src" --rw "$build" -- \
+	"$py" "$src/bench/bench.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
+	--bzimage "$kdir/bzImage" --initrd "$build/guest/initramfs.cpio" --out "$build/bench" \
+	--variant-boots 5 "${rootfs[@]}" "${args[@]}"

@@ -51,135 +51,135 @@ wait_for() {
 }
 has_err() { grep -q -- "$1" "$tmp/err"; }
 
-# VMM_TEST_ONLY=NAME runs only NAME-tests.sh (container, device, lifecycle, fs, volume, oci, engine, jail), for working on
-# one part: the whole suite takes long in the nest.
-if [ -n "${VMM_TEST_ONLY:-}" ]; then
-	bb=${VMM_TEST_BUSYBOX_EROFS:-}
-	export VMM_KERNEL=$vmlinux
-	. "$(dirname "$0")/$VMM_TEST_ONLY-tests.sh"
-	echo "1..$n"
-	echo "# $((n - failed)) passed, $failed failed"
-	[ "$failed" -eq 0 ]
-	exit
-fi
+bb=${VMM_TEST_BUSYBOX_EROFS:-}
+export VMM_KERNEL=$vmlinux # the default kernel of the parts that pass no --kernel
 
-# 1. KVM itself works here (the nest's kvm-amd, or the host's)
-if "$probe" >"$tmp/out" 2>"$tmp/err"; then rc=0; ok "kvm-probe runs a guest instruction"; else rc=$?; not_ok "kvm-probe"; fi
+basic_tests() {
+	# 1. KVM itself works here (the nest's kvm-amd, or the host's)
+	if "$probe" >"$tmp/out" 2>"$tmp/err"; then rc=0; ok "kvm-probe runs a guest instruction"; else rc=$?; not_ok "kvm-probe"; fi
 
-# 2-3. PVH vmlinux and bzImage boot to init; a guest poweroff (reboot through the i8042) exits 0
-vm 180 --kernel "$vmlinux" --initrd "$initramfs" --boot-timer
-expect "PVH vmlinux boots to init, poweroff exits 0" eval '[ $rc -eq 0 ] && has "vmm-init: booted (1 CPUs)"'
-grep -o 'boot-timer: .*' "$tmp/err" | sed 's/^/# pvh /'
-vm 180 --kernel "$bzimage" --initrd "$initramfs" --boot-timer
-expect "bzImage boots to init, poweroff exits 0" eval '[ $rc -eq 0 ] && has "vmm-init: booted (1 CPUs)"'
-grep -o 'boot-timer: .*' "$tmp/err" | sed 's/^/# bzimage /'
+	# 2-3. PVH vmlinux and bzImage boot to init; a guest poweroff (reboot through the i8042) exits 0
+	vm 180 --kernel "$vmlinux" --initrd "$initramfs" --boot-timer
+	expect "PVH vmlinux boots to init, poweroff exits 0" eval '[ $rc -eq 0 ] && has "vmm-init: booted (1 CPUs)"'
+	grep -o 'boot-timer: .*' "$tmp/err" | sed 's/^/# pvh /'
+	vm 180 --kernel "$bzimage" --initrd "$initramfs" --boot-timer
+	expect "bzImage boots to init, poweroff exits 0" eval '[ $rc -eq 0 ] && has "vmm-init: booted (1 CPUs)"'
+	grep -o 'boot-timer: .*' "$tmp/err" | sed 's/^/# bzimage /'
 
-# 4. the boot timer is reported
-expect "--boot-timer reports vmm start to init" has_err "boot-timer: guest init reached [0-9.]* ms"
+	# 4. the boot timer is reported
+	expect "--boot-timer reports vmm start to init" has_err "boot-timer: guest init reached [0-9.]* ms"
 
-# 5. SMP: --cpus 2 and the guest sees two CPUs
-vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline "-- /bin/cat /proc/cpuinfo"
-expect "--cpus 2: the guest sees 2 CPUs" eval '[ $rc -eq 0 ] && has "vmm-init: booted (2 CPUs)" && [ "$(grep -c "^processor" "$tmp/out")" -eq 2 ]'
+	# 5. SMP: --cpus 2 and the guest sees two CPUs
+	vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline "-- /bin/cat /proc/cpuinfo"
+	expect "--cpus 2: the guest sees 2 CPUs" eval '[ $rc -eq 0 ] && has "vmm-init: booted (2 CPUs)" && [ "$(grep -c "^processor" "$tmp/out")" -eq 2 ]'
 
-# 6. the init's command and its exit status (the kernel groups words with double quotes only)
-vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cmdline '-- /bin/sh -c "echo from-guest-sh; exit 7"'
-expect "guest command output and exit status 7 reach vmm" eval '[ $rc -eq 7 ] && has "from-guest-sh"'
+	# 6. the init's command and its exit status (the kernel groups words with double quotes only)
+	vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cmdline '-- /bin/sh -c "echo from-guest-sh; exit 7"'
+	expect "guest command output and exit status 7 reach vmm" eval '[ $rc -eq 7 ] && has "from-guest-sh"'
 
-# 7. stdin reaches the guest
-printf 'hello-from-stdin\n' >"$tmp/in"
-VM_STDIN=$tmp/in vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cmdline '-- /bin/sh -c "read line; echo got:$line"'
-expect "stdin reaches the guest" eval '[ $rc -eq 0 ] && has "got:hello-from-stdin"'
+	# 7. stdin reaches the guest
+	printf 'hello-from-stdin\n' >"$tmp/in"
+	VM_STDIN=$tmp/in vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cmdline '-- /bin/sh -c "read line; echo got:$line"'
+	expect "stdin reaches the guest" eval '[ $rc -eq 0 ] && has "got:hello-from-stdin"'
 
-# 8. 61250 bytes of piped stdin arrive intact (vmm's flow control loses nothing). Whole lines keep
-# the guest tty in canonical mode within its 4 KiB line limit (a last line without a newline would
-# never be handed to the reader: the serial line has no end-of-file).
-head -c 40000 /dev/urandom | od -An -tx1 -v | head -n 1250 >"$tmp/in"
-want=$(sha256sum <"$tmp/in" | cut -c1-64)
-VM_STDIN=$tmp/in vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cmdline '-- /bin/sh -c "stty -echo; head -n 1250 | sha256sum"'
-expect "61250 bytes of stdin arrive intact" has "$want"
+	# 8. 61250 bytes of piped stdin arrive intact (vmm's flow control loses nothing). Whole lines keep
+	# the guest tty in canonical mode within its 4 KiB line limit (a last line without a newline would
+	# never be handed to the reader: the serial line has no end-of-file).
+	head -c 40000 /dev/urandom | od -An -tx1 -v | head -n 1250 >"$tmp/in"
+	want=$(sha256sum <"$tmp/in" | cut -c1-64)
+	VM_STDIN=$tmp/in vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cmdline '-- /bin/sh -c "stty -echo; head -n 1250 | sha256sum"'
+	expect "61250 bytes of stdin arrive intact" has "$want"
 
-# 9. a guest kernel panic (no root, panic=-1) exits non-zero
-vm 180 --kernel "$vmlinux" --cmdline "panic=-1"
-expect "guest kernel panic exits 125" eval '[ $rc -eq 125 ] && has_err "panicked"'
+	# 9. a guest kernel panic (no root, panic=-1) exits non-zero
+	vm 180 --kernel "$vmlinux" --cmdline "panic=-1"
+	expect "guest kernel panic exits 125" eval '[ $rc -eq 125 ] && has_err "panicked"'
 
-# 10. SIGTERM stops the VM cleanly with 128+15
-timeout -k 5 900 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cmdline "-- /bin/sleep 900" </dev/null >"$tmp/raw" 2>"$tmp/err" &
-pid=$!
-wait_for "vmm-init: booted" "$tmp/raw" "$pid"
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-tr -d '\r' <"$tmp/raw" >"$tmp/out"
-expect "SIGTERM stops the VM with exit 143" eval '[ $rc -eq 143 ] && has_err "stopped by signal 15"'
+	# 10. SIGTERM stops the VM cleanly with 128+15
+	timeout -k 5 900 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cmdline "-- /bin/sleep 900" </dev/null >"$tmp/raw" 2>"$tmp/err" &
+	pid=$!
+	wait_for "vmm-init: booted" "$tmp/raw" "$pid"
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	tr -d '\r' <"$tmp/raw" >"$tmp/out"
+	expect "SIGTERM stops the VM with exit 143" eval '[ $rc -eq 143 ] && has_err "stopped by signal 15"'
 
-# 11. a command the guest cannot run gives 127
-vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cmdline "-- /no/such/program"
-expect "unknown guest command exits 127" eval '[ $rc -eq 127 ]'
+	# 11. a command the guest cannot run gives 127
+	vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cmdline "-- /no/such/program"
+	expect "unknown guest command exits 127" eval '[ $rc -eq 127 ]'
 
-# 12. bzImage with SMP
-vm 180 --kernel "$bzimage" --initrd "$initramfs" --cpus 2 --memory 256
-expect "bzImage with --cpus 2 --memory 256" eval '[ $rc -eq 0 ] && has "vmm-init: booted (2 CPUs)"'
+	# 12. bzImage with SMP
+	vm 180 --kernel "$bzimage" --initrd "$initramfs" --cpus 2 --memory 256
+	expect "bzImage with --cpus 2 --memory 256" eval '[ $rc -eq 0 ] && has "vmm-init: booted (2 CPUs)"'
 
-# 13. virtio-rng over virtio-mmio: the guest's /dev/hwrng is ours and gives 4 KiB
-vm 180 --kernel "$vmlinux" --initrd "$initramfs" --rng --cmdline '-- /bin/sh -c "cat /sys/class/misc/hw_random/rng_current; head -c 4096 /dev/hwrng | wc -c"'
-expect "virtio-rng: the guest reads 4096 bytes from /dev/hwrng" eval '[ $rc -eq 0 ] && has "^virtio_rng" && has "^ *4096$"'
+	# 13. virtio-rng over virtio-mmio: the guest's /dev/hwrng is ours and gives 4 KiB
+	vm 180 --kernel "$vmlinux" --initrd "$initramfs" --rng --cmdline '-- /bin/sh -c "cat /sys/class/misc/hw_random/rng_current; head -c 4096 /dev/hwrng | wc -c"'
+	expect "virtio-rng: the guest reads 4096 bytes from /dev/hwrng" eval '[ $rc -eq 0 ] && has "^virtio_rng" && has "^ *4096$"'
+}
 
-# 14-: virtio-blk and virtio-net (tests/integration/device-tests.sh, same helpers)
-. "$(dirname "$0")/device-tests.sh"
+sandbox_tests() {
+	# The sandbox (docs/security.md). Every test above already ran with it on (the default): that is
+	# the proof the allow-lists suffice. Here: the filters are live, per thread kind, and name the call.
+	for kind in main vcpu; do
+		VMM_SECCOMP_TEST=$kind vm 180 --kernel "$vmlinux" --initrd "$initramfs"
+		expect "seccomp: a forbidden call on the $kind thread kills vmm (125) and names it" \
+			eval '[ $rc -eq 125 ] && has_err "seccomp: thread $kind made a forbidden system call uname ([0-9]*); this is a vmm bug"'
+	done
+	VMM_SECCOMP_TEST=vcpu vm 180 --kernel "$vmlinux" --initrd "$initramfs" --seccomp=off
+	expect "--seccomp=off: no filter, a one-line warning, the guest runs" \
+		eval '[ $rc -eq 0 ] && has "vmm-init: booted" && [ "$(grep -c "seccomp=off" "$tmp/err")" -eq 1 ]'
 
-# Containers: the built-in agent runs a command in a rootfs image (container-tests.sh)
-. "$(dirname "$0")/container-tests.sh"
+	# While a guest runs: seccomp in filter mode on every thread, no_new_privs, no capabilities
+	timeout -k 5 900 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline "-- /bin/sleep 900" </dev/null >"$tmp/raw" 2>"$tmp/err" &
+	pid=$!
+	wait_for "vmm-init: booted" "$tmp/raw" "$pid"
+	vpid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null) # $pid is timeout(1), vmm its child
+	vpid=${vpid%% *}
+	st=$(cat "/proc/$vpid/status" 2>/dev/null)
+	grep "^\(Seccomp\|NoNewPrivs\|CapEff\|CapPrm\|CapBnd\):" <<<"$st" | sed 's/^/# vmm /'
+	threads_ok=true nthreads=0
+	for t in /proc/$vpid/task/*; do
+		nthreads=$((nthreads + 1))
+		grep -q "^Seccomp:[[:space:]]*2$" "$t/status" 2>/dev/null || threads_ok=false
+	done
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	expect "sandbox: Seccomp 2, NoNewPrivs 1, CapEff 0 while the guest runs" \
+		eval 'grep -q "^Seccomp:[[:space:]]*2$" <<<"$st" && grep -q "^NoNewPrivs:[[:space:]]*1$" <<<"$st" && grep -q "^CapEff:[[:space:]]*0000000000000000$" <<<"$st" && grep -q "^CapPrm:[[:space:]]*0000000000000000$" <<<"$st"'
+	expect "sandbox: all $nthreads threads (main + 2 vCPUs) have Seccomp 2; SIGTERM still exits 143" \
+		eval '$threads_ok && [ "$nthreads" -eq 3 ] && [ $rc -eq 143 ]'
+}
 
-# The lifecycle and the control API (lifecycle-tests.sh)
-. "$(dirname "$0")/lifecycle-tests.sh"
-
-# virtio-fs: a container root from a directory, a read-only share (fs-tests.sh)
-. "$(dirname "$0")/fs-tests.sh"
-
-# --volume: host directories and files in a container through the staging share (volume-tests.sh)
-. "$(dirname "$0")/volume-tests.sh"
-
-# vmm-oci, the OCI runtime, driven as conmon and containerd's shim drive one (oci-tests.sh)
-. "$(dirname "$0")/oci-tests.sh"
-
-# The sandbox (docs/security.md). Every test above already ran with it on (the default): that is
-# the proof the allow-lists suffice. Here: the filters are live, per thread kind, and name the call.
-for kind in main vcpu; do
-	VMM_SECCOMP_TEST=$kind vm 180 --kernel "$vmlinux" --initrd "$initramfs"
-	expect "seccomp: a forbidden call on the $kind thread kills vmm (125) and names it" \
-		eval '[ $rc -eq 125 ] && has_err "seccomp: thread $kind made a forbidden system call uname ([0-9]*); this is a vmm bug"'
+# The parts, in this order unless VMM_TEST_ONLY names some (a space-separated list, for working on
+# one part: the whole suite takes long in the nest). run.sh gives each group of parts a nest of
+# its own. engine stays last: it mounts tmpfs over /run and the engines' state directories.
+#   basic      KVM itself, PVH and bzImage boot, SMP, stdio, exit statuses, virtio-rng (above)
+#   device     virtio-blk and virtio-net (device-tests.sh)
+#   container  the built-in agent runs a command in a rootfs image (container-tests.sh)
+#   lifecycle  the lifecycle and the control API (lifecycle-tests.sh)
+#   fs         virtio-fs: a container root from a directory, read-only shares (fs-tests.sh)
+#   volume     --volume and --tmpfs through the staging share (volume-tests.sh)
+#   oci        vmm-oci driven as conmon and containerd's shim drive it (oci-tests.sh)
+#   sandbox    the seccomp filters are live, per thread kind, and name the call (above); every
+#              other part already runs with them on, which proves the allow-lists suffice
+#   jail       vmm-jail around vmm (jail-tests.sh)
+#   engine     podman, containerd and Docker with --runtime vmm (engine-tests.sh)
+here_parts=$(dirname "$0")
+for part in ${VMM_TEST_ONLY:-basic device container lifecycle fs volume oci sandbox jail engine}; do
+	echo "# part: $part"
+	case $part in
+	basic) basic_tests ;;
+	sandbox) sandbox_tests ;;
+	*)
+		if [ -f "$here_parts/$part-tests.sh" ]; then
+			. "$here_parts/$part-tests.sh"
+		else
+			not_ok "VMM_TEST_ONLY: no part named $part (see boot-tests.sh)"
+		fi
+		;;
+	esac
 done
-VMM_SECCOMP_TEST=vcpu vm 180 --kernel "$vmlinux" --initrd "$initramfs" --seccomp=off
-expect "--seccomp=off: no filter, a one-line warning, the guest runs" \
-	eval '[ $rc -eq 0 ] && has "vmm-init: booted" && [ "$(grep -c "seccomp=off" "$tmp/err")" -eq 1 ]'
-
-# While a guest runs: seccomp in filter mode on every thread, no_new_privs, no capabilities
-timeout -k 5 900 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline "-- /bin/sleep 900" </dev/null >"$tmp/raw" 2>"$tmp/err" &
-pid=$!
-wait_for "vmm-init: booted" "$tmp/raw" "$pid"
-vpid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null) # $pid is timeout(1), vmm its child
-vpid=${vpid%% *}
-st=$(cat "/proc/$vpid/status" 2>/dev/null)
-grep "^\(Seccomp\|NoNewPrivs\|CapEff\|CapPrm\|CapBnd\):" <<<"$st" | sed 's/^/# vmm /'
-threads_ok=true nthreads=0
-for t in /proc/$vpid/task/*; do
-	nthreads=$((nthreads + 1))
-	grep -q "^Seccomp:[[:space:]]*2$" "$t/status" 2>/dev/null || threads_ok=false
-done
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-expect "sandbox: Seccomp 2, NoNewPrivs 1, CapEff 0 while the guest runs" \
-	eval 'grep -q "^Seccomp:[[:space:]]*2$" <<<"$st" && grep -q "^NoNewPrivs:[[:space:]]*1$" <<<"$st" && grep -q "^CapEff:[[:space:]]*0000000000000000$" <<<"$st" && grep -q "^CapPrm:[[:space:]]*0000000000000000$" <<<"$st"'
-expect "sandbox: all $nthreads threads (main + 2 vCPUs) have Seccomp 2; SIGTERM still exits 143" \
-	eval '$threads_ok && [ "$nthreads" -eq 3 ] && [ $rc -eq 143 ]'
-
-# The jail: vmm-jail around vmm (tests/integration/jail-tests.sh, same helpers)
-. "$(dirname "$0")/jail-tests.sh"
-
-# Real engines (podman + conmon) with --runtime vmm (engine-tests.sh). Last: it mounts tmpfs
-# over /run and the engines' state directories in the nest.
-. "$(dirname "$0")/engine-tests.sh"
 
 echo "1..$n"
 echo "# $((n - failed)) passed, $failed failed"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # nest.sh: run one command where KVM works, on a machine that has no /dev/kvm.
 #
-#   tests/nested/nest.sh [--mem MIB] [--cpus N] [--timeout SECONDS] [--rw DIR]...
-#                        [--quiet] -- COMMAND [ARGS...]
+#   tests/nested/nest.sh [--mem MIB] [--cpus N] [--timeout SECONDS] [--tries N]
+#                        [--rw DIR]... [--quiet] -- COMMAND [ARGS...]
 #
 # Boots a throw-away QEMU guest ("L1") in TCG mode with `-cpu max`, whose
 # emulated CPU has AMD SVM.  L1 runs the host's own Debian kernel from /boot,
@@ -12,6 +12,9 @@
 # directory.  So COMMAND sees the same binaries at the same paths as on the
 # host, plus a working /dev/kvm.  The exit status of nest.sh is COMMAND's, or
 # 125 when the nest itself failed (no QEMU, no kernel, L1 broke, timeout).
+# --tries N boots L1 up to N times (default 1) while L1 stalls or crashes before the command
+# reports its status; each boot runs the command from the start, and its output is streamed
+# again. For commands that may simply be run again (the benchmarks).
 #
 # Environment inside: the caller's exported variables (minus PWD, OLDPWD,
 # SHLVL, _), plus VMM_NESTED=1.  /tmp, /dev/shm are fresh tmpfs (so host
@@ -32,13 +35,15 @@
 #
 # Only for tests: L1 is not a security boundary and shares the whole host /.
 #
-# Tunables by environment: NEST_MEM, NEST_CPUS, NEST_TIMEOUT (defaults for the
+# Tunables by environment: NEST_MEM, NEST_CPUS, NEST_TIMEOUT, NEST_TRIES (defaults for the
 # options), NEST_KERNEL_VERSION (pick a kernel from /lib/modules),
 # NEST_MODULES (extra modules to load in L1, e.g. "tun vhost_net"), NEST_CMDLINE (more
 # L1 kernel parameters, e.g. "loglevel=7"),
 # NEST_QEMU (QEMU binary), NEST_KEEP=1 (keep the run directory, for debugging),
-# NEST_NO_WATCHDOG=1 (do not stop L1 when its kernel reports a soft lockup or an
-# RCU stall, or when its 5-second heartbeat stops for NEST_HEARTBEAT_S seconds, 120 by default).  The L1 initramfs is cached per kernel version in
+# NEST_NO_WATCHDOG=1 (do not stop L1 when its kernel has reported a soft lockup or an RCU stall
+# NEST_STALL_REPORTS times, 3 by default, or when its 5-second heartbeat stops for
+# NEST_HEARTBEAT_S seconds, 120 by default). L1 runs without transparent huge pages: kcompactd
+# was seen stalling it under TCG. The L1 initramfs is cached per kernel version in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/vmm/nest/.
 set -Eeuo pipefail
 trap 'say "internal error: \"$BASH_COMMAND\" failed (status $?) at line $LINENO"; exit 125' ERR
@@ -51,6 +56,7 @@ prog=nest
 mem=${NEST_MEM:-4096}
 cpus=${NEST_CPUS:-2}
 timeout_s=${NEST_TIMEOUT:-1800}
+tries=${NEST_TRIES:-1}
 quiet=0
 rw_dirs=()
 
@@ -62,8 +68,8 @@ fail() {
 
 usage() {
 	cat <<'EOF'
-usage: nest.sh [--mem MIB] [--cpus N] [--timeout SECONDS] [--rw DIR]... [--quiet]
-               -- COMMAND [ARGS...]
+usage: nest.sh [--mem MIB] [--cpus N] [--timeout SECONDS] [--tries N] [--rw DIR]...
+               [--quiet] -- COMMAND [ARGS...]
 Runs COMMAND inside a QEMU (TCG, -cpu max) guest that has a working /dev/kvm,
 with the host's / mounted read-only and each DIR read-write at the same paths.
 Exits with COMMAND's status, or 125 if the nest itself failed.
@@ -75,12 +81,12 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 # ---------------------------------------------------------------- options
 while (($#)); do
 	case $1 in
-	--mem | --cpus | --timeout | --rw)
+	--mem | --cpus | --timeout | --tries | --rw)
 		(($# >= 2)) || fail "$1 needs an argument"
 		opt=$1 val=$2
 		shift 2
 		;;
-	--mem=* | --cpus=* | --timeout=* | --rw=*)
+	--mem=* | --cpus=* | --timeout=* | --tries=* | --rw=*)
 		opt=${1%%=*} val=${1#*=}
 		shift
 		;;
@@ -106,6 +112,7 @@ while (($#)); do
 	--mem) mem=$val ;;
 	--cpus) cpus=$val ;;
 	--timeout) timeout_s=$val ;;
+	--tries) tries=$val ;;
 	--rw) rw_dirs+=("$val") ;;
 	esac
 done
@@ -115,6 +122,7 @@ done
 }
 if ! is_uint "$mem" || ((mem < 256)); then fail "--mem wants MiB >= 256, got '$mem'"; fi
 if ! is_uint "$cpus" || ((cpus < 1)); then fail "--cpus wants a positive number, got '$cpus'"; fi
+if ! is_uint "$tries" || ((tries < 1)); then fail "--tries wants a positive number, got '$tries'"; fi
 if ! is_uint "$timeout_s" || ((timeout_s < 1)); then
 	fail "--timeout wants seconds >= 1, got '$timeout_s'"
 fi
@@ -394,7 +402,7 @@ qemu_args=(
 	-nodefaults -no-user-config -nographic -no-reboot
 	-chardev "file,id=con,path=$(virtfs_path "$io/console")" -serial chardev:con
 	-kernel "$kernel" -initrd "$initrd"
-	-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off ${NEST_CMDLINE:-}"
+	-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off transparent_hugepage=never ${NEST_CMDLINE:-}"
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	-virtfs "local,path=$(virtfs_path "$io"),mount_tag=nestio,security_model=none,multidevs=remap"
 )
@@ -425,17 +433,6 @@ qemu_args=(
 } >"$io/cmd.sh"
 
 # ---------------------------------------------------------------- run L1
-start=$SECONDS
-timeout --kill-after=10 "$timeout_s" "$qemu" "${qemu_args[@]}" </dev/null &
-qpid=$!
-
-# Follow the three files until QEMU is gone (tail --pid does a last read
-# after the process dies, so nothing at the end is lost).
-follow() { tail -c +1 -s 0.2 --pid="$qpid" -f -- "$1"; }
-follow "$io/stdout" &
-tail_pids+=($!)
-follow "$io/stderr" >&2 &
-tail_pids+=($!)
 console_filter() {
 	# Drop CRs, terminal escapes (SeaBIOS resets and clears the screen), the
 	# firmware banner, the marker line and the power-off message.
@@ -443,23 +440,24 @@ console_filter() {
 		-e 's/^SeaBIOS (version [^)]*)//' -e 's/^Booting from ROM\.*//' -e '/^NEST-EXIT-STATUS=/d' \
 		-e '/^\[ *[0-9.]*\] reboot: Power down$/d' -e '/^$/d'
 }
-if ((!quiet)); then
-	follow "$io/console" | console_filter >&2 &
-	tail_pids+=($!)
-fi
 # Stall watchdog: under TCG an overloaded host (or an emulation bug) can leave an L1 CPU stuck;
 # the L1 kernel then reports a soft lockup or an RCU stall and may never finish. Such a nest is
-# not to be trusted: stop it at once (with a marker) instead of waiting for --timeout.
+# not to be trusted: stop it (with a marker) instead of waiting for --timeout.
 readonly STALL_RE='soft lockup - CPU|self-detected stall|detected stalls on CPUs|blocked for more than [0-9]+ seconds'
 # L1 also touches $io/heartbeat every 5 s while the command runs; a heartbeat older than
 # NEST_HEARTBEAT_S (default 120) seconds means L1 hung without a word (seen: a CPU stuck with
 # interrupts off in L1's KVM, which no soft-lockup detector reports).
 heartbeat_s=${NEST_HEARTBEAT_S:-120}
+# One stall report alone is not enough: under TCG a CPU can be held off for the 20 s the soft
+# lockup detector waits (seen on an idle host, kworker and kcompactd) and then go on. The
+# detectors report again while the stall lasts, so the third report (about a minute stuck) stops
+# L1.
+stall_reports=${NEST_STALL_REPORTS:-3}
 watch_stalls() {
 	local age
 	while kill -0 "$qpid" 2>/dev/null; do
-		if grep -qE "$STALL_RE" "$io/console" 2>/dev/null; then
-			grep -m1 -E "$STALL_RE" "$io/console" | tr -d '\r' >"$io/stalled"
+		if (($(grep -cE "$STALL_RE" "$io/console" 2>/dev/null || true) >= stall_reports)); then
+			grep -E "$STALL_RE" "$io/console" | tail -n 1 | tr -d '\r' >"$io/stalled"
 			kill -TERM "$qpid" 2>/dev/null
 			return
 		fi
@@ -474,39 +472,72 @@ watch_stalls() {
 		sleep 1
 	done
 }
-if ((!${NEST_NO_WATCHDOG:-0})); then
-	watch_stalls &
-	tail_pids+=($!)
-fi
-
-qrc=0
-wait "$qpid" || qrc=$?
-qpid=
-for p in "${tail_pids[@]}"; do
-	wait "$p" || true
-done
-tail_pids=()
-elapsed=$((SECONDS - start))
-
 show_console() {
 	if ((quiet)) && [[ -s $io/console ]]; then
 		say "L1 console:"
 		console_filter <"$io/console" >&2
 	fi
 }
-if [[ -s $io/status ]]; then
-	rc=$(<"$io/status")
-	is_uint "$rc" || fail "L1 wrote a bad exit status '$rc'"
-	exit "$rc"
-fi
-show_console
-if [[ -s $io/stalled ]]; then
-	fail "L1 stalled after ${elapsed}s and was stopped by the watchdog: $(sed 's/^\[[ 0-9.]*\] //' "$io/stalled") (an overloaded host or a TCG or L1 KVM problem, not the command; NEST_NO_WATCHDOG=1 lets it run on)"
-fi
-if ((qrc == 124 || qrc == 137)); then
-	fail "timed out after ${timeout_s}s, QEMU killed (--timeout)"
-fi
-if grep -q NEST-INIT-FAILED "$io/console"; then
-	fail "L1 init failed after ${elapsed}s (see the console above)"
-fi
-fail "L1 ended after ${elapsed}s without reporting the command's exit status (QEMU status $qrc)"
+
+# boot_l1: one boot of L1 that runs the command. Returns 0 when the command reported its status
+# (in $io/status); otherwise 1 with the reason in $why and $retry=1 when another boot may fare
+# better (L1 stalled or crashed; not a timeout, which may be the command's own hang, nor an init
+# failure, which would fail again).
+boot_l1() {
+	local start=$SECONDS qrc=0 elapsed p
+	why= retry=0
+	: >"$io/stdout"
+	: >"$io/stderr"
+	: >"$io/console"
+	rm -f -- "$io/status" "$io/stalled" "$io/heartbeat"
+	timeout --kill-after=10 "$timeout_s" "$qemu" "${qemu_args[@]}" </dev/null &
+	qpid=$!
+
+	# Follow the three files until QEMU is gone (tail --pid does a last read
+	# after the process dies, so nothing at the end is lost).
+	follow() { tail -c +1 -s 0.2 --pid="$qpid" -f -- "$1"; }
+	follow "$io/stdout" &
+	tail_pids+=($!)
+	follow "$io/stderr" >&2 &
+	tail_pids+=($!)
+	if ((!quiet)); then
+		follow "$io/console" | console_filter >&2 &
+		tail_pids+=($!)
+	fi
+	if ((!${NEST_NO_WATCHDOG:-0})); then
+		watch_stalls &
+		tail_pids+=($!)
+	fi
+
+	wait "$qpid" || qrc=$?
+	qpid=
+	for p in "${tail_pids[@]}"; do
+		wait "$p" || true
+	done
+	tail_pids=()
+	elapsed=$((SECONDS - start))
+
+	[[ -s $io/status ]] && return 0
+	show_console
+	if [[ -s $io/stalled ]]; then
+		why="L1 stalled after ${elapsed}s and was stopped by the watchdog: $(sed 's/^\[[ 0-9.]*\] //' "$io/stalled") (an overloaded host or a TCG or L1 KVM problem, not the command; NEST_NO_WATCHDOG=1 lets it run on)"
+		retry=1
+	elif ((qrc == 124 || qrc == 137)); then
+		why="timed out after ${timeout_s}s, QEMU killed (--timeout)"
+	elif grep -q NEST-INIT-FAILED "$io/console"; then
+		why="L1 init failed after ${elapsed}s (see the console above)"
+	else
+		why="L1 ended after ${elapsed}s without reporting the command's exit status (QEMU status $qrc)"
+		retry=1
+	fi
+	return 1
+}
+
+for ((try = 1; ; try++)); do
+	boot_l1 && break
+	((retry && try < tries)) || fail "$why"
+	say "$why; booting L1 again for the command (try $((try + 1)) of $tries)"
+done
+rc=$(<"$io/status")
+is_uint "$rc" || fail "L1 wrote a bad exit status '$rc'"
+exit "$rc"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # with-kvm.sh: the one entry point for anything that needs KVM.
 #
-#   tests/nested/with-kvm.sh [--rw DIR]... [--quiet] -- COMMAND [ARGS...]
+#   tests/nested/with-kvm.sh [--rw DIR]... [--tries N] [--quiet] -- COMMAND [ARGS...]
 #
 # Runs COMMAND directly when this machine's /dev/kvm can run the guest (kvm-check.sh: VT-x or
 # SVM, and the node opens read-write), and otherwise inside the nested harness (nest.sh: a QEMU/TCG guest whose CPU has AMD SVM,
 # so KVM works inside it). --rw DIR names a directory COMMAND writes to (the
-# build folder): the nest shares it read-write, a direct run needs nothing.
+# build folder): the nest shares it read-write, a direct run needs nothing. --tries N lets the
+# nest boot up to N times when its outer guest stalls or crashes (nest.sh); a direct run has no
+# outer guest and runs once.
 # It prints one line saying which, and why. VMM_NEST=1 forces the nest, VMM_NEST=0 forbids it
 # (then any /dev/kvm that opens is used, even one without VT-x/SVM). The exit status is
 # COMMAND's (125 when the nest itself failed).
@@ -21,6 +23,11 @@ while (($#)); do
 		nest_args+=(--rw "$2")
 		shift 2
 		;;
+	--tries)
+		(($# >= 2)) || { echo "with-kvm: --tries needs a number" >&2; exit 125; }
+		nest_args+=(--tries "$2")
+		shift 2
+		;;
 	--quiet | -q)
 		nest_args+=(--quiet)
 		shift
@@ -30,7 +37,7 @@ while (($#)); do
 		break
 		;;
 	*)
-		echo "with-kvm: unexpected argument '$1' (usage: with-kvm.sh [--rw DIR]... [--quiet] -- COMMAND...)" >&2
+		echo "with-kvm: unexpected argument '$1' (usage: with-kvm.sh [--rw DIR]... [--tries N] [--quiet] -- COMMAND...)" >&2
 		exit 125
 		;;
 	esac
