@@ -31,6 +31,8 @@
 /* What the kernel command line asked for (vmm.* keys). */
 struct agent_config {
 	bool rootfs_rw;	     /* vmm.rootfs=rw */
+	bool root_readonly;  /* vmm.rootro=1: the root is made read-only once its mounts are in
+				place (a disk root then has no overlay) */
 	char rootfs_tag[37]; /* vmm.rootfs=virtiofs:TAG: the root is that virtio-fs share (empty:
 				the disk /dev/vda) */
 	char hostname[65];   /* vmm.hostname (empty: keep the kernel's) */

@@ -106,6 +106,11 @@ void agent_cmdline_parse(char *line, struct agent_config *c)
 				agent_say("ignoring vmm.rootfs=%s: not ro, rw or virtiofs:TAG",
 					  value);
 			}
+		} else if (!strcmp(w, "vmm.rootro")) {
+			if (!strcmp(value, "0") || !strcmp(value, "1"))
+				c->root_readonly = value[0] == '1';
+			else
+				agent_say("ignoring vmm.rootro=%s: not 0 or 1", value);
 		} else if (!strcmp(w, "vmm.hostname")) {
 			take_value(c->hostname, sizeof(c->hostname), w, value);
 		} else if (!strcmp(w, "vmm.ip")) {
@@ -243,9 +248,9 @@ static int mount_rootfs(const char *target, bool rw)
 }
 
 /* The container's root at AGENT_NEWROOT: a virtio-fs share (tag), read-write into the host's
- * directory, without an overlay; or the rootfs disk itself (rw), or the read-only rootfs disk
- * under a tmpfs-backed overlay, so writes work and vanish with the VM. */
-static int setup_root(const char *tag, bool rw)
+ * directory, without an overlay; or the rootfs disk itself (rw, or ro for a read-only root), or
+ * the read-only rootfs disk under a tmpfs-backed overlay, so writes work and vanish with the VM. */
+static int setup_root(const char *tag, bool rw, bool readonly)
 {
 	int err;
 
@@ -258,8 +263,8 @@ static int setup_root(const char *tag, bool rw)
 			    tag, strerror(-err));
 		return err ? -1 : 0;
 	}
-	if (rw)
-		return mount_rootfs(AGENT_NEWROOT, true);
+	if (rw || readonly)
+		return mount_rootfs(AGENT_NEWROOT, rw);
 	if (mount_rootfs("/lower", false) < 0)
 		return -1;
 	err = mount_at("tmpfs", "/overlay", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
@@ -711,7 +716,7 @@ int agent_boot(void)
 	console_stdio();
 	read_cmdline(&c);
 	setup_network(&c);
-	if (setup_root(c.rootfs_tag, c.rootfs_rw) < 0)
+	if (setup_root(c.rootfs_tag, c.rootfs_rw && !c.root_readonly, c.root_readonly) < 0)
 		return -1;
 	if (mount_list(container_mounts, sizeof(container_mounts) / sizeof(container_mounts[0])) <
 	    0)
@@ -724,5 +729,13 @@ int agent_boot(void)
 		return -1;
 	if (c.hostname[0] && sethostname(c.hostname, strlen(c.hostname)) < 0)
 		agent_say("sethostname %s: %s", c.hostname, strerror(errno));
+	/* Last, as runc does: the mount points above may have had to be made in the root. Only the
+	 * root's own mount turns read-only; the mounts on it (proc, dev, volumes, tmpfs) keep
+	 * theirs. */
+	if (c.root_readonly &&
+	    mount(NULL, AGENT_NEWROOT, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+		agent_say("cannot make the container's root read-only: %s", strerror(errno));
+		return -1;
+	}
 	return 0;
 }

@@ -594,11 +594,9 @@ static int build(json_object *spec, const char *bundle, const struct oci_vm_opts
 	json_object *ro;
 	if ((r = member(root, "readonly", json_type_boolean, "root.", &ro, e)) < 0)
 		return r;
-	if (r && json_object_get_boolean(ro))
-		return verr_set(e, -EOPNOTSUPP,
-				"config.json: root.readonly: a read-only root directory is not "
-				"supported yet: drop --read-only");
 	json_object_object_add(vm, "rootfs", json_object_new_string(rootfs));
+	if (r && json_object_get_boolean(ro))
+		json_object_object_add(vm, "rootfs_readonly", json_object_new_boolean(true));
 
 	json_object *proc;
 	if ((r = member(spec, "process", json_type_object, "", &proc, e)) < 0)

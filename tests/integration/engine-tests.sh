@@ -66,6 +66,12 @@ elif engines_ready; then
 	expect "podman run --cap-drop ALL -u 1000:1000: no capabilities, podman's seccomp profile installed, the user and the nofile limit" \
 		eval '[ $rc -eq 0 ] && grep -q "^CapEff:[[:space:]]*0000000000000000" "$tmp/out" && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out" && grep -qx "ids 1000:1000 nofile 20000" "$tmp/out"'
 
+	pm run --rm --network none --read-only localhost/bb \
+		sh -c 'echo x >/new 2>&1; echo w >/tmp/w && cat /tmp/w' </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "podman run --read-only: the root refuses writes (EROFS), podman's tmpfs /tmp takes them, the host's tree is unchanged" \
+		eval '[ $rc -eq 0 ] && grep -q "Read-only file system" "$tmp/out" && grep -qx w "$tmp/out" && [ -z "$(find "$tmp/storage" -path "*/new" 2>/dev/null | head -n 1)" ]'
+
 	mkdir -p "$tmp/vol" "$tmp/volro"
 	echo host-data >"$tmp/volro/in"
 	echo -n abc | pm run --rm -i --network none -v "$tmp/vol:/vol" -v "$tmp/volro/in:/in.txt:ro" localhost/bb \
@@ -74,6 +80,18 @@ elif engines_ready; then
 	rc=$?
 	expect "podman run -i -v DIR:/vol -v FILE:/in.txt:ro: stdin, a file volume, writes land on the host" \
 		eval '[ $rc -eq 0 ] && grep -qx host-data "$tmp/out" && [ "$(cat "$tmp/vol/from-stdin")" = abc ] && [ "$(cat "$tmp/vol/out")" = w ]'
+
+	# one VM for the resources, --init and a named volume
+	pm volume create vnamed >"$tmp/out" 2>"$tmp/err"
+	pm run --rm --network none --memory 256m --cpus 2 --init -v vnamed:/data localhost/bb \
+		sh -c 'echo named >/data/f; echo "cpus $(nproc)"; grep MemTotal /proc/meminfo; tr "\0" " " </proc/$PPID/cmdline; echo' \
+		</dev/null >"$tmp/out" 2>>"$tmp/err"
+	rc=$?
+	vdir=$(pm volume inspect -f '{{.Mountpoint}}' vnamed 2>>"$tmp/err")
+	memkb=$(awk '/^MemTotal:/ {print $2}' "$tmp/out")
+	echo "# podman --memory 256m: the guest's MemTotal is ${memkb:-?} kB"
+	expect "podman run --memory 256m --cpus 2 --init -v NAMED:/data: 2 vCPUs, a 256 MiB guest, catatonit as the parent, the write in the volume" \
+		eval '[ $rc -eq 0 ] && grep -qx "cpus 2" "$tmp/out" && [ "${memkb:-0}" -gt 180000 ] && [ "${memkb:-0}" -le 262144 ] && grep -q "^/run/podman-init -- sh -c" "$tmp/out" && [ "$(cat "$vdir/f" 2>/dev/null)" = named ]'
 
 	pm run -d --name vd1 --network none localhost/bb \
 		sh -c 'trap "echo term-trapped; exit 0" TERM; echo d1-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
@@ -84,10 +102,24 @@ elif engines_ready; then
 		sleep 1
 	done
 	expect "podman run -d: the container runs, podman logs shows its stdout" eval '[ $rc -eq 0 ] && $up'
-	pm exec vd1 sh -c 'echo exec-ok; exit 9' </dev/null >"$tmp/out" 2>"$tmp/err"
+	pm pause vd1 >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	st1=$(pm inspect -f '{{.State.Status}}' vd1 2>>"$tmp/err")
+	pm unpause vd1 >>"$tmp/out" 2>>"$tmp/err"
+	rc2=$?
+	st2=$(pm inspect -f '{{.State.Status}}' vd1 2>>"$tmp/err")
+	expect "podman pause and unpause: the VM pauses and goes on (paused, then running)" \
+		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$st1" = paused ] && [ "$st2" = running ]'
+	pm exec vd1 sh -c 'echo exec-ok; echo made >/made-by-exec; exit 9' </dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	expect "podman exec: the exec'd process's output and exit status (9)" \
 		eval '[ $rc -eq 9 ] && grep -qx exec-ok "$tmp/out"'
+	rm -f "$tmp/cp-out"
+	pm cp vd1:/made-by-exec "$tmp/cp-out" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	pm diff vd1 >>"$tmp/out" 2>>"$tmp/err"
+	expect "podman cp and diff see the file the container wrote" \
+		eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/cp-out" 2>/dev/null)" = made ] && grep -q "^A /made-by-exec" "$tmp/out"'
 	pm stop -t 60 vd1 >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	st=$(pm inspect -f '{{.State.ExitCode}}' vd1 2>>"$tmp/err")

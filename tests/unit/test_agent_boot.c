@@ -42,6 +42,22 @@ static void keys(void **state)
 	assert_string_equal(c.gw, "10.0.2.2");
 	c = parse("vmm.rootfs=rw vmm.rootfs=ro"); /* the last one counts */
 	assert_false(c.rootfs_rw);
+	assert_false(c.root_readonly);
+}
+
+/* vmm.rootro=1 asks for a read-only root, whatever its kind; other values are ignored. */
+static void readonly_root(void **state)
+{
+	(void)state;
+	struct agent_config c = parse("vmm.rootfs=virtiofs:vmm-root vmm.rootro=1");
+	assert_true(c.root_readonly);
+	assert_string_equal(c.rootfs_tag, "vmm-root");
+	c = parse("vmm.rootfs=ro vmm.rootro=1 vmm.rootro=0");
+	assert_false(c.root_readonly);
+	c = parse("vmm.rootro=yes vmm.rootro=");
+	assert_false(c.root_readonly);
+	c = parse("-- vmm.rootro=1");
+	assert_false(c.root_readonly);
 }
 
 /* vmm.rootfs=virtiofs:TAG: the root is a virtio-fs share, read-write; ro/rw after it go back to
@@ -90,6 +106,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(defaults),
 	    cmocka_unit_test(keys),
+	    cmocka_unit_test(readonly_root),
 	    cmocka_unit_test(virtiofs_root),
 	    cmocka_unit_test(bad_values_are_ignored),
 	    cmocka_unit_test(stops_at_init_arguments),

@@ -101,6 +101,16 @@ static void options_container(void **state)
 	assert_true(o->container);
 	assert_string_equal(o->process.argv[0], "/bin/sh");
 	assert_string_equal(o->agent_cmdline, "vmm.rootfs=rw vmm.hostname=vmm");
+	/* --rootfs-readonly: the agent is told; it contradicts --rootfs-rw, and needs a container
+	 */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "--rootfs-readonly"), 0);
+	assert_true(o->rootfs_readonly);
+	assert_true(o->devices[0].u.blk.ro);
+	assert_string_equal(o->agent_cmdline, "vmm.rootfs=ro vmm.rootro=1 vmm.hostname=vmm");
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "--rootfs-readonly", "--rootfs-rw"),
+			 -EINVAL);
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "--initrd", img, "--rootfs-readonly"),
+			 -EINVAL);
 	/* with --initrd it is a plain boot */
 	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img, "--initrd", img), 0);
 	assert_false(o->container);

@@ -77,26 +77,27 @@ static const char *str(json_object *o, const char *path)
 	return cur ? json_object_get_string(cur) : NULL;
 }
 
-#define PODMAN                                                                                    \
-	"{\"ociVersion\":\"1.0.2-dev\",\"root\":{\"path\":\"%s\"},\"hostname\":\"a1b2c3d4e5f6\"," \
-	"\"process\":{\"terminal\":true,\"user\":{\"uid\":1000,\"gid\":100,\"umask\":18},"        \
-	"\"args\":[\"/bin/sh\",\"-c\",\"echo "                                                    \
-	"hi\"],\"env\":[\"PATH=/usr/bin:/bin\",\"TERM=xterm\"],"                                  \
-	"\"cwd\":\"/"                                                                             \
-	"srv\",\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":20000,\"soft\":20000}]},"        \
-	"\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"          \
-	"{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\"},"                     \
-	"{\"destination\":\"/dev/shm\",\"type\":\"bind\",\"source\":\"/var/"                      \
-	"shm\",\"options\":[\"bind\"]},"                                                          \
-	"{\"destination\":\"/etc/hosts\",\"type\":\"bind\",\"source\":\"/run/c/hosts\","          \
-	"\"options\":[\"bind\",\"rprivate\"]},"                                                   \
-	"{\"destination\":\"/vol\",\"type\":\"bind\",\"source\":\"/srv/vol\","                    \
-	"\"options\":[\"rw\",\"rprivate\",\"rbind\"]},"                                           \
-	"{\"destination\":\"/ro\",\"type\":\"bind\",\"source\":\"/srv/ro\","                      \
-	"\"options\":[\"ro\",\"rprivate\",\"rbind\"]},"                                           \
-	"{\"destination\":\"/sys/fs/cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\"}],"        \
-	"\"linux\":{\"resources\":{\"memory\":{\"limit\":268435456},"                             \
-	"\"cpu\":{\"quota\":150000,\"period\":100000}}},"                                         \
+#define PODMAN                                                                                     \
+	"{\"ociVersion\":\"1.0.2-dev\",\"root\":{\"path\":\"%s\",\"readonly\":true},\"hostname\":" \
+	"\"a1b2c3d4e5f6\","                                                                        \
+	"\"process\":{\"terminal\":true,\"user\":{\"uid\":1000,\"gid\":100,\"umask\":18},"         \
+	"\"args\":[\"/bin/sh\",\"-c\",\"echo "                                                     \
+	"hi\"],\"env\":[\"PATH=/usr/bin:/bin\",\"TERM=xterm\"],"                                   \
+	"\"cwd\":\"/"                                                                              \
+	"srv\",\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":20000,\"soft\":20000}]},"         \
+	"\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"           \
+	"{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\"},"                      \
+	"{\"destination\":\"/dev/shm\",\"type\":\"bind\",\"source\":\"/var/"                       \
+	"shm\",\"options\":[\"bind\"]},"                                                           \
+	"{\"destination\":\"/etc/hosts\",\"type\":\"bind\",\"source\":\"/run/c/hosts\","           \
+	"\"options\":[\"bind\",\"rprivate\"]},"                                                    \
+	"{\"destination\":\"/vol\",\"type\":\"bind\",\"source\":\"/srv/vol\","                     \
+	"\"options\":[\"rw\",\"rprivate\",\"rbind\"]},"                                            \
+	"{\"destination\":\"/ro\",\"type\":\"bind\",\"source\":\"/srv/ro\","                       \
+	"\"options\":[\"ro\",\"rprivate\",\"rbind\"]},"                                            \
+	"{\"destination\":\"/sys/fs/cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\"}],"         \
+	"\"linux\":{\"resources\":{\"memory\":{\"limit\":268435456},"                              \
+	"\"cpu\":{\"quota\":150000,\"period\":100000}}},"                                          \
 	"\"annotations\":{\"io.podman.x\":\"1\",\"io.vmm.memory\":\"300\"}}"
 
 static void podman_spec(void **state)
@@ -107,6 +108,7 @@ static void podman_spec(void **state)
 	json_object *vm = map(PODMAN, &e, &r);
 	assert_int_equal(r, 0);
 	assert_string_equal(str(vm, "rootfs"), rootdir);
+	assert_string_equal(str(vm, "rootfs_readonly"), "true");
 	assert_string_equal(str(vm, "process.args.2"), "echo hi");
 	assert_string_equal(str(vm, "process.env.1"), "TERM=xterm");
 	assert_string_equal(str(vm, "process.cwd"), "/srv");
@@ -264,6 +266,7 @@ static void containerd_relative_root(void **state)
 	char want[PATH_MAX + 32];
 	snprintf(want, sizeof(want), "%s/rootfs", bundle);
 	assert_string_equal(str(vm, "rootfs"), want);
+	assert_null(str(vm, "rootfs_readonly"));
 	assert_null(str(vm, "memory_mib"));
 	assert_null(str(vm, "cpus"));
 	/* containerd's /run: a tmpfs in the guest with its mode and size (/dev/shm the agent's) */
@@ -289,8 +292,8 @@ static void refusals(void **state)
 	     "is not a directory"},
 	    {"{\"root\":{\"path\":7},\"process\":{\"args\":[\"x\"]}}",
 	     "config.json: root.path: expected a string, got an integer"},
-	    {"{\"root\":{\"path\":\"%s\",\"readonly\":true},\"process\":{\"args\":[\"x\"]}}",
-	     "config.json: root.readonly: a read-only root directory is not supported yet"},
+	    {"{\"root\":{\"path\":\"%s\",\"readonly\":\"yes\"},\"process\":{\"args\":[\"x\"]}}",
+	     "config.json: root.readonly: expected a boolean, got a string"},
 	    {"{\"root\":{\"path\":\"%s\"}}", "config.json: process: missing"},
 	    {"{\"root\":{\"path\":\"%s\"},\"process\":{\"args\":[]}}",
 	     "config.json: process.args: missing or empty"},

@@ -1061,13 +1061,14 @@ static int finish_container(struct vm_config *c, struct verr *e)
 		    "agent: drop --initrd (or pass your init's arguments in --cmdline)");
 	c->container = p->argc || (root_disk(c) && !c->initrd);
 	bool container_only = p->nenv_given || p->cwd || p->uid || p->gid || c->hostname ||
-			      p->tty_given || c->rootfs_rw || c->ip || c->gw || c->console_socket ||
-			      c->nvolumes;
+			      p->tty_given || c->rootfs_rw || c->rootfs_readonly || c->ip ||
+			      c->gw || c->console_socket || c->nvolumes;
 	if (!c->container) {
 		if (container_only)
 			return verr_set(
 			    e, -EINVAL,
 			    "--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
+			    "--rootfs-readonly, "
 			    "--ip, --gateway, --console-socket, --volume and --tmpfs are "
 			    "for "
 			    "containers: give --rootfs IMG without --initrd");
@@ -1097,8 +1098,13 @@ static int finish_container(struct vm_config *c, struct verr *e)
 			return r;
 	}
 	/* The root disk is read-only under the agent's overlay unless --rootfs-rw; a directory
-	 * root is always read-write, without an overlay. */
+	 * root is always read-write, without an overlay. --rootfs-readonly: the agent mounts
+	 * either read-only (a disk without the overlay) once the mounts on it are made. */
 	bool dir_root = c->devices[0].type == VM_DEV_FS;
+	if (c->rootfs_rw && c->rootfs_readonly)
+		return verr_set(
+		    e, -EINVAL,
+		    "--rootfs-rw and --rootfs-readonly contradict each other: give one");
 	if (!dir_root)
 		c->devices[0].u.blk.ro = !c->rootfs_rw;
 	/* The agent's channel: a vsock device (CID 3, no host socket) when none is given. */
@@ -1116,10 +1122,11 @@ static int finish_container(struct vm_config *c, struct verr *e)
 	if (c->nvolumes)
 		snprintf(vols, sizeof(vols), " vmm.volumes=%u", c->nvolumes);
 	int n = snprintf(c->agent_cmdline, sizeof(c->agent_cmdline),
-			 "vmm.rootfs=%s vmm.hostname=%s%s%s%s%s%s",
+			 "vmm.rootfs=%s%s vmm.hostname=%s%s%s%s%s%s",
 			 dir_root	? "virtiofs:" VMM_ROOT_TAG
 			 : c->rootfs_rw ? "rw"
 					: "ro",
+			 c->rootfs_readonly ? " vmm.rootro=1" : "",
 			 c->hostname ? c->hostname : "vmm", c->ip ? " vmm.ip=" : "",
 			 c->ip ? c->ip : "", c->gw ? " vmm.gw=" : "", c->gw ? c->gw : "", vols);
 	if (n < 0 || (size_t)n >= sizeof(c->agent_cmdline))

@@ -510,8 +510,10 @@ static int top_key(struct vm_config *c, const char *k, json_object *v, struct ve
 		const char *key;
 		bool *field;
 	} bools[] = {
-	    {"rootfs_rw", &c->rootfs_rw}, {"paused", &c->paused},	  {"detach", &c->detach},
-	    {"seccomp", &c->seccomp},	  {"boot_timer", &c->boot_timer}, {"verbose", &c->verbose},
+	    {"rootfs_rw", &c->rootfs_rw}, {"rootfs_readonly", &c->rootfs_readonly},
+	    {"paused", &c->paused},	  {"detach", &c->detach},
+	    {"seccomp", &c->seccomp},	  {"boot_timer", &c->boot_timer},
+	    {"verbose", &c->verbose},
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (strcmp(k, strs[i].key) == 0)
@@ -745,6 +747,7 @@ json_object *config_to_json(const struct vm_config *c)
 	}
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "rootfs_rw", json_object_new_boolean(c->rootfs_rw));
+	json_object_object_add(o, "rootfs_readonly", json_object_new_boolean(c->rootfs_readonly));
 	json_object *vols = json_object_new_array();
 	for (unsigned i = 0; i < c->nvolumes; i++) {
 		const struct vm_volume_cfg *v = &c->volumes[i];

@@ -75,6 +75,9 @@ void options_usage(FILE *f)
 	    "  -t, --tty            run the process on a pseudo-terminal (the default when\n"
 	    "                       stdin is a terminal)\n"
 	    "      --rootfs-rw      mount --rootfs read-write instead of under an overlay\n"
+	    "      --rootfs-readonly\n"
+	    "                       make the container's root read-only (no overlay; the\n"
+	    "                       mounts on it, --volume and --tmpfs, keep their modes)\n"
 	    "      --ip ADDR/PREFIX, --gateway ADDR\n"
 	    "                       configure the first --net interface (eth0) in the guest\n"
 	    "      --console-socket PATH\n"
@@ -127,6 +130,7 @@ enum {
 	OPT_SECCOMP,
 	OPT_HOSTNAME,
 	OPT_ROOTFS_RW,
+	OPT_ROOTFS_READONLY,
 	OPT_API_SOCK,
 	OPT_IP,
 	OPT_GATEWAY,
@@ -243,6 +247,9 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 	case OPT_ROOTFS_RW:
 		c->rootfs_rw = true;
 		return 0;
+	case OPT_ROOTFS_READONLY:
+		c->rootfs_readonly = true;
+		return 0;
 	case OPT_API_SOCK:
 		return config_set_str(c, &c->api_sock, "--api-sock", arg, e);
 	case OPT_IP:
@@ -331,6 +338,7 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"ulimit", required_argument, NULL, OPT_ULIMIT},
 	    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
 	    {"rootfs-rw", no_argument, NULL, OPT_ROOTFS_RW},
+	    {"rootfs-readonly", no_argument, NULL, OPT_ROOTFS_READONLY},
 	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
 	    {"ip", required_argument, NULL, OPT_IP},
 	    {"gateway", required_argument, NULL, OPT_GATEWAY},
