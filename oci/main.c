@@ -925,7 +925,10 @@ static int cmd_features(void)
 }
 
 /* exec: `vmm exec` runs the process in the VM and lives as long as it, exiting with its
- * status; it is the process the pid file names. */
+ * status; it is the process the pid file names. A --process file goes to it whole, as vmm's
+ * process description (oci_process_to_vm) on fd 3, with the container's seccomp program: the
+ * exec'd process gets the container's profile and the file's capabilities, rlimits, user and
+ * the rest, as runc gives them. */
 static int cmd_exec(const char *id, const struct cmd_opts *o, int argc, char **argv, struct verr *e)
 {
 	struct container c;
@@ -935,39 +938,37 @@ static int cmd_exec(const char *id, const struct cmd_opts *o, int argc, char **a
 		return r;
 	}
 	const char *s = status_of(&c);
-	char sock[PATH_MAX];
+	char sock[PATH_MAX], bpf[PATH_MAX + 16];
 	snprintf(sock, sizeof(sock), "%s", c.sock);
+	snprintf(bpf, sizeof(bpf), "%s/seccomp.bpf", c.dir);
 	close_container(&c);
 	if (strcmp(s, "running") != 0)
 		return verr_set(e, -EINVAL, "container %s is %s, not running: cannot exec in it",
 				id, s);
-	json_object *pj = NULL;
-	struct oci_process p = {.uid = -1, .gid = -1};
-	const char **args = (const char **)argv;
-	if (o->process) {
-		if ((r = json_strict_read_file(o->process, OCI_SPEC_MAX, o->process, &pj, e)) < 0)
-			return r;
-		if ((r = oci_process_parse(pj, "process", &p, e)) < 0) {
-			json_object_put(pj);
-			return r;
-		}
-		args = p.args;
-	} else if (argc == 0) {
+	if (!o->process && argc == 0)
 		return verr_set(e, -EINVAL, "exec: give --process FILE or a command after the id");
+	json_object *pj = NULL, *vp = NULL;
+	int pfd = -1;
+	char **v = NULL;
+	if (o->process) {
+		if ((r = json_strict_read_file(o->process, OCI_SPEC_MAX, o->process, &pj, e)) < 0 ||
+		    (r = oci_process_to_vm(pj, "process", &vp, e)) < 0)
+			goto out;
+		if (access(bpf, F_OK) == 0)
+			json_object_object_add(vp, "seccomp_bpf", json_object_new_string(bpf));
+		const char *text = json_object_to_json_string_ext(vp, JSON_C_TO_STRING_PLAIN);
+		pfd = (int)syscall(SYS_memfd_create, "vmm-oci-exec", 1U /* MFD_CLOEXEC */);
+		if (pfd < 0 || fd_write_all(pfd, text, strlen(text)) < 0) {
+			r = verr_set(e, -errno, "exec: cannot hand the process to vmm: %s",
+				     strerror(errno));
+			goto out;
+		}
 	}
 	char vmm[PATH_MAX];
 	if ((r = find_vmm(vmm, sizeof(vmm), e)) < 0)
 		goto out;
-	bool tty = o->tty || p.terminal;
-	/* vmm exec --api-sock S [--env K=V]... [--workdir D] [--user U:G] [--tty] -- ARGS */
-	size_t na = 0, ne = 0;
-	while (args[na])
-		na++;
-	while (p.env && p.env[ne])
-		ne++;
-	char **v = calloc(12 + 2 * ne + na, sizeof(*v));
-	char user[48];
-	if (!v) {
+	/* vmm exec --api-sock S [--process /dev/fd/3] [--tty] [-- ARGS] */
+	if (!(v = calloc(9 + (size_t)argc, sizeof(*v)))) {
 		r = verr_set(e, -ENOMEM, "exec: out of memory");
 		goto out;
 	}
@@ -976,31 +977,22 @@ static int cmd_exec(const char *id, const struct cmd_opts *o, int argc, char **a
 	v[k++] = "exec";
 	v[k++] = "--api-sock";
 	v[k++] = sock;
-	for (size_t i = 0; i < ne; i++) {
-		v[k++] = "--env";
-		v[k++] = (char *)p.env[i];
+	if (pfd >= 0) {
+		v[k++] = "--process";
+		v[k++] = "/dev/fd/3";
 	}
-	if (p.cwd) {
-		v[k++] = "--workdir";
-		v[k++] = (char *)p.cwd;
-	}
-	if (p.uid >= 0) {
-		snprintf(user, sizeof(user), "%lld:%lld", p.uid, p.gid);
-		v[k++] = "--user";
-		v[k++] = user;
-	}
-	if (tty)
+	if (o->tty)
 		v[k++] = "--tty";
-	v[k++] = "--";
-	for (size_t i = 0; i < na; i++)
-		v[k++] = (char *)args[i];
+	if (pfd < 0) {
+		v[k++] = "--";
+		for (int i = 0; i < argc; i++)
+			v[k++] = argv[i];
+	}
 	v[k] = NULL;
 
 	int slave = -1;
-	if (o->console_socket && (r = console_socket_send_pty(o->console_socket, &slave, e)) < 0) {
-		free(v);
+	if (o->console_socket && (r = console_socket_send_pty(o->console_socket, &slave, e)) < 0)
 		goto out;
-	}
 	pid_t pid = o->detach ? fork() : 0;
 	if (pid < 0) {
 		r = verr_set(e, -errno, "exec: cannot fork: %s", strerror(errno));
@@ -1019,7 +1011,12 @@ static int cmd_exec(const char *id, const struct cmd_opts *o, int argc, char **a
 				_exit(1);
 			}
 		}
-		syscall(SYS_close_range, 3U, ~0U, 0U);
+		if (pfd >= 0 && (pfd == 3 ? fcntl(3, F_SETFD, 0) : dup2(pfd, 3)) < 0) {
+			dprintf(STDERR_FILENO, "vmm-oci: exec: cannot pass the process: %s\n",
+				strerror(errno));
+			_exit(125);
+		}
+		syscall(SYS_close_range, pfd >= 0 ? 4U : 3U, ~0U, 0U);
 		execv(vmm, v);
 		dprintf(STDERR_FILENO, "vmm-oci: cannot run %s: %s\n", vmm, strerror(errno));
 		_exit(125);
@@ -1028,9 +1025,11 @@ static int cmd_exec(const char *id, const struct cmd_opts *o, int argc, char **a
 	}
 	if (slave >= 0)
 		close(slave);
-	free(v);
 out:
-	oci_process_free(&p);
+	free(v);
+	if (pfd >= 0)
+		close(pfd);
+	json_object_put(vp);
 	json_object_put(pj);
 	return r;
 }

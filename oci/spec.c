@@ -532,6 +532,39 @@ static int process_settings(json_object *proc, json_object *jp, struct verr *e)
 	return 0;
 }
 
+int oci_process_to_vm(json_object *proc, const char *what, json_object **out, struct verr *e)
+{
+	*out = NULL;
+	struct oci_process p;
+	int r = oci_process_parse(proc, what, &p, e);
+	if (r < 0)
+		return r;
+	json_object *jp = json_object_new_object();
+	if (!jp) {
+		oci_process_free(&p);
+		return verr_set(e, -ENOMEM, "%s: out of memory", what);
+	}
+	json_object_object_add(jp, "args", strv_json(p.args));
+	if (p.env)
+		json_object_object_add(jp, "env", strv_json(p.env));
+	if (p.cwd)
+		json_object_object_add(jp, "cwd", json_object_new_string(p.cwd));
+	if (p.uid >= 0) {
+		json_object *u = json_object_new_object();
+		json_object_object_add(u, "uid", json_object_new_int64(p.uid));
+		json_object_object_add(u, "gid", json_object_new_int64(p.gid));
+		json_object_object_add(jp, "user", u);
+	}
+	json_object_object_add(jp, "terminal", json_object_new_boolean(p.terminal));
+	oci_process_free(&p);
+	if ((r = process_settings(proc, jp, e)) < 0) {
+		json_object_put(jp);
+		return r;
+	}
+	*out = jp;
+	return 0;
+}
+
 /* linux.sysctl, maskedPaths, readonlyPaths, and the seccomp profile compiled to a file. */
 static int linux_settings(json_object *spec, const struct oci_vm_opts *o, json_object *vm,
 			  json_object *jp, struct verr *e)
@@ -604,25 +637,11 @@ static int build(json_object *spec, const char *bundle, const struct oci_vm_opts
 	if (r == 0)
 		return verr_set(e, -EINVAL,
 				"config.json: process: missing: a container needs a process");
-	struct oci_process p;
-	if ((r = oci_process_parse(proc, "process", &p, e)) < 0)
+	json_object *jp;
+	if ((r = oci_process_to_vm(proc, "process", &jp, e)) < 0)
 		return r;
-	json_object *jp = json_object_new_object();
-	json_object_object_add(jp, "args", strv_json(p.args));
-	if (p.env)
-		json_object_object_add(jp, "env", strv_json(p.env));
-	if (p.cwd)
-		json_object_object_add(jp, "cwd", json_object_new_string(p.cwd));
-	if (p.uid >= 0) {
-		json_object *u = json_object_new_object();
-		json_object_object_add(u, "uid", json_object_new_int64(p.uid));
-		json_object_object_add(u, "gid", json_object_new_int64(p.gid));
-		json_object_object_add(jp, "user", u);
-	}
-	json_object_object_add(jp, "terminal", json_object_new_boolean(p.terminal));
 	json_object_object_add(vm, "process", jp);
-	oci_process_free(&p);
-	if ((r = process_settings(proc, jp, e)) < 0 || (r = linux_settings(spec, o, vm, jp, e)) < 0)
+	if ((r = linux_settings(spec, o, vm, jp, e)) < 0)
 		return r;
 
 	if ((r = member(spec, "hostname", json_type_string, "", &v, e)) < 0)

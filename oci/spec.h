@@ -56,4 +56,11 @@ struct oci_process {
 int oci_process_parse(json_object *p, const char *what, struct oci_process *out, struct verr *e);
 void oci_process_free(struct oci_process *p);
 
+/* A spec's process object (config.json's, or an exec's --process file) as vmm's "process" (the
+ * description's key, and `vmm exec --process`'s file): args, env, cwd, user, terminal and the
+ * settings (capabilities, rlimits, noNewPrivileges, oomScoreAdj, user.umask,
+ * user.additionalGids). *out is a new object the caller owns. 0, or a negative errno with e
+ * naming the key (*out NULL). */
+int oci_process_to_vm(json_object *proc, const char *what, json_object **out, struct verr *e);
+
 #endif

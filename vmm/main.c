@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,9 @@ static int exec_main(int argc, char **argv)
 		return r > 0 ? 0 : VMM_EXIT_FAILURE;
 	}
 	vmm_verbose = c.verbose;
+	/* Only stdio is the process's: what else came with us (vmm-oci's --process file on fd 3,
+	 * an engine's stray fds) is closed once the options are read. */
+	syscall(SYS_close_range, 3U, ~0U, 0U);
 	int status = VMM_EXIT_FAILURE;
 	int fd = api_client_connect(c.api_sock, &e);
 	if (fd < 0) {

@@ -33,7 +33,7 @@ x() { # x ARGS...: vmm exec with stdin from $IN (default /dev/null)
 	rc=$?
 }
 
-echo "1..10"
+echo "1..13"
 # The agent's main connection goes to a socket that accepts it and sends nothing: the tests
 # are all exec sessions, as `vmm exec` makes them.
 "$py" -c '
@@ -65,6 +65,22 @@ x -- seq 1 200000
 expect "1.2 MB of stdout intact and in order" eval '[ $rc -eq 0 ] && seq 1 200000 | cmp -s - "$tmp/out"'
 x --env A=1 --env PATH=/usr/bin:/bin --workdir /tmp -- sh -c 'echo "$A|$PATH|$(pwd)|$HOME"'
 expect "env (defaults overridden), workdir" eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = "1|/usr/bin:/bin|/tmp|/root" ]'
+# --process FILE: the whole process from a JSON file (what vmm-oci exec hands over), on fd 3
+# as vmm-oci passes it; the flags and a command after -- still apply over it
+cat >"$tmp/proc.json" <<'EOF'
+{"args": ["sh", "-c", "echo \"$P|$(pwd)|$(umask)|$(ulimit -n)\"; ls /proc/self/fd"], "env": ["P=from-file", "PATH=/usr/bin:/bin"],
+ "cwd": "/tmp", "umask": 23, "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 300}], "terminal": false}
+EOF
+x --process /dev/fd/3 3<"$tmp/proc.json"
+expect "--process FILE: args, env, cwd, umask and rlimits from the file; the file's fd is not the process's" \
+	eval '[ $rc -eq 0 ] && [ "$(head -n 1 "$tmp/out")" = "from-file|/tmp|0027|200" ] && [ "$(sed 1d "$tmp/out" | tr "\n" " ")" = "0 1 2 3 " ]'
+x --process "$tmp/proc.json" --env Q=1 -- sh -c 'echo "$P$Q"'
+expect "--process FILE with --env and a command: the command replaces the file's args" \
+	eval '[ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = from-file1 ]'
+echo '{"args": ["true"], "capabilitiez": {}}' >"$tmp/bad.json"
+x --process "$tmp/bad.json"
+expect "--process with an unknown key: one line naming the file and the key, exit 125" \
+	eval '[ $rc -eq 125 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^vmm: --process $tmp/bad.json: process.capabilitiez: unknown key" "$tmp/err"'
 x --tty -- sh -c 'tty; echo "TERM=$TERM"'
 expect "--tty: a pty and TERM" eval '[ $rc -eq 0 ] && grep -q "^/dev/pts/" "$tmp/out" && grep -q "TERM=xterm" "$tmp/out"'
 timeout -k 5 60 "$vmm" exec --api-sock "$tmp/api" -- sh -c 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.1; done' \

@@ -110,10 +110,12 @@ elif engines_ready; then
 	st2=$(pm inspect -f '{{.State.Status}}' vd1 2>>"$tmp/err")
 	expect "podman pause and unpause: the VM pauses and goes on (paused, then running)" \
 		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$st1" = paused ] && [ "$st2" = running ]'
-	pm exec vd1 sh -c 'echo exec-ok; echo made >/made-by-exec; exit 9' </dev/null >"$tmp/out" 2>"$tmp/err"
+	pm exec vd1 sh -c 'echo exec-ok; echo made >/made-by-exec; grep -E "^(CapBnd|Seccomp):" /proc/self/status; exit 9' \
+		</dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
-	expect "podman exec: the exec'd process's output and exit status (9)" \
-		eval '[ $rc -eq 9 ] && grep -qx exec-ok "$tmp/out"'
+	bnd=$(awk '/^CapBnd:/ {print $2}' "$tmp/out")
+	expect "podman exec: output, exit status 9, and the container's settings (no CAP_SYS_ADMIN, its seccomp profile)" \
+		eval '[ $rc -eq 9 ] && grep -qx exec-ok "$tmp/out" && [ -n "$bnd" ] && [ $(((16#${bnd:-0} >> 21) & 1)) -eq 0 ] && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out"'
 	rm -f "$tmp/cp-out"
 	pm cp vd1:/made-by-exec "$tmp/cp-out" >"$tmp/out" 2>"$tmp/err"
 	rc=$?

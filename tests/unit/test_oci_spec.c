@@ -405,6 +405,28 @@ static void exec_process(void **state)
 	assert_null(op.env);
 	oci_process_free(&op);
 	json_object_put(p);
+	/* podman's process.json for exec, whole, as vmm's process: the settings come along */
+	p = json_tokener_parse(
+	    "{\"args\":[\"id\"],\"cwd\":\"/\",\"terminal\":false,\"noNewPrivileges\":true,"
+	    "\"user\":{\"uid\":1000,\"gid\":1000,\"umask\":18,\"additionalGids\":[10]},"
+	    "\"capabilities\":{\"bounding\":[\"CAP_CHOWN\"],\"effective\":[\"CAP_CHOWN\"]},"
+	    "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":20000,\"soft\":20000}]}");
+	json_object *vp = NULL;
+	assert_int_equal(oci_process_to_vm(p, "process", &vp, &e), 0);
+	assert_string_equal(str(vp, "args.0"), "id");
+	assert_string_equal(str(vp, "user.uid"), "1000");
+	assert_string_equal(str(vp, "user.additional_gids.0"), "10");
+	assert_string_equal(str(vp, "umask"), "18");
+	assert_string_equal(str(vp, "no_new_privileges"), "true");
+	assert_string_equal(str(vp, "capabilities.bounding.0"), "CAP_CHOWN");
+	assert_string_equal(str(vp, "rlimits.0.soft"), "20000");
+	json_object_put(vp);
+	json_object_put(p);
+	p = json_tokener_parse("{\"args\":[\"id\"],\"capabilities\":{\"bounding\":7}}");
+	assert_int_equal(oci_process_to_vm(p, "process", &vp, &e), -EINVAL);
+	assert_null(vp);
+	assert_non_null(strstr(e.msg, "process.capabilities.bounding"));
+	json_object_put(p);
 }
 
 /* the interface a VM takes over in podman's namespace, from `ip -j addr show` */

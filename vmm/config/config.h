@@ -265,6 +265,9 @@ int config_finish_process(struct vm_config *c, struct verr *e);
 int config_load_json(struct vm_config *c, const char *path, struct verr *e);
 int config_parse_json(struct vm_config *c, const char *text, size_t len, const char *origin,
 		      struct verr *e);
+/* Loads FILE, one JSON object with the keys of the description's "process" (docs/config.md),
+ * into c->process: `vmm exec --process FILE`. Errors as for config_load_json. */
+int config_load_process_json(struct vm_config *c, const char *path, struct verr *e);
 
 /* The whole description as JSON (the same schema config_load_json reads, so a dump loads back
  * to the same struct). Returns a json_object the caller puts (json_object_put), or NULL. */

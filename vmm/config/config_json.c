@@ -658,6 +658,20 @@ int config_load_json(struct vm_config *c, const char *path, struct verr *e)
 	return r;
 }
 
+int config_load_process_json(struct vm_config *c, const char *path, struct verr *e)
+{
+	char origin[128];
+	snprintf(origin, sizeof(origin), "--process %s", path);
+	json_object *root;
+	int r = json_strict_read_file(path, CONFIG_MAX_BYTES, origin, &root, e);
+	if (r < 0)
+		return r == -ENOENT ? -EINVAL : r;
+	struct verr ke = {0};
+	r = process_from_json(c, root, &ke);
+	json_object_put(root);
+	return r < 0 ? verr_set(e, r, "%s: %s", origin, ke.msg) : 0;
+}
+
 /* ---- writing it back ---- */
 
 static void add_str(json_object *o, const char *k, const char *v)

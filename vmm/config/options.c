@@ -17,7 +17,9 @@ void options_usage(FILE *f)
 	fprintf(
 	    f,
 	    "Usage: vmm --rootfs IMG [options] [-- CMD [ARGS...]]   run a container\n"
-	    "       vmm exec --api-sock PATH [--env, --workdir, --user, --tty] -- CMD [ARGS...]\n"
+	    "       vmm exec --api-sock PATH [--process FILE] [--env, --workdir, --user, --tty]\n"
+	    "                [-- CMD [ARGS...]]   run one more process in the container; FILE\n"
+	    "                holds its settings as the description's \"process\" (JSON)\n"
 	    "       vmm ctl --api-sock PATH state|start|pause|resume|stop|signal N|metrics\n"
 	    "       vmm --kernel PATH --initrd CPIO [options]       boot a kernel and initramfs\n"
 	    "A container: a KVM micro-VM whose built-in agent mounts IMG (read-only, with a\n"
@@ -132,6 +134,7 @@ enum {
 	OPT_ROOTFS_RW,
 	OPT_ROOTFS_READONLY,
 	OPT_API_SOCK,
+	OPT_PROCESS,
 	OPT_IP,
 	OPT_GATEWAY,
 	OPT_CONFIG,
@@ -396,10 +399,12 @@ int options_parse_exec(int argc, char **argv, struct vm_config *c, struct verr *
 	    {"workdir", required_argument, NULL, 'w'},
 	    {"user", required_argument, NULL, 'u'},
 	    {"tty", no_argument, NULL, 't'},
+	    {"process", required_argument, NULL, OPT_PROCESS},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
+	bool process_file = false;
 	optind = 1;
 	opterr = 0;
 	for (;;) {
@@ -417,6 +422,14 @@ int options_parse_exec(int argc, char **argv, struct vm_config *c, struct verr *
 			if (r < 0)
 				return r;
 			break;
+		case OPT_PROCESS:
+			if (process_file)
+				return verr_set(e, -EINVAL, "vmm exec: --process given twice");
+			process_file = true;
+			r = config_load_process_json(c, optarg, e);
+			if (r < 0)
+				return r;
+			break;
 		case 'v':
 			c->verbose = true;
 			break;
@@ -429,12 +442,13 @@ int options_parse_exec(int argc, char **argv, struct vm_config *c, struct verr *
 		default:
 			return verr_set(
 			    e, -EINVAL,
-			    "vmm exec: unknown option '%s': it takes --api-sock, --env, "
-			    "--workdir, --user and --tty",
+			    "vmm exec: unknown option '%s': it takes --api-sock, --process, "
+			    "--env, --workdir, --user and --tty",
 			    argv[optind - 1]);
 		}
 	}
-	int r = take_command(argc, argv, c, true, e);
+	/* a command after -- replaces the file's args */
+	int r = take_command(argc, argv, c, !c->process.argc, e);
 	if (r < 0)
 		return r;
 	if (!c->api_sock)
