@@ -51,6 +51,24 @@ wait_for() {
 }
 has_err() { grep -q -- "$1" "$tmp/err"; }
 
+# vsock_echo UDS COMMAND...: runs COMMAND (vmm, or vmm-jail around it) in the background while
+# the host connects to vmm's socket UDS, asks for guest port 5001 with "CONNECT 5001" and sends
+# 1 MiB through the guest's echo. Sets rc; $tmp/out holds the guest's output and the host's.
+# (device and jail use it; each part runs alone in its group's nest, so helpers live here.)
+vsock_host=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/vsock-host.py
+vsock_echo() {
+	local uds=$1 pid py=/usr/bin/python3
+	shift
+	[ -x "$py" ] || py=python3
+	"$@" </dev/null >"$tmp/raw" 2>"$tmp/err" &
+	pid=$!
+	"$py" "$vsock_host" connect "$uds" 5001 1048576 >"$tmp/host" 2>&1
+	wait "$pid"
+	rc=$?
+	tr -d '\r' <"$tmp/raw" >"$tmp/out"
+	cat "$tmp/host" >>"$tmp/out"
+}
+
 bb=${VMM_TEST_BUSYBOX_EROFS:-}
 export VMM_KERNEL=$vmlinux # the default kernel of the parts that pass no --kernel
 

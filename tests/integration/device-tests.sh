@@ -118,21 +118,6 @@ cat "$tmp/host" >>"$tmp/out"
 expect "virtio-vsock: guest -> host connection echoes 1 MiB intact" \
 	eval '[ $rc -eq 0 ] && has "^vsock-test: echoed 1048576 bytes intact"'
 
-# vsock_echo UDS COMMAND...: runs COMMAND (vmm, or vmm-jail around it) in the background while
-# the host connects to vmm's socket UDS, asks for guest port 5001 with "CONNECT 5001" and sends
-# 1 MiB through the guest's echo. Sets rc; $tmp/out holds the guest's output and the host's.
-vsock_echo() {
-	local uds=$1 pid
-	shift
-	"$@" </dev/null >"$tmp/raw" 2>"$tmp/err" &
-	pid=$!
-	"$py" "$here/vsock-host.py" connect "$uds" 5001 1048576 >"$tmp/host" 2>&1
-	wait "$pid"
-	rc=$?
-	tr -d '\r' <"$tmp/raw" >"$tmp/out"
-	cat "$tmp/host" >>"$tmp/out"
-}
-
 # Host -> guest: the guest listens on port 5001.
 vsock_echo "$tmp/w.sock" timeout -k 5 300 "$vmm" --kernel "$vmlinux" --initrd "$initramfs" \
 	--vsock "cid=3,uds=$tmp/w.sock" --cmdline '-- /bin/vsock-test listen 5001'

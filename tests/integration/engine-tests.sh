@@ -132,6 +132,27 @@ elif engines_ready; then
 	rc=$?
 	expect "podman rm: the container and vmm-oci's records are gone" \
 		eval '[ $rc -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ]'
+
+	# restart of a process that ignores TERM (the KILL path), then rm -f of the running one and
+	# of one only created
+	pm run -d --name vd2 --network none localhost/bb \
+		sh -c 'trap "" TERM; echo d2-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
+	ups() { pm logs vd2 2>/dev/null | grep -c d2-up; }
+	for _ in $(seq 300); do [ "$(ups)" -ge 1 ] && break; sleep 1; done
+	pm restart -t 3 vd2 >"$tmp/out" 2>>"$tmp/err"
+	rc=$?
+	for _ in $(seq 300); do [ "$(ups)" -ge 2 ] && break; sleep 1; done
+	st=$(pm inspect -f '{{.State.Status}}' vd2 2>>"$tmp/err")
+	expect "podman restart -t 3 of a process that ignores TERM: killed, started again, running" \
+		eval '[ $rc -eq 0 ] && [ "$(ups)" -ge 2 ] && [ "$st" = running ]'
+	pm create --name vc1 --network none localhost/bb true >"$tmp/out" 2>>"$tmp/err"
+	rc=$?
+	pm rm -f vd2 >>"$tmp/out" 2>>"$tmp/err"
+	rc2=$?
+	pm rm -f vc1 >>"$tmp/out" 2>>"$tmp/err"
+	rc3=$?
+	expect "podman rm -f of a running and of a created container: both gone, no vmm left" \
+		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ] && ! pgrep -x vmm >/dev/null'
 fi
 
 # containerd 1.6 and its runc v2 shim (what Kubernetes' CRI and Docker use): `ctr run
