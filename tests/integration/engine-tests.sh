@@ -60,11 +60,11 @@ elif engines_ready; then
 		eval '[ $rc -eq 127 ]'
 
 	pm run --rm --network none --cap-drop ALL -u 1000:1000 localhost/bb \
-		sh -c 'grep -E "^(CapEff|Seccomp):" /proc/self/status; echo "ids $(id -u):$(id -g) nofile $(ulimit -n)"' \
+		sh -c 'grep -E "^(CapEff|Seccomp):" /proc/self/status; echo "ids $(id -u):$(id -g) nofile $(ulimit -n)"; ping -c 1 -W 5 127.0.0.1 >/dev/null 2>&1 && echo ping-ok || echo ping-refused' \
 		</dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
-	expect "podman run --cap-drop ALL -u 1000:1000: no capabilities, podman's seccomp profile installed, the user and the nofile limit" \
-		eval '[ $rc -eq 0 ] && grep -q "^CapEff:[[:space:]]*0000000000000000" "$tmp/out" && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out" && grep -qx "ids 1000:1000 nofile 20000" "$tmp/out"'
+	expect "podman run --cap-drop ALL -u 1000:1000: no capabilities (ping refused), podman's seccomp profile installed, the user and the nofile limit" \
+		eval '[ $rc -eq 0 ] && grep -q "^CapEff:[[:space:]]*0000000000000000" "$tmp/out" && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out" && grep -qx "ids 1000:1000 nofile 20000" "$tmp/out" && grep -qx ping-refused "$tmp/out"'
 
 	pm run --rm --network none --read-only localhost/bb \
 		sh -c 'echo x >/new 2>&1; echo w >/tmp/w && cat /tmp/w' </dev/null >"$tmp/out" 2>"$tmp/err"
@@ -83,15 +83,15 @@ elif engines_ready; then
 
 	# one VM for the resources, --init and a named volume
 	pm volume create vnamed >"$tmp/out" 2>"$tmp/err"
-	pm run --rm --network none --memory 256m --cpus 2 --init -v vnamed:/data localhost/bb \
-		sh -c 'echo named >/data/f; echo "cpus $(nproc)"; grep MemTotal /proc/meminfo; tr "\0" " " </proc/$PPID/cmdline; echo' \
+	pm run --rm --network none --memory 256m --cpus 2 --init --cap-add NET_RAW -v vnamed:/data localhost/bb \
+		sh -c 'echo named >/data/f; echo "cpus $(nproc)"; grep MemTotal /proc/meminfo; tr "\0" " " </proc/$PPID/cmdline; echo; ping -c 1 -W 5 127.0.0.1 >/dev/null 2>&1 && echo ping-ok' \
 		</dev/null >"$tmp/out" 2>>"$tmp/err"
 	rc=$?
 	vdir=$(pm volume inspect -f '{{.Mountpoint}}' vnamed 2>>"$tmp/err")
 	memkb=$(awk '/^MemTotal:/ {print $2}' "$tmp/out")
 	echo "# podman --memory 256m: the guest's MemTotal is ${memkb:-?} kB"
-	expect "podman run --memory 256m --cpus 2 --init -v NAMED:/data: 2 vCPUs, a 256 MiB guest, catatonit as the parent, the write in the volume" \
-		eval '[ $rc -eq 0 ] && grep -qx "cpus 2" "$tmp/out" && [ "${memkb:-0}" -gt 180000 ] && [ "${memkb:-0}" -le 262144 ] && grep -q "^/run/podman-init -- sh -c" "$tmp/out" && [ "$(cat "$vdir/f" 2>/dev/null)" = named ]'
+	expect "podman run --memory 256m --cpus 2 --init --cap-add NET_RAW -v NAMED:/data: 2 vCPUs, a 256 MiB guest, catatonit as the parent, ping works, the write in the volume" \
+		eval '[ $rc -eq 0 ] && grep -qx "cpus 2" "$tmp/out" && [ "${memkb:-0}" -gt 180000 ] && [ "${memkb:-0}" -le 262144 ] && grep -q "^/run/podman-init -- sh -c" "$tmp/out" && grep -qx ping-ok "$tmp/out" && [ "$(cat "$vdir/f" 2>/dev/null)" = named ]'
 
 	pm run -d --name vd1 --network none localhost/bb \
 		sh -c 'trap "echo term-trapped; exit 0" TERM; echo d1-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
