@@ -645,31 +645,36 @@ int config_parse_json(struct vm_config *c, const char *text, size_t len, const c
 	return r;
 }
 
-int config_load_json(struct vm_config *c, const char *path, struct verr *e)
+/* FILE as the whole description (--config), or as its process object alone (vmm exec
+ * --process); errors start with the flag and the file. */
+static int load_file(struct vm_config *c, const char *flag, const char *path, bool process_only,
+		     struct verr *e)
 {
 	char origin[128];
-	snprintf(origin, sizeof(origin), "--config %s", path);
+	snprintf(origin, sizeof(origin), "%s %s", flag, path);
 	json_object *root;
 	int r = json_strict_read_file(path, CONFIG_MAX_BYTES, origin, &root, e);
 	if (r < 0)
 		return r == -ENOENT ? -EINVAL : r;
-	r = config_from_object(c, root, origin, e);
+	if (process_only) {
+		struct verr ke = {0};
+		if ((r = process_from_json(c, root, &ke)) < 0)
+			verr_set(e, r, "%s: %s", origin, ke.msg);
+	} else {
+		r = config_from_object(c, root, origin, e);
+	}
 	json_object_put(root);
 	return r;
 }
 
+int config_load_json(struct vm_config *c, const char *path, struct verr *e)
+{
+	return load_file(c, "--config", path, false, e);
+}
+
 int config_load_process_json(struct vm_config *c, const char *path, struct verr *e)
 {
-	char origin[128];
-	snprintf(origin, sizeof(origin), "--process %s", path);
-	json_object *root;
-	int r = json_strict_read_file(path, CONFIG_MAX_BYTES, origin, &root, e);
-	if (r < 0)
-		return r == -ENOENT ? -EINVAL : r;
-	struct verr ke = {0};
-	r = process_from_json(c, root, &ke);
-	json_object_put(root);
-	return r < 0 ? verr_set(e, r, "%s: %s", origin, ke.msg) : 0;
+	return load_file(c, "--process", path, true, e);
 }
 
 /* ---- writing it back ---- */
