@@ -87,6 +87,18 @@ void virtio_dev_stats_get(const struct virtio_dev *d, struct virtio_dev_stats_sn
 	out->needs_reset = atomic_load_explicit(&s->needs_reset, memory_order_relaxed);
 }
 
+unsigned virtio_dev_queues_get(struct virtio_dev *d, struct virtq_state out[VIRTIO_MAX_QUEUES],
+			       unsigned *isr)
+{
+	pthread_mutex_lock(&d->lock);
+	unsigned n = d->nr_queues < VIRTIO_MAX_QUEUES ? d->nr_queues : VIRTIO_MAX_QUEUES;
+	for (unsigned i = 0; i < n; i++)
+		virtq_state_get(&d->vq[i], &out[i]);
+	*isr = atomic_load(&d->isr);
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
 bool virtio_dev_running(const struct virtio_dev *d)
 {
 	return (d->status & VIRTIO_CONFIG_S_DRIVER_OK) &&

@@ -113,6 +113,12 @@ void virtio_dev_destroy(struct virtio_dev *d);
 /* Copies d's counters into *out; any thread, no lock (see struct virtio_dev_stats). */
 void virtio_dev_stats_get(const struct virtio_dev *d, struct virtio_dev_stats_snapshot *out);
 
+/* The state of d's queues, for the metrics: takes d's lock. Fills out[0..nr_queues) and returns
+ * nr_queues (at most VIRTIO_MAX_QUEUES); *isr gets the interrupt status the driver has not
+ * acknowledged. */
+unsigned virtio_dev_queues_get(struct virtio_dev *d, struct virtq_state out[VIRTIO_MAX_QUEUES],
+			       unsigned *isr);
+
 /* Whether feature bit `bit` was negotiated. */
 static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned bit)
 {

@@ -309,6 +309,22 @@ bool virtq_has_avail(struct virtq *q)
 	return load_avail_idx(q) != q->last_avail;
 }
 
+void virtq_state_get(const struct virtq *q, struct virtq_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (!q->avail || !q->used)
+		return;
+	s->ready = q->ready;
+	s->broken = q->broken;
+	s->event_idx = q->event_idx;
+	s->size = q->size;
+	s->offered = load_avail_idx(q);
+	s->taken = q->last_avail;
+	s->returned = q->used_idx;
+	s->signalled = q->signalled_used;
+	s->used_event = q->event_idx ? load16(used_event(q)) : 0;
+}
+
 size_t virtq_chain_read(const struct virtq_chain *c, size_t off, void *dst, size_t len)
 {
 	size_t done = 0;

@@ -94,6 +94,23 @@ bool virtq_enable_kicks(struct virtq *q, bool enable);
 /* Whether avail->idx is ahead of last_avail (there is something to pop). */
 bool virtq_has_avail(struct virtq *q);
 
+/* Where a queue stands, for diagnosing a guest that waits (the metrics): the indexes the device
+ * keeps and the two the driver wrote, read once and only reported. A stuck guest shows which
+ * side owes the other: offered > taken, vmm has not served a kick; taken > returned, a request
+ * is in flight; all equal, the guest has asked for nothing. */
+struct virtq_state {
+	bool ready, broken, event_idx;
+	uint16_t size;
+	uint16_t offered;    /* the driver's avail->idx: buffers made available so far */
+	uint16_t taken;	     /* last_avail: popped by the device */
+	uint16_t returned;   /* used->idx: pushed back */
+	uint16_t signalled;  /* used->idx when the device last decided whether to interrupt */
+	uint16_t used_event; /* event idx: the driver wants an interrupt once used passes it */
+};
+
+/* Fills *s from q (q's lock held); a queue without rings reports ready false and zeros. */
+void virtq_state_get(const struct virtq *q, struct virtq_state *s);
+
 /* Copy helpers over a chain's readable or writable buffers, starting `off` bytes in. Return the
  * number of bytes copied (less than len when the buffers end first). */
 size_t virtq_chain_read(const struct virtq_chain *c, size_t off, void *dst, size_t len);

@@ -670,6 +670,7 @@ static void fill_metrics_src(struct vm *vm, struct metrics_src *src,
 		devs[i].name = sl->dev->name;
 		devs[i].type = device_table[sl->type].name;
 		virtio_dev_stats_get(sl->dev, &devs[i].st);
+		devs[i].nqueues = virtio_dev_queues_get(sl->dev, devs[i].queues, &devs[i].isr);
 	}
 	*src = (struct metrics_src){
 	    .state = vm_state_name(vm_state(vm)),
@@ -806,13 +807,15 @@ static int exit_status(struct vm *vm)
 		return VMM_EXIT_FAILURE;
 	if (status >= 0)
 		return status;
+	const char *how = why == VM_STOP_TRIPLE_FAULT ? "triple fault" : "reboot";
 	if (vm->container) {
-		vmm_log("the guest ended before the container's process reported an exit status");
+		vmm_log("the guest reset (%s) before the container's process reported an exit "
+			"status",
+			how);
 		return VMM_EXIT_FAILURE;
 	}
 	if (!atomic_load(&vm->boot_done))
-		vmm_log("the guest reset (%s) before its init reported boot",
-			why == VM_STOP_TRIPLE_FAULT ? "triple fault" : "reboot");
+		vmm_log("the guest reset (%s) before its init reported boot", how);
 	return 0;
 }
 

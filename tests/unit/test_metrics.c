@@ -82,8 +82,30 @@ static void keys_of(struct json_object *o, char *buf, size_t cap)
 
 static uint64_t exits[45];
 static const struct metrics_device devs[] = {
-    {"virtio-blk vda", "blk", {.requests = 10, .bytes = 40960, .errors = 1, .needs_reset = 0}},
-    {"virtio-net tap0", "net", {.requests = 7, .bytes = 4242, .errors = 2, .needs_reset = 1}},
+    {.name = "virtio-blk vda",
+     .type = "blk",
+     .st = {.requests = 10, .bytes = 40960, .errors = 1, .needs_reset = 0}},
+    {.name = "virtio-net tap0",
+     .type = "net",
+     .st = {.requests = 7, .bytes = 4242, .errors = 2, .needs_reset = 1},
+     .queues = {{.ready = true,
+		 .event_idx = true,
+		 .size = 256,
+		 .offered = 65535,
+		 .taken = 65534,
+		 .returned = 65533,
+		 .signalled = 65530,
+		 .used_event = 65532},
+		{.ready = false},
+		{.ready = true,
+		 .broken = true,
+		 .size = 8,
+		 .offered = 3,
+		 .taken = 3,
+		 .returned = 2,
+		 .signalled = 2}},
+     .nqueues = 3,
+     .isr = 1},
 };
 static const struct metrics_phase phases[] = {
     {"options", 0.125},
@@ -155,7 +177,8 @@ static void full_object(void **state)
 		struct json_object *d = json_object_array_get_idx(da, i);
 		assert_int_equal(json_object_get_type(d), json_type_object);
 		keys_of(d, keys, sizeof(keys));
-		assert_string_equal(keys, "name,type,requests,bytes,errors,needs_reset");
+		assert_string_equal(
+		    keys, "name,type,requests,bytes,errors,needs_reset,interrupt_status,queues");
 		assert_string_equal(json_object_get_string(get(d, "name", json_type_string)),
 				    devs[i].name);
 		assert_string_equal(json_object_get_string(get(d, "type", json_type_string)),
@@ -164,7 +187,31 @@ static void full_object(void **state)
 		assert_int_equal(get_int(d, "bytes"), devs[i].st.bytes);
 		assert_int_equal(get_int(d, "errors"), devs[i].st.errors);
 		assert_int_equal(get_int(d, "needs_reset"), devs[i].st.needs_reset);
+		assert_int_equal(get_int(d, "interrupt_status"), devs[i].isr);
 	}
+	/* Only the queues the driver set up; used_event only with event idx. */
+	assert_int_equal(json_object_array_length(
+			     get(json_object_array_get_idx(da, 0), "queues", json_type_array)),
+			 0);
+	struct json_object *qa = get(json_object_array_get_idx(da, 1), "queues", json_type_array);
+	assert_int_equal(json_object_array_length(qa), 2);
+	struct json_object *q0 = json_object_array_get_idx(qa, 0);
+	keys_of(q0, keys, sizeof(keys));
+	assert_string_equal(keys, "index,size,offered,taken,returned,signalled,used_event,broken");
+	assert_int_equal(get_int(q0, "index"), 0);
+	assert_int_equal(get_int(q0, "size"), 256);
+	assert_int_equal(get_int(q0, "offered"), 65535);
+	assert_int_equal(get_int(q0, "taken"), 65534);
+	assert_int_equal(get_int(q0, "returned"), 65533);
+	assert_int_equal(get_int(q0, "signalled"), 65530);
+	assert_int_equal(get_int(q0, "used_event"), 65532);
+	assert_false(json_object_get_boolean(get(q0, "broken", json_type_boolean)));
+	struct json_object *q2 = json_object_array_get_idx(qa, 1);
+	keys_of(q2, keys, sizeof(keys));
+	assert_string_equal(keys, "index,size,offered,taken,returned,signalled,broken");
+	assert_int_equal(get_int(q2, "index"), 2);
+	assert_int_equal(get_int(q2, "returned"), 2);
+	assert_true(json_object_get_boolean(get(q2, "broken", json_type_boolean)));
 
 	struct json_object *vs = get(m, "vsock", json_type_object);
 	keys_of(vs, keys, sizeof(keys));
@@ -222,8 +269,8 @@ static void clamps_and_odd_values(void **state)
 {
 	(void)state;
 	uint64_t ex[3] = {UINT64_MAX, 0, UINT64_MAX - 1};
-	struct metrics_device d = {
-	    NULL, "rng", {UINT64_MAX, (uint64_t)INT64_MAX + 1, INT64_MAX, 5}};
+	struct metrics_device d = {.type = "rng",
+				   .st = {UINT64_MAX, (uint64_t)INT64_MAX + 1, INT64_MAX, 5}};
 	struct metrics_phase ph[] = {{NULL, 1.0}, {"x", NAN}, {"y", -INFINITY}};
 	struct metrics_src src = {
 	    .state = NULL,

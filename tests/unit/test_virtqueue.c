@@ -873,6 +873,52 @@ static void dev_notify_used(void **state)
 	drv_free(&d);
 }
 
+/* The queue state the metrics report: the device's indexes and the driver's, as they stand. */
+static void queue_state(void **state)
+{
+	(void)state;
+	struct virtio_dev v;
+	struct drv d;
+	struct virtq_state qs[VIRTIO_MAX_QUEUES];
+	unsigned isr = 99;
+	dev_setup(&v, &d, true);
+	assert_int_equal(virtio_dev_queues_get(&v, qs, &isr), 1);
+	assert_true(qs[0].ready && qs[0].event_idx);
+	assert_false(qs[0].broken);
+	assert_int_equal(qs[0].size, 4);
+	assert_int_equal(qs[0].offered + qs[0].taken + qs[0].returned, 0);
+	assert_int_equal(isr, 0);
+	*used_event(&d) = 0;
+	post_simple(&d, 0);
+	post_simple(&d, 1);
+	post_simple(&d, 2);
+	assert_int_equal(virtq_pop(&v.vq[0], &chain), 1);
+	virtq_push(&v.vq[0], &chain, 0);
+	virtio_dev_notify_used(&v, 0);
+	assert_int_equal(virtq_pop(&v.vq[0], &chain), 1); /* taken, not returned */
+	*used_event(&d) = 7;
+	virtio_dev_queues_get(&v, qs, &isr);
+	assert_int_equal(qs[0].offered, 3);
+	assert_int_equal(qs[0].taken, 2);
+	assert_int_equal(qs[0].returned, 1);
+	assert_int_equal(qs[0].signalled, 1);
+	assert_int_equal(qs[0].used_event, 7);
+	assert_int_equal(isr, VIRTIO_ISR_QUEUE);
+	set_desc(&d, 3, DATA_GPA, 16, VRING_DESC_F_NEXT, 3); /* a loop: the queue breaks */
+	post(&d, 3);
+	assert_int_equal(virtq_pop(&v.vq[0], &chain), 1);
+	assert_int_equal(virtq_pop(&v.vq[0], &chain), -EINVAL);
+	virtio_dev_queues_get(&v, qs, &isr);
+	assert_true(qs[0].broken);
+	assert_int_equal(qs[0].offered, 4);
+	virtq_reset(&v.vq[0]); /* no rings: nothing to report */
+	virtio_dev_queues_get(&v, qs, &isr);
+	assert_false(qs[0].ready);
+	assert_int_equal(qs[0].size, 0);
+	virtio_dev_destroy(&v);
+	drv_free(&d);
+}
+
 static void dev_config_and_fail(void **state)
 {
 	(void)state;
@@ -906,6 +952,7 @@ static void dev_config_and_fail(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(queue_state),
 	    cmocka_unit_test(normal_chain),
 	    cmocka_unit_test(indirect_table),
 	    cmocka_unit_test(indirect_chain_max),

@@ -144,6 +144,36 @@ static struct json_object *exits_json(const struct metrics_src *s)
 	return o;
 }
 
+/* The queues the driver has set up, each with where its indexes stand. */
+static struct json_object *queues_json(const struct metrics_device *d)
+{
+	struct json_object *a = json_object_new_array();
+	if (!a)
+		return NULL;
+	for (unsigned i = 0; i < d->nqueues; i++) {
+		const struct virtq_state *q = &d->queues[i];
+		if (!q->ready)
+			continue;
+		struct json_object *o = json_object_new_object();
+		bool ok = o && add_count(o, "index", i) && add_count(o, "size", q->size) &&
+			  add_count(o, "offered", q->offered) && add_count(o, "taken", q->taken) &&
+			  add_count(o, "returned", q->returned) &&
+			  add_count(o, "signalled", q->signalled) &&
+			  (!q->event_idx || add_count(o, "used_event", q->used_event)) &&
+			  add(o, "broken", json_object_new_boolean(q->broken));
+		if (!ok) {
+			json_object_put(o);
+			json_object_put(a);
+			return NULL;
+		}
+		if (!add_array_item(a, o)) {
+			json_object_put(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static struct json_object *device_json(const struct metrics_device *d)
 {
 	struct json_object *o = json_object_new_object();
@@ -153,7 +183,8 @@ static struct json_object *device_json(const struct metrics_device *d)
 	    !add_val(o, "type", new_string_or_null(d->type), !d->type) ||
 	    !add_count(o, "requests", d->st.requests) || !add_count(o, "bytes", d->st.bytes) ||
 	    !add_count(o, "errors", d->st.errors) ||
-	    !add_count(o, "needs_reset", d->st.needs_reset)) {
+	    !add_count(o, "needs_reset", d->st.needs_reset) ||
+	    !add_count(o, "interrupt_status", d->isr) || !add(o, "queues", queues_json(d))) {
 		json_object_put(o);
 		return NULL;
 	}

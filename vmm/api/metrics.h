@@ -21,8 +21,14 @@
  *     },
  *     "devices": [                     one entry per device, in the caller's order
  *       {"name": "virtio-blk vda", "type": "blk",
- *        "requests": 10, "bytes": 40960, "errors": 0, "needs_reset": 0},
- *       ...                            (devices/virtio.h defines the counters per type)
+ *        "requests": 10, "bytes": 40960, "errors": 0, "needs_reset": 0,
+ *        "interrupt_status": 0,        (devices/virtio.h defines the counters per type)
+ *        "queues": [{"index": 0, "size": 256, "offered": 120, "taken": 120,
+ *                    "returned": 120, "signalled": 120, "used_event": 119,
+ *                    "broken": false}]},
+ *                                      the queues the driver set up (struct virtq_state;
+ *                                      used_event only with event idx)
+ *       ...
  *     ],
  *     "vsock": {"opened": 3, "closed": 2, "active": 1},
  *                                      only with have_vsock (devices/virtio_vsock.h)
@@ -67,6 +73,9 @@ struct metrics_device {
 	const char *name; /* "virtio-blk vda" */
 	const char *type; /* "blk", "net", "vsock" or "rng" */
 	struct virtio_dev_stats_snapshot st;
+	struct virtq_state queues[VIRTIO_MAX_QUEUES]; /* [0, nqueues) */
+	unsigned nqueues;
+	unsigned isr; /* interrupt status not yet acknowledged */
 };
 
 struct metrics_phase {
