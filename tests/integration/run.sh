@@ -33,7 +33,8 @@ fi
 
 # Each group runs once; the nest alone (exit 125 from nest.sh: L1 stalled, timed out or broke,
 # never a test result) earns up to two more tries, since its TCG outer guest can stall or crash on
-# an overloaded host. A try's TAP counts only if it is the group's last; a failed try is
+# an overloaded host. So does a group whose tests failed while L1's kernel reported trouble
+# (NEST_TROUBLE_FILE: an oops or a stall L1 lived through, seen to hang or reset the test's VM). A try's TAP counts only if it is the group's last; a failed try is
 # summarised. The source folder is shared too: the nest hides the host's /tmp, where a clone may
 # live. VMM_TEST_ONLY (a list of parts) runs those parts in one group.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}
@@ -44,20 +45,30 @@ else
 	groups=("basic device sandbox" "container" "lifecycle jail" "fs" "volume oci" "engine")
 fi
 log=$(mktemp)
-trap 'rm -f "$log" "$log.err"' EXIT
+trap 'rm -f "$log" "$log.err" "$log.trouble"' EXIT
 n=0 failed=0 rc=0
 for g in "${groups[@]}"; do
 	for try in 1 2 3; do
-		VMM_TEST_ONLY=$g "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
+		rm -f "$log.trouble"
+		NEST_TROUBLE_FILE=$log.trouble VMM_TEST_ONLY=$g "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
 			"$src/tests/integration/boot-tests.sh" "$vmm" "$initramfs" "$kdir" "$probe" >"$log" 2>"$log.err"
 		grc=$?
 		finished=false
 		grep -q '^# [0-9]* passed, [0-9]* failed' "$log" && finished=true
-		if [ "$grc" -ne 125 ] || $finished || [ "$try" -eq 3 ]; then
-			break
+		[ "$try" -eq 3 ] && break
+		if $finished; then
+			# Finished: run again only when a test failed while L1's kernel reported
+			# trouble (an oops or a stall in the outer guest, which the failure may be).
+			grep -q '^# [0-9]* passed, 0 failed' "$log" && break
+			[ -s "$log.trouble" ] || break
+			echo "# group \"$g\", try $try: $(grep -c '^not ok' "$log") failed while L1's kernel reported trouble, so they may be the nest's; its reports:"
+			sed 's/^/#   /' "$log.trouble"
+			grep '^not ok' "$log" | sed 's/^/#   (was) /'
+		else
+			[ "$grc" -ne 125 ] && break
+			echo "# group \"$g\", try $try: the nested harness failed (exit 125) before its tests finished; its last words:"
+			tail -n 8 "$log.err" | sed 's/^/#   /'
 		fi
-		echo "# group \"$g\", try $try: the nested harness failed (exit 125) before its tests finished; its last words:"
-		tail -n 8 "$log.err" | sed 's/^/#   /'
 		echo "# running the group again"
 	done
 	cat "$log.err" >&2

@@ -39,6 +39,9 @@
 # options), NEST_KERNEL_VERSION (pick a kernel from /lib/modules),
 # NEST_MODULES (extra modules to load in L1, e.g. "tun vhost_net"), NEST_CMDLINE (more
 # L1 kernel parameters, e.g. "loglevel=7"),
+# NEST_TROUBLE_FILE (where to write the trouble L1's kernel reported while the command ran, when
+# it still finished), NEST_KVM_AMD (kvm-amd's parameters in L1, e.g. "npt=0"), NEST_TCG_THREAD
+# (QEMU's TCG threading: multi or single; tests/nested/soak-fs.sh compares such settings),
 # NEST_QEMU (QEMU binary), NEST_KEEP=1 (keep the run directory, for debugging),
 # NEST_NO_WATCHDOG=1 (do not stop L1 when its kernel has reported a soft lockup or an RCU stall
 # NEST_STALL_REPORTS times, 3 by default, or when its 5-second heartbeat stops for
@@ -55,6 +58,8 @@ readonly P9_OPTS='trans=virtio,version=9p2000.L,msize=262144'
 prog=nest
 mem=${NEST_MEM:-4096}
 cpus=${NEST_CPUS:-2}
+tcg_thread=${NEST_TCG_THREAD:-multi}
+kvm_amd_params=${NEST_KVM_AMD:-}
 timeout_s=${NEST_TIMEOUT:-1800}
 tries=${NEST_TRIES:-1}
 quiet=0
@@ -256,8 +261,9 @@ die() {
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-while read -r m; do
-	insmod "/modules/$m" || die "insmod $m"
+while read -r m args; do
+	# shellcheck disable=SC2086 # the module's parameters, a word list
+	insmod "/modules/$m" $args || die "insmod $m $args"
 done </modules.order
 [ -c /dev/kvm ] || die "no /dev/kvm after insmod kvm-amd (no SVM in the emulated CPU?)"
 
@@ -329,7 +335,9 @@ make_initramfs() { # out
 		*.ko.gz) gzip -dc -- "$m" >"$root/modules/$base" ;;
 		*) cp -- "$m" "$root/modules/$base" ;;
 		esac
-		printf '%s\n' "$base" >>"$root/modules.order"
+		args=
+		[[ $base == kvm-amd.ko ]] && args=$kvm_amd_params
+		printf '%s %s\n' "$base" "$args" >>"$root/modules.order"
 	done
 	printf '%s\n' "$init_script" >"$root/init"
 	chmod 0755 "$root/init"
@@ -346,7 +354,7 @@ make_initramfs() { # out
 
 key=$(
 	{
-		printf '%s\n' "$NEST_FORMAT" "$kver" "$init_script" "$busybox"
+		printf '%s\n' "$NEST_FORMAT" "$kver" "$init_script" "$busybox" "$kvm_amd_params"
 		stat -L -c '%s %Y' "$busybox"
 		for m in "${mod_order[@]}"; do stat -c '%n %s %Y' -- "$m"; done
 	} | sha256sum
@@ -398,7 +406,7 @@ fi
 virtfs_path() { printf '%s' "${1//,/,,}"; } # QEMU option syntax: ',' doubles
 # shellcheck disable=SC2054 # the commas are QEMU's
 qemu_args=(
-	-accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
+	-accel "tcg,thread=$tcg_thread" -cpu max -smp "$cpus" -m "$mem"
 	-nodefaults -no-user-config -nographic -no-reboot
 	-chardev "file,id=con,path=$(virtfs_path "$io/console")" -serial chardev:con
 	-kernel "$kernel" -initrd "$initrd"
@@ -444,6 +452,9 @@ console_filter() {
 # the L1 kernel then reports a soft lockup or an RCU stall and may never finish. Such a nest is
 # not to be trusted: stop it (with a marker) instead of waiting for --timeout.
 readonly STALL_RE='soft lockup - CPU|self-detected stall|detected stalls on CPUs|blocked for more than [0-9]+ seconds'
+# What else in L1's console means its kernel was in trouble (at loglevel=3 only reports of level
+# CRIT and above reach it): oopses, BUGs, panics, stalls, hung tasks.
+readonly TROUBLE_RE="^\[ *[0-9.]+\] .*(BUG:|Oops|general protection|Kernel panic|stack guard page|WARNING:|INFO: task|$STALL_RE)"
 # L1 also touches $io/heartbeat every 5 s while the command runs; a heartbeat older than
 # NEST_HEARTBEAT_S (default 120) seconds means L1 hung without a word (seen: a CPU stuck with
 # interrupts off in L1's KVM, which no soft-lockup detector reports).
@@ -540,4 +551,13 @@ for ((try = 1; ; try++)); do
 done
 rc=$(<"$io/status")
 is_uint "$rc" || fail "L1 wrote a bad exit status '$rc'"
+# L1 finished, but its kernel may have reported trouble meanwhile (a soft lockup that passed, an
+# oops on the thread that ran a vCPU of the command's VM): the command's results may then be the
+# outer guest's fault. Said on stderr, and written to NEST_TROUBLE_FILE when it is set (the
+# integration suite runs such a group again when one of its tests failed).
+trouble=$(console_filter <"$io/console" | grep -E "$TROUBLE_RE" | head -n 3 || true)
+if [[ -n $trouble ]]; then
+	say "L1's kernel reported trouble while the command ran (a TCG or L1 KVM problem): $(head -n 1 <<<"$trouble")"
+	[[ -z ${NEST_TROUBLE_FILE:-} ]] || printf '%s\n' "$trouble" >"$NEST_TROUBLE_FILE"
+fi
 exit "$rc"
