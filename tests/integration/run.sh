@@ -31,10 +31,11 @@ if VMM_TEST_DEBIAN_IMG=$("$src/rootfs/debian-rootfs.sh" | tail -n1); then
 	echo "# Debian rootfs: $VMM_TEST_DEBIAN_IMG"
 fi
 
-# Each group runs once; the nest alone (exit 125 from nest.sh: L1 stalled, timed out or broke,
-# never a test result) earns up to two more tries, since its TCG outer guest can stall or crash on
-# an overloaded host. So does a group whose tests failed while L1's kernel reported trouble
-# (NEST_TROUBLE_FILE: an oops or a stall L1 lived through, seen to hang or reset the test's VM). A try's TAP counts only if it is the group's last; a failed try is
+# Each group runs once. The nest alone (exit 125, with NEST_FAIL_FILE saying retry=1: L1 stalled
+# or broke, never a test result, nor a timeout) earns up to two more tries, since its TCG outer
+# guest can stall or crash on an overloaded host. So does a group whose tests failed while L1's
+# kernel reported trouble (NEST_TROUBLE_FILE: an oops or a stall L1 lived through, which can hang
+# or reset a test's VM). A try's TAP counts only if it is the group's last; a failed try is
 # summarised. The source folder is shared too: the nest hides the host's /tmp, where a clone may
 # live. VMM_TEST_ONLY (a list of parts) runs those parts in one group.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}
@@ -45,12 +46,12 @@ else
 	groups=("basic device sandbox" "container" "lifecycle jail" "fs" "volume oci" "engine")
 fi
 log=$(mktemp)
-trap 'rm -f "$log" "$log.err" "$log.trouble"' EXIT
+trap 'rm -f "$log" "$log.err" "$log.trouble" "$log.fail"' EXIT
 n=0 failed=0 rc=0
 for g in "${groups[@]}"; do
 	for try in 1 2 3; do
-		rm -f "$log.trouble"
-		NEST_TROUBLE_FILE=$log.trouble VMM_TEST_ONLY=$g "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
+		rm -f "$log.trouble" "$log.fail"
+		NEST_TROUBLE_FILE=$log.trouble NEST_FAIL_FILE=$log.fail VMM_TEST_ONLY=$g "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
 			"$src/tests/integration/boot-tests.sh" "$vmm" "$initramfs" "$kdir" "$probe" >"$log" 2>"$log.err"
 		grc=$?
 		finished=false
@@ -66,6 +67,11 @@ for g in "${groups[@]}"; do
 			grep '^not ok' "$log" | sed 's/^/#   (was) /'
 		else
 			[ "$grc" -ne 125 ] && break
+			# a nest that timed out (the group's own hang, maybe) or whose init failed
+			# would only do so again: 1200 s more each time
+			if [ -s "$log.fail" ] && ! grep -q '^retry=1 ' "$log.fail"; then
+				break
+			fi
 			echo "# group \"$g\", try $try: the nested harness failed (exit 125) before its tests finished; its last words:"
 			tail -n 8 "$log.err" | sed 's/^/#   /'
 		fi

@@ -40,7 +40,8 @@
 # NEST_MODULES (extra modules to load in L1, e.g. "tun vhost_net"), NEST_CMDLINE (more
 # L1 kernel parameters, e.g. "loglevel=7"),
 # NEST_TROUBLE_FILE (where to write the trouble L1's kernel reported while the command ran, when
-# it still finished), NEST_KVM_AMD (kvm-amd's parameters in L1, e.g. "npt=0"), NEST_TCG_THREAD
+# it still finished), NEST_FAIL_FILE (where to write why the nest failed, after "retry=1 " when
+# another boot may fare better: L1 stalled or crashed, not a timeout or an init failure), NEST_KVM_AMD (kvm-amd's parameters in L1, e.g. "npt=0"), NEST_TCG_THREAD
 # (QEMU's TCG threading: multi or single; tests/nested/soak-fs.sh compares such settings),
 # NEST_QEMU (QEMU binary), NEST_KEEP=1 (keep the run directory, for debugging),
 # NEST_NO_WATCHDOG=1 (do not stop L1 when its kernel has reported a soft lockup or an RCU stall
@@ -546,7 +547,11 @@ boot_l1() {
 
 for ((try = 1; ; try++)); do
 	boot_l1 && break
-	((retry && try < tries)) || fail "$why"
+	if ! ((retry && try < tries)); then
+		# For a caller that retries by itself: whether another boot may fare better.
+		[[ -z ${NEST_FAIL_FILE:-} ]] || printf 'retry=%s %s\n' "$retry" "$why" >"$NEST_FAIL_FILE"
+		fail "$why"
+	fi
 	say "$why; booting L1 again for the command (try $((try + 1)) of $tries)"
 done
 rc=$(<"$io/status")
