@@ -95,9 +95,10 @@ bool virtq_enable_kicks(struct virtq *q, bool enable);
 bool virtq_has_avail(struct virtq *q);
 
 /* Where a queue stands, for diagnosing a guest that waits (the metrics): the indexes the device
- * keeps and the two the driver wrote, read once and only reported. A stuck guest shows which
- * side owes the other: offered > taken, vmm has not served a kick; taken > returned, a request
- * is in flight; all equal, the guest has asked for nothing. */
+ * keeps and the two the driver wrote, read once and only reported. On a queue of requests a
+ * stuck guest shows which side owes the other: offered > taken, vmm has not served a kick;
+ * taken > returned, a request is in flight; all equal, the guest has asked for nothing. (A
+ * receive queue is normally offered > taken: its empty buffers wait for data.) */
 struct virtq_state {
 	bool ready, broken, event_idx;
 	uint16_t size;

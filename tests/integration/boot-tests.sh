@@ -69,6 +69,47 @@ vsock_echo() {
 	cat "$tmp/host" >>"$tmp/out"
 }
 
+# watched TIMEOUT SOCK OUT ERR ARGS...: vmm ARGS with stdin from /dev/null, stdout in OUT, stderr
+# in ERR and its control socket at SOCK. Past TIMEOUT seconds it is stopped (TERM, then KILL 5 s
+# later), and first its metrics, read twice 5 s apart, go to the TAP as comments: the vCPU exits
+# and each device queue's indexes tell a guest that waits on vmm (a request queue offered but not
+# taken, or taken but not returned) from one that stopped running (seen in the nest, whose TCG can
+# wedge a vCPU of L1's KVM). Sets rc (137 for a vmm that had to be killed, as with timeout -k).
+watched() {
+	local t=$1 sock=$2 out=$3 err=$4 pid end py=/usr/bin/python3
+	shift 4
+	[ -x "$py" ] || py=python3
+	rm -f "$sock"
+	"$vmm" --api-sock "$sock" "$@" </dev/null >"$out" 2>"$err" &
+	pid=$!
+	end=$((SECONDS + t))
+	while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.5; done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "# vmm still runs after $t s; its metrics, 5 s apart:"
+		for _ in 1 2; do
+			timeout 20 "$vmm" ctl --api-sock "$sock" metrics 2>&1 | "$py" -c '
+import json, sys
+t = sys.stdin.read()
+try:
+    j = json.loads(t)
+except ValueError:
+    print("#   (no metrics: %s)" % t.strip()[:200]); sys.exit()
+qs = ["%s q%d %d/%d/%d signalled %d used_event %s%s" % (d["name"], q["index"], q["offered"], q["taken"],
+      q["returned"], q["signalled"], q.get("used_event", "-"), " BROKEN" if q["broken"] else "")
+      for d in j["devices"] for q in d["queues"]]
+print("#   %s, vCPU exits %d; queues offered/taken/returned: %s; interrupt status %s" % (j["state"],
+      j["vcpu_exits"]["total"], "; ".join(qs), [d["interrupt_status"] for d in j["devices"]]))'
+			sleep 5
+		done
+		kill -TERM "$pid" 2>/dev/null
+		end=$((SECONDS + 5))
+		while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.5; done
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid"
+	rc=$?
+}
+
 bb=${VMM_TEST_BUSYBOX_EROFS:-}
 export VMM_KERNEL=$vmlinux # the default kernel of the parts that pass no --kernel
 

@@ -25,12 +25,12 @@ lap() {
 }
 export VMM_KERNEL=$vmlinux
 
-# fsvm TIMEOUT ARGS...: vmm with byte-exact stdout in $tmp/out, stderr in $tmp/err, status in $rc.
+# fsvm TIMEOUT ARGS...: vmm with byte-exact stdout in $tmp/out, stderr in $tmp/err, status in $rc;
+# one that hangs is reported (watched, in boot-tests.sh).
 fsvm() {
 	local t=$1
 	shift
-	timeout -k 5 "$t" "$vmm" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
-	rc=$?
+	watched "$t" "$tmp/fsvm.sock" "$tmp/out" "$tmp/err" "$@"
 }
 # snap PATH: content hash, mode, owner, size and mtime (what a canary must keep)
 snap() { echo "$(sha256sum <"$1") $(stat -c '%a %u:%g %s %Y.%y' "$1")"; }
