@@ -74,7 +74,9 @@ vsock_echo() {
 # later), and first its metrics, read twice 5 s apart, go to the TAP as comments: the vCPU exits
 # and each device queue's indexes tell a guest that waits on vmm (a request queue offered but not
 # taken, or taken but not returned) from one that stopped running (seen in the nest, whose TCG can
-# wedge a vCPU of L1's KVM). Sets rc (137 for a vmm that had to be killed, as with timeout -k).
+# wedge a vCPU of L1's KVM). With WATCH_BUSY=1 (a command that never sleeps) in the nest, such a
+# stop is also a "# nest-trouble:" line, on which run.sh runs the group again. Sets rc (137 for a
+# vmm that had to be killed, as with timeout -k).
 watched() {
 	local t=$1 sock=$2 out=$3 err=$4 pid end py=/usr/bin/python3
 	shift 4
@@ -86,21 +88,38 @@ watched() {
 	while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.5; done
 	if kill -0 "$pid" 2>/dev/null; then
 		echo "# vmm still runs after $t s; its metrics, 5 s apart:"
-		for _ in 1 2; do
-			timeout 20 "$vmm" ctl --api-sock "$sock" metrics 2>&1 | "$py" -c '
+		timeout 20 "$vmm" ctl --api-sock "$sock" metrics >"$tmp/watch1" 2>&1
+		sleep 5
+		timeout 20 "$vmm" ctl --api-sock "$sock" metrics >"$tmp/watch2" 2>&1
+		"$py" - "$tmp/watch1" "$tmp/watch2" "${VMM_NESTED:+${WATCH_BUSY:-}}" <<'PY'
 import json, sys
-t = sys.stdin.read()
-try:
-    j = json.loads(t)
-except ValueError:
-    print("#   (no metrics: %s)" % t.strip()[:200]); sys.exit()
-qs = ["%s q%d %d/%d/%d signalled %d used_event %s%s" % (d["name"], q["index"], q["offered"], q["taken"],
-      q["returned"], q["signalled"], q.get("used_event", "-"), " BROKEN" if q["broken"] else "")
-      for d in j["devices"] for q in d["queues"]]
-print("#   %s, vCPU exits %d; queues offered/taken/returned: %s; interrupt status %s" % (j["state"],
-      j["vcpu_exits"]["total"], "; ".join(qs), [d["interrupt_status"] for d in j["devices"]]))'
-			sleep 5
-		done
+# The receive-side queues, whose buffers normally wait offered and not taken.
+RX = {("vsock", 0), ("vsock", 2), ("net", 0)}
+ms = []
+for path in sys.argv[1:3]:
+    t = open(path).read()
+    try:
+        ms.append(json.loads(t))
+    except ValueError:
+        print("#   (no metrics: %s)" % t.strip()[:200])
+        sys.exit()
+for j in ms:
+    qs = ["%s q%d %d/%d/%d signalled %d used_event %s%s" % (d["name"], q["index"], q["offered"],
+          q["taken"], q["returned"], q["signalled"], q.get("used_event", "-"),
+          " BROKEN" if q["broken"] else "") for d in j["devices"] for q in d["queues"]]
+    print("#   %s, vCPU exits %d; queues offered/taken/returned: %s; interrupt status %s" % (
+          j["state"], j["vcpu_exits"]["total"], "; ".join(qs),
+          [d["interrupt_status"] for d in j["devices"]]))
+a, b = ms
+settled = all(q["taken"] == q["returned"] and (q["offered"] == q["taken"] or (d["type"], q["index"]) in RX)
+              and not q["broken"] for d in b["devices"] for q in d["queues"])
+still = a["vcpu_exits"] == b["vcpu_exits"] and a["devices"] == b["devices"]
+if sys.argv[3] and settled and still:
+    # A command that never idles, vmm owes the guest nothing, and nothing moved: the guest
+    # stopped running, which in the nest is its TCG outer guest wedging a vCPU (run.sh runs
+    # the group again)
+    print("# nest-trouble: the guest stopped with every request answered and no exit in 5 s")
+PY
 		kill -TERM "$pid" 2>/dev/null
 		end=$((SECONDS + 5))
 		while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.5; done

@@ -26,11 +26,11 @@ lap() {
 export VMM_KERNEL=$vmlinux
 
 # fsvm TIMEOUT ARGS...: vmm with byte-exact stdout in $tmp/out, stderr in $tmp/err, status in $rc;
-# one that hangs is reported (watched, in boot-tests.sh).
+# one that hangs is reported (watched, in boot-tests.sh; none of these commands sleeps).
 fsvm() {
 	local t=$1
 	shift
-	watched "$t" "$tmp/fsvm.sock" "$tmp/out" "$tmp/err" "$@"
+	WATCH_BUSY=1 watched "$t" "$tmp/fsvm.sock" "$tmp/out" "$tmp/err" "$@"
 }
 # snap PATH: content hash, mode, owner, size and mtime (what a canary must keep)
 snap() { echo "$(sha256sum <"$1") $(stat -c '%a %u:%g %s %Y.%y' "$1")"; }

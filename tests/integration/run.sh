@@ -33,11 +33,13 @@ fi
 
 # Each group runs once. The nest alone (exit 125, with NEST_FAIL_FILE saying retry=1: L1 stalled
 # or broke, never a test result, nor a timeout) earns up to two more tries, since its TCG outer
-# guest can stall or crash on an overloaded host. So does a group whose tests failed while L1's
-# kernel reported trouble (NEST_TROUBLE_FILE: an oops or a stall L1 lived through, which can hang
-# or reset a test's VM). A try's TAP counts only if it is the group's last; a failed try is
-# summarised. The source folder is shared too: the nest hides the host's /tmp, where a clone may
-# live. VMM_TEST_ONLY (a list of parts) runs those parts in one group.
+# guest can stall or crash on an overloaded host. So does a group whose tests failed while the
+# nest showed trouble: L1's kernel reported some (NEST_TROUBLE_FILE: an oops or a stall L1 lived
+# through, which can hang or reset a test's VM), or a test's VM whose command never sleeps stopped
+# running with vmm owing it nothing (a "# nest-trouble:" line from boot-tests.sh's watched). A try's TAP counts only if it
+# is the group's last; a failed try is summarised. The source folder is shared too: the nest
+# hides the host's /tmp, where a clone may live. VMM_TEST_ONLY (a list of parts) runs those parts
+# in one group.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}
 export NEST_MODULES="${NEST_MODULES:-} tun veth sch_ingress cls_u32 act_mirred" # the virtio-net test makes a TAP; vmm-oci a TAP, a veth pair and tc redirects
 if [ -n "${VMM_TEST_ONLY:-}" ]; then
@@ -58,12 +60,12 @@ for g in "${groups[@]}"; do
 		grep -q '^# [0-9]* passed, [0-9]* failed' "$log" && finished=true
 		[ "$try" -eq 3 ] && break
 		if $finished; then
-			# Finished: run again only when a test failed while L1's kernel reported
-			# trouble (an oops or a stall in the outer guest, which the failure may be).
+			# Finished: run again only when a test failed while the nest showed trouble
+			# (L1's kernel reported some, or a busy test VM stopped: the failure may be it).
 			grep -q '^# [0-9]* passed, 0 failed' "$log" && break
-			[ -s "$log.trouble" ] || break
-			echo "# group \"$g\", try $try: $(grep -c '^not ok' "$log") failed while L1's kernel reported trouble, so they may be the nest's; its reports:"
-			sed 's/^/#   /' "$log.trouble"
+			[ -s "$log.trouble" ] || grep -q '^# nest-trouble:' "$log" || break
+			echo "# group \"$g\", try $try: $(grep -c '^not ok' "$log") failed while the nest showed trouble, so they may be the nest's; what it showed:"
+			{ cat "$log.trouble" 2>/dev/null; grep '^# nest-trouble:' "$log"; } | sed 's/^/#   /'
 			grep '^not ok' "$log" | sed 's/^/#   (was) /'
 		else
 			[ "$grc" -ne 125 ] && break
