@@ -111,8 +111,11 @@ for j in ms:
           j["state"], j["vcpu_exits"]["total"], "; ".join(qs),
           [d["interrupt_status"] for d in j["devices"]]))
 a, b = ms
+# Settled: every request taken and answered, and what the driver has not consumed yet (returned
+# past its used_event) has its interrupt raised and pending; a lost interrupt would be vmm's.
 settled = all(q["taken"] == q["returned"] and (q["offered"] == q["taken"] or (d["type"], q["index"]) in RX)
-              and not q["broken"] for d in b["devices"] for q in d["queues"])
+              and not q["broken"] and (q.get("used_event", q["returned"]) == q["returned"] or d["interrupt_status"])
+              for d in b["devices"] for q in d["queues"])
 still = a["vcpu_exits"] == b["vcpu_exits"] and a["devices"] == b["devices"]
 if sys.argv[3] and settled and still:
     # A command that never idles, vmm owes the guest nothing, and nothing moved: the guest
