@@ -60,13 +60,14 @@ else
 	m1=$(ctl "$api" metrics)
 	e1=$(jget 'j["vcpu_exits"]["total"]' <<<"$m1")
 	# every device's queue indexes, which stand still while paused
-	q1=$(jget '[(d["name"], q["index"], q["offered"], q["taken"], q["returned"]) for d in j["devices"] for q in d["queues"]]' <<<"$m1")
+	queue_indexes() { jget '[(d["name"], q["index"], q["offered"], q["taken"], q["returned"]) for d in j["devices"] for q in d["queues"]]'; }
+	q1=$(queue_indexes <<<"$m1")
 	last=$(tail -n 1 "$tmp/life-out")
 	sleep 4
 	s2=$(size "$tmp/life-out")
 	m2=$(ctl "$api" metrics)
 	e2=$(jget 'j["vcpu_exits"]["total"]' <<<"$m2")
-	q2=$(jget '[(d["name"], q["index"], q["offered"], q["taken"], q["returned"]) for d in j["devices"] for q in d["queues"]]' <<<"$m2")
+	q2=$(queue_indexes <<<"$m2")
 	st=$(ctl "$api" state | jget 'j["state"]')
 	ctl "$api" resume
 	n1=$(awk '{print $2}' <<<"$last")

@@ -35,11 +35,11 @@ fi
 # or broke, never a test result, nor a timeout) earns up to two more tries, since its TCG outer
 # guest can stall or crash on an overloaded host. So does a group whose tests failed while the
 # nest showed trouble: L1's kernel reported some (NEST_TROUBLE_FILE: an oops or a stall L1 lived
-# through, which can hang or reset a test's VM), or a test's VM whose command never sleeps stopped
-# running with vmm owing it nothing (a "# nest-trouble:" line from boot-tests.sh's watched). A try's TAP counts only if it
-# is the group's last; a failed try is summarised. The source folder is shared too: the nest
-# hides the host's /tmp, where a clone may live. VMM_TEST_ONLY (a list of parts) runs those parts
-# in one group.
+# through, which can hang or reset a test's VM), or a test's VM whose command never sleeps
+# stopped running with vmm owing it nothing (a "# nest-trouble:" line from boot-tests.sh's
+# watched). A try's TAP counts only if it is the group's last; a failed try is summarised. The
+# source folder is shared too: the nest hides the host's /tmp, where a clone may live.
+# VMM_TEST_ONLY (a list of parts) runs those parts in one group.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}
 export NEST_MODULES="${NEST_MODULES:-} tun veth sch_ingress cls_u32 act_mirred" # the virtio-net test makes a TAP; vmm-oci a TAP, a veth pair and tc redirects
 if [ -n "${VMM_TEST_ONLY:-}" ]; then

@@ -41,8 +41,9 @@
 # L1 kernel parameters, e.g. "loglevel=7"),
 # NEST_TROUBLE_FILE (where to write the trouble L1's kernel reported while the command ran, when
 # it still finished), NEST_FAIL_FILE (where to write why the nest failed, after "retry=1 " when
-# another boot may fare better: L1 stalled or crashed, not a timeout or an init failure), NEST_KVM_AMD (kvm-amd's parameters in L1, e.g. "npt=0"), NEST_TCG_THREAD
-# (QEMU's TCG threading: multi or single; tests/nested/soak-fs.sh compares such settings),
+# another boot may fare better: L1 stalled or crashed, not a timeout or an init failure),
+# NEST_KVM_AMD (kvm-amd's parameters in L1, e.g. "npt=0"), NEST_TCG_THREAD (QEMU's TCG
+# threading: multi or single; tests/nested/soak-fs.sh compares such settings),
 # NEST_QEMU (QEMU binary), NEST_KEEP=1 (keep the run directory, for debugging),
 # NEST_NO_WATCHDOG=1 (do not stop L1 when its kernel has reported a soft lockup or an RCU stall
 # NEST_STALL_REPORTS times, 3 by default, or when its 5-second heartbeat stops for

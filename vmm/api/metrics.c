@@ -163,8 +163,7 @@ static struct json_object *queues_json(const struct metrics_device *d)
 			  add(o, "broken", json_object_new_boolean(q->broken));
 		if (!ok) {
 			json_object_put(o);
-			json_object_put(a);
-			return NULL;
+			o = NULL; /* add_array_item fails on it */
 		}
 		if (!add_array_item(a, o)) {
 			json_object_put(a);
