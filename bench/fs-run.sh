@@ -17,10 +17,10 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${VMM_BUILD_DIR:-$src/build}
-args=()
+args=() quick=0
 while (($#)); do
 	case $1 in
-	--quick) args+=(--runs 1 --tar-files 100 --tar-mib 1 --stat-files 300 --seq-mib 16 --io-seconds 1 --memory-pairs 1) ;;
+	--quick) quick=1 args+=(--runs 1 --tar-files 100 --tar-mib 1 --stat-files 300 --seq-mib 16 --io-seconds 1 --memory-pairs 1 --case-timeout 150) ;;
 	*) args+=("$1") ;;
 	esac
 	shift
@@ -32,6 +32,9 @@ kdir=$("$src/kernel-config/build.sh" | tail -n1)
 mkdir -p "$build/bench"
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
+# The smoke run takes about 400 s in the nest, a boot 10 to 40 s: a boot still going after 150 s
+# (--case-timeout) is hung and gets one more try, and a nest still going after 1000 s is stopped.
+if ((quick)); then export NEST_TIMEOUT=${NEST_TIMEOUT:-1000}; fi
 # The nest alone failing (its TCG outer guest stalled or crashed) earns up to two more boots.
 exec "$src/tests/nested/with-kvm.sh" --tries 3 --rw "$src" --rw "$build" -- \
 	"$py" "$src/bench/fs.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \

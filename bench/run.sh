@@ -16,10 +16,10 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${VMM_BUILD_DIR:-$src/build}
-args=()
+args=() quick=0
 while (($#)); do
 	case $1 in
-	--quick) args+=(--boots 2 --memory-samples 1 --parallel 2 --variant-boots 1 --lifecycle-samples 2 --pause-cycles 5) ;;
+	--quick) quick=1 args+=(--boots 2 --memory-samples 1 --parallel 2 --variant-boots 1 --lifecycle-samples 2 --pause-cycles 5) ;;
 	*) args+=("$1") ;;
 	esac
 	shift
@@ -40,6 +40,9 @@ py=/usr/bin/python3
 export MPLCONFIGDIR=${MPLCONFIGDIR:-$build/bench/.mpl}
 [ -x "$py" ] || py=python3
 # The nest alone failing (its TCG outer guest stalled or crashed) earns up to two more boots.
+# The smoke run takes about 450 s in the nest (each boot has its own deadline in bench.py): a nest
+# still going after 1200 s is stopped.
+if ((quick)); then export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}; fi
 exec "$src/tests/nested/with-kvm.sh" --tries 3 --rw "$src" --rw "$build" -- \
 	"$py" "$src/bench/bench.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
 	--bzimage "$kdir/bzImage" --initrd "$build/guest/initramfs.cpio" --out "$build/bench" \

@@ -42,8 +42,12 @@
 # NEST_TROUBLE_FILE (where to write the trouble L1's kernel reported while the command ran, when
 # it still finished), NEST_FAIL_FILE (where to write why the nest failed, after "retry=1 " when
 # another boot may fare better: L1 stalled or crashed, not a timeout or an init failure),
-# NEST_KVM_AMD (kvm-amd's parameters in L1, e.g. "npt=0"), NEST_TCG_THREAD (QEMU's TCG
+# NEST_KVM_AMD (kvm-amd's parameters in L1, e.g. "npt=0"), NEST_CPU (QEMU's -cpu for L1, max by
+# default; it needs svm), NEST_TCG_THREAD (QEMU's TCG
 # threading: multi or single; tests/nested/soak-fs.sh compares such settings),
+# VMM_TEST_DEADLINE (a time, in seconds since the epoch, by which a test run must end: no L1
+# boots after it, --timeout is cut to it, and a failed try is not repeated when less time is left
+# than it took; CI sets it so that a nest in trouble costs a failed test, not the whole run),
 # NEST_QEMU (QEMU binary), NEST_KEEP=1 (keep the run directory, for debugging),
 # NEST_NO_WATCHDOG=1 (do not stop L1 when its kernel has reported a soft lockup or an RCU stall
 # NEST_STALL_REPORTS times, 3 by default, or when its 5-second heartbeat stops for
@@ -61,6 +65,7 @@ prog=nest
 mem=${NEST_MEM:-4096}
 cpus=${NEST_CPUS:-2}
 tcg_thread=${NEST_TCG_THREAD:-multi}
+cpu_model=${NEST_CPU:-max}
 kvm_amd_params=${NEST_KVM_AMD:-}
 timeout_s=${NEST_TIMEOUT:-1800}
 tries=${NEST_TRIES:-1}
@@ -132,6 +137,10 @@ if ! is_uint "$cpus" || ((cpus < 1)); then fail "--cpus wants a positive number,
 if ! is_uint "$tries" || ((tries < 1)); then fail "--tries wants a positive number, got '$tries'"; fi
 if ! is_uint "$timeout_s" || ((timeout_s < 1)); then
 	fail "--timeout wants seconds >= 1, got '$timeout_s'"
+fi
+timeout_why=
+if [[ -n ${VMM_TEST_DEADLINE:-} ]] && ! is_uint "$VMM_TEST_DEADLINE"; then
+	fail "VMM_TEST_DEADLINE wants a time in seconds since the epoch (date +%s), got '$VMM_TEST_DEADLINE'"
 fi
 
 # ---------------------------------------------------------------- host tools
@@ -408,7 +417,7 @@ fi
 virtfs_path() { printf '%s' "${1//,/,,}"; } # QEMU option syntax: ',' doubles
 # shellcheck disable=SC2054 # the commas are QEMU's
 qemu_args=(
-	-accel "tcg,thread=$tcg_thread" -cpu max -smp "$cpus" -m "$mem"
+	-accel "tcg,thread=$tcg_thread" -cpu "$cpu_model" -smp "$cpus" -m "$mem"
 	-nodefaults -no-user-config -nographic -no-reboot
 	-chardev "file,id=con,path=$(virtfs_path "$io/console")" -serial chardev:con
 	-kernel "$kernel" -initrd "$initrd"
@@ -536,7 +545,7 @@ boot_l1() {
 		why="L1 stalled after ${elapsed}s and was stopped by the watchdog: $(sed 's/^\[[ 0-9.]*\] //' "$io/stalled") (an overloaded host or a TCG or L1 KVM problem, not the command; NEST_NO_WATCHDOG=1 lets it run on)"
 		retry=1
 	elif ((qrc == 124 || qrc == 137)); then
-		why="timed out after ${timeout_s}s, QEMU killed (--timeout)"
+		why="timed out after ${timeout_s}s${timeout_why}, QEMU killed (--timeout)"
 	elif grep -q NEST-INIT-FAILED "$io/console"; then
 		why="L1 init failed after ${elapsed}s (see the console above)"
 	else
@@ -546,8 +555,32 @@ boot_l1() {
 	return 1
 }
 
+# time_left: seconds to VMM_TEST_DEADLINE (a large number when it is not set).
+time_left() {
+	if [[ -z ${VMM_TEST_DEADLINE:-} ]]; then
+		echo 1000000
+	else
+		echo $((VMM_TEST_DEADLINE - $(date +%s)))
+	fi
+}
 for ((try = 1; ; try++)); do
+	left=$(time_left)
+	if ((left < 30)); then
+		if ((left < 0)); then
+			why="the test run's deadline (VMM_TEST_DEADLINE) passed $((-left))s ago: L1 not booted"
+		else
+			why="the test run's deadline (VMM_TEST_DEADLINE) is only ${left}s away: L1 not booted"
+		fi
+		[[ -z ${NEST_FAIL_FILE:-} ]] || printf 'retry=0 %s\n' "$why" >"$NEST_FAIL_FILE"
+		fail "$why"
+	fi
+	((timeout_s <= left)) || timeout_s=$left timeout_why=" (cut to VMM_TEST_DEADLINE)"
+	try_start=$SECONDS
 	boot_l1 && break
+	# another try that needs as long as this one did would end past the deadline
+	if ((retry && try < tries && $(time_left) <= SECONDS - try_start)); then
+		retry=0 why="$why; no other try: less time than this one took is left before VMM_TEST_DEADLINE"
+	fi
 	if ! ((retry && try < tries)); then
 		# For a caller that retries by itself: whether another boot may fare better.
 		[[ -z ${NEST_FAIL_FILE:-} ]] || printf 'retry=%s %s\n' "$retry" "$why" >"$NEST_FAIL_FILE"
