@@ -75,18 +75,28 @@ vsock_echo() {
 # and each device queue's indexes tell a guest that waits on vmm (a request queue offered but not
 # taken, or taken but not returned) from one that stopped running (seen in the nest, whose TCG can
 # wedge a vCPU of L1's KVM). With WATCH_BUSY=1 (a command that never sleeps) in the nest, such a
-# stop is also a "# nest-trouble:" line, on which run.sh runs the group again. Sets rc (137 for a
-# vmm that had to be killed, as with timeout -k).
+# stop is also a "# nest-trouble:" line, on which run.sh runs the group again. A vmm that is still
+# there 30 s after SIGKILL ends the group (exit 125, a "# nest-trouble:" line), which run.sh runs
+# again. Sets rc (137 for a vmm that had to be killed, as with timeout -k).
 watched() {
 	local t=$1 sock=$2 out=$3 err=$4 pid end py=/usr/bin/python3
 	shift 4
 	[ -x "$py" ] || py=python3
-	rm -f "$sock"
-	"$vmm" --api-sock "$sock" "$@" </dev/null >"$out" 2>"$err" &
-	pid=$!
+	rm -f "$sock" "$tmp/watch.rc" "$tmp/watch.pid"
+	# vmm runs under a subshell that writes its status once it is reaped, so that a vmm that
+	# SIGKILL cannot end is seen (a plain `wait` would block until the nest's timeout)
+	(
+		"$vmm" --api-sock "$sock" "$@" </dev/null >"$out" 2>"$err" &
+		echo $! >"$tmp/watch.pid"
+		wait $!
+		echo $? >"$tmp/watch.rc"
+	) &
+	local sub=$!
+	while [ ! -s "$tmp/watch.pid" ]; do sleep 0.1; done
+	pid=$(<"$tmp/watch.pid")
 	end=$((SECONDS + t))
-	while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.5; done
-	if kill -0 "$pid" 2>/dev/null; then
+	while [ ! -e "$tmp/watch.rc" ] && ((SECONDS < end)); do sleep 0.5; done
+	if [ ! -e "$tmp/watch.rc" ]; then
 		echo "# vmm still runs after $t s; its metrics, 5 s apart:"
 		timeout 20 "$vmm" ctl --api-sock "$sock" metrics >"$tmp/watch1" 2>&1
 		sleep 5
@@ -127,9 +137,20 @@ PY
 		end=$((SECONDS + 5))
 		while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.5; done
 		kill -KILL "$pid" 2>/dev/null
+		end=$((SECONDS + 30))
+		while [ ! -e "$tmp/watch.rc" ] && ((SECONDS < end)); do sleep 0.5; done
+		if [ ! -e "$tmp/watch.rc" ]; then
+			# Still there 30 s after SIGKILL: a thread of it is stuck in the kernel that runs
+			# it. In the nest that is the outer guest's KVM wedged (its /proc/PID/task/TID/stack
+			# then hangs a reader too), and nothing after it can be trusted: the group ends
+			# here, unfinished, and run.sh runs it again.
+			not_ok "vmm (pid $pid) still there 30 s after SIGKILL"
+			echo "# nest-trouble: vmm survived SIGKILL for 30 s: a thread of it is stuck in the kernel (in the nest, the outer guest's KVM wedged); the group stops here"
+			exit 125
+		fi
 	fi
-	wait "$pid"
-	rc=$?
+	wait "$sub"
+	rc=$(<"$tmp/watch.rc")
 }
 
 bb=${VMM_TEST_BUSYBOX_EROFS:-}

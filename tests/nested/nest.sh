@@ -476,8 +476,17 @@ heartbeat_s=${NEST_HEARTBEAT_S:-120}
 # L1.
 stall_reports=${NEST_STALL_REPORTS:-3}
 watch_stalls() {
-	local age
+	local age done_at=
 	while kill -0 "$qpid" 2>/dev/null; do
+		# The command's status is in, but L1 has not powered off 30 s later (a process stuck in
+		# its kernel can hold up the sync before the power-off): the result stands, QEMU goes.
+		if [[ -e $io/status ]]; then
+			done_at=${done_at:-$SECONDS}
+			if ((SECONDS - done_at > 30)); then
+				kill -TERM "$qpid" 2>/dev/null
+				return
+			fi
+		fi
 		if (($(grep -cE "$STALL_RE" "$io/console" 2>/dev/null || true) >= stall_reports)); then
 			grep -E "$STALL_RE" "$io/console" | tail -n 1 | tr -d '\r' >"$io/stalled"
 			kill -TERM "$qpid" 2>/dev/null
