@@ -247,7 +247,7 @@ def sample_memory(a, share, with_share):
                    proc_kib(f"/proc/{p.pid}/smaps_rollup", "Pss:"))
             break
     p.kill()
-    p.wait()
+    iob.reap(p)
     if got is None:
         print(f"fs-bench: memory sample ({'share' if with_share else 'no share'}) not taken; "
               f"console tail:\n{buf[-400:].decode(errors='replace')}", flush=True)

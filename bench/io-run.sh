@@ -30,9 +30,9 @@ py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 export NEST_MODULES="${NEST_MODULES:-} tun"
 # The smoke run takes about 130 s in the nest, a boot 10 to 20 s: a boot still going after 150 s
-# (--case-timeout) is hung and gets one more try, and a nest still going after 600 s is stopped, so
+# (--case-timeout) is hung and gets one more try, and a nest still going after 900 s is stopped, so
 # that a hang in the nest costs CI minutes, not half an hour.
-if ((quick)); then export NEST_TIMEOUT=${NEST_TIMEOUT:-600}; fi
+if ((quick)); then export NEST_TIMEOUT=${NEST_TIMEOUT:-900}; fi
 # The nest alone failing (its TCG outer guest stalled or crashed) earns up to two more boots.
 exec "$src/tests/nested/with-kvm.sh" --tries 3 --rw "$src" --rw "$build" -- \
 	unshare --net "$py" "$src/bench/io.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
