@@ -39,10 +39,10 @@ mkdir -p "$build/bench"
 py=/usr/bin/python3
 export MPLCONFIGDIR=${MPLCONFIGDIR:-$build/bench/.mpl}
 [ -x "$py" ] || py=python3
-# The nest alone failing (its TCG outer guest stalled or crashed) earns up to two more boots.
 # The smoke run takes about 450 s in the nest (each boot has its own deadline in bench.py): a nest
 # still going after 1200 s is stopped.
 if ((quick)); then export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}; fi
+# The nest alone failing (its TCG outer guest stalled or crashed) earns up to two more boots.
 exec "$src/tests/nested/with-kvm.sh" --tries 3 --rw "$src" --rw "$build" -- \
 	"$py" "$src/bench/bench.py" --vmm "$build/vmm/vmm" --kernel "$kdir/vmlinux" \
 	--bzimage "$kdir/bzImage" --initrd "$build/guest/initramfs.cpio" --out "$build/bench" \

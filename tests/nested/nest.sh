@@ -564,6 +564,12 @@ boot_l1() {
 	return 1
 }
 
+# give_up RETRY WHY: the nest failed; NEST_FAIL_FILE (for a caller that retries by itself) says
+# whether another boot may fare better.
+give_up() {
+	[[ -z ${NEST_FAIL_FILE:-} ]] || printf 'retry=%s %s\n' "$1" "$2" >"$NEST_FAIL_FILE"
+	fail "$2"
+}
 # time_left: seconds to VMM_TEST_DEADLINE (a large number when it is not set).
 time_left() {
 	if [[ -z ${VMM_TEST_DEADLINE:-} ]]; then
@@ -580,8 +586,7 @@ for ((try = 1; ; try++)); do
 		else
 			why="the test run's deadline (VMM_TEST_DEADLINE) is only ${left}s away: L1 not booted"
 		fi
-		[[ -z ${NEST_FAIL_FILE:-} ]] || printf 'retry=0 %s\n' "$why" >"$NEST_FAIL_FILE"
-		fail "$why"
+		give_up 0 "$why"
 	fi
 	((timeout_s <= left)) || timeout_s=$left timeout_why=" (cut to VMM_TEST_DEADLINE)"
 	try_start=$SECONDS
@@ -590,11 +595,7 @@ for ((try = 1; ; try++)); do
 	if ((retry && try < tries && $(time_left) <= SECONDS - try_start)); then
 		retry=0 why="$why; no other try: less time than this one took is left before VMM_TEST_DEADLINE"
 	fi
-	if ! ((retry && try < tries)); then
-		# For a caller that retries by itself: whether another boot may fare better.
-		[[ -z ${NEST_FAIL_FILE:-} ]] || printf 'retry=%s %s\n' "$retry" "$why" >"$NEST_FAIL_FILE"
-		fail "$why"
-	fi
+	((retry && try < tries)) || give_up "$retry" "$why"
 	say "$why; booting L1 again for the command (try $((try + 1)) of $tries)"
 done
 rc=$(<"$io/status")
