@@ -820,7 +820,12 @@ static int cmd_kill(const char *id, const char *sigs, struct verr *e)
 				     "container %s is created, not running: signal %d reaches "
 				     "its process once it is started",
 				     id, sig);
+	} else if (sig == SIGKILL && strcmp(s, "paused") == 0) {
+		/* A paused guest cannot act on it, and podman on cgroup v2 waits for the exit
+		 * without resuming (SIGKILL ends frozen tasks there): end the VM, status 137 */
+		force_stop(&c);
 	} else {
+		/* other signals to a paused container wait in the agent's queue until resume */
 		r = api(&c, API_OP_SIGNAL, sig, 10000, NULL, e);
 	}
 out:
