@@ -255,7 +255,8 @@ sandbox_tests() {
 
 # The parts, in this order unless VMM_TEST_ONLY names some (a space-separated list, for working on
 # one part: the whole suite takes long in the nest). run.sh gives each group of parts a nest of
-# its own. engine stays last: it mounts tmpfs over /run and the engines' state directories.
+# its own. The engine parts stay last: they mount tmpfs over /run and the engines' state
+# directories.
 #   basic      KVM itself, PVH and bzImage boot, SMP, stdio, exit statuses, virtio-rng (above)
 #   device     virtio-blk and virtio-net (device-tests.sh)
 #   container  the built-in agent runs a command in a rootfs image (container-tests.sh)
@@ -266,9 +267,11 @@ sandbox_tests() {
 #   sandbox    the seccomp filters are live, per thread kind, and name the call (above); every
 #              other part already runs with them on, which proves the allow-lists suffice
 #   jail       vmm-jail around vmm (jail-tests.sh)
-#   engine     podman, containerd and Docker with --runtime vmm (engine-tests.sh)
+#   engine     podman with --runtime vmm (engine-tests.sh)
+#   containerd containerd's ctr with --runc-binary vmm-oci, Docker with runtimes.vmm
+#              (containerd-tests.sh)
 here_parts=$(dirname "$0")
-for part in ${VMM_TEST_ONLY:-basic device container lifecycle fs volume oci sandbox jail engine}; do
+for part in ${VMM_TEST_ONLY:-basic device container lifecycle fs volume oci sandbox jail engine containerd}; do
 	echo "# part: $part"
 	case $part in
 	basic) basic_tests ;;

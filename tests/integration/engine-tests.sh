@@ -1,51 +1,9 @@
-# Real container engines drive vmm-oci (docs/oci.md): podman 4.3 with conmon, from Debian, run
-# where the KVM is (inside the nest here), with their storage on a tmpfs. Sourced by boot-tests.sh
-# (its helpers expect, ok, not_ok, wait_for, $tmp, $vmm, $vmlinux). The image is the busybox
-# tree, imported offline. Each podman command boots a VM: the list is kept short.
-oci=$(cd "$(dirname "$vmm")/../oci" && pwd)/vmm-oci
-bb=${VMM_TEST_BUSYBOX_EROFS:-}
-export VMM_KERNEL=$vmlinux
+# podman 4.3 with conmon, from Debian, drives vmm-oci (docs/oci.md) with --runtime vmm, where
+# the KVM is (inside the nest here). Sourced by boot-tests.sh; the set-up is engine-lib.sh's. Each
+# podman run or create boots a VM: the list is kept short.
+. "$here_parts/engine-lib.sh"
 
-engines_ready() {
-	command -v podman >/dev/null && command -v conmon >/dev/null || {
-		not_ok "engine tests: podman and conmon are not installed (scripts/install-deps.sh installs them)"
-		return 1
-	}
-	[ -x "$oci" ] || { not_ok "engine tests: $oci not built"; return 1; }
-	# The engines' state on tmpfs: the nest's / is the host's, read-only. podman's storage and
-	# run directories under $tmp (the nest's /tmp is a tmpfs), a tmpfs over /run (conmon,
-	# vmm-oci's records), a cgroup2 tree for cgroupfs.
-	mountpoint -q /run || mount -t tmpfs -o mode=0755 tmpfs /run || {
-		not_ok "engine tests: cannot mount a tmpfs on /run"
-		return 1
-	}
-	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
-	cat >"$tmp/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime_supports_json = ["crun", "runc", "vmm"]
-events_logger = "file"
-cgroup_manager = "cgroupfs"
-[engine.runtimes]
-vmm = ["$oci"]
-EOF
-	export CONTAINERS_CONF=$tmp/containers.conf TMPDIR=/tmp
-	pm() {
-		timeout -k 5 "${PM_TIMEOUT:-300}" podman --storage-driver vfs --root "$tmp/storage" \
-			--runroot "$tmp/runroot" --tmpdir "$tmp/libpod" --runtime vmm "$@"
-	}
-	local tree=$tmp/bbtree
-	fsck.erofs --extract="$tree" "$bb" >"$tmp/err" 2>&1 &&
-		tar -C "$tree" -c . | pm import - localhost/bb >"$tmp/out" 2>>"$tmp/err" || {
-		not_ok "engine tests: cannot import the busybox tree as localhost/bb"
-		return 1
-	}
-}
-
-if [ -z "$bb" ] || [ ! -f "$bb" ]; then
-	not_ok "engine tests: no busybox rootfs image (VMM_TEST_BUSYBOX_EROFS=$bb)"
-elif engines_ready; then
+if podman_ready; then
 	pm run --rm --network none localhost/bb echo hi-from-podman </dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	expect "podman run --rm --runtime vmm: echo's output and exit status 0" \
@@ -60,17 +18,22 @@ elif engines_ready; then
 		eval '[ $rc -eq 127 ]'
 
 	pm run --rm --network none --cap-drop ALL -u 1000:1000 localhost/bb \
-		sh -c 'grep -E "^(CapEff|Seccomp):" /proc/self/status; echo "ids $(id -u):$(id -g) nofile $(ulimit -n)"; ping -c 1 -W 5 127.0.0.1 >/dev/null 2>&1 && echo ping-ok || echo ping-refused' \
+		sh -c 'grep -E "^(CapEff|Seccomp):" /proc/self/status; echo "ids $(id -u):$(id -g) nofile $(ulimit -n)"; ping -c 1 -W 5 127.0.0.1 >/dev/null 2>&1 && echo ping-ok || echo ping-refused; swapon /etc/passwd 2>&1; true' \
 		</dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
-	expect "podman run --cap-drop ALL -u 1000:1000: no capabilities (ping refused), podman's seccomp profile installed, the user and the nofile limit" \
-		eval '[ $rc -eq 0 ] && grep -q "^CapEff:[[:space:]]*0000000000000000" "$tmp/out" && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out" && grep -qx "ids 1000:1000 nofile 20000" "$tmp/out" && grep -qx ping-refused "$tmp/out"'
+	# swapon: podman's default profile answers EPERM whatever the capabilities; without it the
+	# guest kernel (no CONFIG_SWAP) answers ENOSYS (the --read-only run below, unconfined)
+	expect "podman run --cap-drop ALL -u 1000:1000: no capabilities (ping refused), podman's default seccomp profile installed and refusing swapon (EPERM), the user and the nofile limit" \
+		eval '[ $rc -eq 0 ] && grep -q "^CapEff:[[:space:]]*0000000000000000" "$tmp/out" && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out" && grep -qx "ids 1000:1000 nofile 20000" "$tmp/out" && grep -qx ping-refused "$tmp/out" && grep -q "swapon: .*Operation not permitted" "$tmp/out"'
 
-	pm run --rm --network none --read-only localhost/bb \
-		sh -c 'echo x >/new; echo w >/tmp/w && cat /tmp/w' </dev/null >"$tmp/out" 2>"$tmp/err"
+	pm run --rm --network none --read-only --security-opt seccomp=unconfined localhost/bb \
+		sh -c 'echo x >/new; echo w >/tmp/w && cat /tmp/w; grep "^Seccomp:" /proc/self/status; swapon /etc/passwd 2>&1; true' \
+		</dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	expect "podman run --read-only: the root refuses writes (EROFS), podman's tmpfs /tmp takes them, the host's tree is unchanged" \
 		eval '[ $rc -eq 0 ] && grep -q "/new: Read-only file system" "$tmp/err" && grep -qx w "$tmp/out" && [ -z "$(find "$tmp/storage" -path "*/new" 2>/dev/null | head -n 1)" ]'
+	expect "podman run --security-opt seccomp=unconfined: no filter, and swapon reaches the guest kernel (ENOSYS: no swap), so the EPERM above was the profile's" \
+		eval '[ $rc -eq 0 ] && grep -q "^Seccomp:[[:space:]]*0" "$tmp/out" && grep -q "swapon: .*Function not implemented" "$tmp/out"'
 
 	mkdir -p "$tmp/vol" "$tmp/volro"
 	echo host-data >"$tmp/volro/in"
@@ -92,6 +55,12 @@ elif engines_ready; then
 	echo "# podman --memory 256m: the guest's MemTotal is ${memkb:-?} kB"
 	expect "podman run --memory 256m --cpus 2 --init --cap-add NET_RAW -v NAMED:/data: 2 vCPUs, a 256 MiB guest, catatonit as the parent, ping works, the write in the volume" \
 		eval '[ $rc -eq 0 ] && grep -qx "cpus 2" "$tmp/out" && [ "${memkb:-0}" -gt 180000 ] && [ "${memkb:-0}" -le 262144 ] && grep -q "^/run/podman-init -- sh -c" "$tmp/out" && grep -qx ping-ok "$tmp/out" && [ "$(cat "$vdir/f" 2>/dev/null)" = named ]'
+
+	under_tty "$tmp/tty" "$here_parts/tty-resize.sh" "$tmp/tty.raw" "${pm_cmd[@]}" run -it --rm \
+		--network none localhost/bb sh -c "$tty_probe"
+	cp "$tmp/tty" "$tmp/out"
+	expect "podman run -it (a terminal from script): the container has a pty of the terminal's size (33x111), and a resize (44x122) reaches it" \
+		eval '[ $rc -eq 0 ] && grep -q "start 33 111" "$tmp/out" && grep -q "^resized 44 122 on /dev/pts/" "$tmp/out"'
 
 	pm run -d --name vd1 --network none localhost/bb \
 		sh -c 'trap "echo term-trapped; exit 0" TERM; echo d1-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
@@ -116,6 +85,11 @@ elif engines_ready; then
 	bnd=$(awk '/^CapBnd:/ {print $2}' "$tmp/out")
 	expect "podman exec: output, exit status 9, and the container's settings (no CAP_SYS_ADMIN, its seccomp profile)" \
 		eval '[ $rc -eq 9 ] && grep -qx exec-ok "$tmp/out" && [ -n "$bnd" ] && [ $(((16#${bnd:-0} >> 21) & 1)) -eq 0 ] && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out"'
+	under_tty "$tmp/tty" "$here_parts/tty-resize.sh" "$tmp/tty.raw" "${pm_cmd[@]}" exec -it vd1 \
+		sh -c "$tty_probe"
+	cp "$tmp/tty" "$tmp/out"
+	expect "podman exec -it: the exec'd process has a pty of the terminal's size, and a resize reaches it" \
+		eval '[ $rc -eq 0 ] && grep -q "start 33 111" "$tmp/out" && grep -q "^resized 44 122 on /dev/pts/" "$tmp/out"'
 	pm diff vd1 >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	expect "podman diff of the running container lists the file the exec wrote" \
@@ -137,6 +111,44 @@ elif engines_ready; then
 	rc=$?
 	expect "podman rm: the container and vmm-oci's records are gone" \
 		eval '[ $rc -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ]'
+
+	# podman's default network (CNI bridge, portmap's DNAT): a web server in the VM on -p
+	pm run -d --name web -p 8080:80 localhost/bb \
+		sh -c 'mkdir -p /www && echo hello-from-vm >/www/index.html && exec httpd -f -p 80 -h /www' \
+		</dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	got=
+	for _ in $(seq 150); do
+		got=$(/usr/bin/python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/", timeout=10).read().decode().strip())' 2>>"$tmp/err.http") && break
+		kill -0 "$(pm inspect -f '{{.State.Pid}}' web 2>/dev/null)" 2>/dev/null || break
+		sleep 2
+	done
+	ip=$(pm inspect -f '{{.NetworkSettings.IPAddress}}' web 2>>"$tmp/err")
+	tail -n 3 "$tmp/err.http" >>"$tmp/err" 2>/dev/null
+	expect "podman run -p 8080:80 on podman's default network: the VM's httpd answers at localhost:8080 (container address $ip)" \
+		eval '[ $rc -eq 0 ] && [ "$got" = hello-from-vm ]'
+	pm rm -f web >"$tmp/out" 2>>"$tmp/err"
+
+	# kill -s TERM reaches a trap that goes on; then rm -f of the paused container
+	pm run -d --name vd3 --network none localhost/bb \
+		sh -c 'trap "echo term-seen" TERM; echo d3-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
+	for _ in $(seq 300); do pm logs vd3 2>/dev/null | grep -q d3-up && break; sleep 1; done
+	pm kill -s TERM vd3 >"$tmp/out" 2>>"$tmp/err"
+	rc=$?
+	seen=false
+	for _ in $(seq 300); do
+		pm logs vd3 2>/dev/null | grep -q term-seen && { seen=true; break; }
+		sleep 1
+	done
+	st=$(pm inspect -f '{{.State.Status}}' vd3 2>>"$tmp/err")
+	expect "podman kill -s TERM: the container's trap sees it and the container goes on running" \
+		eval '[ $rc -eq 0 ] && $seen && [ "$st" = running ]'
+	pm pause vd3 >"$tmp/out" 2>>"$tmp/err"
+	rc=$?
+	pm rm -f vd3 >>"$tmp/out" 2>>"$tmp/err"
+	rc2=$?
+	expect "podman rm -f of a paused container: gone, and its VM with it" \
+		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && ! pm inspect vd3 >/dev/null 2>&1 && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ] && ! pgrep -x vmm >/dev/null'
 
 	# restart of a process that ignores TERM (the KILL path), then rm -f of the running one and
 	# of one only created
@@ -160,71 +172,3 @@ elif engines_ready; then
 		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ] && ! pgrep -x vmm >/dev/null'
 fi
 
-# containerd 1.6 and its runc v2 shim (what Kubernetes' CRI and Docker use): `ctr run
-# --runc-binary vmm-oci`, with the image from podman save.
-ctr_ready() {
-	command -v containerd >/dev/null && command -v ctr >/dev/null || {
-		not_ok "engine tests: containerd is not installed (scripts/install-deps.sh installs it)"
-		return 1
-	}
-	local d=$tmp/ctd
-	mkdir -p "$d"
-	cat >"$d/config.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$d/ctd.sock"
-EOF
-	containerd --config "$d/config.toml" >"$d/log" 2>&1 &
-	ctd_pid=$!
-	for _ in $(seq 600); do [ -S "$d/ctd.sock" ] && break; sleep 0.5; done
-	cr() { timeout -k 5 "${PM_TIMEOUT:-300}" ctr -a "$tmp/ctd/ctd.sock" -n vmmtest "$@"; }
-	pm save --format docker-archive -o "$tmp/bb.tar" localhost/bb >"$tmp/out" 2>"$tmp/err" &&
-		cr images import --snapshotter native "$tmp/bb.tar" >"$tmp/out" 2>>"$tmp/err" || {
-		not_ok "engine tests: cannot import the busybox image into containerd"
-		return 1
-	}
-	ctr_img=$(cr images ls -q | head -n1)
-}
-if [ -n "$bb" ] && [ -f "$bb" ] && type pm >/dev/null 2>&1 && ctr_ready; then
-	cr run --rm --snapshotter native --runc-binary "$oci" "$ctr_img" vct1 sh -c 'echo hi-from-ctr; exit 5' \
-		</dev/null >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	expect "ctr run --rm --runc-binary vmm-oci: output, exit status 5, the shim's records gone" \
-		eval '[ $rc -eq 5 ] && grep -qx hi-from-ctr "$tmp/out" && [ -z "$(ls /run/containerd/runc/vmmtest 2>/dev/null)" ]'
-	kill "$ctd_pid" 2>/dev/null
-	wait "$ctd_pid" 2>/dev/null
-fi
-
-# Docker 20.10 (dockerd starts its own containerd and drives the runtime through the same shim)
-if [ -n "$bb" ] && [ -f "$bb" ] && { [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; }; then
-	not_ok "engine tests: Docker is not installed (/usr/sbin/dockerd, /usr/bin/docker: scripts/install-deps.sh installs docker.io)"
-elif [ -n "$bb" ] && [ -f "$bb" ]; then
-	dd_dir=$tmp/docker
-	mkdir -p "$dd_dir"
-	# dockerd writes /etc/docker/key.json: a tmpfs there where /etc is read-only (the nest)
-	if ! { touch /etc/docker/.vmm-w && rm -f /etc/docker/.vmm-w; } 2>/dev/null; then
-		mkdir -p /etc/docker 2>/dev/null
-		mount -t tmpfs -o mode=0755 tmpfs /etc/docker
-	fi
-	cat >"$dd_dir/daemon.json" <<EOF
-{"data-root": "$dd_dir/data", "exec-root": "$dd_dir/exec", "pidfile": "$dd_dir/pid",
- "hosts": ["unix://$dd_dir/docker.sock"], "iptables": false, "bridge": "none",
- "storage-driver": "vfs", "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 20000, "Soft": 20000}},
- "runtimes": {"vmm": {"path": "$oci"}}}
-EOF
-	/usr/sbin/dockerd --config-file "$dd_dir/daemon.json" >"$dd_dir/log" 2>&1 &
-	dd_pid=$!
-	for _ in $(seq 600); do [ -S "$dd_dir/docker.sock" ] && break; sleep 0.5; done
-	dk() { timeout -k 5 "${PM_TIMEOUT:-300}" /usr/bin/docker -H "unix://$dd_dir/docker.sock" "$@"; }
-	tar -C "$tmp/bbtree" -c . | dk import - vmmbb >"$tmp/out" 2>"$tmp/err"
-	dk run --rm --runtime vmm --network none vmmbb /bin/echo hi-from-docker </dev/null >"$tmp/out" 2>>"$tmp/err"
-	rc=$?
-	[ $rc -eq 0 ] || tail -n 5 "$dd_dir/log" >>"$tmp/err"
-	expect "docker run --rm --runtime vmm: echo's output, exit status 0" \
-		eval '[ $rc -eq 0 ] && grep -qx hi-from-docker "$tmp/out"'
-	kill "$dd_pid" 2>/dev/null
-	wait "$dd_pid" 2>/dev/null
-fi

@@ -41,11 +41,15 @@ fi
 # source folder is shared too: the nest hides the host's /tmp, where a clone may live.
 # VMM_TEST_ONLY (a list of parts) runs those parts in one group.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}
-export NEST_MODULES="${NEST_MODULES:-} tun veth sch_ingress cls_u32 act_mirred" # the virtio-net test makes a TAP; vmm-oci a TAP, a veth pair and tc redirects
+# the virtio-net test makes a TAP; vmm-oci a TAP, a veth pair and tc redirects; podman's CNI
+# network a bridge and iptables (nft) NAT rules, its cache an overlay on /var/lib
+export NEST_MODULES="${NEST_MODULES:-} tun veth sch_ingress cls_u32 act_mirred bridge br_netfilter
+	crc32c_generic nf_tables nft_compat nft_chain_nat nf_nat nf_conntrack xt_conntrack
+	xt_MASQUERADE xt_addrtype xt_comment xt_multiport xt_mark xt_nat xt_tcpudp overlay"
 if [ -n "${VMM_TEST_ONLY:-}" ]; then
 	groups=("$VMM_TEST_ONLY")
 else
-	groups=("basic device sandbox" "container" "lifecycle jail" "fs" "volume oci" "engine")
+	groups=("basic device sandbox" "container" "lifecycle jail" "fs" "volume oci" "engine" "containerd")
 fi
 log=$(mktemp)
 trap 'rm -f "$log" "$log.err" "$log.trouble" "$log.fail"' EXIT
