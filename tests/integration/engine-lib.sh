@@ -7,7 +7,8 @@ bb=${VMM_TEST_BUSYBOX_EROFS:-}
 export VMM_KERNEL=$vmlinux
 
 # podman_ready: podman and conmon with --runtime vmm as pm ARGS..., and the busybox tree
-# imported as localhost/bb (also left in $tmp/bbtree); pm_cmd is the command pm runs. A failure is one not_ok, status 1.
+# imported as localhost/bb (also left in $tmp/bbtree); pm_cmd is the command pm runs. A failure
+# is one not_ok, status 1.
 podman_ready() {
 	# ready already (both engine parts in one nest: VMM_TEST_ONLY="engine containerd")
 	type pm >/dev/null 2>&1 && pm image exists localhost/bb 2>/dev/null && return 0
