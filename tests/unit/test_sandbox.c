@@ -16,6 +16,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -554,6 +555,31 @@ static void installed_forbidden_call(void **state)
 	}
 }
 
+static void child_forbidden_open(int kind)
+{
+	struct verr e = {0};
+	if (sandbox_drop_privileges(0, &e) < 0 || sandbox_enter((enum sandbox_kind)kind, &e) < 0)
+		_exit(3);
+	syscall(SYS_openat, AT_FDCWD, "/no/such/vmm-test-file", O_RDONLY | O_CLOEXEC);
+	_exit(5); /* not reached */
+}
+
+/* A forbidden open also names the file it opened, on a line of its own. */
+static void installed_forbidden_open(void **state)
+{
+	(void)state;
+	char out[512], want[512];
+	assert_int_equal(run_child(child_forbidden_open, SANDBOX_MAIN, out, sizeof(out)),
+			 VMM_EXIT_FAILURE);
+	snprintf(
+	    want, sizeof(want),
+	    "vmm: seccomp: thread main made a forbidden system call openat (%d); this is a vmm "
+	    "bug, please report it (--seccomp=off to debug)\n"
+	    "vmm: seccomp: the file it opened: /no/such/vmm-test-file\n",
+	    SYS_openat);
+	assert_string_equal(out, want);
+}
+
 static void child_hook(int kind)
 {
 	struct verr e = {0};
@@ -674,10 +700,15 @@ static void install_times(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(evaluator),	   cmocka_unit_test(built_equals_runtime),
-	    cmocka_unit_test(verdicts_table),	   cmocka_unit_test(verdicts_lists),
-	    cmocka_unit_test(device_lists),	   cmocka_unit_test(installed_forbidden_call),
-	    cmocka_unit_test(installed_test_hook), cmocka_unit_test(install_times),
+	    cmocka_unit_test(evaluator),
+	    cmocka_unit_test(built_equals_runtime),
+	    cmocka_unit_test(verdicts_table),
+	    cmocka_unit_test(verdicts_lists),
+	    cmocka_unit_test(device_lists),
+	    cmocka_unit_test(installed_forbidden_call),
+	    cmocka_unit_test(installed_forbidden_open),
+	    cmocka_unit_test(installed_test_hook),
+	    cmocka_unit_test(install_times),
 	};
 	return cmocka_run_group_tests(tests, compile_runtime, free_runtime);
 }
