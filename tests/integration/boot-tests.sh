@@ -270,9 +270,34 @@ sandbox_tests() {
 #   engine     podman with --runtime vmm (engine-tests.sh)
 #   containerd containerd's ctr with --runc-binary vmm-oci, Docker with runtimes.vmm
 #              (containerd-tests.sh)
+#
+# Resume: a part, or a section of one, is a unit, between "# unit: NAME" and "# unit done: NAME"
+# lines (NAME is PART or PART/SECTION). run.sh keeps the TAP of each unit that ended with every
+# test passed, and when it runs the group again (its nest died) it names those units in
+# VMM_TEST_SKIP (space-separated), which are then not run again. A part that has sections says
+# "# unit split: PART"; what it runs outside them (its set-up) runs in every try.
+skip_unit() { case " ${VMM_TEST_SKIP:-} " in *" $1 "*) return 0 ;; esac; return 1; }
+# section NAME FUNCTION: runs FUNCTION as the unit PART/NAME of the part being run
+section() {
+	local u=$part/$1
+	[ -n "$part_split" ] || { part_split=1; echo "# unit split: $part"; }
+	if skip_unit "$u"; then
+		echo "# unit $u: passed in an earlier try, not run again"
+		return 0
+	fi
+	echo "# unit: $u"
+	"$2"
+	echo "# unit done: $u"
+}
 here_parts=$(dirname "$0")
 for part in ${VMM_TEST_ONLY:-basic device container lifecycle fs volume oci sandbox jail engine containerd}; do
 	echo "# part: $part"
+	if skip_unit "$part"; then
+		echo "# unit $part: passed in an earlier try, not run again"
+		continue
+	fi
+	echo "# unit: $part"
+	part_split=
 	case $part in
 	basic) basic_tests ;;
 	sandbox) sandbox_tests ;;
@@ -284,6 +309,7 @@ for part in ${VMM_TEST_ONLY:-basic device container lifecycle fs volume oci sand
 		fi
 		;;
 	esac
+	echo "# unit done: $part"
 done
 
 echo "1..$n"

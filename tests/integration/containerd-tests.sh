@@ -32,16 +32,17 @@ EOF
 	}
 	ctr_img=$(cr images ls -q | head -n1)
 }
-podman_ok=false
-podman_ready && podman_ok=true
-if $podman_ok && ctr_ready; then
+
+# The sections (units of resume, boot-tests.sh), each on its own after podman_ready.
+# ctr: ctr run --rm, then a detached task's exec, ps, pause and resume, kill
+containerd_ctr() {
+	ctr_ready || return
 	cr run --rm --snapshotter native --runc-binary "$oci" "$ctr_img" vct1 sh -c 'echo hi-from-ctr; exit 5' \
 		</dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	expect "ctr run --rm --runc-binary vmm-oci: output, exit status 5, the shim's records gone" \
 		eval '[ $rc -eq 5 ] && grep -qx hi-from-ctr "$tmp/out" && [ -z "$(ls /run/containerd/runc/vmmtest 2>/dev/null)" ]'
 
-	# a detached task: exec, ps, pause and resume, kill
 	clog=$tmp/ctd/vct3.log
 	cr run -d --log-uri "file://$clog" --snapshotter native --runc-binary "$oci" "$ctr_img" vct3 \
 		sh -c 'trap "echo term-ctr; exit 3" TERM; echo ctr-up; while :; do sleep 1; done' \
@@ -78,12 +79,15 @@ if $podman_ok && ctr_ready; then
 		eval '[ $rc -eq 0 ] && [ "$st" = STOPPED ] && grep -qx term-ctr "$clog" && grep -q "exit code 3" "$tmp/err.del" && [ -z "$(ls /run/containerd/runc/vmmtest 2>/dev/null)" ] && ! pgrep -x vmm >/dev/null'
 	kill "$ctd_pid" 2>/dev/null
 	wait "$ctd_pid" 2>/dev/null
-fi
+}
 
-# Docker 20.10 (dockerd starts its own containerd and drives the runtime through the same shim)
-if $podman_ok && { [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; }; then
-	not_ok "engine tests: Docker is not installed (/usr/sbin/dockerd, /usr/bin/docker: scripts/install-deps.sh installs docker.io)"
-elif $podman_ok; then
+# docker: Docker 20.10 (dockerd starts its own containerd and drives the runtime through the same
+# shim)
+containerd_docker() {
+	if [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; then
+		not_ok "engine tests: Docker is not installed (/usr/sbin/dockerd, /usr/bin/docker: scripts/install-deps.sh installs docker.io)"
+		return
+	fi
 	dd_dir=$tmp/docker
 	mkdir -p "$dd_dir"
 	# dockerd writes /etc/docker/key.json: a tmpfs there where /etc is read-only (the nest)
@@ -109,4 +113,9 @@ EOF
 		eval '[ $rc -eq 0 ] && grep -qx hi-from-docker "$tmp/out"'
 	kill "$dd_pid" 2>/dev/null
 	wait "$dd_pid" 2>/dev/null
+}
+
+if podman_ready; then
+	section ctr containerd_ctr
+	section docker containerd_docker
 fi

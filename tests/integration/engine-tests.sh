@@ -3,7 +3,9 @@
 # podman run or create boots a VM: the list is kept short.
 . "$here_parts/engine-lib.sh"
 
-if podman_ready; then
+# The sections (units of resume, boot-tests.sh), each on its own after podman_ready.
+# run: exit statuses, capabilities, the user, limits, the seccomp profile, a read-only root
+engine_run() {
 	pm run --rm --network none localhost/bb echo hi-from-podman </dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	expect "podman run --rm --runtime vmm: echo's output and exit status 0" \
@@ -34,7 +36,10 @@ if podman_ready; then
 		eval '[ $rc -eq 0 ] && grep -q "/new: Read-only file system" "$tmp/err" && grep -qx w "$tmp/out" && [ -z "$(find "$tmp/storage" -path "*/new" 2>/dev/null | head -n 1)" ]'
 	expect "podman run --security-opt seccomp=unconfined: no filter, and swapon reaches the guest kernel (ENOSYS: no swap), so the EPERM above was the profile's" \
 		eval '[ $rc -eq 0 ] && grep -q "^Seccomp:[[:space:]]*0" "$tmp/out" && grep -q "swapon: .*Function not implemented" "$tmp/out"'
+}
 
+# vm: volumes, stdin, the VM's resources, --init, a terminal
+engine_vm() {
 	mkdir -p "$tmp/vol" "$tmp/volro"
 	echo host-data >"$tmp/volro/in"
 	echo -n abc | pm run --rm -i --network none -v "$tmp/vol:/vol" -v "$tmp/volro/in:/in.txt:ro" localhost/bb \
@@ -61,7 +66,10 @@ if podman_ready; then
 	cp "$tmp/tty" "$tmp/out"
 	expect "podman run -it (a terminal from script): the container has a pty of the terminal's size (33x111), and a resize (44x122) reaches it" \
 		eval '[ $rc -eq 0 ] && grep -q "start 33 111" "$tmp/out" && grep -q "^resized 44 122 on /dev/pts/" "$tmp/out"'
+}
 
+# detached: a detached container's pause, exec (-it), diff, stop, cp and rm
+engine_detached() {
 	pm run -d --name vd1 --network none localhost/bb \
 		sh -c 'trap "echo term-trapped; exit 0" TERM; echo d1-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
@@ -111,8 +119,10 @@ if podman_ready; then
 	rc=$?
 	expect "podman rm: the container and vmm-oci's records are gone" \
 		eval '[ $rc -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ]'
+}
 
-	# podman's default network (CNI bridge, portmap's DNAT): a web server in the VM on -p
+# net: podman's default network (CNI bridge, portmap's DNAT): a web server in the VM on -p
+engine_net() {
 	pm run -d --name web -p 8080:80 localhost/bb \
 		sh -c 'mkdir -p /www && echo hello-from-vm >/www/index.html && exec httpd -f -p 80 -h /www' \
 		</dev/null >"$tmp/out" 2>"$tmp/err"
@@ -128,8 +138,12 @@ if podman_ready; then
 	expect "podman run -p 8080:80 on podman's default network: the VM's httpd answers at localhost:8080 (container address $ip)" \
 		eval '[ $rc -eq 0 ] && [ "$got" = hello-from-vm ]'
 	pm rm -f web >"$tmp/out" 2>>"$tmp/err"
+}
 
-	# kill -s TERM reaches a trap that goes on; then rm -f of the paused container
+# kill: kill -s TERM reaches a trap that goes on; then rm -f of the paused container; restart of
+# a process that ignores TERM (the KILL path), then rm -f of the running one and of one only
+# created
+engine_kill() {
 	pm run -d --name vd3 --network none localhost/bb \
 		sh -c 'trap "echo term-seen" TERM; echo d3-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
 	for _ in $(seq 300); do pm logs vd3 2>/dev/null | grep -q d3-up && break; sleep 1; done
@@ -150,8 +164,6 @@ if podman_ready; then
 	expect "podman rm -f of a paused container: gone, and its VM with it" \
 		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && ! pm inspect vd3 >/dev/null 2>&1 && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ] && ! pgrep -x vmm >/dev/null'
 
-	# restart of a process that ignores TERM (the KILL path), then rm -f of the running one and
-	# of one only created
 	pm run -d --name vd2 --network none localhost/bb \
 		sh -c 'trap "" TERM; echo d2-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
 	ups() { pm logs vd2 2>/dev/null | grep -c d2-up; }
@@ -170,5 +182,12 @@ if podman_ready; then
 	rc3=$?
 	expect "podman rm -f of a running and of a created container: both gone, no vmm left" \
 		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] && [ -z "$(ls /run/vmm-oci 2>/dev/null)" ] && ! pgrep -x vmm >/dev/null'
-fi
+}
 
+if podman_ready; then
+	section run engine_run
+	section vm engine_vm
+	section detached engine_detached
+	section net engine_net
+	section kill engine_kill
+fi

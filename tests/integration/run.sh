@@ -37,8 +37,12 @@ fi
 # nest showed trouble: L1's kernel reported some (NEST_TROUBLE_FILE: an oops or a stall L1 lived
 # through, which can hang or reset a test's VM), or a test's VM whose command never sleeps
 # stopped running with vmm owing it nothing (a "# nest-trouble:" line from boot-tests.sh's
-# watched). A try's TAP counts only if it is the group's last; a failed try is summarised. The
-# source folder is shared too: the nest hides the host's /tmp, where a clone may live.
+# watched). A try does not start from scratch: the units (parts, or sections of a part:
+# boot-tests.sh) that an earlier try ended with every test passed keep their TAP and are not run
+# again (VMM_TEST_SKIP), so that a long group whose nest dies often still gets through. A group
+# gets up to three tries that keep no new unit, six in all. The rest of a try's TAP counts only
+# if it is the group's last; a failed try is summarised. The source folder is shared too: the
+# nest hides the host's /tmp, where a clone may live.
 # VMM_TEST_ONLY (a list of parts) runs those parts in one group.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}
 # the virtio-net test makes a TAP; vmm-oci a TAP, a veth pair and tc redirects; podman's CNI
@@ -52,18 +56,42 @@ else
 	groups=("basic device sandbox" "container" "lifecycle jail" "fs" "volume oci" "engine" "containerd")
 fi
 log=$(mktemp)
-trap 'rm -f "$log" "$log.err" "$log.trouble" "$log.fail"' EXIT
+trap 'rm -f "$log" "$log.err" "$log.trouble" "$log.fail" "$log.kept" "$log.skip"' EXIT
+# keep_units [--count]: appends the TAP of each unit in $log that ended with no test failed to
+# $log.kept and its name to $log.skip (with --count, only counts them); prints how many
+keep_units() {
+	awk -v kept="$log.kept" -v skip="$log.skip" -v count="${1:-}" '
+		/^# unit: / { cur = substr($0, 9); buf = ""; bad = 0 }
+		/^# unit split: / { cur = "" }
+		cur != "" { buf = buf $0 "\n" }
+		/^not ok / { bad = 1 }
+		/^# unit done: / {
+			if (cur != "" && substr($0, 14) == cur && !bad) {
+				if (count == "") {
+					printf "%s", buf >>kept
+					print cur >>skip
+				}
+				k++
+			}
+			cur = ""
+		}
+		END { print k + 0 }' "$log"
+}
 n=0 failed=0 rc=0
 for g in "${groups[@]}"; do
-	for try in 1 2 3; do
+	: >"$log.kept"
+	: >"$log.skip"
+	try=0 barren=0
+	while :; do
+		try=$((try + 1))
 		rm -f "$log.trouble" "$log.fail"
 		try_start=$SECONDS
-		NEST_TROUBLE_FILE=$log.trouble NEST_FAIL_FILE=$log.fail VMM_TEST_ONLY=$g "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
+		NEST_TROUBLE_FILE=$log.trouble NEST_FAIL_FILE=$log.fail VMM_TEST_ONLY=$g \
+			VMM_TEST_SKIP=$(tr '\n' ' ' <"$log.skip") "$src/tests/nested/with-kvm.sh" --rw "$src" --rw "$build" -- \
 			"$src/tests/integration/boot-tests.sh" "$vmm" "$initramfs" "$kdir" "$probe" >"$log" 2>"$log.err"
 		grc=$?
 		finished=false
 		grep -q '^# [0-9]* passed, [0-9]* failed' "$log" && finished=true
-		[ "$try" -eq 3 ] && break
 		if $finished; then
 			# Finished: run again only when a test failed while the nest showed trouble
 			# (L1's kernel reported some, or a busy test VM stopped: the failure may be it).
@@ -88,10 +116,20 @@ for g in "${groups[@]}"; do
 			echo "# group \"$g\", try $try: the nested harness failed (exit 125) before its tests finished; its last words:"
 			tail -n 8 "$log.err" | sed 's/^/#   /'
 		fi
-		echo "# running the group again"
+		# another try, with the units this one passed kept, unless it has had its share
+		if [ "$(keep_units --count)" -eq 0 ]; then
+			barren=$((barren + 1))
+		fi
+		if ((barren >= 3 || try >= 6)); then
+			echo "# group \"$g\": no more tries ($try, of which $barren kept no new unit)"
+			break
+		fi
+		keep_units >/dev/null
+		echo "# running the group again$([ -s "$log.skip" ] && printf ', without the units that passed: %s' "$(tr '\n' ' ' <"$log.skip")")"
 	done
 	cat "$log.err" >&2
-	# renumber the group's TAP into the suite's; its plan and total are the suite's to give
+	# renumber the group's TAP into the suite's (the kept units', then the last try's); its plan
+	# and total are the suite's to give
 	while IFS= read -r line; do
 		case $line in
 		"ok "[0-9]*)
@@ -105,7 +143,7 @@ for g in "${groups[@]}"; do
 		[0-9]*..[0-9]* | "# "[0-9]*" passed, "*) ;;
 		*) echo "$line" ;;
 		esac
-	done <"$log"
+	done < <(cat "$log.kept" "$log")
 	if ! $finished; then
 		n=$((n + 1)) failed=$((failed + 1))
 		echo "not ok $n - group \"$g\": ended before its tests finished (exit $grc, tries $try): the lines above show how far it got"
