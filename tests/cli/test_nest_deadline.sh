@@ -3,6 +3,7 @@
 # after it, --timeout is cut to it, and a failed try is not repeated when less time is left than
 # it took. QEMU is a fake (NEST_QEMU), so no KVM or TCG is needed, but nest.sh still builds its L1
 # initramfs: skipped without a Debian kernel with kvm-amd, busybox-static or cpio. About a minute.
+# Also: a command that finds L1 broken (a nest-broken: line and status 125) gets another boot.
 # Prints TAP. Usage: test_nest_deadline.sh SOURCE_DIR
 set -u
 src=$1
@@ -28,12 +29,24 @@ check() { # check NAME CONDITION...: one TAP line, the output on failure
 	fi
 }
 # fake QEMU: notes that it ran, then sleeps SLEEP seconds and ends without an exit status for the
-# command (as a crashed L1 would)
+# command (as a crashed L1 would). With FAKE_BROKEN, its first boot reports the command's status
+# 125 with a "nest-broken:" line on the command's stderr, later boots status 0 (in the run
+# directory, the nestio share).
 cat >"$tmp/qemu" <<EOF
 #!/bin/sh
 echo ran >>"$tmp/ran"
 sleep "\${FAKE_SLEEP:-0}"
-exit 1
+[ -n "\${FAKE_BROKEN:-}" ] || exit 1
+for a; do
+	case \$a in *mount_tag=nestio*) io=\${a#local,path=} io=\${io%%,mount_tag=*} ;; esac
+done
+if [ "\$(wc -l <"$tmp/ran")" -eq 1 ]; then
+	[ -n "\${FAKE_NO_LINE:-}" ] || echo "nest-broken: vmm stuck (fake)" >>"\$io/stderr"
+	echo 125 >"\$io/status"
+else
+	echo 0 >"\$io/status"
+fi
+exit 0
 EOF
 chmod +x "$tmp/qemu"
 # run [ENV=VALUE...] -- NEST_ARGS...: nest.sh with the fake QEMU; sets $rc and $took
@@ -73,6 +86,18 @@ check "an L1 that died is not booted again when less time is left than its try t
 run FAKE_SLEEP=0 -- --tries 2
 check "without a deadline an L1 that died gets its other try" \
 	eval '[ $rc -eq 125 ] && ran_times 2 && said "booting L1 again for the command (try 2 of 2)"'
+
+run FAKE_BROKEN=1 -- --tries 2
+check "a command that finds L1 broken (status 125, a nest-broken: line) gets another boot" \
+	eval '[ $rc -eq 0 ] && ran_times 2 && said "the command found L1 broken after [0-9]*s: vmm stuck (fake); booting L1 again"'
+
+run FAKE_BROKEN=1 -- --tries 1
+check "... and with no try left, nest.sh fails with the reason (retry=1 in NEST_FAIL_FILE)" \
+	eval '[ $rc -eq 125 ] && ran_times 1 && grep -q "^retry=1 the command found L1 broken" "$tmp/fail"'
+
+run FAKE_BROKEN=1 FAKE_NO_LINE=1 -- --tries 2
+check "a command's own status 125 (no nest-broken: line) is its result: no other boot" \
+	eval '[ $rc -eq 125 ] && ran_times 1 && ! said "found L1 broken" && ! said "internal error"'
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

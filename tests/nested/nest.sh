@@ -13,8 +13,9 @@
 # host, plus a working /dev/kvm.  The exit status of nest.sh is COMMAND's, or
 # 125 when the nest itself failed (no QEMU, no kernel, L1 broke, timeout).
 # --tries N boots L1 up to N times (default 1) while L1 stalls or crashes before the command
-# reports its status; each boot runs the command from the start, and its output is streamed
-# again. For commands that may simply be run again (the benchmarks).
+# reports its status, or the command finds L1 broken (it exits 125 with a line "nest-broken: WHY"
+# on its stderr: a process SIGKILL cannot end, say); each boot runs the command from the start,
+# and its output is streamed again. For commands that may simply be run again (the benchmarks).
 #
 # Environment inside: the caller's exported variables (minus PWD, OLDPWD,
 # SHLVL, _), plus VMM_NESTED=1.  /tmp, /dev/shm are fresh tmpfs (so host
@@ -515,7 +516,7 @@ show_console() {
 # better (L1 stalled or crashed; not a timeout, which may be the command's own hang, nor an init
 # failure, which would fail again).
 boot_l1() {
-	local start=$SECONDS qrc=0 elapsed p
+	local start=$SECONDS qrc=0 elapsed p b
 	why= retry=0
 	: >"$io/stdout"
 	: >"$io/stderr"
@@ -548,7 +549,15 @@ boot_l1() {
 	tail_pids=()
 	elapsed=$((SECONDS - start))
 
-	[[ -s $io/status ]] && return 0
+	if [[ -s $io/status ]]; then
+		# the command found L1 broken (a process that SIGKILL cannot end): status 125 and a
+		# "nest-broken: WHY" line on its stderr ask for another boot
+		[[ $(<"$io/status") == "$NEST_STATUS" ]] && b=$(grep -m1 '^nest-broken: ' "$io/stderr") || return 0
+		show_console
+		why="the command found L1 broken after ${elapsed}s: ${b#nest-broken: }"
+		retry=1
+		return 1
+	fi
 	show_console
 	if [[ -s $io/stalled ]]; then
 		why="L1 stalled after ${elapsed}s and was stopped by the watchdog: $(sed 's/^\[[ 0-9.]*\] //' "$io/stalled") (an overloaded host or a TCG or L1 KVM problem, not the command; NEST_NO_WATCHDOG=1 lets it run on)"
