@@ -15,19 +15,8 @@ if ! compgen -G '/lib/modules/*/kernel/arch/x86/kvm/kvm-amd.ko*' >/dev/null ||
 	echo "1..0 # SKIP no Debian kernel with kvm-amd, busybox or cpio (scripts/install-deps.sh)"
 	exit 0
 fi
-n=0 failed=0
-check() { # check NAME CONDITION...: one TAP line, the output on failure
-	local name=$1
-	shift
-	n=$((n + 1))
-	if "$@"; then
-		echo "ok $n - $name"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $name"
-		sed 's/^/# out: /' "$tmp/out"
-	fi
-}
+. "$src/tests/lib/tap.sh"
+TAP_SHOW=$tmp/out
 # fake QEMU: notes that it ran, then sleeps SLEEP seconds and ends without an exit status for the
 # command (as a crashed L1 would). With FAKE_BROKEN, its first boot reports the command's status
 # 125 with a "nest-broken:" line on the command's stderr, later boots status 0 (in the run
@@ -99,5 +88,4 @@ run FAKE_BROKEN=1 FAKE_NO_LINE=1 -- --tries 2
 check "a command's own status 125 (no nest-broken: line) is its result: no other boot" \
 	eval '[ $rc -eq 125 ] && ran_times 1 && ! said "found L1 broken" && ! said "internal error"'
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_end

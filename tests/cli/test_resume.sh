@@ -9,20 +9,8 @@ set -u
 src=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=0 failed=0
-check() { # check NAME CONDITION...: one TAP line, the output on failure
-	local name=$1
-	shift
-	n=$((n + 1))
-	if "$@"; then
-		echo "ok $n - $name"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $name"
-		sed 's/^/# out: /' "$tmp/out"
-		sed 's/^/# ran: /' "$tmp/ran" 2>/dev/null
-	fi
-}
+. "$src/tests/lib/tap.sh"
+TAP_SHOW="$tmp/out $tmp/ran"
 
 # A fake source tree: run.sh and boot-tests.sh are the real ones; the kernel build, the rootfs
 # builders and the KVM check are fakes, and so is the nest.
@@ -114,5 +102,4 @@ run BETA_DIES=0 BETA_TROUBLE=1
 check "a failed test while the nest showed trouble: the next try runs only the unit that failed" \
 	eval '[ $rc -eq 0 ] && [ "$(count alpha)" = 1 ] && [ "$(count b2)" = 1 ] && [ "$(count b3)" = 2 ] && [ "$(oks b3)" = 1 ] && ! grep -q "^not ok" "$tmp/out" && grep -qx "# 5 passed, 0 failed" "$tmp/out"'
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_end
