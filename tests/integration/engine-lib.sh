@@ -60,6 +60,17 @@ EOC
 	}
 }
 
+# wait_log NAME PATTERN [COUNT]: until `pm logs NAME` has COUNT (default 1) lines with PATTERN (0),
+# or 300 s have passed (1)
+wait_log() {
+	local i
+	for i in $(seq 300); do
+		[ "$(pm logs "$1" 2>/dev/null | grep -c -- "$2")" -ge "${3:-1}" ] && return 0
+		[ "$i" -lt 300 ] && sleep 1
+	done
+	return 1
+}
+
 # under_tty OUT COMMAND...: COMMAND with a terminal as its stdin, stdout and stderr (script's
 # pty, as a user's shell has: podman -it, ctr -t need one); what it wrote in OUT without \r.
 # Sets rc to COMMAND's exit status.

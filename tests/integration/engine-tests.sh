@@ -61,9 +61,8 @@ engine_vm() {
 	expect "podman run --memory 256m --cpus 2 --init --cap-add NET_RAW -v NAMED:/data: 2 vCPUs, a 256 MiB guest, catatonit as the parent, ping works, the write in the volume" \
 		eval '[ $rc -eq 0 ] && grep -qx "cpus 2" "$tmp/out" && [ "${memkb:-0}" -gt 180000 ] && [ "${memkb:-0}" -le 262144 ] && grep -q "^/run/podman-init -- sh -c" "$tmp/out" && grep -qx ping-ok "$tmp/out" && [ "$(cat "$vdir/f" 2>/dev/null)" = named ]'
 
-	under_tty "$tmp/tty" "$here_parts/tty-resize.sh" "$tmp/tty.raw" "${pm_cmd[@]}" run -it --rm \
+	under_tty "$tmp/out" "$here_parts/tty-resize.sh" "$tmp/out.raw" "${pm_cmd[@]}" run -it --rm \
 		--network none localhost/bb sh -c "$tty_probe"
-	cp "$tmp/tty" "$tmp/out"
 	expect "podman run -it (a terminal from script): the container has a pty of the terminal's size (33x111), and a resize (44x122) reaches it" \
 		eval '[ $rc -eq 0 ] && grep -q "start 33 111" "$tmp/out" && grep -q "^resized 44 122 on /dev/pts/" "$tmp/out"'
 }
@@ -74,10 +73,7 @@ engine_detached() {
 		sh -c 'trap "echo term-trapped; exit 0" TERM; echo d1-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	up=false
-	for _ in $(seq 300); do
-		pm logs vd1 2>/dev/null | grep -q d1-up && { up=true; break; }
-		sleep 1
-	done
+	wait_log vd1 d1-up && up=true
 	expect "podman run -d: the container runs, podman logs shows its stdout" eval '[ $rc -eq 0 ] && $up'
 	pm pause vd1 >"$tmp/out" 2>"$tmp/err"
 	rc=$?
@@ -93,9 +89,8 @@ engine_detached() {
 	bnd=$(awk '/^CapBnd:/ {print $2}' "$tmp/out")
 	expect "podman exec: output, exit status 9, and the container's settings (no CAP_SYS_ADMIN, its seccomp profile)" \
 		eval '[ $rc -eq 9 ] && grep -qx exec-ok "$tmp/out" && [ -n "$bnd" ] && [ $(((16#${bnd:-0} >> 21) & 1)) -eq 0 ] && grep -q "^Seccomp:[[:space:]]*2" "$tmp/out"'
-	under_tty "$tmp/tty" "$here_parts/tty-resize.sh" "$tmp/tty.raw" "${pm_cmd[@]}" exec -it vd1 \
+	under_tty "$tmp/out" "$here_parts/tty-resize.sh" "$tmp/out.raw" "${pm_cmd[@]}" exec -it vd1 \
 		sh -c "$tty_probe"
-	cp "$tmp/tty" "$tmp/out"
 	expect "podman exec -it: the exec'd process has a pty of the terminal's size, and a resize reaches it" \
 		eval '[ $rc -eq 0 ] && grep -q "start 33 111" "$tmp/out" && grep -q "^resized 44 122 on /dev/pts/" "$tmp/out"'
 	pm diff vd1 >"$tmp/out" 2>"$tmp/err"
@@ -146,14 +141,11 @@ engine_net() {
 engine_kill() {
 	pm run -d --name vd3 --network none localhost/bb \
 		sh -c 'trap "echo term-seen" TERM; echo d3-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
-	for _ in $(seq 300); do pm logs vd3 2>/dev/null | grep -q d3-up && break; sleep 1; done
+	wait_log vd3 d3-up
 	pm kill -s TERM vd3 >"$tmp/out" 2>>"$tmp/err"
 	rc=$?
 	seen=false
-	for _ in $(seq 300); do
-		pm logs vd3 2>/dev/null | grep -q term-seen && { seen=true; break; }
-		sleep 1
-	done
+	wait_log vd3 term-seen && seen=true
 	st=$(pm inspect -f '{{.State.Status}}' vd3 2>>"$tmp/err")
 	expect "podman kill -s TERM: the container's trap sees it and the container goes on running" \
 		eval '[ $rc -eq 0 ] && $seen && [ "$st" = running ]'
@@ -166,14 +158,14 @@ engine_kill() {
 
 	pm run -d --name vd2 --network none localhost/bb \
 		sh -c 'trap "" TERM; echo d2-up; while :; do sleep 1; done' </dev/null >"$tmp/out" 2>"$tmp/err"
-	ups() { pm logs vd2 2>/dev/null | grep -c d2-up; }
-	for _ in $(seq 300); do [ "$(ups)" -ge 1 ] && break; sleep 1; done
+	wait_log vd2 d2-up
 	pm restart -t 3 vd2 >"$tmp/out" 2>>"$tmp/err"
 	rc=$?
-	for _ in $(seq 300); do [ "$(ups)" -ge 2 ] && break; sleep 1; done
+	up=false
+	wait_log vd2 d2-up 2 && up=true
 	st=$(pm inspect -f '{{.State.Status}}' vd2 2>>"$tmp/err")
 	expect "podman restart -t 3 of a process that ignores TERM: killed, started again, running" \
-		eval '[ $rc -eq 0 ] && [ "$(ups)" -ge 2 ] && [ "$st" = running ]'
+		eval '[ $rc -eq 0 ] && $up && [ "$st" = running ]'
 	pm create --name vc1 --network none localhost/bb true >"$tmp/out" 2>>"$tmp/err"
 	rc=$?
 	pm rm -f vd2 >>"$tmp/out" 2>>"$tmp/err"
