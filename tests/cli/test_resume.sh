@@ -29,9 +29,12 @@ while [ "$1" != -- ]; do shift; done
 shift
 "$@"
 rc=$?
-[ $rc -eq 99 ] || exit $rc
-echo "retry=1 L1 died (fake)" >"$NEST_FAIL_FILE"
-echo "nest: L1 died (fake)" >&2
+case $rc in
+99) echo "retry=1 L1 died (fake)" >"$NEST_FAIL_FILE" ;;
+98) echo "retry=0 timed out (fake)" >"$NEST_FAIL_FILE" ;;
+*) exit $rc ;;
+esac
+echo "nest: $(cut -d' ' -f2- "$NEST_FAIL_FILE")" >&2
 exit 125
 EOF
 # Parts: each test notes its run in $tmp/ran; "die NAME K" ends the run as a dead L1 the first K
@@ -41,7 +44,7 @@ ran() { echo "\$1" >>"$tmp/ran"; }
 die() {
 	local c=\$(grep -cx "die \$1" "$tmp/ran")
 	echo "die \$1" >>"$tmp/ran"
-	[ "\$2" = always ] || [ "\$c" -lt "\$2" ] && exit 99
+	[ "\$2" = always ] || [ "\$c" -lt "\$2" ] && exit \${DIE_STATUS:-99}
 }
 EOF
 cat >"$f/tests/integration/alpha-tests.sh" <<EOF
@@ -73,7 +76,7 @@ chmod +x "$f"/kernel-config/build.sh "$f"/rootfs/*.sh "$f"/tests/nested/*.sh
 # run [ENV=VALUE...]: run.sh on parts alpha and beta, in one group; sets $rc
 run() {
 	rm -f "$tmp/ran"
-	env VMM_SOURCE_DIR="$f" VMM_BUILD_DIR="$tmp" VMM_TEST_ONLY="alpha beta" "$@" \
+	env VMM_SOURCE_DIR="$f" VMM_BUILD_DIR="$tmp" VMM_TEST_ONLY="${VMM_TEST_ONLY:-alpha beta}" "$@" \
 		bash "$f/tests/integration/run.sh" "$tmp/vmm" "$tmp/initramfs" "$tmp/probe" >"$tmp/out" 2>&1
 	rc=$?
 }
@@ -93,6 +96,16 @@ check "a section whose nest always dies: three tries that keep nothing new, then
 	eval '[ $rc -ne 0 ] && [ "$(count "die b2")" = 4 ] && [ "$(count alpha)" = 1 ] && [ "$(count b3)" = 0 ] && grep -q "^# group \"alpha beta\": no more tries (4, of which 3 kept no new unit)" "$tmp/out" && grep -q "^not ok 4 - group \"alpha beta\": ended before its tests finished (exit 125, tries 4)" "$tmp/out"'
 check "the units that passed count once (alpha, b1), and the last try's partial unit's TAP (b2 first)" \
 	eval '[ "$(oks alpha)" = 1 ] && [ "$(oks b1)" = 1 ] && [ "$(oks "b2 first")" = 1 ] && grep -qx "# 3 passed, 1 failed" "$tmp/out"'
+
+run DIE_STATUS=98
+check "a nest that timed out after units passed: the rest is run (a group longer than the timeout)" \
+	eval '[ $rc -eq 0 ] && [ "$(count alpha)" = 1 ] && [ "$(count b2)" = 2 ] && [ "$(count b3)" = 1 ] && grep -qx "# 5 passed, 0 failed" "$tmp/out"'
+
+VMM_TEST_ONLY=beta
+run DIE_STATUS=98 BETA_DIES=always
+check "a nest that timed out with no unit passed since: no other try" \
+	eval '[ $rc -ne 0 ] && [ "$(count "die b2")" = 2 ] && grep -q "^not ok [0-9]* - group \"beta\": ended before its tests finished (exit 125, tries 2)" "$tmp/out"'
+VMM_TEST_ONLY="alpha beta"
 
 run BETA_DIES=0 BETA_FAILS=true
 check "a failed test where the nest showed no trouble: one try, the failure is the result" \

@@ -32,8 +32,8 @@ if VMM_TEST_DEBIAN_IMG=$("$src/rootfs/debian-rootfs.sh" | tail -n1); then
 fi
 
 # Each group runs once. The nest alone (exit 125, with NEST_FAIL_FILE saying retry=1: L1 stalled
-# or broke, never a test result, nor a timeout) earns up to two more tries, since its TCG outer
-# guest can stall or crash on an overloaded host. So does a group whose tests failed while the
+# or broke, never a test result, nor a timeout unless the try passed units) earns more tries,
+# since its TCG outer guest can stall or crash on an overloaded host. So does a group whose tests failed while the
 # nest showed trouble: L1's kernel reported some (NEST_TROUBLE_FILE: an oops or a stall L1 lived
 # through, which can hang or reset a test's VM), or a test's VM whose command never sleeps
 # stopped running with vmm owing it nothing (a "# nest-trouble:" line from boot-tests.sh's
@@ -109,8 +109,10 @@ for g in "${groups[@]}"; do
 		else
 			[ "$grc" -ne 125 ] && break
 			# a nest that timed out (the group's own hang, maybe) or whose init failed
-			# would only do so again: 1200 s more each time
-			if [ -s "$log.fail" ] && ! grep -q '^retry=1 ' "$log.fail"; then
+			# would only do so again: 1200 s more each time. Unless the try passed units:
+			# then the group is longer than the nest's timeout, and the rest is run.
+			if [ -s "$log.fail" ] && ! grep -q '^retry=1 ' "$log.fail" &&
+				[ "$(keep_units --count)" -eq 0 ]; then
 				break
 			fi
 			echo "# group \"$g\", try $try: the nested harness failed (exit 125) before its tests finished; its last words:"
