@@ -171,8 +171,9 @@ basic_tests() {
 	# 4. the boot timer is reported
 	expect "--boot-timer reports vmm start to init" has_err "boot-timer: guest init reached [0-9.]* ms"
 
-	# 5. SMP: --cpus 2 and the guest sees two CPUs
-	vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline "-- /bin/cat /proc/cpuinfo"
+	# 5. SMP: --cpus 2 and the guest sees two CPUs (only the processor lines: the whole of
+	# /proc/cpuinfo is about 3 KB, over 90 s of the nest's serial port, and ran past 180 s once)
+	vm 180 --kernel "$vmlinux" --initrd "$initramfs" --cpus 2 --cmdline '-- /bin/sh -c "grep ^processor /proc/cpuinfo"'
 	expect "--cpus 2: the guest sees 2 CPUs" eval '[ $rc -eq 0 ] && has "vmm-init: booted (2 CPUs)" && [ "$(grep -c "^processor" "$tmp/out")" -eq 2 ]'
 
 	# 6. the init's command and its exit status (the kernel groups words with double quotes only)
