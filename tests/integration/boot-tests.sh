@@ -277,15 +277,18 @@ sandbox_tests() {
 # test passed, and when it runs the group again (its nest died) it names those units in
 # VMM_TEST_SKIP (space-separated), which are then not run again. A part that has sections says
 # "# unit split: PART"; what it runs outside them (its set-up) runs in every try.
-skip_unit() { case " ${VMM_TEST_SKIP:-} " in *" $1 "*) return 0 ;; esac; return 1; }
+# skip_unit UNIT: 0 (and a line saying so) when an earlier try passed UNIT
+skip_unit() {
+	case " ${VMM_TEST_SKIP:-} " in
+	*" $1 "*) echo "# unit $1: passed in an earlier try, not run again" ;;
+	*) return 1 ;;
+	esac
+}
 # section NAME FUNCTION: runs FUNCTION as the unit PART/NAME of the part being run
 section() {
 	local u=$part/$1
 	[ -n "$part_split" ] || { part_split=1; echo "# unit split: $part"; }
-	if skip_unit "$u"; then
-		echo "# unit $u: passed in an earlier try, not run again"
-		return 0
-	fi
+	skip_unit "$u" && return 0
 	echo "# unit: $u"
 	"$2"
 	echo "# unit done: $u"
@@ -293,10 +296,7 @@ section() {
 here_parts=$(dirname "$0")
 for part in ${VMM_TEST_ONLY:-basic device container lifecycle fs volume oci sandbox jail engine containerd}; do
 	echo "# part: $part"
-	if skip_unit "$part"; then
-		echo "# unit $part: passed in an earlier try, not run again"
-		continue
-	fi
+	skip_unit "$part" && continue
 	echo "# unit: $part"
 	part_split=
 	case $part in

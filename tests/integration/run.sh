@@ -33,16 +33,16 @@ fi
 
 # Each group runs once. The nest alone (exit 125, with NEST_FAIL_FILE saying retry=1: L1 stalled
 # or broke, never a test result, nor a timeout unless the try passed units) earns more tries,
-# since its TCG outer guest can stall or crash on an overloaded host. So does a group whose tests failed while the
-# nest showed trouble: L1's kernel reported some (NEST_TROUBLE_FILE: an oops or a stall L1 lived
-# through, which can hang or reset a test's VM), or a test's VM whose command never sleeps
-# stopped running with vmm owing it nothing (a "# nest-trouble:" line from boot-tests.sh's
-# watched). A try does not start from scratch: the units (parts, or sections of a part:
-# boot-tests.sh) that an earlier try ended with every test passed keep their TAP and are not run
-# again (VMM_TEST_SKIP), so that a long group whose nest dies often still gets through. A group
-# gets up to three tries that keep no new unit, six in all. The rest of a try's TAP counts only
-# if it is the group's last; a failed try is summarised. The source folder is shared too: the
-# nest hides the host's /tmp, where a clone may live.
+# since its TCG outer guest can stall or crash on an overloaded host. So does a group whose tests
+# failed while the nest showed trouble: L1's kernel reported some (NEST_TROUBLE_FILE: an oops or
+# a stall L1 lived through, which can hang or reset a test's VM), or a test's VM whose command
+# never sleeps stopped running with vmm owing it nothing (a "# nest-trouble:" line from
+# boot-tests.sh's watched). A try does not start from scratch: the units (parts, or sections of
+# a part: boot-tests.sh) that an earlier try ended with every test passed keep their TAP and are
+# not run again (VMM_TEST_SKIP), so that a long group whose nest dies often still gets through. A
+# group gets up to three tries that keep no new unit, six in all. The rest of a try's TAP counts
+# only if it is the group's last; a failed try is summarised. The source folder is shared too:
+# the nest hides the host's /tmp, where a clone may live.
 # VMM_TEST_ONLY (a list of parts) runs those parts in one group.
 export NEST_TIMEOUT=${NEST_TIMEOUT:-1200}
 # the virtio-net test makes a TAP; vmm-oci a TAP, a veth pair and tc redirects; podman's CNI
@@ -92,6 +92,7 @@ for g in "${groups[@]}"; do
 		grc=$?
 		finished=false
 		grep -q '^# [0-9]* passed, [0-9]* failed' "$log" && finished=true
+		new=$(keep_units --count) # the units this try passed
 		if $finished; then
 			# Finished: run again only when a test failed while the nest showed trouble
 			# (L1's kernel reported some, or a busy test VM stopped: the failure may be it).
@@ -111,17 +112,14 @@ for g in "${groups[@]}"; do
 			# a nest that timed out (the group's own hang, maybe) or whose init failed
 			# would only do so again: 1200 s more each time. Unless the try passed units:
 			# then the group is longer than the nest's timeout, and the rest is run.
-			if [ -s "$log.fail" ] && ! grep -q '^retry=1 ' "$log.fail" &&
-				[ "$(keep_units --count)" -eq 0 ]; then
+			if [ -s "$log.fail" ] && ! grep -q '^retry=1 ' "$log.fail" && [ "$new" -eq 0 ]; then
 				break
 			fi
 			echo "# group \"$g\", try $try: the nested harness failed (exit 125) before its tests finished; its last words:"
 			tail -n 8 "$log.err" | sed 's/^/#   /'
 		fi
 		# another try, with the units this one passed kept, unless it has had its share
-		if [ "$(keep_units --count)" -eq 0 ]; then
-			barren=$((barren + 1))
-		fi
+		[ "$new" -gt 0 ] || barren=$((barren + 1))
 		if ((barren >= 3 || try >= 6)); then
 			echo "# group \"$g\": no more tries ($try, of which $barren kept no new unit)"
 			break
