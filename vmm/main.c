@@ -13,6 +13,7 @@
 #include "vmm/volumes.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,20 @@ static int console_socket(struct vm_config *c, struct verr *e)
 	if (r < 0)
 		return r;
 	c->stdio[0] = c->stdio[1] = c->stdio[2] = slave;
+	/* The caller's stdio is not the container's then: vmm lets go of it. The containerd shim
+	 * runs create with its stdout and stderr on a pipe that it reads to its end, so a VM that
+	 * held them would hang `ctr run -t` until the container exits. fd 2 stays for vmm's
+	 * messages when they have no file of their own (no --log). With a log file it goes to
+	 * /dev/null, or to the pty when the log is JSON lines (the console goes to stderr then). */
+	bool log_file = c->log_path && strcmp(c->log_path, "-") != 0;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+	    (log_file && dup2(c->log_format == LOG_FORMAT_JSON ? slave : null, STDERR_FILENO) < 0))
+		vmm_warn("--console-socket: cannot let go of the caller's stdio: %s (an engine "
+			 "that reads it to its end waits for the container)",
+			 strerror(errno));
+	if (null >= 0)
+		close(null);
 	/* Window size changes on the master reach vmm as SIGWINCH when the pty is its
 	 * controlling terminal, which takes a session of its own (always so with --detach). */
 	if (getsid(0) != getpid())
