@@ -156,7 +156,7 @@ static const char *shown(char q[SHOWN_MAX], const char *s, size_t len)
 
 int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e)
 {
-	static const char usage[] = "expected tap=NAME[,mac=XX:XX:XX:XX:XX:XX]";
+	static const char usage[] = "expected tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,mtu=N]";
 	memset(o, 0, sizeof(*o));
 	bool have_tap = false;
 	char q[SHOWN_MAX];
@@ -208,6 +208,18 @@ int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e
 				return verr_set(e, -EINVAL, "--net: MAC '%s' is all zeros",
 						shown(q, v, vlen));
 			o->mac_given = true;
+		} else if (klen == 3 && !memcmp(p, "mtu", 3)) {
+			if (o->mtu)
+				return verr_set(e, -EINVAL, "--net: mtu= given twice");
+			unsigned long m = 0;
+			size_t i = 0;
+			for (; i < vlen && v[i] >= '0' && v[i] <= '9' && m <= 65535; i++)
+				m = m * 10 + (unsigned long)(v[i] - '0');
+			if (vlen == 0 || i != vlen || m < VIRTIO_NET_MIN_MTU || m > 65535)
+				return verr_set(e, -EINVAL,
+						"--net: mtu '%s' is not a number from %d to 65535",
+						shown(q, v, vlen), VIRTIO_NET_MIN_MTU);
+			o->mtu = (uint16_t)m;
 		} else {
 			return verr_set(e, -EINVAL, "--net: unknown key '%s' (%s)",
 					shown(q, p, klen), usage);
@@ -866,9 +878,11 @@ int virtio_net_create_fd(struct virtio_net **out, const struct virtio_net_opts *
 	n->cfg.max_virtqueue_pairs = 1;
 	n->cfg.speed = UINT32_MAX; /* SPEED_UNKNOWN */
 	n->cfg.duplex = 0xff;	   /* DUPLEX_UNKNOWN */
+	n->cfg.mtu = o->mtu;
 	n->h = (struct ev_handler){.fd = fd, .fn = net_fd_event, .opaque = n};
-	virtio_dev_init(&n->dev, n->name, VIRTIO_ID_NET, &net_ops, n, NET_FEATURES, sizeof(n->cfg),
-			2, mem);
+	virtio_dev_init(&n->dev, n->name, VIRTIO_ID_NET, &net_ops, n,
+			NET_FEATURES | (o->mtu ? 1ull << VIRTIO_NET_F_MTU : 0), sizeof(n->cfg), 2,
+			mem);
 	*out = n;
 	return 0;
 }

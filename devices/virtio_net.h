@@ -26,12 +26,16 @@
 /* Most frames (or tx chains) one event handles before it lets the event loop run others. */
 #define VIRTIO_NET_BUDGET 256
 
+/* The smallest mtu= (Linux's driver ignores VIRTIO_NET_F_MTU below it: IPv4's minimum). */
+#define VIRTIO_NET_MIN_MTU 68
+
 /* What `--net` asked for. (struct virtio_net_config is the device's configuration space in
  * <linux/virtio_net.h>, hence the other name.) */
 struct virtio_net_opts {
 	char tap[IFNAMSIZ]; /* the TAP's name, 1 to 15 characters */
 	uint8_t mac[ETH_ALEN];
 	bool mac_given; /* mac= was given; otherwise mac holds the one derived from the name */
+	uint16_t mtu;	/* mtu=: offered to the driver (VIRTIO_NET_F_MTU); 0: not offered */
 };
 
 /* Counters, for tests and for a line at exit. Frames count without the virtio header. The
@@ -44,11 +48,13 @@ struct virtio_net_stats {
 
 struct virtio_net;
 
-/* Parses the value of `--net`: "tap=NAME[,mac=XX:XX:XX:XX:XX:XX]", keys in any order, each at
- * most once. NAME must be a valid interface name (1-15 characters, no '/', ':', '%' or white
- * space, not "." or ".."); MAC six hex bytes, unicast and not all zero. Without mac=, the MAC is
- * derived from the TAP's name: 06:00 (locally administered, unicast) then the 32-bit FNV-1a hash
- * of the name, so the same TAP gets the same MAC on every run. Returns 0, or -EINVAL with one
+/* Parses the value of `--net`: "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,mtu=N]", keys in any order,
+ * each at most once. NAME must be a valid interface name (1-15 characters, no '/', ':', '%' or
+ * white space, not "." or ".."); MAC six hex bytes, unicast and not all zero. Without mac=, the MAC
+ * is derived from the TAP's name: 06:00 (locally administered, unicast) then the 32-bit FNV-1a hash
+ * of the name, so the same TAP gets the same MAC on every run. mtu= (VIRTIO_NET_MIN_MTU to
+ * 65535, what Linux's driver takes) is offered with VIRTIO_NET_F_MTU: the guest's interface
+ * starts with it (the TAP's own MTU should match it). Returns 0, or -EINVAL with one
  * line in e naming the bad part. */
 int virtio_net_parse(const char *spec, struct virtio_net_opts *o, struct verr *e);
 

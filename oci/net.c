@@ -253,6 +253,7 @@ int oci_net_setup(const char *path, json_object *vm, struct verr *e)
 	json_object_object_add(d, "type", json_object_new_string("net"));
 	json_object_object_add(d, "tap", json_object_new_string(OCI_TAP_NAME));
 	json_object_object_add(d, "mac", json_object_new_string(mac));
+	json_object_object_add(d, "mtu", json_object_new_int(mtu));
 	json_object_array_add(devs, d);
 	if (ip[0])
 		json_object_object_add(vm, "ip", json_object_new_string(ip));

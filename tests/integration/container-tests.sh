@@ -100,14 +100,15 @@ else
 	expect "seccomp: a forbidden call on the session thread kills vmm (125) and names it" \
 		eval '[ $rc -eq 125 ] && has_err "seccomp: thread session made a forbidden system call uname"'
 
-	# --net with --ip/--gateway: the agent configures eth0; the container pings the host's TAP
+	# --net with mtu=, --ip/--gateway: the agent configures eth0, whose MTU comes from the device
+	# (VIRTIO_NET_F_MTU); the container pings the host's TAP, with a packet that fills the MTU
 	# (in a network namespace of its own, as in device-tests.sh)
 	cnet_test() {
 		rc=1
 		ip tuntap add dev vmmtap1 mode tap && ip addr add 10.0.3.1/24 dev vmmtap1 &&
-			ip link set vmmtap1 up || return 1
-		timeout -k 5 180 "$vmm" --rootfs "$bb" --net tap=vmmtap1 --ip 10.0.3.2/24 \
-			--gateway 10.0.3.1 -- sh -c 'ip -4 addr show eth0; ip route; ping -c 2 -W 10 10.0.3.1 && echo PING-OK' \
+			ip link set vmmtap1 mtu 1400 up || return 1
+		timeout -k 5 180 "$vmm" --rootfs "$bb" --net tap=vmmtap1,mtu=1400 --ip 10.0.3.2/24 \
+			--gateway 10.0.3.1 -- sh -c 'echo "mtu $(cat /sys/class/net/eth0/mtu)"; ip -4 addr show eth0; ip route; ping -c 2 -W 10 -s 1372 10.0.3.1 && echo PING-OK' \
 			</dev/null >"$tmp/out" 2>"$tmp/err"
 		rc=$?
 	}
@@ -115,8 +116,8 @@ else
 		tmp=$tmp vmm=$vmm bb=$bb VMM_KERNEL=$VMM_KERNEL unshare --net bash -c \
 			"$(declare -f cnet_test); cnet_test; echo \$rc >\"$tmp/cnet-rc\""
 		rc=$(cat "$tmp/cnet-rc" 2>/dev/null || echo 1)
-		expect "container: --net --ip --gateway: eth0 is configured and pings the host's TAP" \
-			eval '[ $rc -eq 0 ] && grep -q "inet 10.0.3.2/24" "$tmp/out" && grep -q "default via 10.0.3.1" "$tmp/out" && grep -q PING-OK "$tmp/out"'
+		expect "container: --net mtu=1400 --ip --gateway: eth0 is configured with that MTU and pings the host's TAP with 1400-byte packets" \
+			eval '[ $rc -eq 0 ] && grep -qx "mtu 1400" "$tmp/out" && grep -q "inet 10.0.3.2/24" "$tmp/out" && grep -q "default via 10.0.3.1" "$tmp/out" && grep -q PING-OK "$tmp/out"'
 	else
 		not_ok "container: --net: no ip(8) or /dev/net/tun here (iproute2, the tun module)"
 	fi

@@ -347,22 +347,23 @@ static void flags_equal_json(void **state)
 	char disk[128], share[128], *j;
 	snprintf(disk, sizeof(disk), "path=%s,ro,id=ser1", img2);
 	snprintf(share, sizeof(share), "tag=data,path=%s,ro,cache=none", dir1);
-	assert_int_equal(
-	    PARSE(&cfg, "-k", "/k", "--cpus", "3", "--memory", "256", "--cmdline", "quiet",
-		  "--rootfs", img1, "--disk", disk, "--net", "tap=tap0,mac=02:00:00:00:00:01",
-		  "--vsock", "cid=5,uds=/tmp/v.sock", "--rng", "--share", share, "-e", "A=1", "-e",
-		  "B=2", "-w", "/srv", "-u", "7:8", "--hostname", "box", "--ip", "10.0.2.2/24",
-		  "--gateway", "10.0.2.1", "--tty", "--boot-timer", "--seccomp=off", "--api-sock",
-		  "/tmp/api", "--paused", "--metrics", "/tmp/m", "--log", "/tmp/l", "--log-level",
-		  "debug", "--log-format", "json", "--pid-file", "/tmp/p", "--", "ls", "-l"),
-	    0);
+	assert_int_equal(PARSE(&cfg, "-k", "/k", "--cpus", "3", "--memory", "256", "--cmdline",
+			       "quiet", "--rootfs", img1, "--disk", disk, "--net",
+			       "tap=tap0,mac=02:00:00:00:00:01,mtu=1400", "--vsock",
+			       "cid=5,uds=/tmp/v.sock", "--rng", "--share", share, "-e", "A=1",
+			       "-e", "B=2", "-w", "/srv", "-u", "7:8", "--hostname", "box", "--ip",
+			       "10.0.2.2/24", "--gateway", "10.0.2.1", "--tty", "--boot-timer",
+			       "--seccomp=off", "--api-sock", "/tmp/api", "--paused", "--metrics",
+			       "/tmp/m", "--log", "/tmp/l", "--log-level", "debug", "--log-format",
+			       "json", "--pid-file", "/tmp/p", "--", "ls", "-l"),
+			 0);
 	char text[4096];
 	snprintf(
 	    text, sizeof(text),
 	    "{\"kernel\":\"/k\",\"cpus\":3,\"memory_mib\":256,\"cmdline\":\"quiet\","
 	    "\"rootfs\":\"%s\",\"devices\":[{\"type\":\"blk\",\"path\":\"%s\","
 	    "\"readonly\":true,\"serial\":\"ser1\"},{\"type\":\"net\",\"tap\":\"tap0\","
-	    "\"mac\":\"02:00:00:00:00:01\"},{\"type\":\"vsock\",\"cid\":5,"
+	    "\"mac\":\"02:00:00:00:00:01\",\"mtu\":1400},{\"type\":\"vsock\",\"cid\":5,"
 	    "\"uds\":\"/tmp/v.sock\"},{\"type\":\"fs\",\"tag\":\"data\",\"path\":\"%s\","
 	    "\"readonly\":true,\"cache\":\"none\"},{\"type\":\"rng\"}],"
 	    "\"process\":{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\",\"B=2\"],\"cwd\":\"/srv\","

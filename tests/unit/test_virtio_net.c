@@ -341,6 +341,34 @@ static void device_basics(void **state)
 	env_down(&t);
 }
 
+/* mtu=: VIRTIO_NET_F_MTU offered, the MTU in the config space (after max_virtqueue_pairs) */
+static void mtu_offered(void **state)
+{
+	(void)state;
+	struct guest_mem mem;
+	struct event_loop el;
+	const struct guest_region r = {.gpa = 0, .size = RAM_SIZE};
+	assert_int_equal(guest_mem_init(&mem, &r, 1), 0);
+	assert_int_equal(ev_init(&el), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	struct virtio_net_opts o;
+	struct verr e = {0};
+	assert_int_equal(virtio_net_parse("tap=sock0,mtu=1400", &o, &e), 0);
+	struct virtio_net *n;
+	assert_int_equal(virtio_net_create_fd(&n, &o, sv[0], false, &mem, &el, &e), 0);
+	struct virtio_dev *d = virtio_net_dev(n);
+	assert_true(d->host_features & F(VIRTIO_NET_F_MTU));
+	uint8_t c[12];
+	assert_true(d->config_len >= sizeof(c));
+	d->ops->config_read(d, 0, c, sizeof(c));
+	assert_int_equal(c[10] | c[11] << 8, 1400);
+	virtio_net_destroy(n);
+	close(sv[1]);
+	ev_close(&el);
+	guest_mem_free(&mem);
+}
+
 static void tx_frame_intact(void **state)
 {
 	(void)state;
@@ -900,6 +928,13 @@ static void parse_options(void **state)
 	assert_string_equal(o.tap, "vmtap-123456789");
 	assert_true(o.mac_given);
 	assert_memory_equal(o.mac, "\x02\xab\xcd\x00\x00\x01", 6);
+	assert_int_equal(o.mtu, 0);
+	assert_int_equal(virtio_net_parse("mtu=1400,tap=a", &o, &e), 0);
+	assert_int_equal(o.mtu, 1400);
+	assert_int_equal(virtio_net_parse("tap=a,mtu=68", &o, &e), 0);
+	assert_int_equal(o.mtu, 68);
+	assert_int_equal(virtio_net_parse("tap=a,mtu=65535", &o, &e), 0);
+	assert_int_equal(o.mtu, 65535);
 
 	const struct parse_case bad[] = {
 	    {"", "empty value"},
@@ -925,6 +960,13 @@ static void parse_options(void **state)
 	    {"tap=a,mac=ff:ff:ff:ff:ff:ff", "multicast"},
 	    {"tap=a,mac=00:00:00:00:00:00", "all zeros"},
 	    {"tap=a,mac=02:00:00:00:00:01,mac=02:00:00:00:00:02", "mac= given twice"},
+	    {"tap=a,mtu=67", "mtu '67' is not a number from 68 to 65535"},
+	    {"tap=a,mtu=65536", "mtu '65536' is not a number"},
+	    {"tap=a,mtu=99999999999999999999", "is not a number"},
+	    {"tap=a,mtu=", "mtu '' is not a number"},
+	    {"tap=a,mtu=1500x", "mtu '1500x' is not a number"},
+	    {"tap=a,mtu=-1", "is not a number"},
+	    {"tap=a,mtu=1500,mtu=1400", "mtu= given twice"},
 	    {"tap=a,queues=2", "unknown key 'queues'"},
 	    {"ifname=a", "unknown key 'ifname'"},
 	};
@@ -1099,12 +1141,19 @@ static void real_tap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(parse_options),   cmocka_unit_test(device_basics),
-	    cmocka_unit_test(tx_frame_intact), cmocka_unit_test(rx_frame_into_buffer),
-	    cmocka_unit_test(mergeable_rx),    cmocka_unit_test(rx_waits_for_buffers),
-	    cmocka_unit_test(tx_flow_control), cmocka_unit_test(tx_budget),
-	    cmocka_unit_test(bad_tx_chains),   cmocka_unit_test(bad_rx_chains),
-	    cmocka_unit_test(hang_up),	       cmocka_unit_test(tx_after_peer_closed),
+	    cmocka_unit_test(parse_options),
+	    cmocka_unit_test(device_basics),
+	    cmocka_unit_test(mtu_offered),
+	    cmocka_unit_test(tx_frame_intact),
+	    cmocka_unit_test(rx_frame_into_buffer),
+	    cmocka_unit_test(mergeable_rx),
+	    cmocka_unit_test(rx_waits_for_buffers),
+	    cmocka_unit_test(tx_flow_control),
+	    cmocka_unit_test(tx_budget),
+	    cmocka_unit_test(bad_tx_chains),
+	    cmocka_unit_test(bad_rx_chains),
+	    cmocka_unit_test(hang_up),
+	    cmocka_unit_test(tx_after_peer_closed),
 	    cmocka_unit_test(real_tap), /* last: left out where no TAP can be made */
 	};
 	size_t n = sizeof(tests) / sizeof(tests[0]);

@@ -98,12 +98,15 @@ static int net_to_json(const struct vm_device_cfg *d, struct json_object *o)
 			 m[4], m[5]);
 		json_object_object_add(o, "mac", json_object_new_string(mac));
 	}
+	if (d->u.net.mtu)
+		json_object_object_add(o, "mtu", json_object_new_int(d->u.net.mtu));
 	return 0;
 }
 
 static const struct device_key net_keys[] = {
     {"tap", "tap", DK_STR, true},
     {"mac", "mac", DK_STR, false},
+    {"mtu", "mtu", DK_U32, false},
 };
 
 /* ---- vsock ---- */
