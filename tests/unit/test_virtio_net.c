@@ -240,7 +240,8 @@ static void driver_reset(struct env *t)
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void env_up(struct env *t, uint64_t features)
+/* A device from the --net value spec on a socketpair, the driver started with features. */
+static void env_up_spec(struct env *t, const char *spec, uint64_t features)
 {
 	memset(t, 0, sizeof(*t));
 	const struct guest_region r = {.gpa = 0, .size = RAM_SIZE};
@@ -253,13 +254,18 @@ static void env_up(struct env *t, uint64_t features)
 	assert_int_equal(fcntl(t->peer, F_SETFL, O_NONBLOCK), 0);
 	struct virtio_net_opts o;
 	struct verr e = {0};
-	assert_int_equal(virtio_net_parse("tap=sock0,mac=52:54:00:12:34:56", &o, &e), 0);
+	assert_int_equal(virtio_net_parse(spec, &o, &e), 0);
 	assert_int_equal(virtio_net_create_fd(&t->net, &o, sv[0], false, &t->mem, &t->el, &e), 0);
 	t->d = virtio_net_dev(t->net);
 	t->d->raise_irq = count_irq;
 	t->d->irq_opaque = t;
 	t->next_data = DATA_GPA;
 	driver_start(t, features);
+}
+
+static void env_up(struct env *t, uint64_t features)
+{
+	env_up_spec(t, "tap=sock0,mac=52:54:00:12:34:56", features);
 }
 
 static void env_down(struct env *t)
@@ -345,28 +351,14 @@ static void device_basics(void **state)
 static void mtu_offered(void **state)
 {
 	(void)state;
-	struct guest_mem mem;
-	struct event_loop el;
-	const struct guest_region r = {.gpa = 0, .size = RAM_SIZE};
-	assert_int_equal(guest_mem_init(&mem, &r, 1), 0);
-	assert_int_equal(ev_init(&el), 0);
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-	struct virtio_net_opts o;
-	struct verr e = {0};
-	assert_int_equal(virtio_net_parse("tap=sock0,mtu=1400", &o, &e), 0);
-	struct virtio_net *n;
-	assert_int_equal(virtio_net_create_fd(&n, &o, sv[0], false, &mem, &el, &e), 0);
-	struct virtio_dev *d = virtio_net_dev(n);
-	assert_true(d->host_features & F(VIRTIO_NET_F_MTU));
+	struct env t;
+	env_up_spec(&t, "tap=sock0,mtu=1400", BASE_FEATURES | F(VIRTIO_NET_F_MTU));
+	assert_true(t.d->host_features & F(VIRTIO_NET_F_MTU));
 	uint8_t c[12];
-	assert_true(d->config_len >= sizeof(c));
-	d->ops->config_read(d, 0, c, sizeof(c));
+	assert_true(t.d->config_len >= sizeof(c));
+	t.d->ops->config_read(t.d, 0, c, sizeof(c));
 	assert_int_equal(c[10] | c[11] << 8, 1400);
-	virtio_net_destroy(n);
-	close(sv[1]);
-	ev_close(&el);
-	guest_mem_free(&mem);
+	env_down(&t);
 }
 
 static void tx_frame_intact(void **state)
