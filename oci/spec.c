@@ -628,6 +628,9 @@ static int build(json_object *spec, const char *bundle, const struct oci_vm_opts
 	if ((r = member(root, "readonly", json_type_boolean, "root.", &ro, e)) < 0)
 		return r;
 	json_object_object_add(vm, "rootfs", json_object_new_string(rootfs));
+	/* vmm's own mount namespace rooted there: an engine that joins it (podman cp of a running
+	 * container) reaches the container's files, not the host's */
+	json_object_object_add(vm, "enter_rootfs", json_object_new_boolean(true));
 	if (r && json_object_get_boolean(ro))
 		json_object_object_add(vm, "rootfs_readonly", json_object_new_boolean(true));
 

@@ -12,6 +12,7 @@
 #include "guest/agent_proto.h"
 #include "vmm/loader/agent_blob.h"
 #include "vmm/sandbox/sandbox.h"
+#include "vmm/volumes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -895,6 +896,14 @@ int vm_run(struct vm *vm)
 		vmm_log("%s", e.msg);
 		if (vm->on_ready)
 			vm->on_ready(vm->ready_opaque, r);
+		return VMM_EXIT_FAILURE;
+	}
+	/* Every file and socket is open: vmm can leave the host's file system for the
+	 * container's, while it still holds CAP_SYS_ADMIN and is the only thread. */
+	if (vm->cfg->enter_rootfs && volumes_enter_root(vm->cfg, &e) < 0) {
+		vmm_log("%s", e.msg);
+		if (vm->on_ready)
+			vm->on_ready(vm->ready_opaque, -EPERM);
 		return VMM_EXIT_FAILURE;
 	}
 	/* Setup is over: drop privileges before any thread exists (they inherit it), keeping only

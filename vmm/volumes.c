@@ -5,13 +5,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -320,4 +324,169 @@ int volumes_stage(struct vm_config *c, struct verr *e)
 	snprintf(d->u.fs.path, sizeof(d->u.fs.path), "/proc/self/fd/%d/.", stage.root_fd);
 	vmm_debug("--volume: %u volumes staged (%s)", c->nvolumes, d->u.fs.path);
 	return 0;
+}
+
+/* ---- --enter-rootfs: vmm's own mount namespace, rooted at the container's directory ---- */
+
+static int open_in_root(int root, const char *rel, int flags)
+{
+	struct open_how how = {
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, root, rel, &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* An O_PATH descriptor of the volume's guest path in the container's root (absolute symlinks
+ * and ".." stay inside it: RESOLVE_IN_ROOT), made as the agent would make it when it is missing:
+ * its directories 0755, a file volume's empty file 0644. The type must be the volume's. */
+static int mount_point(int root, const struct vm_volume_cfg *v)
+{
+	char rel[PATH_MAX];
+	snprintf(rel, sizeof(rel), "%s", v->guest + 1); /* guest is absolute, normalised */
+	int fd = open_in_root(root, rel, O_PATH);
+	if (fd == -ENOENT) {
+		/* each component in turn: resolve the prefix, make the next name in what it is */
+		int parent = open_in_root(root, ".", O_PATH | O_DIRECTORY);
+		for (char *p = rel; parent >= 0 && fd == -ENOENT;) {
+			char *slash = strchr(p, '/');
+			bool last = !slash;
+			if (slash)
+				*slash = '\0';
+			int next = open_in_root(root, rel, O_PATH | (last ? 0 : O_DIRECTORY));
+			if (next == -ENOENT) {
+				int dfd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				int made = dfd < 0 ? -errno : 0;
+				if (made == 0 && (!last || !v->file) && mkdirat(dfd, p, 0755) < 0)
+					made = -errno;
+				if (made == 0 && last && v->file) {
+					int f = openat(dfd, p,
+						       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+							   O_CLOEXEC,
+						       0644);
+					made = f < 0 ? -errno : close(f);
+				}
+				if (dfd >= 0)
+					close(dfd);
+				next = made < 0 ? made
+						: open_in_root(root, rel,
+							       O_PATH | (last ? 0 : O_DIRECTORY));
+			}
+			close(parent);
+			parent = -1;
+			if (next < 0 || last) {
+				fd = next;
+				break;
+			}
+			parent = next;
+			*slash = '/';
+			p = slash + 1;
+		}
+		if (parent >= 0)
+			close(parent);
+	}
+	struct stat st;
+	if (fd >= 0 &&
+	    (fstat(fd, &st) < 0 || (v->file ? S_ISDIR(st.st_mode) : !S_ISDIR(st.st_mode)))) {
+		close(fd);
+		fd = -ENOTDIR;
+	}
+	return fd;
+}
+
+int volumes_enter_root(const struct vm_config *c, struct verr *e)
+{
+	const struct vm_device_cfg *rd = NULL;
+	for (unsigned i = 0; i < c->ndevices; i++)
+		if (c->devices[i].type == VM_DEV_FS && c->devices[i].root)
+			rd = &c->devices[i];
+	if (!rd)
+		return verr_set(e, -EINVAL, "--enter-rootfs: needs --rootfs DIR");
+	const struct vm_volume_cfg *sorted[VMM_MAX_VOLUMES];
+	int src[VMM_MAX_VOLUMES];
+	unsigned n = c->nvolumes < VMM_MAX_VOLUMES ? c->nvolumes : VMM_MAX_VOLUMES;
+	for (unsigned i = 0; i < n; i++) {
+		sorted[i] = &c->volumes[i];
+		src[i] = -1;
+	}
+	qsort(sorted, n, sizeof(sorted[0]), cmp_guest);
+	char from[64], to[64];
+	int r = 0, root = -1;
+	if (unshare(CLONE_NEWNS) < 0) {
+		r = verr_set(e, -errno,
+			     "--enter-rootfs: cannot make a mount namespace (%s): it needs "
+			     "CAP_SYS_ADMIN; run vmm as root, or leave the option out",
+			     strerror(errno));
+		goto out;
+	}
+	/* From here on only this namespace changes: nothing propagates back to the host's. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
+	    mount(rd->u.fs.path, rd->u.fs.path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+		r = verr_set(e, -errno, "--enter-rootfs: cannot bind-mount %s on itself: %s",
+			     rd->u.fs.path, strerror(errno));
+		goto out;
+	}
+	/* the sources, in this namespace (a bind's source must be in the caller's), where the host
+	 * has them until the pivot */
+	for (unsigned i = 0; i < n; i++)
+		if (!sorted[i]->tmpfs)
+			src[i] = open(sorted[i]->host, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	/* the lookup ends on the bind just made: pivot_root checks that it is a mount */
+	root = open(rd->u.fs.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0) {
+		r = verr_set(e, -errno, "--enter-rootfs: cannot open %s: %s", rd->u.fs.path,
+			     strerror(errno));
+		goto out;
+	}
+	/* A volume that cannot be placed is left out with one line: the container still runs,
+	 * only tools that join vmm's namespace miss it (the guest mounts it all the same). */
+	for (unsigned i = 0; i < n; i++) {
+		const struct vm_volume_cfg *v = sorted[i];
+		if (v->tmpfs)
+			continue;
+		int at = src[i] < 0 ? -EBADF : mount_point(root, v);
+		int err = at < 0 ? -at : 0;
+		if (at >= 0) {
+			snprintf(from, sizeof(from), "/proc/self/fd/%d", src[i]);
+			snprintf(to, sizeof(to), "/proc/self/fd/%d", at);
+			unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV |
+					      kept_flags(src[i]) | (v->ro ? MS_RDONLY : 0);
+			if (mount(from, to, NULL, MS_BIND, NULL) < 0)
+				err = errno;
+			close(at);
+			/* the flags go on the new mount: a fresh lookup ends on it, the old
+			 * descriptor names the directory under it */
+			at = err ? -1 : mount_point(root, v);
+			snprintf(to, sizeof(to), "/proc/self/fd/%d", at);
+			if (!err && (at < 0 || mount(NULL, to, NULL, flags, NULL) < 0))
+				err = at < 0 ? -at : errno;
+			if (at >= 0)
+				close(at);
+		}
+		if (err)
+			vmm_warn("--enter-rootfs: volume %s is not at %s in vmm's mount namespace "
+				 "(%s): tools that join it (podman cp) do not see it there",
+				 v->host, v->guest, strerror(err));
+	}
+	snprintf(to, sizeof(to), "/proc/self/fd/%d", root);
+	if (c->rootfs_readonly &&
+	    mount(NULL, to, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(root), NULL) < 0) {
+		r = verr_set(e, -errno, "--enter-rootfs: cannot make %s read-only: %s",
+			     rd->u.fs.path, strerror(errno));
+		goto out;
+	}
+	/* pivot_root(".", "."): the old root is stacked under the new one, then detached */
+	if (fchdir(root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) {
+		r = verr_set(e, -errno, "--enter-rootfs: cannot make %s vmm's root: %s",
+			     rd->u.fs.path, strerror(errno));
+		goto out;
+	}
+	vmm_debug("--enter-rootfs: vmm's root is now %s", rd->u.fs.path);
+out:
+	for (unsigned i = 0; i < n; i++)
+		close_fd(&src[i]);
+	close_fd(&root);
+	return r;
 }

@@ -64,4 +64,18 @@ int volumes_list_format(const struct vm_volume_cfg *v, unsigned n, char *buf, si
  * CAP_SYS_ADMIN one with "--tmpfs" when there are only tmpfs entries). */
 int volumes_stage(struct vm_config *c, struct verr *e);
 
+/* --enter-rootfs: moves vmm into a mount namespace of its own whose root is the --rootfs
+ * directory, with each --volume bound at its guest path (read-only ones read-only; a missing
+ * mount point made as the agent makes it, resolved inside the root; a --tmpfs has no host side
+ * and is left out) and the root read-only with --rootfs-readonly. A tool that joins vmm's mount
+ * namespace, as podman cp does with a running container, then sees the container's files where
+ * the container sees them, and never the host's. Everything vmm uses is open by then, and the
+ * host's mount table does not change. Call in vm_run once its setup has opened every file and
+ * socket, before privileges go and before any thread exists. vmm must not run chrooted then:
+ * pivot_root puts the container's root where the chroot's root was attached, while a process
+ * that joins the namespace (setns) starts from the namespace's own root. A volume that cannot be
+ * placed is left out with a warning; any other failure returns a negative errno with one line in e,
+ * and vmm must exit (it may be in the new namespace already). */
+int volumes_enter_root(const struct vm_config *c, struct verr *e);
+
 #endif

@@ -97,14 +97,23 @@ engine_detached() {
 	rc=$?
 	expect "podman diff of the running container lists the file the exec wrote" \
 		eval '[ $rc -eq 0 ] && grep -q "^A /made-by-exec" "$tmp/out"'
+	# podman cp of a running container joins the mount namespace of its process, vmm's, which is
+	# rooted at the container's root (--enter-rootfs): both ways, and the host's / untouched
+	echo from-host >"$tmp/cp-in"
+	rm -f "$tmp/cp-run"
+	pm cp "$tmp/cp-in" vd1:/cp-in >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	pm cp vd1:/made-by-exec "$tmp/cp-run" >>"$tmp/out" 2>>"$tmp/err"
+	rc2=$?
+	got=$(pm exec vd1 cat /cp-in 2>>"$tmp/err" </dev/null)
+	expect "podman cp into and out of the running container: the exec reads the copied file, the copy out has what the exec wrote, the host's / has neither" \
+		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$got" = from-host ] && [ "$(cat "$tmp/cp-run" 2>/dev/null)" = made ] && [ ! -e /cp-in ]'
 	pm stop -t 60 vd1 >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	st=$(pm inspect -f '{{.State.ExitCode}}' vd1 2>>"$tmp/err")
 	pm logs vd1 >"$tmp/out" 2>&1
 	expect "podman stop: TERM reaches the container's trap, exit code 0" \
 		eval '[ $rc -eq 0 ] && [ "$st" = 0 ] && grep -q term-trapped "$tmp/out"'
-	# (podman cp into a running container joins the mount namespace of its process, vmm's,
-	# whose root is the host's, not the container's: docs/oci.md)
 	rm -f "$tmp/cp-out"
 	pm cp vd1:/made-by-exec "$tmp/cp-out" >"$tmp/out" 2>"$tmp/err"
 	rc=$?

@@ -11,7 +11,9 @@ jbase=$tmp/jails
 ju=4242
 iname=$(basename "$initramfs")
 
-cgroot=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+# the first cgroup2 mount: its type is the field after the "-" (the optional fields before it
+# vary: none for a private mount, "shared:N" or "master:N" otherwise)
+cgroot=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } next } }' /proc/self/mountinfo)
 if [ -z "$cgroot" ] && [ -d /sys/fs/cgroup ] &&
 	! awk '$5 == "/sys/fs/cgroup" { found = 1 } END { exit !found }' /proc/self/mountinfo; then
 	mount -t cgroup2 none /sys/fs/cgroup && cgroot=/sys/fs/cgroup

@@ -19,8 +19,9 @@ wait_state() {
 	done
 	return 1
 }
-# bundle DIR ARGS-JSON: a bundle whose config.json runs ARGS in the root $ocifs, with the mounts
-# podman writes (proc, /dev tmpfs, sysfs, devpts, mqueue, cgroup) left to the agent
+# bundle DIR ARGS-JSON [MOUNTS]: a bundle whose config.json runs ARGS in the root $ocifs, with the
+# mounts podman writes (proc, /dev tmpfs, sysfs, devpts, mqueue, cgroup) left to the agent, and
+# MOUNTS (",{...}" entries) after them
 bundle() {
 	mkdir -p "$1"
 	cat >"$1/config.json" <<EOF
@@ -31,7 +32,7 @@ bundle() {
   {"destination":"/sys","type":"sysfs","source":"sysfs","options":["ro"]},
   {"destination":"/dev/pts","type":"devpts","source":"devpts"},
   {"destination":"/dev/mqueue","type":"mqueue","source":"mqueue"},
-  {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup"}],
+  {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup"}${3:-}],
  "linux":{"resources":{"memory":{"limit":201326592}},"namespaces":[{"type":"pid"},{"type":"mount"}]},
  "annotations":{"io.vmm.cpus":"1"}}
 EOF
@@ -74,8 +75,12 @@ else
 	expect "vmm-oci: delete of a stopped container removes its records" \
 		eval '[ $rc -eq 0 ] && [ ! -e "$ocir/c1" ]'
 
-	# 2. a long-running container: state, pause/resume, exec (its status), kill, delete --force
-	bundle "$tmp/b2" '["/bin/sh","-c","trap \"echo got-term; exit 3\" TERM; echo oci2-up; while :; do sleep 1; done"]'
+	# 2. a long-running container: state, pause/resume, exec (its status), vmm's mount namespace,
+	# kill, delete --force
+	mkdir -p "$tmp/ocivol"
+	echo in-vol >"$tmp/ocivol/v"
+	bundle "$tmp/b2" '["/bin/sh","-c","trap \"echo got-term; exit 3\" TERM; echo oci2-up; while :; do sleep 1; done"]' \
+		",{\"destination\":\"/vol\",\"type\":\"bind\",\"source\":\"$tmp/ocivol\",\"options\":[\"rbind\",\"rw\"]}"
 	timeout -k 5 600 python3 "$here/oci-helper.py" subreaper "$tmp/c2.pid" -- \
 		"$oci" --root "$ocir" --log "$tmp/c2.log.json" --log-format json create --bundle "$tmp/b2" --pid-file "$tmp/c2.pid" c2 \
 		</dev/null >"$tmp/c2.out" 2>"$tmp/c2.err" &
@@ -104,6 +109,19 @@ EOF
 	rc=$?
 	expect "vmm-oci: exec --detach --pid-file: the named process lives as long as the exec'd one and exits 9" \
 		eval '[ $rc -eq 9 ] && grep -q "^exec-out /tmp e1" "$tmp/out"'
+	# podman cp of a running container joins the mount namespace of the pid file's process:
+	# there the root is the container's, with its volume, and nothing of the host's
+	nsenter -m -t "$(cat "$tmp/c2.pid")" /bin/sh -c "cat /vol/v && echo copied-in >/cp-in && echo via-ns >/vol/from-ns && { [ -e '$tmp' ] || echo no-host-path; }" \
+		>"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	cat >"$tmp/proc.json" <<'EOF'
+{"args":["/bin/sh","-c","cat /cp-in /vol/from-ns"],"env":[],"cwd":"/","user":{"uid":0,"gid":0},"terminal":false}
+EOF
+	timeout -k 5 300 "$oci" --root "$ocir" exec --process "$tmp/proc.json" c2 >>"$tmp/out" 2>>"$tmp/err"
+	rc2=$?
+	grep -h -e enter-rootfs "$tmp/c2.log.json" >>"$tmp/err" 2>/dev/null # vmm's warnings, if any
+	expect "vmm-oci: vmm's mount namespace is rooted at the container's root, its volume in place, no host path; what is written there the container reads" \
+		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$(cat "$tmp/out")" = "$(printf "in-vol\nno-host-path\ncopied-in\nvia-ns")" ] && [ "$(cat "$ocifs/cp-in")" = copied-in ] && [ "$(cat "$tmp/ocivol/from-ns")" = via-ns ]'
 	"$oci" --root "$ocir" kill c2 15 2>"$tmp/err"
 	krc=$?
 	wait "$sub"

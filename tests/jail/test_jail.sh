@@ -113,7 +113,9 @@ expect "a program that cannot run in the jail: one line, 125, the jail directory
 
 # 5. cgroup v2 limits: applied and read back while the program runs, the leaf removed after; or,
 # where cgroup v2 lacks the controllers (a v1 or hybrid host), one line and nothing created
-cgroot=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+# the first cgroup2 mount: its type is the field after the "-" (the optional fields before it
+# vary: none for a private mount, "shared:N" or "master:N" otherwise)
+cgroot=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } next } }' /proc/self/mountinfo)
 ctl=$(cat "$cgroot/cgroup.controllers" 2>/dev/null)
 if [ -n "$cgroot" ] && grep -qw memory <<<"$ctl" && grep -qw pids <<<"$ctl"; then
 	"$jail" --id t5 --uid 4242 --gid 4243 --chroot-base "$base" --exec-file "$probe" \

@@ -8,7 +8,8 @@
 # emulated CPU has AMD SVM.  L1 runs the host's own Debian kernel from /boot,
 # loads kvm-amd (so L1 has a real /dev/kvm), mounts the host's / read-only over
 # 9p at /host, mounts every --rw DIR read-write at the same path under /host,
-# then chroots into /host and runs COMMAND as root in the caller's working
+# then moves /host onto / in a mount namespace of its own (switch_root's way,
+# not a bare chroot) and runs COMMAND as root in the caller's working
 # directory.  So COMMAND sees the same binaries at the same paths as on the
 # host, plus a working /dev/kvm.  The exit status of nest.sh is COMMAND's, or
 # 125 when the nest itself failed (no QEMU, no kernel, L1 broke, timeout).
@@ -307,10 +308,14 @@ say "up in $(cut -d' ' -f1 /proc/uptime)s, /dev/kvm ready, running the command"
 # reports no soft lockup) stops touching this file.
 (while :; do cut -d' ' -f1 /proc/uptime >/nestio/heartbeat; sleep 5; done) &
 # The command script comes in on fd 3 (closed again by the script itself),
-# so it need not be visible inside the chroot.  env -i: the script sets the
-# environment.
-env -i chroot /host "$NEST_BASH" /proc/self/fd/3 3</nestio/cmd.sh \
-	</dev/null >>/nestio/stdout 2>>/nestio/stderr
+# so it need not be visible inside the new root.  env -i: the script sets the
+# environment.  The command runs in a mount namespace of its own where the
+# host's root is moved onto / (as switch_root does), not merely chrooted
+# into: then the namespace's root is the host's, as on a real machine, and
+# a process that joins a container's mount namespace (podman cp: setns)
+# lands on the root the container pivoted into, not on this initramfs.
+env -i unshare -m sh -c 'cd /host && mount --move . / && exec chroot . "$0" /proc/self/fd/3' \
+	"$NEST_BASH" 3</nestio/cmd.sh </dev/null >>/nestio/stdout 2>>/nestio/stderr
 rc=$?
 echo "$rc" >/nestio/status.tmp && mv /nestio/status.tmp /nestio/status
 echo "NEST-EXIT-STATUS=$rc"
@@ -436,7 +441,7 @@ qemu_args=(
 	done
 } >"$io/config.sh"
 
-# The command script, run by the host's bash inside the chroot.
+# The command script, run by the host's bash in the host's root.
 {
 	printf 'exec 3<&-\n'
 	while IFS= read -r name; do

@@ -550,9 +550,23 @@ static void shares(void **state)
 	free(a);
 	free(b);
 	config_free(&c2);
+	/* --enter-rootfs: a directory root's, kept through the JSON dump */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", dir1, "--enter-rootfs", "--", "echo"), 0);
+	assert_true(o->enter_rootfs);
+	a = dump(o);
+	assert_non_null(strstr(a, "\"enter_rootfs\":true"));
+	assert_int_equal(from_json(&c2, a, &e), 0);
+	assert_true(c2.enter_rootfs);
+	free(a);
+	config_free(&c2);
 	/* an image path keeps its disk */
 	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--", "echo"), 0);
 	assert_int_equal(o->devices[0].type, VM_DEV_BLK);
+	/* ... which vmm cannot make its root */
+	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", img1, "--enter-rootfs", "--", "echo"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--enter-rootfs moves vmm into the container's root"));
+	assert_int_equal(PARSE(o, "-k", "k", "--enter-rootfs"), -EINVAL);
 	/* one root, of either kind */
 	assert_int_equal(PARSE(o, "-k", "k", "--rootfs", dir1, "--rootfs", img1), -EINVAL);
 	assert_non_null(strstr(err.msg, "--rootfs given twice"));

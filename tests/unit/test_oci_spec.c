@@ -109,6 +109,7 @@ static void podman_spec(void **state)
 	assert_int_equal(r, 0);
 	assert_string_equal(str(vm, "rootfs"), rootdir);
 	assert_string_equal(str(vm, "rootfs_readonly"), "true");
+	assert_string_equal(str(vm, "enter_rootfs"), "true"); /* podman cp of a running one */
 	assert_string_equal(str(vm, "process.args.2"), "echo hi");
 	assert_string_equal(str(vm, "process.env.1"), "TERM=xterm");
 	assert_string_equal(str(vm, "process.cwd"), "/srv");

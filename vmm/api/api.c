@@ -6,6 +6,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,8 @@ struct api_server {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev;
 	ino_t ino;
+	int dir_fd;	  /* O_PATH, the socket's directory: reached even from another root */
+	const char *name; /* the socket's name in it (in path) */
 	struct api_conn *conns[API_MAX_CLIENTS];
 };
 
@@ -338,6 +341,7 @@ int api_server_start(struct api_server **out, struct vm *vm, const char *path, s
 	if (!s)
 		return verr_set(e, -ENOMEM, "--api-sock: out of memory");
 	s->vm = vm;
+	s->dir_fd = -1;
 	strcpy(s->path, path);
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->lfd < 0) {
@@ -360,6 +364,18 @@ int api_server_start(struct api_server **out, struct vm *vm, const char *path, s
 	}
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
+	/* the directory, so the socket is removed at exit even when vmm's root has changed since
+	 * (--enter-rootfs): without it, only the path */
+	char *slash = strrchr(s->path, '/');
+	s->name = slash ? slash + 1 : s->path;
+	if (slash) {
+		*slash = '\0';
+		s->dir_fd =
+		    open(slash == s->path ? "/" : s->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		*slash = '/';
+	} else {
+		s->dir_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
 	s->lh = (struct ev_handler){s->lfd, on_accept, s};
 	r = ev_add(&vm->el, &s->lh, EPOLLIN);
 	if (r < 0) {
@@ -421,7 +437,13 @@ void api_server_destroy(struct api_server *s)
 	}
 	/* only our own socket: another vmm may have taken the path since */
 	struct stat st;
-	if (stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+	if (s->dir_fd >= 0) {
+		if (fstatat(s->dir_fd, s->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == s->dev && st.st_ino == s->ino)
+			unlinkat(s->dir_fd, s->name, 0);
+		close(s->dir_fd);
+	} else if (stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino) {
 		unlink(s->path);
+	}
 	free(s);
 }

@@ -1061,14 +1061,14 @@ static int finish_container(struct vm_config *c, struct verr *e)
 		    "agent: drop --initrd (or pass your init's arguments in --cmdline)");
 	c->container = p->argc || (root_disk(c) && !c->initrd);
 	bool container_only = p->nenv_given || p->cwd || p->uid || p->gid || c->hostname ||
-			      p->tty_given || c->rootfs_rw || c->rootfs_readonly || c->ip ||
-			      c->gw || c->console_socket || c->nvolumes;
+			      p->tty_given || c->rootfs_rw || c->rootfs_readonly ||
+			      c->enter_rootfs || c->ip || c->gw || c->console_socket || c->nvolumes;
 	if (!c->container) {
 		if (container_only)
 			return verr_set(
 			    e, -EINVAL,
 			    "--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
-			    "--rootfs-readonly, "
+			    "--rootfs-readonly, --enter-rootfs, "
 			    "--ip, --gateway, --console-socket, --volume and --tmpfs are "
 			    "for "
 			    "containers: give --rootfs IMG without --initrd");
@@ -1101,6 +1101,10 @@ static int finish_container(struct vm_config *c, struct verr *e)
 	 * root is always read-write, without an overlay. --rootfs-readonly: the agent mounts
 	 * either read-only (a disk without the overlay) once the mounts on it are made. */
 	bool dir_root = c->devices[0].type == VM_DEV_FS;
+	if (c->enter_rootfs && !dir_root)
+		return verr_set(e, -EINVAL,
+				"--enter-rootfs moves vmm into the container's root directory: "
+				"give --rootfs DIR (a directory, not an image)");
 	if (c->rootfs_rw && c->rootfs_readonly)
 		return verr_set(
 		    e, -EINVAL,

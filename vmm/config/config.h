@@ -138,6 +138,8 @@ struct vm_config {
 	bool rootfs_rw;	      /* the root disk read-write, no overlay */
 	bool rootfs_readonly; /* the root (disk or directory) read-only in the guest (OCI
 				 root.readonly): no overlay, no writes but to the mounts on it */
+	bool enter_rootfs;    /* vmm's own mount namespace rooted at the --rootfs directory, the
+				 volumes at their guest paths (volumes_enter_root in volumes.h) */
 	char *ip, *gw;	      /* eth0 of the first net device: ADDR/PREFIX, ADDR */
 	int stdio[3];	      /* the container's stdin, stdout, stderr (default 0, 1, 2) */
 	char *console_socket; /* a pty for the process, its master sent here (OCI) */

@@ -513,7 +513,7 @@ static int top_key(struct vm_config *c, const char *k, json_object *v, struct ve
 	    {"rootfs_rw", &c->rootfs_rw}, {"rootfs_readonly", &c->rootfs_readonly},
 	    {"paused", &c->paused},	  {"detach", &c->detach},
 	    {"seccomp", &c->seccomp},	  {"boot_timer", &c->boot_timer},
-	    {"verbose", &c->verbose},
+	    {"verbose", &c->verbose},	  {"enter_rootfs", &c->enter_rootfs},
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (strcmp(k, strs[i].key) == 0)
@@ -767,6 +767,7 @@ json_object *config_to_json(const struct vm_config *c)
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "rootfs_rw", json_object_new_boolean(c->rootfs_rw));
 	json_object_object_add(o, "rootfs_readonly", json_object_new_boolean(c->rootfs_readonly));
+	json_object_object_add(o, "enter_rootfs", json_object_new_boolean(c->enter_rootfs));
 	json_object *vols = json_object_new_array();
 	for (unsigned i = 0; i < c->nvolumes; i++) {
 		const struct vm_volume_cfg *v = &c->volumes[i];

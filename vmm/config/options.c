@@ -80,6 +80,9 @@ void options_usage(FILE *f)
 	    "      --rootfs-readonly\n"
 	    "                       make the container's root read-only (no overlay; the\n"
 	    "                       mounts on it, --volume and --tmpfs, keep their modes)\n"
+	    "      --enter-rootfs   with --rootfs DIR: vmm itself moves into a mount namespace\n"
+	    "                       rooted at DIR, the volumes at their guest paths, so tools\n"
+	    "                       that join it (podman cp) see the container's files\n"
 	    "      --ip ADDR/PREFIX, --gateway ADDR\n"
 	    "                       configure the first --net interface (eth0) in the guest\n"
 	    "      --console-socket PATH\n"
@@ -132,6 +135,7 @@ enum {
 	OPT_SECCOMP,
 	OPT_HOSTNAME,
 	OPT_ROOTFS_RW,
+	OPT_ENTER_ROOTFS,
 	OPT_ROOTFS_READONLY,
 	OPT_API_SOCK,
 	OPT_PROCESS,
@@ -250,6 +254,9 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 	case OPT_ROOTFS_RW:
 		c->rootfs_rw = true;
 		return 0;
+	case OPT_ENTER_ROOTFS:
+		c->enter_rootfs = true;
+		return 0;
 	case OPT_ROOTFS_READONLY:
 		c->rootfs_readonly = true;
 		return 0;
@@ -341,6 +348,7 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"ulimit", required_argument, NULL, OPT_ULIMIT},
 	    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
 	    {"rootfs-rw", no_argument, NULL, OPT_ROOTFS_RW},
+	    {"enter-rootfs", no_argument, NULL, OPT_ENTER_ROOTFS},
 	    {"rootfs-readonly", no_argument, NULL, OPT_ROOTFS_READONLY},
 	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
 	    {"ip", required_argument, NULL, OPT_IP},

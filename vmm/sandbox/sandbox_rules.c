@@ -87,6 +87,7 @@ static const struct sc_rule main_rules[] = {
     {"connect", "vsock: guest -> host connections to PATH_PORT"},
     {"getsockopt", "virtio-net: SO_ERROR of a failed back-end fd (fd_error)"},
     {"unlink", "vsock and the control API: remove the listening sockets at exit"},
+    {"unlinkat", "the control API's socket removed through its directory (--enter-rootfs)"},
     {"timerfd_settime", "the control API's stop: the deadline before the VM is forced off"},
     {"pwrite64", "--metrics FILE: the metrics written at exit (the file is opened before)"},
     {"ftruncate", "--metrics FILE: the file cut to the new metrics' length"},
