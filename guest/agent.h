@@ -28,6 +28,9 @@
 /* the largest tmpfs size the list may give, in MiB (vmm's own limit, VMM_MAX_MEMORY_MIB) */
 #define AGENT_TMPFS_SIZE_MAX 1048576u
 
+/* vmm.route entries taken (vmm's VMM_MAX_ROUTES) */
+#define AGENT_MAX_ROUTES 8u
+
 /* What the kernel command line asked for (vmm.* keys). */
 struct agent_config {
 	bool rootfs_rw;	     /* vmm.rootfs=rw */
@@ -38,7 +41,10 @@ struct agent_config {
 	char hostname[65];   /* vmm.hostname (empty: keep the kernel's) */
 	char ip[64];	     /* vmm.ip=ADDR/PREFIX for eth0 (empty: no network setup) */
 	char gw[64];	     /* vmm.gw=ADDR: the default route (empty: none) */
-	unsigned volumes;    /* vmm.volumes=N: the staging share holds N volumes (0: none) */
+	/* vmm.route=NET/PREFIX[,VIA] (repeated): eth0's other routes, through VIA or on the link */
+	char routes[AGENT_MAX_ROUTES][40];
+	unsigned nroutes;
+	unsigned volumes; /* vmm.volumes=N: the staging share holds N volumes (0: none) */
 };
 
 /* One line of the staging share's list: entry INDEX goes to GUEST in the container, or (tmpfs) a

@@ -117,6 +117,12 @@ void agent_cmdline_parse(char *line, struct agent_config *c)
 			take_value(c->ip, sizeof(c->ip), w, value);
 		} else if (!strcmp(w, "vmm.gw")) {
 			take_value(c->gw, sizeof(c->gw), w, value);
+		} else if (!strcmp(w, "vmm.route")) {
+			if (c->nroutes == AGENT_MAX_ROUTES)
+				agent_say("ignoring vmm.route=%s: more than %u routes", value,
+					  AGENT_MAX_ROUTES);
+			else if (take_value(c->routes[c->nroutes], sizeof(c->routes[0]), w, value))
+				c->nroutes++;
 		} else if (!strcmp(w, "vmm.volumes")) {
 			char *end = NULL;
 			errno = 0;
@@ -613,7 +619,54 @@ static void set_sin(struct sockaddr *sa, struct in_addr a)
 	memcpy(sa, &sin, sizeof(sin));
 }
 
-/* eth0 as vmm.ip / vmm.gw ask; every failure is one line (the container runs without). */
+/* SIOCADDRT on eth0: dst/mask through *gw, or on the link (gw NULL). */
+static int route_ioctl(int fd, struct in_addr dst, struct in_addr mask, const struct in_addr *gw)
+{
+	struct rtentry rt;
+	memset(&rt, 0, sizeof(rt));
+	set_sin(&rt.rt_dst, dst);
+	set_sin(&rt.rt_genmask, mask);
+	rt.rt_flags = RTF_UP;
+	if (gw) {
+		set_sin(&rt.rt_gateway, *gw);
+		rt.rt_flags |= RTF_GATEWAY;
+	}
+	if (mask.s_addr == 0xffffffffu)
+		rt.rt_flags |= RTF_HOST;
+	rt.rt_dev = (char *)"eth0";
+	return ioctl(fd, SIOCADDRT, &rt);
+}
+
+/* One vmm.route value, NET/PREFIX[,VIA] (vmm checked it; a bad one is still only a line). */
+static void add_route(int fd, const char *spec)
+{
+	char buf[40], *slash, *comma, *end = NULL;
+	snprintf(buf, sizeof(buf), "%s", spec);
+	comma = strchr(buf, ',');
+	if (comma)
+		*comma = '\0';
+	slash = strchr(buf, '/');
+	struct in_addr dst, gw;
+	unsigned long prefix = 33;
+	if (slash) {
+		*slash = '\0';
+		errno = 0;
+		prefix = strtoul(slash + 1, &end, 10);
+		if (!*(slash + 1) || *end)
+			prefix = 33;
+	}
+	if (prefix > 32 || inet_pton(AF_INET, buf, &dst) != 1 ||
+	    (comma && inet_pton(AF_INET, comma + 1, &gw) != 1)) {
+		agent_say("vmm.route=%s is not NET/PREFIX[,GATEWAY] (IPv4): route skipped", spec);
+		return;
+	}
+	struct in_addr mask = {htonl(prefix ? 0xffffffffu << (32 - prefix) : 0)};
+	if (route_ioctl(fd, dst, mask, comma ? &gw : NULL) < 0)
+		agent_say("route %s: SIOCADDRT: %s", spec, strerror(errno));
+}
+
+/* eth0 as vmm.ip / vmm.gw / vmm.route ask; every failure is one line (the container runs
+ * without). */
 static void setup_eth0(int fd, const struct agent_config *c)
 {
 	char addr[64];
@@ -654,21 +707,19 @@ static void setup_eth0(int fd, const struct agent_config *c)
 		agent_say("eth0: %s: %s: no network", what, strerror(errno));
 		return;
 	}
+	/* the routes on the link first: a gateway may only be reachable through one */
+	for (int via = 0; via < 2; via++)
+		for (unsigned i = 0; i < c->nroutes; i++)
+			if ((strchr(c->routes[i], ',') != NULL) == via)
+				add_route(fd, c->routes[i]);
 	if (!c->gw[0])
 		return;
 	if (inet_pton(AF_INET, c->gw, &gw) != 1) {
 		agent_say("vmm.gw=%s is not an IPv4 address: no default route", c->gw);
 		return;
 	}
-	struct rtentry rt;
 	struct in_addr any = {0};
-	memset(&rt, 0, sizeof(rt));
-	set_sin(&rt.rt_dst, any);
-	set_sin(&rt.rt_genmask, any);
-	set_sin(&rt.rt_gateway, gw);
-	rt.rt_flags = RTF_UP | RTF_GATEWAY;
-	rt.rt_dev = (char *)"eth0";
-	if (ioctl(fd, SIOCADDRT, &rt) < 0)
+	if (route_ioctl(fd, any, any, &gw) < 0)
 		agent_say("default route via %s: SIOCADDRT: %s", c->gw, strerror(errno));
 }
 
@@ -684,8 +735,8 @@ static void setup_network(const struct agent_config *c)
 		agent_say("lo: %s", strerror(-err));
 	if (c->ip[0])
 		setup_eth0(fd, c);
-	else if (c->gw[0])
-		agent_say("ignoring vmm.gw without vmm.ip");
+	else if (c->gw[0] || c->nroutes)
+		agent_say("ignoring vmm.gw and vmm.route without vmm.ip");
 	close(fd);
 }
 

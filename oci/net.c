@@ -1,5 +1,6 @@
 /* vmm-oci's network: the VM on the container's network namespace (net.h). */
 #include "oci/net.h"
+#include "vmm/config/config.h" /* VMM_MAX_ROUTES */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -168,21 +169,64 @@ int oci_net_pick(const char *text, char name[16], char mac[18], int *mtu, char i
 	return found;
 }
 
-static int gateway(char gw[16], struct verr *e)
+static const char *member_str(json_object *o, const char *key)
 {
-	char out[8192];
-	const char *argv[] = {"ip", "-j", "-4", "route", "show", "default", NULL};
-	int r = run(argv, out, sizeof(out), e);
-	if (r < 0)
-		return r;
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_get_type(v) == json_type_string
+		   ? json_object_get_string(v)
+		   : NULL;
+}
+
+int oci_net_routes(const char *text, const char *ifname, char gw[16], json_object *routes,
+		   struct verr *e)
+{
 	gw[0] = 0;
-	json_object *routes = json_tokener_parse(out), *g;
-	if (routes && json_object_get_type(routes) == json_type_array &&
-	    json_object_array_length(routes) > 0 &&
-	    json_object_object_get_ex(json_object_array_get_idx(routes, 0), "gateway", &g))
-		snprintf(gw, 16, "%s", json_object_get_string(g));
-	json_object_put(routes);
-	return 0;
+	json_object *all = json_tokener_parse(text);
+	if (!all || json_object_get_type(all) != json_type_array) {
+		json_object_put(all);
+		return verr_set(e, -EINVAL, "network: 'ip -j -4 route show' printed no JSON array");
+	}
+	int r = 0;
+	for (size_t i = 0; i < json_object_array_length(all) && r == 0; i++) {
+		json_object *rt = json_object_array_get_idx(all, i);
+		const char *dst = member_str(rt, "dst"), *via = member_str(rt, "gateway"),
+			   *dev = member_str(rt, "dev"), *type = member_str(rt, "type"),
+			   *proto = member_str(rt, "protocol");
+		/* eth0's unicast routes; the kernel's own (the address's subnet) it makes again */
+		json_object *hops;
+		if (json_object_object_get_ex(rt, "nexthops", &hops)) {
+			r = verr_set(
+			    e, -ENOTSUP,
+			    "network: the route to %s has several next hops, which the VM's "
+			    "eth0 cannot take: give it one gateway",
+			    dst ? dst : "?");
+			break;
+		}
+		if (!dst || !dev || strcmp(dev, ifname) != 0 || (type && strcmp(type, "unicast")) ||
+		    (proto && strcmp(proto, "kernel") == 0))
+			continue;
+		if (strcmp(dst, "default") == 0) {
+			if (via && !gw[0] && strlen(via) < 16)
+				snprintf(gw, 16, "%s", via);
+			continue;
+		}
+		if (json_object_array_length(routes) == VMM_MAX_ROUTES) {
+			r = verr_set(e, -E2BIG,
+				     "network: %s has more than %u routes besides the default one: "
+				     "a VM takes at most %u",
+				     ifname, VMM_MAX_ROUTES, VMM_MAX_ROUTES);
+			break;
+		}
+		char net[24];
+		snprintf(net, sizeof(net), "%s%s", dst, strchr(dst, '/') ? "" : "/32");
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "dst", json_object_new_string(net));
+		if (via)
+			json_object_object_add(o, "via", json_object_new_string(via));
+		json_object_array_add(routes, o);
+	}
+	json_object_put(all);
+	return r;
 }
 
 int oci_net_setup(const char *path, json_object *vm, struct verr *e)
@@ -210,8 +254,18 @@ int oci_net_setup(const char *path, json_object *vm, struct verr *e)
 	free(out);
 	if (r <= 0)
 		return r; /* loopback only: no device */
-	if ((r = gateway(gw, e)) < 0)
+	json_object *routes = json_object_new_array();
+	const char *show_routes[] = {"ip", "-j", "-4", "route", "show", NULL};
+	char *rout = malloc(1 << 16);
+	r = rout ? run(show_routes, rout, 1 << 16, e)
+		 : verr_set(e, -ENOMEM, "network: out of memory");
+	if (r == 0)
+		r = oci_net_routes(rout, ifname, gw, routes, e);
+	free(rout);
+	if (r < 0) {
+		json_object_put(routes);
 		return r;
+	}
 	snprintf(mtu_s, sizeof(mtu_s), "%d", mtu);
 	/* an earlier create in this namespace (podman restart) may have left them */
 	const char *del_tap[] = {"ip", "link", "del", OCI_TAP_NAME, NULL};
@@ -259,5 +313,9 @@ int oci_net_setup(const char *path, json_object *vm, struct verr *e)
 		json_object_object_add(vm, "ip", json_object_new_string(ip));
 	if (gw[0])
 		json_object_object_add(vm, "gateway", json_object_new_string(gw));
+	if (ip[0] && json_object_array_length(routes))
+		json_object_object_add(vm, "routes", routes);
+	else
+		json_object_put(routes);
 	return 0;
 }

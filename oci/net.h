@@ -22,7 +22,8 @@ int oci_net_namespace(json_object *spec, const char **path, struct verr *e);
  * the TAP there), finds its interface (the first one with a MAC, not lo and not the TAP),
  * makes the TAP OCI_TAP_NAME (replacing one an earlier create left) with the interface's MTU,
  * and the two tc redirects. Adds to vm: a net device on the TAP with the interface's MAC, and
- * "ip" (its first IPv4 address) and "gateway" (the default route's). Runs iproute2's ip and tc,
+ * "ip" (its first IPv4 address), "gateway" (the default route's) and "routes" (its other
+ * routes, oci_net_routes). Runs iproute2's ip and tc,
  * found at their Debian paths (never through PATH). 0, or a negative errno with one line in e
  * naming the step. A namespace with no such interface (loopback only) gets no device: 0. */
 int oci_net_setup(const char *path, json_object *vm, struct verr *e);
@@ -32,5 +33,14 @@ int oci_net_setup(const char *path, json_object *vm, struct verr *e);
  * text that is not that JSON. (Split out for the unit test.) */
 int oci_net_pick(const char *ip_addr_json, char name[16], char mac[18], int *mtu, char ip[20],
 		 struct verr *e);
+
+/* Parses `ip -j -4 route show` output: the routes of interface ifname. The default route's
+ * gateway goes into gw ("" when none); each other unicast route not made by the kernel itself
+ * (an address's own subnet) is appended to the array routes as {"dst": "NET/PREFIX", "via":
+ * GATEWAY} ("via" absent for a route on the link, as Calico's 169.254.1.1). 0; -E2BIG past
+ * VMM_MAX_ROUTES, -EINVAL for text that is not that JSON, with one line in e. (Split out for the
+ * unit test.) */
+int oci_net_routes(const char *ip_route_json, const char *ifname, char gw[16], json_object *routes,
+		   struct verr *e);
 
 #endif

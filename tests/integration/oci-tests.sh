@@ -139,7 +139,8 @@ EOF
 		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ ! -e "$ocir/c2" ] && [ $rc3 -eq 1 ] && grep -q "does not exist" "$tmp/err"'
 
 	# 3. the network namespace the engine made: a veth pair (eth0 inside, 10.77.0.2/24, the
-	# gateway 10.77.0.1 outside, MTU 1450) as podman's bridge would leave it; the VM takes eth0
+	# gateway 10.77.0.1 outside, MTU 1450) as podman's bridge would leave it, and two more routes
+	# (one on the link, as Calico's to its gateway, one through the gateway); the VM takes eth0
 	# over
 	unshare --net sleep 900 &
 	nsp=$!
@@ -152,7 +153,8 @@ EOF
 	if ip link add vmmveth0 type veth peer name eth0 netns "$nsp" && ip addr add 10.77.0.1/24 dev vmmveth0 &&
 		ip link set vmmveth0 mtu 1450 up && nse ip addr add 10.77.0.2/24 dev eth0 &&
 		nse ip link set eth0 mtu 1450 up &&
-		nse ip link set lo up && nse ip route add default via 10.77.0.1; then
+		nse ip link set lo up && nse ip route add default via 10.77.0.1 &&
+		nse ip route add 192.168.50.1 dev eth0 && nse ip route add 10.99.0.0/16 via 10.77.0.1; then
 		mac=$(nse cat /sys/class/net/eth0/address)
 		bundle "$tmp/b4" '["/bin/sh","-c","ip addr show eth0; ip route; echo net-ready; echo hello-net | nc -l -p 8080"]'
 		python3 - "$tmp/b4/config.json" "/proc/$nsp/ns/net" <<'EOF2'
@@ -180,8 +182,8 @@ for _ in range(60):
 		wait "$sub"
 		rc=$?
 		cp "$tmp/c4.out" "$tmp/out"
-		expect "vmm-oci: the spec's network namespace: eth0's MAC, MTU, address and route in the guest, tc redirects, a TCP connection from outside" \
-			eval '[ "$got" = hello-net ] && grep -q "link/ether $mac" "$tmp/out" && grep -q "eth0: .* mtu 1450 " "$tmp/out" && grep -q "inet 10.77.0.2/24" "$tmp/out" && grep -q "default via 10.77.0.1" "$tmp/out" && grep -q "mirred" <<<"$tc_in"'
+		expect "vmm-oci: the spec's network namespace: eth0's MAC, MTU, address and routes (default, on the link, through a gateway) in the guest, tc redirects, a TCP connection from outside" \
+			eval '[ "$got" = hello-net ] && grep -q "link/ether $mac" "$tmp/out" && grep -q "eth0: .* mtu 1450 " "$tmp/out" && grep -q "inet 10.77.0.2/24" "$tmp/out" && grep -q "default via 10.77.0.1" "$tmp/out" && grep -q "^192.168.50.1 dev eth0" "$tmp/out" && grep -q "^10.99.0.0/16 via 10.77.0.1 dev eth0" "$tmp/out" && grep -q "mirred" <<<"$tc_in"'
 		"$oci" --root "$ocir" delete --force c4 2>/dev/null
 	else
 		not_ok "vmm-oci network: cannot make the veth pair and namespace (veth module?)"

@@ -40,6 +40,16 @@ static void keys(void **state)
 	assert_string_equal(c.hostname, "box-1");
 	assert_string_equal(c.ip, "10.0.2.15/24");
 	assert_string_equal(c.gw, "10.0.2.2");
+	/* vmm.route repeats, in order, up to AGENT_MAX_ROUTES */
+	c = parse("vmm.route=169.254.1.1/32 vmm.route=10.9.0.0/16,10.0.2.3");
+	assert_int_equal(c.nroutes, 2);
+	assert_string_equal(c.routes[0], "169.254.1.1/32");
+	assert_string_equal(c.routes[1], "10.9.0.0/16,10.0.2.3");
+	char many[1024] = "";
+	for (unsigned i = 0; i <= AGENT_MAX_ROUTES; i++)
+		strcat(many, "vmm.route=10.1.0.0/16 ");
+	c = parse(many);
+	assert_int_equal(c.nroutes, AGENT_MAX_ROUTES);
 	c = parse("vmm.rootfs=rw vmm.rootfs=ro"); /* the last one counts */
 	assert_false(c.rootfs_rw);
 	assert_false(c.root_readonly);

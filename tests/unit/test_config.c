@@ -352,7 +352,8 @@ static void flags_equal_json(void **state)
 			       "tap=tap0,mac=02:00:00:00:00:01,mtu=1400", "--vsock",
 			       "cid=5,uds=/tmp/v.sock", "--rng", "--share", share, "-e", "A=1",
 			       "-e", "B=2", "-w", "/srv", "-u", "7:8", "--hostname", "box", "--ip",
-			       "10.0.2.2/24", "--gateway", "10.0.2.1", "--tty", "--boot-timer",
+			       "10.0.2.2/24", "--gateway", "10.0.2.1", "--route", "169.254.1.1/32",
+			       "--route", "10.9.0.0/16,via=10.0.2.3", "--tty", "--boot-timer",
 			       "--seccomp=off", "--api-sock", "/tmp/api", "--paused", "--metrics",
 			       "/tmp/m", "--log", "/tmp/l", "--log-level", "debug", "--log-format",
 			       "json", "--pid-file", "/tmp/p", "--", "ls", "-l"),
@@ -368,7 +369,9 @@ static void flags_equal_json(void **state)
 	    "\"readonly\":true,\"cache\":\"none\"},{\"type\":\"rng\"}],"
 	    "\"process\":{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\",\"B=2\"],\"cwd\":\"/srv\","
 	    "\"user\":{\"uid\":7,\"gid\":8},\"terminal\":true},\"hostname\":\"box\","
-	    "\"ip\":\"10.0.2.2/24\",\"gateway\":\"10.0.2.1\",\"boot_timer\":true,"
+	    "\"ip\":\"10.0.2.2/24\",\"gateway\":\"10.0.2.1\",\"routes\":[{\"dst\":"
+	    "\"169.254.1.1/32\"},{\"dst\":\"10.9.0.0/"
+	    "16\",\"via\":\"10.0.2.3\"}],\"boot_timer\":true,"
 	    "\"seccomp\":false,\"api_sock\":\"/tmp/api\",\"paused\":true,\"metrics\":\"/tmp/m\","
 	    "\"pid_file\":\"/tmp/p\","
 	    "\"log\":{\"path\":\"/tmp/l\",\"level\":\"debug\",\"format\":\"json\"}}",
@@ -396,6 +399,11 @@ static void flags_equal_json(void **state)
 	for (unsigned i = 0; i < cfg.process.envc; i++)
 		assert_string_equal(cfg.process.env[i], c2.process.env[i]);
 	assert_string_equal(cfg.agent_cmdline, c2.agent_cmdline);
+	/* the routes reach the agent in the order given */
+	assert_non_null(strstr(cfg.agent_cmdline, " vmm.gw=10.0.2.1 vmm.route=169.254.1.1/32 "
+						  "vmm.route=10.9.0.0/16,10.0.2.3"));
+	assert_int_equal(c2.nroutes, 2);
+	assert_string_equal(c2.routes[1].via, "10.0.2.3");
 	assert_int_equal(cfg.log_level, c2.log_level);
 	assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
 	assert_true(c2.paused && !c2.seccomp && c2.process.tty);
@@ -411,6 +419,66 @@ static void flags_equal_json(void **state)
 	free(j);
 	config_free(&c2);
 	config_free(&c3);
+}
+
+/* --route: NET/PREFIX with no host bits, via an IPv4 address or on the link; at most
+ * VMM_MAX_ROUTES; it needs --ip; the JSON form refuses what the flag refuses. */
+static void routes(void **state)
+{
+	(void)state;
+#define NET "--rootfs", img1, "--net", "tap=t0", "--ip", "10.0.2.2/24"
+	assert_int_equal(
+	    PARSE(&cfg, "-k", "k", NET, "--route", "10.1.0.0/16,via=10.0.2.1", "--", "true"), 0);
+	assert_string_equal(cfg.routes[0].dst, "10.1.0.0/16");
+	assert_string_equal(cfg.routes[0].via, "10.0.2.1");
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--route", "10.1.0.1/16", "--", "true"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--route: '10.1.0.1/16' has bits set past /16"));
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--route", "10.1.0.0/16,via=x", "--", "true"),
+			 -EINVAL);
+	assert_int_equal(
+	    PARSE(&cfg, "-k", "k", NET, "--route", "10.1.0.0/16,gw=10.0.2.1", "--", "true"),
+	    -EINVAL);
+	assert_non_null(strstr(err.msg, "is not NET/PREFIX[,via=ADDR]"));
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--route", "10.1.0.0/16,via=", "--", "true"),
+			 -EINVAL);
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--route", "10.1.0.0", "--", "true"), -EINVAL);
+	assert_int_equal(PARSE(&cfg, "-k", "k", "--rootfs", img1, "--net", "tap=t0", "--route",
+			       "10.1.0.0/16", "--", "true"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--gateway and --route need --ip"));
+	assert_int_equal(PARSE(&cfg, "-k", "k", "--route", "0.0.0.0/0,via=1.2.3.4"), -EINVAL);
+	char *argv[64];
+	int argc = 0;
+	const char *pre[] = {"vmm", "-k", "k", NET};
+	for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++)
+		argv[argc++] = (char *)pre[i];
+	for (unsigned i = 0; i <= VMM_MAX_ROUTES; i++) {
+		argv[argc++] = "--route";
+		argv[argc++] = "10.5.0.0/16";
+	}
+	argv[argc] = NULL;
+	config_free(&cfg);
+	config_init(&cfg);
+	assert_int_equal(options_parse(argc, argv, &cfg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "at most 8 routes"));
+#undef NET
+	/* JSON */
+	struct vm_config c;
+	struct verr e = {0};
+	assert_int_equal(
+	    from_json(&c, "{\"routes\":[{\"dst\":\"10.1.0.0/16\",\"gw\":\"1.2.3.4\"}]}", &e),
+	    -EINVAL);
+	config_free(&c);
+	assert_non_null(strstr(e.msg, "routes[0].gw: unknown key"));
+	assert_int_equal(from_json(&c, "{\"routes\":[{\"via\":\"1.2.3.4\"}]}", &e), -EINVAL);
+	config_free(&c);
+	assert_non_null(strstr(e.msg, "routes[0]: a route needs \"dst\""));
+	assert_int_equal(from_json(&c, "{\"routes\":[{\"dst\":\"10.1.0.0/16\",\"via\":\"\"}]}", &e),
+			 -EINVAL);
+	config_free(&c);
+	assert_int_equal(from_json(&c, "{\"routes\":{}}", &e), -EINVAL);
+	config_free(&c);
 }
 
 /* Flags after --config override the file; devices add up; --config errors name the file. */
@@ -1020,6 +1088,7 @@ int main(void)
 	    cmocka_unit_test(options_bad),
 	    cmocka_unit_test(options_container),
 	    cmocka_unit_test(flags_equal_json),
+	    cmocka_unit_test(routes),
 	    cmocka_unit_test(config_then_flags),
 	    cmocka_unit_test(json_bad),
 	    cmocka_unit_test(device_table_complete),

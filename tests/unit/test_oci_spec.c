@@ -457,6 +457,41 @@ static void net_pick(void **state)
 				      &mtu, ip, &e),
 			 0);
 	assert_int_equal(oci_net_pick("not json", name, mac, &mtu, ip, &e), -EINVAL);
+	/* eth0's routes: the default one's gateway, a route on the link (Calico's), one through a
+	 * gateway; not the kernel's own subnet route, another device's, or a blackhole */
+	char gw[16];
+	json_object *routes = json_object_new_array();
+	assert_int_equal(
+	    oci_net_routes("[{\"dst\":\"default\",\"gateway\":\"169.254.1.1\",\"dev\":\"eth0\","
+			   "\"flags\":[]},{\"dst\":\"169.254.1.1\",\"dev\":\"eth0\",\"scope\":"
+			   "\"link\",\"flags\":[]},{\"dst\":\"10.88.0.0/16\",\"dev\":\"eth0\","
+			   "\"protocol\":\"kernel\",\"scope\":\"link\",\"prefsrc\":\"10.88.0.7\"},"
+			   "{\"dst\":\"10.9.0.0/16\",\"gateway\":\"10.88.0.1\",\"dev\":\"eth0\"},"
+			   "{\"dst\":\"10.7.0.0/16\",\"dev\":\"eth1\"},{\"type\":\"blackhole\","
+			   "\"dst\":\"10.6.0.0/16\",\"dev\":\"eth0\"}]",
+			   "eth0", gw, routes, &e),
+	    0);
+	assert_string_equal(gw, "169.254.1.1");
+	assert_string_equal(json_object_to_json_string_ext(routes, JSON_C_TO_STRING_PLAIN),
+			    "[{\"dst\":\"169.254.1.1\\/32\"},{\"dst\":\"10.9.0.0\\/16\","
+			    "\"via\":\"10.88.0.1\"}]");
+	json_object_put(routes);
+	/* more than a VM takes, several next hops, not JSON: one line each */
+	char many[4096] = "[";
+	for (unsigned i = 0; i <= VMM_MAX_ROUTES; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+			 "%s{\"dst\":\"10.%u.0.0/16\",\"dev\":\"eth0\"}", i ? "," : "", i);
+	strcat(many, "]");
+	routes = json_object_new_array();
+	assert_int_equal(oci_net_routes(many, "eth0", gw, routes, &e), -E2BIG);
+	assert_non_null(strstr(e.msg, "eth0 has more than 8 routes"));
+	json_object_put(routes);
+	routes = json_object_new_array();
+	assert_int_equal(
+	    oci_net_routes("[{\"dst\":\"default\",\"nexthops\":[]}]", "eth0", gw, routes, &e),
+	    -ENOTSUP);
+	assert_int_equal(oci_net_routes("{}", "eth0", gw, routes, &e), -EINVAL);
+	json_object_put(routes);
 	/* the spec's namespace: a path to join, none, or a new one */
 	const char *path;
 	json_object *spec = json_tokener_parse(

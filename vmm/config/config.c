@@ -181,6 +181,36 @@ int config_set_gateway(struct vm_config *c, const char *name, const char *v, str
 	return r < 0 ? r : config_set_str(c, &c->gw, name, v, e);
 }
 
+int config_add_route(struct vm_config *c, const char *name, const char *dst, const char *via,
+		     struct verr *e)
+{
+	int r = check_ipv4(name, dst, true, e);
+	if (r < 0)
+		return r;
+	if (via && *via && (r = check_ipv4(name, via, false, e)) < 0)
+		return r;
+	char addr[INET_ADDRSTRLEN];
+	const char *slash = strchr(dst, '/');
+	struct in_addr a;
+	uint64_t p;
+	memcpy(addr, dst, (size_t)(slash - dst));
+	addr[slash - dst] = 0;
+	inet_pton(AF_INET, addr, &a);
+	parse_u64(slash + 1, 0, 32, &p);
+	uint32_t host = p == 32 ? 0 : 0xffffffffu >> p;
+	if (ntohl(a.s_addr) & host)
+		return verr_set(e, -EINVAL,
+				"%s: '%s' has bits set past /%u: give the network's address (the "
+				"host part zero)",
+				name, dst, (unsigned)p);
+	if (c->nroutes == VMM_MAX_ROUTES)
+		return verr_set(e, -EINVAL, "%s: at most %u routes", name, VMM_MAX_ROUTES);
+	struct vm_route_cfg *rt = &c->routes[c->nroutes++];
+	snprintf(rt->dst, sizeof(rt->dst), "%s", dst);
+	snprintf(rt->via, sizeof(rt->via), "%s", via ? via : "");
+	return 0;
+}
+
 int config_add_env(struct vm_config *c, const char *name, const char *kv, struct verr *e)
 {
 	struct vm_process_cfg *p = &c->process;
@@ -1062,14 +1092,15 @@ static int finish_container(struct vm_config *c, struct verr *e)
 	c->container = p->argc || (root_disk(c) && !c->initrd);
 	bool container_only = p->nenv_given || p->cwd || p->uid || p->gid || c->hostname ||
 			      p->tty_given || c->rootfs_rw || c->rootfs_readonly ||
-			      c->enter_rootfs || c->ip || c->gw || c->console_socket || c->nvolumes;
+			      c->enter_rootfs || c->ip || c->nroutes || c->gw ||
+			      c->console_socket || c->nvolumes;
 	if (!c->container) {
 		if (container_only)
 			return verr_set(
 			    e, -EINVAL,
 			    "--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
 			    "--rootfs-readonly, --enter-rootfs, "
-			    "--ip, --gateway, --console-socket, --volume and --tmpfs are "
+			    "--ip, --gateway, --route, --console-socket, --volume and --tmpfs are "
 			    "for "
 			    "containers: give --rootfs IMG without --initrd");
 		return 0;
@@ -1079,12 +1110,12 @@ static int finish_container(struct vm_config *c, struct verr *e)
 				"a container needs a root file system: give --rootfs IMG "
 				"(vmm-mkrootfs makes one from a directory) or --rootfs DIR");
 	unsigned nets = count_type(c, VM_DEV_NET, false);
-	if ((c->ip || c->gw) && !nets)
+	if ((c->ip || c->gw || c->nroutes) && !nets)
 		return verr_set(e, -EINVAL,
-				"--ip and --gateway configure the first --net "
+				"--ip, --gateway and --route configure the first --net "
 				"device: add --net tap=NAME");
-	if (c->gw && !c->ip)
-		return verr_set(e, -EINVAL, "--gateway needs --ip ADDR/PREFIX for eth0");
+	if ((c->gw || c->nroutes) && !c->ip)
+		return verr_set(e, -EINVAL, "--gateway and --route need --ip ADDR/PREFIX for eth0");
 	if (c->console_socket)
 		p->tty = true;
 	else if (!p->tty_given && isatty(c->stdio[0]))
@@ -1133,6 +1164,14 @@ static int finish_container(struct vm_config *c, struct verr *e)
 			 c->rootfs_readonly ? " vmm.rootro=1" : "",
 			 c->hostname ? c->hostname : "vmm", c->ip ? " vmm.ip=" : "",
 			 c->ip ? c->ip : "", c->gw ? " vmm.gw=" : "", c->gw ? c->gw : "", vols);
+	/* vmm.route=DST[,VIA], in the order given */
+	for (unsigned i = 0; i < c->nroutes && n >= 0 && (size_t)n < sizeof(c->agent_cmdline);
+	     i++) {
+		const struct vm_route_cfg *rt = &c->routes[i];
+		int w = snprintf(c->agent_cmdline + n, sizeof(c->agent_cmdline) - (size_t)n,
+				 " vmm.route=%s%s%s", rt->dst, rt->via[0] ? "," : "", rt->via);
+		n = w < 0 ? w : n + w;
+	}
 	if (n < 0 || (size_t)n >= sizeof(c->agent_cmdline))
 		return verr_set(e, -EINVAL, "the agent's parameters are too long");
 	return build_env(c, e);

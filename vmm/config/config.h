@@ -25,6 +25,7 @@
 #define VMM_ROOT_TAG	       "vmm-root" /* the virtio-fs tag of --rootfs DIR */
 #define VMM_VOLUME_TAG	       "vmm-vol"  /* the virtio-fs tag of the --volume staging share */
 #define VMM_MAX_VOLUMES	       64U	  /* --volume entries */
+#define VMM_MAX_ROUTES	       8U	  /* --route entries (eth0's, besides the default) */
 #define VMM_MAX_ENV	       1024U	  /* environment entries */
 #define VMM_MAX_ARGS	       4096U	  /* the container command's argv */
 #define VMM_MAX_GROUPS	       32U	  /* process.user.additional_gids */
@@ -140,6 +141,12 @@ struct vm_config {
 				 root.readonly): no overlay, no writes but to the mounts on it */
 	bool enter_rootfs;    /* vmm's own mount namespace rooted at the --rootfs directory, the
 				 volumes at their guest paths (volumes_enter_root in volumes.h) */
+	/* --route: eth0's routes besides the default one, in the order given: dst "A.B.C.D/N"
+	 * (no bits past N), via "" for a route on the link itself (added first) */
+	struct vm_route_cfg {
+		char dst[20], via[16];
+	} routes[VMM_MAX_ROUTES];
+	unsigned nroutes;
 	char *ip, *gw;	      /* eth0 of the first net device: ADDR/PREFIX, ADDR */
 	int stdio[3];	      /* the container's stdin, stdout, stderr (default 0, 1, 2) */
 	char *console_socket; /* a pty for the process, its master sent here (OCI) */
@@ -164,7 +171,7 @@ struct vm_config {
 	bool verbose;
 
 	/* derived by config_finish */
-	char agent_cmdline[512]; /* the vmm.* parameters the agent reads */
+	char agent_cmdline[1024]; /* the vmm.* parameters the agent reads */
 };
 
 /* Defaults: 1 vCPU, 128 MiB, seccomp on, stdio 0-2, info level, text logs. */
@@ -181,6 +188,10 @@ int config_set_memory(struct vm_config *c, const char *name, uint64_t v, struct 
 int config_set_hostname(struct vm_config *c, const char *name, const char *v, struct verr *e);
 int config_set_ip(struct vm_config *c, const char *name, const char *v, struct verr *e);
 int config_set_gateway(struct vm_config *c, const char *name, const char *v, struct verr *e);
+/* A route for eth0: dst "A.B.C.D/N" with no bits set past N, via an IPv4 address, or NULL (or
+ * "") for a route on the link (a gateway reached without one, as Calico's 169.254.1.1/32). */
+int config_add_route(struct vm_config *c, const char *name, const char *dst, const char *via,
+		     struct verr *e);
 int config_add_env(struct vm_config *c, const char *name, const char *kv, struct verr *e);
 int config_set_workdir(struct vm_config *c, const char *name, const char *v, struct verr *e);
 int config_set_user(struct vm_config *c, const char *name, uint64_t uid, uint64_t gid,

@@ -149,6 +149,38 @@ static int device_from_json(struct vm_config *c, json_object *o, const char *whe
 	return 0;
 }
 
+/* ---- routes ---- */
+
+/* {"dst": "A.B.C.D/N", "via": "A.B.C.D"} ("via" absent: on the link): the setter of --route. */
+static int route_from_json(struct vm_config *c, json_object *o, const char *where, struct verr *e)
+{
+	char key[64];
+	int r = want(o, json_type_object, where, e);
+	if (r < 0)
+		return r;
+	const char *dst = NULL, *via = NULL;
+	json_object_object_foreach(o, k, v)
+	{
+		snprintf(key, sizeof(key), "%s.%s", where, k);
+		if (strcmp(k, "dst") == 0)
+			r = get_str(v, key, &dst, e);
+		else if (strcmp(k, "via") == 0)
+			r = get_str(v, key, &via, e);
+		else
+			r = verr_set(e, -EINVAL, "%s: unknown key: a route has dst and via", key);
+		if (r < 0)
+			return r;
+	}
+	if (!dst)
+		return verr_set(e, -EINVAL, "%s: a route needs \"dst\" (NET/PREFIX)", where);
+	if (via && !*via)
+		return verr_set(e, -EINVAL,
+				"%s.via: empty: give the gateway's address, or drop it for a "
+				"route on the link",
+				where);
+	return config_add_route(c, where, dst, via, e);
+}
+
 /* ---- volumes ---- */
 
 /* {"host": PATH, "guest": PATH, "ro": BOOL}: the same setter as --volume; or {"guest": PATH,
@@ -556,6 +588,17 @@ static int top_key(struct vm_config *c, const char *k, json_object *v, struct ve
 		}
 		return 0;
 	}
+	if (strcmp(k, "routes") == 0) {
+		if ((r = want(v, json_type_array, k, e)) < 0)
+			return r;
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			char where[32];
+			snprintf(where, sizeof(where), "routes[%zu]", i);
+			if ((r = route_from_json(c, json_object_array_get_idx(v, i), where, e)) < 0)
+				return r;
+		}
+		return 0;
+	}
 	if (strcmp(k, "volumes") == 0) {
 		if ((r = want(v, json_type_array, k, e)) < 0)
 			return r;
@@ -822,6 +865,17 @@ json_object *config_to_json(const struct vm_config *c)
 	add_str(o, "hostname", c->hostname);
 	add_str(o, "ip", c->ip);
 	add_str(o, "gateway", c->gw);
+	if (c->nroutes) {
+		json_object *rts = json_object_new_array();
+		for (unsigned i = 0; i < c->nroutes; i++) {
+			json_object *rj = json_object_new_object();
+			add_str(rj, "dst", c->routes[i].dst);
+			if (c->routes[i].via[0])
+				add_str(rj, "via", c->routes[i].via);
+			json_object_array_add(rts, rj);
+		}
+		json_object_object_add(o, "routes", rts);
+	}
 	json_object *fds = json_object_new_array();
 	for (int i = 0; i < 3; i++)
 		json_object_array_add(fds, json_object_new_int(c->stdio[i]));

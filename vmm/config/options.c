@@ -85,6 +85,9 @@ void options_usage(FILE *f)
 	    "                       that join it (podman cp) see the container's files\n"
 	    "      --ip ADDR/PREFIX, --gateway ADDR\n"
 	    "                       configure the first --net interface (eth0) in the guest\n"
+	    "      --route NET/PREFIX[,via=ADDR]\n"
+	    "                       another route for eth0, through ADDR or on the link\n"
+	    "                       itself (repeatable, at most 8)\n"
 	    "      --console-socket PATH\n"
 	    "                       run the process on a new pty and send its master over\n"
 	    "                       the Unix socket PATH (the OCI console socket)\n"
@@ -141,6 +144,7 @@ enum {
 	OPT_PROCESS,
 	OPT_IP,
 	OPT_GATEWAY,
+	OPT_ROUTE,
 	OPT_CONFIG,
 	OPT_PAUSED,
 	OPT_DETACH,
@@ -266,6 +270,20 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 		return config_set_ip(c, "--ip", arg, e);
 	case OPT_GATEWAY:
 		return config_set_gateway(c, "--gateway", arg, e);
+	case OPT_ROUTE: {
+		char dst[64];
+		const char *comma = strchr(arg, ',');
+		size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
+		if (n >= sizeof(dst) ||
+		    (comma && (strncmp(comma + 1, "via=", 4) != 0 || !comma[5])))
+			return verr_set(e, -EINVAL,
+					"--route: '%s' is not NET/PREFIX[,via=ADDR]: write e.g. "
+					"10.1.0.0/16,via=10.0.2.1",
+					arg);
+		memcpy(dst, arg, n);
+		dst[n] = 0;
+		return config_add_route(c, "--route", dst, comma ? comma + 5 : NULL, e);
+	}
 	case OPT_BOOT_TIMER:
 		c->boot_timer = true;
 		return 0;
@@ -353,6 +371,7 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
 	    {"ip", required_argument, NULL, OPT_IP},
 	    {"gateway", required_argument, NULL, OPT_GATEWAY},
+	    {"route", required_argument, NULL, OPT_ROUTE},
 	    {"paused", no_argument, NULL, OPT_PAUSED},
 	    {"detach", no_argument, NULL, OPT_DETACH},
 	    {"pid-file", required_argument, NULL, OPT_PID_FILE},
