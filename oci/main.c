@@ -9,6 +9,7 @@
  * and vmm.sock (the VM's control socket). */
 #include "oci/cgroup.h"
 #include "oci/net.h"
+#include "oci/seccomp.h"
 #include "oci/spec.h"
 #include "vmm/api/api_proto.h"
 #include "vmm/api/ctl.h"
@@ -612,7 +613,7 @@ static int cmd_create(const char *id, const struct cmd_opts *o, struct verr *e)
 	 * container's stderr, which is create's */
 	char own_log[PATH_MAX + 16], seccomp_bpf[PATH_MAX + 16];
 	snprintf(own_log, sizeof(own_log), "%s/vmm.log", c.dir);
-	snprintf(seccomp_bpf, sizeof(seccomp_bpf), "%s/seccomp.bpf", c.dir);
+	snprintf(seccomp_bpf, sizeof(seccomp_bpf), "%s/" OCI_SECCOMP_FILE, c.dir);
 	struct oci_vm_opts vo = {.api_sock = c.sock,
 				 .seccomp_bpf = seccomp_bpf,
 				 .pid_file = vmm_pid,
@@ -945,7 +946,7 @@ static int cmd_exec(const char *id, const struct cmd_opts *o, int argc, char **a
 	const char *s = status_of(&c);
 	char sock[PATH_MAX], bpf[PATH_MAX + 16];
 	snprintf(sock, sizeof(sock), "%s", c.sock);
-	snprintf(bpf, sizeof(bpf), "%s/seccomp.bpf", c.dir);
+	snprintf(bpf, sizeof(bpf), "%s/" OCI_SECCOMP_FILE, c.dir);
 	close_container(&c);
 	if (strcmp(s, "running") != 0)
 		return verr_set(e, -EINVAL, "container %s is %s, not running: cannot exec in it",

@@ -17,4 +17,8 @@
  * 0, or a negative errno with one line in e naming the key ("config.json: linux.seccomp....").  */
 int oci_seccomp_compile(json_object *profile, const char *path, struct verr *e);
 
+/* The compiled program's name in ROOT/ID: create writes it, exec sends it along with the process.
+ */
+#define OCI_SECCOMP_FILE "seccomp.bpf"
+
 #endif
