@@ -619,6 +619,25 @@ static void set_sin(struct sockaddr *sa, struct in_addr a)
 	memcpy(sa, &sin, sizeof(sin));
 }
 
+/* "A.B.C.D/N" (or "A.B.C.D", N 32, unless need_prefix) into *a and *mask; false when it is not. */
+static bool parse_cidr(const char *s, bool need_prefix, struct in_addr *a, struct in_addr *mask)
+{
+	char addr[64], *end = NULL;
+	snprintf(addr, sizeof(addr), "%s", s);
+	char *slash = strchr(addr, '/');
+	unsigned long prefix = 32;
+	if (slash) {
+		*slash = '\0';
+		errno = 0;
+		prefix = strtoul(slash + 1, &end, 10);
+	}
+	if ((need_prefix && !slash) || inet_pton(AF_INET, addr, a) != 1 ||
+	    (slash && (*end || end == slash + 1)) || prefix > 32)
+		return false;
+	mask->s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0);
+	return true;
+}
+
 /* SIOCADDRT on eth0: dst/mask through *gw, or on the link (gw NULL). */
 static int route_ioctl(int fd, struct in_addr dst, struct in_addr mask, const struct in_addr *gw)
 {
@@ -640,27 +659,17 @@ static int route_ioctl(int fd, struct in_addr dst, struct in_addr mask, const st
 /* One vmm.route value, NET/PREFIX[,VIA] (vmm checked it; a bad one is still only a line). */
 static void add_route(int fd, const char *spec)
 {
-	char buf[40], *slash, *comma, *end = NULL;
+	char buf[40];
 	snprintf(buf, sizeof(buf), "%s", spec);
-	comma = strchr(buf, ',');
+	char *comma = strchr(buf, ',');
 	if (comma)
 		*comma = '\0';
-	slash = strchr(buf, '/');
-	struct in_addr dst, gw;
-	unsigned long prefix = 33;
-	if (slash) {
-		*slash = '\0';
-		errno = 0;
-		prefix = strtoul(slash + 1, &end, 10);
-		if (!*(slash + 1) || *end)
-			prefix = 33;
-	}
-	if (prefix > 32 || inet_pton(AF_INET, buf, &dst) != 1 ||
+	struct in_addr dst, mask, gw;
+	if (!parse_cidr(buf, true, &dst, &mask) ||
 	    (comma && inet_pton(AF_INET, comma + 1, &gw) != 1)) {
 		agent_say("vmm.route=%s is not NET/PREFIX[,GATEWAY] (IPv4): route skipped", spec);
 		return;
 	}
-	struct in_addr mask = {htonl(prefix ? 0xffffffffu << (32 - prefix) : 0)};
 	if (route_ioctl(fd, dst, mask, comma ? &gw : NULL) < 0)
 		agent_say("route %s: SIOCADDRT: %s", spec, strerror(errno));
 }
@@ -669,24 +678,13 @@ static void add_route(int fd, const char *spec)
  * without). */
 static void setup_eth0(int fd, const struct agent_config *c)
 {
-	char addr[64];
 	struct in_addr ip, mask, gw;
 	struct ifreq ifr;
 
-	snprintf(addr, sizeof(addr), "%s", c->ip);
-	char *slash = strchr(addr, '/'), *end = NULL;
-	unsigned long prefix = 32;
-	if (slash) {
-		*slash = '\0';
-		errno = 0;
-		prefix = strtoul(slash + 1, &end, 10);
-	}
-	if (inet_pton(AF_INET, addr, &ip) != 1 || (slash && (*end || end == slash + 1)) ||
-	    prefix > 32) {
+	if (!parse_cidr(c->ip, false, &ip, &mask)) {
 		agent_say("vmm.ip=%s is not ADDR/PREFIX (IPv4): no network", c->ip);
 		return;
 	}
-	mask.s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0);
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
 	set_sin(&ifr.ifr_addr, ip);

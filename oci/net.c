@@ -251,17 +251,17 @@ int oci_net_setup(const char *path, json_object *vm, struct verr *e)
 	int mtu = 1500;
 	if (r == 0)
 		r = oci_net_pick(out, ifname, mac, &mtu, ip, e);
-	free(out);
-	if (r <= 0)
+	if (r <= 0) {
+		free(out);
 		return r; /* loopback only: no device */
+	}
+	/* the same buffer for the routes */
 	json_object *routes = json_object_new_array();
 	const char *show_routes[] = {"ip", "-j", "-4", "route", "show", NULL};
-	char *rout = malloc(1 << 16);
-	r = rout ? run(show_routes, rout, 1 << 16, e)
-		 : verr_set(e, -ENOMEM, "network: out of memory");
+	r = run(show_routes, out, 1 << 16, e);
 	if (r == 0)
-		r = oci_net_routes(rout, ifname, gw, routes, e);
-	free(rout);
+		r = oci_net_routes(out, ifname, gw, routes, e);
+	free(out);
 	if (r < 0) {
 		json_object_put(routes);
 		return r;

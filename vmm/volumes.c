@@ -86,6 +86,13 @@ static unsigned long kept_flags(int fd)
 	return f;
 }
 
+/* The remount flags of a volume's bind of the mount under src: nosuid, nodev, what the source
+ * mount keeps, read-only for a ro volume. */
+static unsigned long bind_flags(int src, bool ro)
+{
+	return MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | kept_flags(src) | (ro ? MS_RDONLY : 0);
+}
+
 static int write_list(int root, const struct vm_volume_cfg *v, unsigned n, struct verr *e)
 {
 	size_t cap = (size_t)n * 4200 + 1;
@@ -186,8 +193,7 @@ static int build(struct volume_stage *s, const struct vm_volume_cfg *v, unsigned
 			continue;
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", src[i]);
 		snprintf(target, sizeof(target), "/proc/self/fd/%d/%u", s->root_fd, i);
-		unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV |
-				      kept_flags(src[i]) | (v[i].ro ? MS_RDONLY : 0);
+		unsigned long flags = bind_flags(src[i], v[i].ro);
 		if (mount(path, target, NULL, MS_BIND, NULL) < 0 ||
 		    mount(NULL, target, NULL, flags, NULL) < 0)
 			r = verr_set(e, -errno, "--volume %s: cannot bind-mount it%s: %s",
@@ -450,8 +456,7 @@ int volumes_enter_root(const struct vm_config *c, struct verr *e)
 		if (at >= 0) {
 			snprintf(from, sizeof(from), "/proc/self/fd/%d", src[i]);
 			snprintf(to, sizeof(to), "/proc/self/fd/%d", at);
-			unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV |
-					      kept_flags(src[i]) | (v->ro ? MS_RDONLY : 0);
+			unsigned long flags = bind_flags(src[i], v->ro);
 			if (mount(from, to, NULL, MS_BIND, NULL) < 0)
 				err = errno;
 			close(at);

@@ -150,12 +150,15 @@ int config_set_hostname(struct vm_config *c, const char *name, const char *v, st
 	return config_set_str(c, &c->hostname, name, v, e);
 }
 
-static int check_ipv4(const char *name, const char *s, bool prefix, struct verr *e)
+/* An IPv4 address, with a /prefix when prefix: the address into *out and the prefix into *plen
+ * (either may be NULL). */
+static int parse_ipv4(const char *name, const char *s, bool prefix, struct in_addr *out,
+		      uint64_t *plen, struct verr *e)
 {
 	char addr[INET_ADDRSTRLEN];
 	const char *slash = prefix ? strchr(s, '/') : NULL;
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	uint64_t p;
+	uint64_t p = 32;
 	struct in_addr a;
 	if (alen >= sizeof(addr) || (prefix && !slash))
 		goto bad;
@@ -163,6 +166,10 @@ static int check_ipv4(const char *name, const char *s, bool prefix, struct verr 
 	addr[alen] = 0;
 	if (inet_pton(AF_INET, addr, &a) != 1 || (slash && parse_u64(slash + 1, 0, 32, &p) < 0))
 		goto bad;
+	if (out)
+		*out = a;
+	if (plen)
+		*plen = p;
 	return 0;
 bad:
 	return verr_set(e, -EINVAL, "%s: '%s' is not an IPv4 address%s: write e.g. %s", name, s,
@@ -171,32 +178,26 @@ bad:
 
 int config_set_ip(struct vm_config *c, const char *name, const char *v, struct verr *e)
 {
-	int r = check_ipv4(name, v, true, e);
+	int r = parse_ipv4(name, v, true, NULL, NULL, e);
 	return r < 0 ? r : config_set_str(c, &c->ip, name, v, e);
 }
 
 int config_set_gateway(struct vm_config *c, const char *name, const char *v, struct verr *e)
 {
-	int r = check_ipv4(name, v, false, e);
+	int r = parse_ipv4(name, v, false, NULL, NULL, e);
 	return r < 0 ? r : config_set_str(c, &c->gw, name, v, e);
 }
 
 int config_add_route(struct vm_config *c, const char *name, const char *dst, const char *via,
 		     struct verr *e)
 {
-	int r = check_ipv4(name, dst, true, e);
-	if (r < 0)
-		return r;
-	if (via && *via && (r = check_ipv4(name, via, false, e)) < 0)
-		return r;
-	char addr[INET_ADDRSTRLEN];
-	const char *slash = strchr(dst, '/');
 	struct in_addr a;
 	uint64_t p;
-	memcpy(addr, dst, (size_t)(slash - dst));
-	addr[slash - dst] = 0;
-	inet_pton(AF_INET, addr, &a);
-	parse_u64(slash + 1, 0, 32, &p);
+	int r = parse_ipv4(name, dst, true, &a, &p, e);
+	if (r < 0)
+		return r;
+	if (via && *via && (r = parse_ipv4(name, via, false, NULL, NULL, e)) < 0)
+		return r;
 	uint32_t host = p == 32 ? 0 : 0xffffffffu >> p;
 	if (ntohl(a.s_addr) & host)
 		return verr_set(e, -EINVAL,
