@@ -77,7 +77,8 @@ vsock_echo() {
 # wedge a vCPU of L1's KVM). With WATCH_BUSY=1 (a command that never sleeps) in the nest, such a
 # stop is also a "# nest-trouble:" line, on which run.sh runs the group again. A vmm that is still
 # there 30 s after SIGKILL ends the group (exit 125, a "# nest-trouble:" line), which run.sh runs
-# again. Sets rc (137 for a vmm that had to be killed, as with timeout -k).
+# again. Sets rc (137 for a vmm that had to be killed, as with timeout -k). WATCH_WRAP: words
+# put before vmm (a setpriv that drops a capability).
 watched() {
 	local t=$1 sock=$2 out=$3 err=$4 pid end py=/usr/bin/python3
 	shift 4
@@ -86,7 +87,7 @@ watched() {
 	# vmm runs under a subshell that writes its status once it is reaped, so that a vmm that
 	# SIGKILL cannot end is seen (a plain `wait` would block until the nest's timeout)
 	(
-		"$vmm" --api-sock "$sock" "$@" </dev/null >"$out" 2>"$err" &
+		${WATCH_WRAP:-} "$vmm" --api-sock "$sock" "$@" </dev/null >"$out" 2>"$err" &
 		echo $! >"$tmp/watch.pid"
 		wait $!
 		echo $? >"$tmp/watch.rc"

@@ -341,7 +341,7 @@ rm -rf "$debroot"
 # absolute host path, .., /) and made by the guest, ".." from the share's root and from deep
 # down, rename and link to ../x, odd names, device nodes, security.capability and trusted.*
 # xattrs, 60 levels of 100-byte names, and opening one file until the open fails and then using
-# the share again. vmm runs with ulimit -n 512 and without CAP_SYS_RESOURCE (setpriv), so that it
+# the share again. vmm runs with 512 descriptors (prlimit) and without CAP_SYS_RESOURCE (setpriv), so that it
 # cannot raise its descriptor limit past 512 (devices/virtio_fs.c raise_nofile), and the bound is
 # that limit (EMFILE: every handle is a host descriptor): filling the server's table of 16384
 # handles (ENFILE) takes about 50000 requests, 270 s in the nest, and is the unit tests' business. Everything goes
@@ -401,11 +401,10 @@ if [ -n "$tools_ok" ]; then
 	"$fspy" "$tmp/inotify.py" "$hz" "$tmp/inotify.log" "$tmp/inotify.stop" 2>"$tmp/inotify.err" &
 	ipid=$!
 	wait_for '^watching$' "$tmp/inotify.log" "$ipid" 60
-	(ulimit -n 512 || exit 99
-		exec setpriv --bounding-set -sys_resource timeout -k 5 400 "$vmm" --rootfs "$fsroot" --memory 256 --share "tag=h,path=$hz/share" \
-			-- /bin/sh -c "mkdir -p /h && mount -t virtiofs h /h && exec /bin/fs-hostile /h $hz/canary") \
-		</dev/null >"$tmp/out" 2>"$tmp/err"
-	rc=$?
+	# watched (WATCH_BUSY: fs-hostile never sleeps), so that a VM the nest wedges is reported
+	# and its group run again
+	WATCH_WRAP="prlimit --nofile=512 setpriv --bounding-set -sys_resource" fsvm 400 --rootfs "$fsroot" --memory 256 --share "tag=h,path=$hz/share" \
+		-- /bin/sh -c "mkdir -p /h && mount -t virtiofs h /h && exec /bin/fs-hostile /h $hz/canary"
 	lap "boot 5 itself"
 	: >"$tmp/inotify.stop"
 	wait "$ipid"
