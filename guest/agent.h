@@ -39,10 +39,13 @@ struct agent_config {
 	char rootfs_tag[37]; /* vmm.rootfs=virtiofs:TAG: the root is that virtio-fs share (empty:
 				the disk /dev/vda) */
 	char hostname[65];   /* vmm.hostname (empty: keep the kernel's) */
-	char ip[64];	     /* vmm.ip=ADDR/PREFIX for eth0 (empty: no network setup) */
+	char ip[64];	     /* vmm.ip=ADDR/PREFIX for eth0 (empty: no IPv4 setup) */
 	char gw[64];	     /* vmm.gw=ADDR: the default route (empty: none) */
-	/* vmm.route=NET/PREFIX[,VIA] (repeated): eth0's other routes, through VIA or on the link */
-	char routes[AGENT_MAX_ROUTES][40];
+	char ip6[64];	     /* vmm.ip6=ADDR/PREFIX: eth0's IPv6 address (empty: none) */
+	char gw6[64];	     /* vmm.gw6=ADDR: the IPv6 default route (empty: none) */
+	/* vmm.route=NET/PREFIX[,VIA] (repeated, either family): eth0's other routes, through VIA
+	 * or on the link */
+	char routes[AGENT_MAX_ROUTES][96];
 	unsigned nroutes;
 	unsigned volumes; /* vmm.volumes=N: the staging share holds N volumes (0: none) */
 };

@@ -7,6 +7,7 @@
 #include "guest/agent_proto.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -117,6 +118,10 @@ void agent_cmdline_parse(char *line, struct agent_config *c)
 			take_value(c->ip, sizeof(c->ip), w, value);
 		} else if (!strcmp(w, "vmm.gw")) {
 			take_value(c->gw, sizeof(c->gw), w, value);
+		} else if (!strcmp(w, "vmm.ip6")) {
+			take_value(c->ip6, sizeof(c->ip6), w, value);
+		} else if (!strcmp(w, "vmm.gw6")) {
+			take_value(c->gw6, sizeof(c->gw6), w, value);
 		} else if (!strcmp(w, "vmm.route")) {
 			if (c->nroutes == AGENT_MAX_ROUTES)
 				agent_say("ignoring vmm.route=%s: more than %u routes", value,
@@ -619,71 +624,125 @@ static void set_sin(struct sockaddr *sa, struct in_addr a)
 	memcpy(sa, &sin, sizeof(sin));
 }
 
-/* "A.B.C.D/N" (or "A.B.C.D", N 32, unless need_prefix) into *a and *mask; false when it is not. */
-static bool parse_cidr(const char *s, bool need_prefix, struct in_addr *a, struct in_addr *mask)
+/* "ADDR/N" (or "ADDR", N all the address's bits, unless need_prefix) of family AF_INET or
+ * AF_INET6 into addr (a struct in_addr or in6_addr) and *prefix; false when it is not. */
+static bool parse_cidr(const char *s, bool need_prefix, int family, void *addr, unsigned *prefix)
 {
-	char addr[64], *end = NULL;
-	snprintf(addr, sizeof(addr), "%s", s);
-	char *slash = strchr(addr, '/');
-	unsigned long prefix = 32;
+	char buf[INET6_ADDRSTRLEN + 8], *end = NULL;
+	snprintf(buf, sizeof(buf), "%s", s);
+	char *slash = strchr(buf, '/');
+	unsigned long bits = family == AF_INET6 ? 128 : 32, p = bits;
 	if (slash) {
 		*slash = '\0';
 		errno = 0;
-		prefix = strtoul(slash + 1, &end, 10);
+		p = strtoul(slash + 1, &end, 10);
 	}
-	if ((need_prefix && !slash) || inet_pton(AF_INET, addr, a) != 1 ||
-	    (slash && (*end || end == slash + 1)) || prefix > 32)
+	if ((need_prefix && !slash) || inet_pton(family, buf, addr) != 1 ||
+	    (slash && (*end || end == slash + 1 || !isdigit((unsigned char)slash[1]))) || p > bits)
 		return false;
-	mask->s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0);
+	*prefix = (unsigned)p;
 	return true;
 }
 
-/* SIOCADDRT on eth0: dst/mask through *gw, or on the link (gw NULL). */
-static int route_ioctl(int fd, struct in_addr dst, struct in_addr mask, const struct in_addr *gw)
+static struct in_addr mask4(unsigned prefix)
 {
+	struct in_addr m = {htonl(prefix ? 0xffffffffu << (32 - prefix) : 0)};
+	return m;
+}
+
+/* SIOCADDRT on eth0: dst/prefix through *gw, or on the link (gw NULL). fd is a socket of the
+ * family; IPv6 takes eth0's index. */
+static int route_ioctl(int fd, int family, const void *dst, unsigned prefix, const void *gw,
+		       int ifindex)
+{
+	if (family == AF_INET6) {
+		struct in6_rtmsg rt;
+		memset(&rt, 0, sizeof(rt));
+		memcpy(&rt.rtmsg_dst, dst, sizeof(rt.rtmsg_dst));
+		rt.rtmsg_dst_len = (unsigned short)prefix;
+		rt.rtmsg_flags = RTF_UP | (prefix == 128 ? RTF_HOST : 0);
+		if (gw) {
+			memcpy(&rt.rtmsg_gateway, gw, sizeof(rt.rtmsg_gateway));
+			rt.rtmsg_flags |= RTF_GATEWAY;
+		}
+		rt.rtmsg_ifindex = ifindex; /* metric 0: the kernel's 1024, as ip route's */
+		return ioctl(fd, SIOCADDRT, &rt);
+	}
 	struct rtentry rt;
 	memset(&rt, 0, sizeof(rt));
-	set_sin(&rt.rt_dst, dst);
-	set_sin(&rt.rt_genmask, mask);
-	rt.rt_flags = RTF_UP;
+	set_sin(&rt.rt_dst, *(const struct in_addr *)dst);
+	set_sin(&rt.rt_genmask, mask4(prefix));
+	rt.rt_flags = RTF_UP | (prefix == 32 ? RTF_HOST : 0);
 	if (gw) {
-		set_sin(&rt.rt_gateway, *gw);
+		set_sin(&rt.rt_gateway, *(const struct in_addr *)gw);
 		rt.rt_flags |= RTF_GATEWAY;
 	}
-	if (mask.s_addr == 0xffffffffu)
-		rt.rt_flags |= RTF_HOST;
 	rt.rt_dev = (char *)"eth0";
 	return ioctl(fd, SIOCADDRT, &rt);
 }
 
-/* One vmm.route value, NET/PREFIX[,VIA] (vmm checked it; a bad one is still only a line). */
-static void add_route(int fd, const char *spec)
+/* eth0's sockets, one per family (-1 where that family is not set up), and its index. */
+struct eth0 {
+	int fd[2]; /* AF_INET, AF_INET6 */
+	int ifindex;
+};
+
+/* One vmm.route value, NET/PREFIX[,VIA], IPv4 or IPv6 (vmm checked it; a bad one is still only
+ * a line). */
+static void add_route(const struct eth0 *eth, const char *spec)
 {
-	char buf[40];
+	char buf[INET6_ADDRSTRLEN * 2 + 8];
 	snprintf(buf, sizeof(buf), "%s", spec);
 	char *comma = strchr(buf, ',');
 	if (comma)
 		*comma = '\0';
-	struct in_addr dst, mask, gw;
-	if (!parse_cidr(buf, true, &dst, &mask) ||
-	    (comma && inet_pton(AF_INET, comma + 1, &gw) != 1)) {
-		agent_say("vmm.route=%s is not NET/PREFIX[,GATEWAY] (IPv4): route skipped", spec);
+	int v6 = strchr(buf, ':') != NULL;
+	int family = v6 ? AF_INET6 : AF_INET;
+	struct in6_addr dst, gw; /* room for either */
+	unsigned prefix;
+	if (!parse_cidr(buf, true, family, &dst, &prefix) ||
+	    (comma && inet_pton(family, comma + 1, &gw) != 1)) {
+		agent_say("vmm.route=%s is not NET/PREFIX[,GATEWAY]: route skipped", spec);
 		return;
 	}
-	if (route_ioctl(fd, dst, mask, comma ? &gw : NULL) < 0)
+	if (eth->fd[v6] < 0) {
+		agent_say("vmm.route=%s: eth0 has no IPv%d address: route skipped", spec,
+			  v6 ? 6 : 4);
+		return;
+	}
+	if (route_ioctl(eth->fd[v6], family, &dst, prefix, comma ? &gw : NULL, eth->ifindex) < 0)
 		agent_say("route %s: SIOCADDRT: %s", spec, strerror(errno));
 }
 
-/* eth0 as vmm.ip / vmm.gw / vmm.route ask; every failure is one line (the container runs
- * without). */
-static void setup_eth0(int fd, const struct agent_config *c)
+/* The default route of one family through gw ("" none). */
+static void add_default(const struct eth0 *eth, int v6, const char *key, const char *gw)
 {
-	struct in_addr ip, mask, gw;
-	struct ifreq ifr;
-
-	if (!parse_cidr(c->ip, false, &ip, &mask)) {
-		agent_say("vmm.ip=%s is not ADDR/PREFIX (IPv4): no network", c->ip);
+	struct in6_addr any = IN6ADDR_ANY_INIT, via;
+	int family = v6 ? AF_INET6 : AF_INET;
+	if (!gw[0] || eth->fd[v6] < 0)
 		return;
+	if (inet_pton(family, gw, &via) != 1)
+		agent_say("%s=%s is not an IPv%d address: no default route", key, gw, v6 ? 6 : 4);
+	else if (route_ioctl(eth->fd[v6], family, &any, 0, &via, eth->ifindex) < 0)
+		agent_say("default route via %s: SIOCADDRT: %s", gw, strerror(errno));
+}
+
+/* linux/ipv6.h's struct in6_ifreq (that header clashes with glibc's netinet/in.h) */
+struct agent_in6_ifreq {
+	struct in6_addr addr;
+	uint32_t prefixlen;
+	int ifindex;
+};
+
+/* eth0's IPv4 address: 0, or -1 with the line said. */
+static int eth0_ipv4(int fd, const char *spec)
+{
+	struct in_addr ip;
+	unsigned prefix;
+	struct ifreq ifr;
+	if (!parse_cidr(spec, false, AF_INET, &ip, &prefix)) {
+		agent_say("vmm.ip=%s is not ADDR/PREFIX (IPv4): no IPv4 network", spec);
+		return -1;
 	}
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
@@ -692,33 +751,87 @@ static void setup_eth0(int fd, const struct agent_config *c)
 	int ok = ioctl(fd, SIOCSIFADDR, &ifr) == 0;
 	if (ok) {
 		what = "SIOCSIFNETMASK";
-		set_sin(&ifr.ifr_netmask, mask);
+		set_sin(&ifr.ifr_netmask, mask4(prefix));
 		ok = ioctl(fd, SIOCSIFNETMASK, &ifr) == 0;
 	}
-	if (ok) {
-		what = "SIOCSIFFLAGS";
-		int err = if_up(fd, "eth0");
-		ok = !err;
-		errno = -err;
-	}
 	if (!ok) {
-		agent_say("eth0: %s: %s: no network", what, strerror(errno));
+		agent_say("eth0: %s: %s: no IPv4 network", what, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* eth0's IPv6 address, with the interface taking only what vmm gives (no duplicate address
+ * detection, router advertisements or autoconfiguration: the address is the namespace
+ * interface's own, already checked there): 0, or -1 with the line said. Called with eth0 up. */
+static int eth0_ipv6(int fd, int ifindex, const char *spec)
+{
+	struct agent_in6_ifreq r;
+	unsigned prefix;
+	memset(&r, 0, sizeof(r));
+	if (!parse_cidr(spec, false, AF_INET6, &r.addr, &prefix)) {
+		agent_say("vmm.ip6=%s is not ADDR/PREFIX (IPv6): no IPv6 network", spec);
+		return -1;
+	}
+	r.prefixlen = prefix;
+	r.ifindex = ifindex;
+	if (ioctl(fd, SIOCSIFADDR, &r) < 0) {
+		agent_say("eth0: SIOCSIFADDR (IPv6): %s: no IPv6 network", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void eth0_sysctl(const char *name, const char *value)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth0/%s", name);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, value, strlen(value)) < 0)
+		agent_say("%s: %s (continuing)", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* eth0 as vmm.ip / vmm.gw / vmm.ip6 / vmm.gw6 / vmm.route ask; every failure is one line (the
+ * container runs without). */
+static void setup_eth0(int fd4, const struct agent_config *c)
+{
+	struct eth0 eth = {{-1, -1}, (int)if_nametoindex("eth0")};
+	if (!eth.ifindex) {
+		agent_say("eth0: %s: no network", strerror(errno));
 		return;
+	}
+	if (c->ip[0] && eth0_ipv4(fd4, c->ip) == 0)
+		eth.fd[0] = fd4;
+	if (c->ip6[0]) {
+		eth0_sysctl("accept_dad", "0");
+		eth0_sysctl("accept_ra", "0");
+		eth0_sysctl("autoconf", "0");
+	}
+	int err = if_up(fd4, "eth0");
+	if (err) {
+		agent_say("eth0: SIOCSIFFLAGS: %s: no network", strerror(-err));
+		return;
+	}
+	if (c->ip6[0]) {
+		int fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd6 < 0)
+			agent_say("no IPv6 network: socket: %s", strerror(errno));
+		else if (eth0_ipv6(fd6, eth.ifindex, c->ip6) == 0)
+			eth.fd[1] = fd6;
+		else
+			close(fd6);
 	}
 	/* the routes on the link first: a gateway may only be reachable through one */
 	for (int via = 0; via < 2; via++)
 		for (unsigned i = 0; i < c->nroutes; i++)
 			if ((strchr(c->routes[i], ',') != NULL) == via)
-				add_route(fd, c->routes[i]);
-	if (!c->gw[0])
-		return;
-	if (inet_pton(AF_INET, c->gw, &gw) != 1) {
-		agent_say("vmm.gw=%s is not an IPv4 address: no default route", c->gw);
-		return;
-	}
-	struct in_addr any = {0};
-	if (route_ioctl(fd, any, any, &gw) < 0)
-		agent_say("default route via %s: SIOCADDRT: %s", c->gw, strerror(errno));
+				add_route(&eth, c->routes[i]);
+	add_default(&eth, 0, "vmm.gw", c->gw);
+	add_default(&eth, 1, "vmm.gw6", c->gw6);
+	if (eth.fd[1] >= 0)
+		close(eth.fd[1]);
 }
 
 static void setup_network(const struct agent_config *c)
@@ -728,13 +841,13 @@ static void setup_network(const struct agent_config *c)
 		agent_say("no network: socket: %s", strerror(errno));
 		return;
 	}
-	int err = if_up(fd, "lo"); /* Linux gives lo 127.0.0.1/8 as it comes up */
+	int err = if_up(fd, "lo"); /* Linux gives lo 127.0.0.1/8 (and ::1) as it comes up */
 	if (err)
 		agent_say("lo: %s", strerror(-err));
-	if (c->ip[0])
+	if (c->ip[0] || c->ip6[0])
 		setup_eth0(fd, c);
-	else if (c->gw[0] || c->nroutes)
-		agent_say("ignoring vmm.gw and vmm.route without vmm.ip");
+	else if (c->gw[0] || c->gw6[0] || c->nroutes)
+		agent_say("ignoring vmm.gw, vmm.gw6 and vmm.route without vmm.ip or vmm.ip6");
 	close(fd);
 }
 

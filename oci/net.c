@@ -124,8 +124,31 @@ static int run(const char *const *argv, char *out, size_t cap, struct verr *e)
 			errbuf[0] ? errbuf : "(no message)");
 }
 
+/* The first address of family ("inet", "inet6") in an interface's addr_info, as ADDR/N into out:
+ * for IPv6 a global one (not the link-local address every interface has) that passed duplicate
+ * address detection. */
+static void first_addr(json_object *addrs, const char *family, char *out, size_t cap)
+{
+	out[0] = 0;
+	for (size_t k = 0; addrs && k < json_object_array_length(addrs); k++) {
+		json_object *a = json_object_array_get_idx(addrs, k), *f, *loc, *pl, *v;
+		if (!json_object_object_get_ex(a, "family", &f) ||
+		    strcmp(json_object_get_string(f), family) != 0 ||
+		    !json_object_object_get_ex(a, "local", &loc) ||
+		    !json_object_object_get_ex(a, "prefixlen", &pl) ||
+		    json_object_get_string_len(loc) >= INET6_ADDRSTRLEN)
+			continue;
+		if (family[4] == '6' && ((json_object_object_get_ex(a, "scope", &v) &&
+					  strcmp(json_object_get_string(v), "global") != 0) ||
+					 json_object_object_get_ex(a, "dadfailed", &v)))
+			continue;
+		snprintf(out, cap, "%s/%d", json_object_get_string(loc), json_object_get_int(pl));
+		return;
+	}
+}
+
 int oci_net_pick(const char *text, char name[16], char mac[18], int *mtu, char ip[20],
-		 struct verr *e)
+		 char ip6[OCI_IP6_LEN], struct verr *e)
 {
 	json_object *links = json_tokener_parse(text);
 	if (!links || json_object_get_type(links) != json_type_array) {
@@ -149,20 +172,10 @@ int oci_net_pick(const char *text, char name[16], char mac[18], int *mtu, char i
 		snprintf(name, 16, "%s", n);
 		snprintf(mac, 18, "%s", json_object_get_string(v));
 		*mtu = json_object_object_get_ex(l, "mtu", &v) ? json_object_get_int(v) : 1500;
-		ip[0] = 0;
-		json_object *addrs;
-		if (json_object_object_get_ex(l, "addr_info", &addrs))
-			for (size_t k = 0; k < json_object_array_length(addrs); k++) {
-				json_object *a = json_object_array_get_idx(addrs, k), *f, *loc, *pl;
-				if (json_object_object_get_ex(a, "family", &f) &&
-				    strcmp(json_object_get_string(f), "inet") == 0 &&
-				    json_object_object_get_ex(a, "local", &loc) &&
-				    json_object_object_get_ex(a, "prefixlen", &pl)) {
-					snprintf(ip, 20, "%.15s/%d", json_object_get_string(loc),
-						 json_object_get_int(pl));
-					break;
-				}
-			}
+		json_object *addrs = NULL;
+		json_object_object_get_ex(l, "addr_info", &addrs);
+		first_addr(addrs, "inet", ip, 20);
+		first_addr(addrs, "inet6", ip6, OCI_IP6_LEN);
 		found = 1;
 	}
 	json_object_put(links);
@@ -177,14 +190,15 @@ static const char *member_str(json_object *o, const char *key)
 		   : NULL;
 }
 
-int oci_net_routes(const char *text, const char *ifname, char gw[16], json_object *routes,
-		   struct verr *e)
+int oci_net_routes(const char *text, const char *ifname, bool v6, char gw[INET6_ADDRSTRLEN],
+		   json_object *routes, struct verr *e)
 {
 	gw[0] = 0;
 	json_object *all = json_tokener_parse(text);
 	if (!all || json_object_get_type(all) != json_type_array) {
 		json_object_put(all);
-		return verr_set(e, -EINVAL, "network: 'ip -j -4 route show' printed no JSON array");
+		return verr_set(e, -EINVAL, "network: 'ip -j -%c route show' printed no JSON array",
+				v6 ? '6' : '4');
 	}
 	int r = 0;
 	for (size_t i = 0; i < json_object_array_length(all) && r == 0; i++) {
@@ -206,8 +220,8 @@ int oci_net_routes(const char *text, const char *ifname, char gw[16], json_objec
 		    (proto && strcmp(proto, "kernel") == 0))
 			continue;
 		if (strcmp(dst, "default") == 0) {
-			if (via && !gw[0] && strlen(via) < 16)
-				snprintf(gw, 16, "%s", via);
+			if (via && !gw[0] && strlen(via) < INET6_ADDRSTRLEN)
+				snprintf(gw, INET6_ADDRSTRLEN, "%s", via);
 			continue;
 		}
 		if (json_object_array_length(routes) == VMM_MAX_ROUTES) {
@@ -217,8 +231,11 @@ int oci_net_routes(const char *text, const char *ifname, char gw[16], json_objec
 				     ifname, VMM_MAX_ROUTES, VMM_MAX_ROUTES);
 			break;
 		}
-		char net[24];
-		snprintf(net, sizeof(net), "%s%s", dst, strchr(dst, '/') ? "" : "/32");
+		char net[INET6_ADDRSTRLEN + 8];
+		snprintf(net, sizeof(net), "%.*s%s", INET6_ADDRSTRLEN + 3, dst,
+			 strchr(dst, '/') ? ""
+			 : v6		  ? "/128"
+					  : "/32");
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "dst", json_object_new_string(net));
 		if (via)
@@ -247,20 +264,27 @@ int oci_net_setup(const char *path, json_object *vm, struct verr *e)
 		return verr_set(e, -ENOMEM, "network: out of memory");
 	const char *show[] = {"ip", "-j", "addr", "show", NULL};
 	int r = run(show, out, 1 << 16, e);
-	char ifname[16], mac[18], ip[20], gw[16], mtu_s[12];
+	char ifname[16], mac[18], ip[20], ip6[OCI_IP6_LEN], gw[INET6_ADDRSTRLEN],
+	    gw6[INET6_ADDRSTRLEN], mtu_s[12];
 	int mtu = 1500;
 	if (r == 0)
-		r = oci_net_pick(out, ifname, mac, &mtu, ip, e);
+		r = oci_net_pick(out, ifname, mac, &mtu, ip, ip6, e);
 	if (r <= 0) {
 		free(out);
 		return r; /* loopback only: no device */
 	}
-	/* the same buffer for the routes */
+	/* the same buffer for the routes of each family the interface has an address of */
 	json_object *routes = json_object_new_array();
-	const char *show_routes[] = {"ip", "-j", "-4", "route", "show", NULL};
-	r = run(show_routes, out, 1 << 16, e);
-	if (r == 0)
-		r = oci_net_routes(out, ifname, gw, routes, e);
+	gw[0] = gw6[0] = 0;
+	r = 0;
+	for (int v6 = 0; v6 < 2 && r == 0; v6++) {
+		const char *show_routes[] = {"ip", "-j", v6 ? "-6" : "-4", "route", "show", NULL};
+		if (!(v6 ? ip6 : ip)[0])
+			continue;
+		r = run(show_routes, out, 1 << 16, e);
+		if (r == 0)
+			r = oci_net_routes(out, ifname, v6, v6 ? gw6 : gw, routes, e);
+	}
 	free(out);
 	if (r < 0) {
 		json_object_put(routes);
@@ -313,7 +337,11 @@ int oci_net_setup(const char *path, json_object *vm, struct verr *e)
 		json_object_object_add(vm, "ip", json_object_new_string(ip));
 	if (gw[0])
 		json_object_object_add(vm, "gateway", json_object_new_string(gw));
-	if (ip[0] && json_object_array_length(routes))
+	if (ip6[0])
+		json_object_object_add(vm, "ip6", json_object_new_string(ip6));
+	if (gw6[0])
+		json_object_object_add(vm, "gateway6", json_object_new_string(gw6));
+	if (json_object_array_length(routes))
 		json_object_object_add(vm, "routes", routes);
 	else
 		json_object_put(routes);

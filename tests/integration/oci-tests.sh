@@ -138,10 +138,10 @@ EOF
 	expect "vmm-oci: delete --force removes it, again exits 0; kill of a missing container says 'does not exist'" \
 		eval '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ ! -e "$ocir/c2" ] && [ $rc3 -eq 1 ] && grep -q "does not exist" "$tmp/err"'
 
-	# 3. the network namespace the engine made: a veth pair (eth0 inside, 10.77.0.2/24, the
-	# gateway 10.77.0.1 outside, MTU 1450) as podman's bridge would leave it, and two more routes
-	# (one on the link, as Calico's to its gateway, one through the gateway); the VM takes eth0
-	# over
+	# 3. the network namespace the engine made: a veth pair (eth0 inside, 10.77.0.2/24 and
+	# fd77::2/64, the gateways 10.77.0.1 and fd77::1 outside, MTU 1450) as podman's bridge would
+	# leave it, and more routes (one on the link, as Calico's to its gateway, one through the
+	# gateway, and one IPv6 one); the VM takes eth0 over
 	unshare --net sleep 900 &
 	nsp=$!
 	nse() { nsenter --net="/proc/$nsp/ns/net" "$@"; }
@@ -154,9 +154,11 @@ EOF
 		ip link set vmmveth0 mtu 1450 up && nse ip addr add 10.77.0.2/24 dev eth0 &&
 		nse ip link set eth0 mtu 1450 up &&
 		nse ip link set lo up && nse ip route add default via 10.77.0.1 &&
-		nse ip route add 192.168.50.1 dev eth0 && nse ip route add 10.99.0.0/16 via 10.77.0.1; then
+		nse ip route add 192.168.50.1 dev eth0 && nse ip route add 10.99.0.0/16 via 10.77.0.1 &&
+		ip addr add fd77::1/64 dev vmmveth0 nodad && nse ip addr add fd77::2/64 dev eth0 nodad &&
+		nse ip -6 route add default via fd77::1 && nse ip -6 route add fd99::/16 via fd77::1; then
 		mac=$(nse cat /sys/class/net/eth0/address)
-		bundle "$tmp/b4" '["/bin/sh","-c","ip addr show eth0; ip route; echo net-ready; echo hello-net | nc -l -p 8080"]'
+		bundle "$tmp/b4" '["/bin/sh","-c","ip addr show eth0; ip route; ip -6 route; echo net-ready; echo hello-net | nc -l -p 8080; echo carrier $(cat /sys/class/net/eth0/carrier); ip -6 neigh"]'
 		python3 - "$tmp/b4/config.json" "/proc/$nsp/ns/net" <<'EOF2'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -171,6 +173,27 @@ EOF2
 		tc_in=$(nse tc filter show dev eth0 ingress 2>&1)
 		"$oci" --root "$ocir" start c4 2>"$tmp/err"
 		wait_for "net-ready" "$tmp/c4.out" "$sub" 300
+		# IPv6: an echo request from outside to the guest's fd77::2 (neighbour discovery
+		# through the redirects, the guest kernel answers)
+		# (an unresolved neighbour comes back as an error on the socket: tried again)
+		pong=$(python3 -c '
+import socket, struct, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.settimeout(2)
+err = "no answer"
+for i in range(30):
+    try:
+        s.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x77, i) + b"vmm", ("fd77::2", 0))
+        while True:
+            d, a = s.recvfrom(256)
+            if d[0] == 129 and a[0] == "fd77::2":
+                raise SystemExit(print("pong"))
+    except socket.timeout:
+        pass
+    except OSError as e:
+        err = str(e)
+        time.sleep(1)
+print(err)' 2>&1)
 		got=$(python3 -c '
 import socket, sys, time
 for _ in range(60):
@@ -182,8 +205,11 @@ for _ in range(60):
 		wait "$sub"
 		rc=$?
 		cp "$tmp/c4.out" "$tmp/out"
+		{ echo "echo request: $pong"; ip -6 neigh show dev vmmveth0; tail -5 "$tmp/c4.err"; } >>"$tmp/out"
 		expect "vmm-oci: the spec's network namespace: eth0's MAC, MTU, address and routes (default, on the link, through a gateway) in the guest, tc redirects, a TCP connection from outside" \
 			eval '[ "$got" = hello-net ] && grep -q "link/ether $mac" "$tmp/out" && grep -q "eth0: .* mtu 1450 " "$tmp/out" && grep -q "inet 10.77.0.2/24" "$tmp/out" && grep -q "default via 10.77.0.1" "$tmp/out" && grep -q "^192.168.50.1 dev eth0" "$tmp/out" && grep -q "^10.99.0.0/16 via 10.77.0.1 dev eth0" "$tmp/out" && grep -q "mirred" <<<"$tc_in"'
+		expect "vmm-oci: eth0's IPv6 address and routes (default, through a gateway) in the guest, an echo request from outside answered" \
+			eval '[ "$pong" = pong ] && grep -q "inet6 fd77::2/64 scope global" "$tmp/out" && grep -q "^default via fd77::1 dev eth0" "$tmp/out" && grep -q "^fd99::/16 via fd77::1 dev eth0" "$tmp/out"'
 		"$oci" --root "$ocir" delete --force c4 2>/dev/null
 	else
 		not_ok "vmm-oci network: cannot make the veth pair and namespace (veth module?)"

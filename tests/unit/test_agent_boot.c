@@ -45,6 +45,15 @@ static void keys(void **state)
 	assert_int_equal(c.nroutes, 2);
 	assert_string_equal(c.routes[0], "169.254.1.1/32");
 	assert_string_equal(c.routes[1], "10.9.0.0/16,10.0.2.3");
+	/* IPv6: its own address and gateway keys; the routes share vmm.route */
+	c = parse("vmm.ip6=fd00:1:2:3::15/64 vmm.gw6=fe80::1 "
+		  "vmm.route=ffff:ffff:ffff:ffff:ffff:ffff:ffff:0/112,"
+		  "fe80::ffff:ffff:ffff:ffff\n");
+	assert_string_equal(c.ip6, "fd00:1:2:3::15/64");
+	assert_string_equal(c.gw6, "fe80::1");
+	assert_int_equal(c.nroutes, 1);
+	assert_string_equal(c.routes[0],
+			    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:0/112,fe80::ffff:ffff:ffff:ffff");
 	char many[1024] = "";
 	for (unsigned i = 0; i <= AGENT_MAX_ROUTES; i++)
 		strcat(many, "vmm.route=10.1.0.0/16 ");

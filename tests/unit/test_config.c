@@ -347,17 +347,18 @@ static void flags_equal_json(void **state)
 	char disk[128], share[128], *j;
 	snprintf(disk, sizeof(disk), "path=%s,ro,id=ser1", img2);
 	snprintf(share, sizeof(share), "tag=data,path=%s,ro,cache=none", dir1);
-	assert_int_equal(PARSE(&cfg, "-k", "/k", "--cpus", "3", "--memory", "256", "--cmdline",
-			       "quiet", "--rootfs", img1, "--disk", disk, "--net",
-			       "tap=tap0,mac=02:00:00:00:00:01,mtu=1400", "--vsock",
-			       "cid=5,uds=/tmp/v.sock", "--rng", "--share", share, "-e", "A=1",
-			       "-e", "B=2", "-w", "/srv", "-u", "7:8", "--hostname", "box", "--ip",
-			       "10.0.2.2/24", "--gateway", "10.0.2.1", "--route", "169.254.1.1/32",
-			       "--route", "10.9.0.0/16,via=10.0.2.3", "--tty", "--boot-timer",
-			       "--seccomp=off", "--api-sock", "/tmp/api", "--paused", "--metrics",
-			       "/tmp/m", "--log", "/tmp/l", "--log-level", "debug", "--log-format",
-			       "json", "--pid-file", "/tmp/p", "--", "ls", "-l"),
-			 0);
+	assert_int_equal(
+	    PARSE(&cfg, "-k", "/k", "--cpus", "3", "--memory", "256", "--cmdline", "quiet",
+		  "--rootfs", img1, "--disk", disk, "--net",
+		  "tap=tap0,mac=02:00:00:00:00:01,mtu=1400", "--vsock", "cid=5,uds=/tmp/v.sock",
+		  "--rng", "--share", share, "-e", "A=1", "-e", "B=2", "-w", "/srv", "-u", "7:8",
+		  "--hostname", "box", "--ip", "10.0.2.2/24", "--gateway", "10.0.2.1", "--ip6",
+		  "fd00::2/64", "--gateway6", "fe80::1", "--route", "169.254.1.1/32", "--route",
+		  "10.9.0.0/16,via=10.0.2.3", "--route", "fd09::/16,via=fd00::3", "--tty",
+		  "--boot-timer", "--seccomp=off", "--api-sock", "/tmp/api", "--paused",
+		  "--metrics", "/tmp/m", "--log", "/tmp/l", "--log-level", "debug", "--log-format",
+		  "json", "--pid-file", "/tmp/p", "--", "ls", "-l"),
+	    0);
 	char text[4096];
 	snprintf(
 	    text, sizeof(text),
@@ -369,9 +370,11 @@ static void flags_equal_json(void **state)
 	    "\"readonly\":true,\"cache\":\"none\"},{\"type\":\"rng\"}],"
 	    "\"process\":{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\",\"B=2\"],\"cwd\":\"/srv\","
 	    "\"user\":{\"uid\":7,\"gid\":8},\"terminal\":true},\"hostname\":\"box\","
-	    "\"ip\":\"10.0.2.2/24\",\"gateway\":\"10.0.2.1\",\"routes\":[{\"dst\":"
+	    "\"ip\":\"10.0.2.2/24\",\"gateway\":\"10.0.2.1\",\"ip6\":\"fd00::2/64\","
+	    "\"gateway6\":\"fe80::1\",\"routes\":[{\"dst\":"
 	    "\"169.254.1.1/32\"},{\"dst\":\"10.9.0.0/"
-	    "16\",\"via\":\"10.0.2.3\"}],\"boot_timer\":true,"
+	    "16\",\"via\":\"10.0.2.3\"},{\"dst\":\"fd09::/16\",\"via\":\"fd00::3\"}],"
+	    "\"boot_timer\":true,"
 	    "\"seccomp\":false,\"api_sock\":\"/tmp/api\",\"paused\":true,\"metrics\":\"/tmp/m\","
 	    "\"pid_file\":\"/tmp/p\","
 	    "\"log\":{\"path\":\"/tmp/l\",\"level\":\"debug\",\"format\":\"json\"}}",
@@ -400,10 +403,15 @@ static void flags_equal_json(void **state)
 		assert_string_equal(cfg.process.env[i], c2.process.env[i]);
 	assert_string_equal(cfg.agent_cmdline, c2.agent_cmdline);
 	/* the routes reach the agent in the order given */
-	assert_non_null(strstr(cfg.agent_cmdline, " vmm.gw=10.0.2.1 vmm.route=169.254.1.1/32 "
-						  "vmm.route=10.9.0.0/16,10.0.2.3"));
-	assert_int_equal(c2.nroutes, 2);
+	assert_non_null(strstr(cfg.agent_cmdline,
+			       " vmm.gw=10.0.2.1 vmm.ip6=fd00::2/64 vmm.gw6=fe80::1 "
+			       "vmm.route=169.254.1.1/32 vmm.route=10.9.0.0/16,10.0.2.3 "
+			       "vmm.route=fd09::/16,fd00::3"));
+	assert_int_equal(c2.nroutes, 3);
 	assert_string_equal(c2.routes[1].via, "10.0.2.3");
+	assert_true(c2.routes[2].v6 && !c2.routes[1].v6);
+	assert_string_equal(c2.ip6, "fd00::2/64");
+	assert_string_equal(c2.gw6, "fe80::1");
 	assert_int_equal(cfg.log_level, c2.log_level);
 	assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
 	assert_true(c2.paused && !c2.seccomp && c2.process.tty);
@@ -421,8 +429,9 @@ static void flags_equal_json(void **state)
 	config_free(&c3);
 }
 
-/* --route: NET/PREFIX with no host bits, via an IPv4 address or on the link; at most
- * VMM_MAX_ROUTES; it needs --ip; the JSON form refuses what the flag refuses. */
+/* --route: NET/PREFIX with no host bits (IPv4 or IPv6), via an address of its family or on the
+ * link; at most VMM_MAX_ROUTES; it needs --ip (or --ip6); the JSON form refuses what the flag
+ * refuses. */
 static void routes(void **state)
 {
 	(void)state;
@@ -446,8 +455,43 @@ static void routes(void **state)
 	assert_int_equal(PARSE(&cfg, "-k", "k", "--rootfs", img1, "--net", "tap=t0", "--route",
 			       "10.1.0.0/16", "--", "true"),
 			 -EINVAL);
-	assert_non_null(strstr(err.msg, "--gateway and --route need --ip"));
+	assert_non_null(strstr(err.msg, "--gateway and an IPv4 --route need --ip"));
 	assert_int_equal(PARSE(&cfg, "-k", "k", "--route", "0.0.0.0/0,via=1.2.3.4"), -EINVAL);
+	/* IPv6: the family follows dst; via is of the same family; an IPv6 route needs --ip6 */
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--ip6", "fd00::2/64", "--gateway6", "fd00::1",
+			       "--route", "fd01::/16,via=fe80::1", "--route", "fd02::1/128", "--",
+			       "true"),
+			 0);
+	assert_true(cfg.routes[0].v6 && cfg.routes[1].v6);
+	assert_string_equal(cfg.routes[0].via, "fe80::1");
+	assert_non_null(strstr(cfg.agent_cmdline, " vmm.ip=10.0.2.2/24 vmm.ip6=fd00::2/64 "
+						  "vmm.gw6=fd00::1"));
+	assert_non_null(
+	    strstr(cfg.agent_cmdline, " vmm.route=fd01::/16,fe80::1 vmm.route=fd02::1/128"));
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--ip6", "fd00::2/64", "--route",
+			       "fd01:8000::/16", "--", "true"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--route: 'fd01:8000::/16' has bits set past /16"));
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--ip6", "fd00::2/64", "--route",
+			       "fd01::/16,via=10.0.2.1", "--", "true"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "'10.0.2.1' is not an IPv6 address"));
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--route", "fd01::/16", "--", "true"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--gateway6 and an IPv6 --route need --ip6"));
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--ip6", "fd00::2", "--", "true"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--ip6: 'fd00::2' is not an IPv6 address with a /prefix"));
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--ip6", "fd00::2/129", "--", "true"),
+			 -EINVAL);
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--ip6", "10.0.2.3/24", "--", "true"),
+			 -EINVAL);
+	assert_int_equal(PARSE(&cfg, "-k", "k", NET, "--gateway6", "fd00::1", "--", "true"),
+			 -EINVAL);
+	/* an IPv6-only eth0 */
+	assert_int_equal(PARSE(&cfg, "-k", "k", "--rootfs", img1, "--net", "tap=t0", "--ip6",
+			       "fd00::2/64", "--route", "::/0,via=fe80::1", "--", "true"),
+			 0);
+	assert_null(strstr(cfg.agent_cmdline, "vmm.ip="));
 	char *argv[64];
 	int argc = 0;
 	const char *pre[] = {"vmm", "-k", "k", NET};

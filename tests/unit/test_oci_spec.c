@@ -442,24 +442,28 @@ static void net_pick(void **state)
 	    "\"address\":\"aa:aa:aa:aa:aa:aa\"},"
 	    "{\"ifindex\":2,\"link_index\":9,\"ifname\":\"eth0\",\"mtu\":1450,"
 	    "\"link_type\":\"ether\",\"address\":\"5e:8f:1c:02:33:44\",\"addr_info\":["
-	    "{\"family\":\"inet6\",\"local\":\"fe80::1\",\"prefixlen\":64},"
+	    "{\"family\":\"inet6\",\"local\":\"fe80::1\",\"prefixlen\":64,\"scope\":\"link\"},"
+	    "{\"family\":\"inet6\",\"local\":\"fd00::9\",\"prefixlen\":64,\"scope\":\"global\","
+	    "\"dadfailed\":true,\"tentative\":true},"
+	    "{\"family\":\"inet6\",\"local\":\"fd00::7\",\"prefixlen\":64,\"scope\":\"global\"},"
 	    "{\"family\":\"inet\",\"local\":\"10.88.0.7\",\"prefixlen\":16}]}]";
-	char name[16], mac[18], ip[20];
+	char name[16], mac[18], ip[20], ip6[OCI_IP6_LEN];
 	int mtu = 0;
 	struct verr e = {0};
-	assert_int_equal(oci_net_pick(text, name, mac, &mtu, ip, &e), 1);
+	assert_int_equal(oci_net_pick(text, name, mac, &mtu, ip, ip6, &e), 1);
 	assert_string_equal(name, "eth0");
 	assert_string_equal(mac, "5e:8f:1c:02:33:44");
 	assert_int_equal(mtu, 1450);
 	assert_string_equal(ip, "10.88.0.7/16");
+	assert_string_equal(ip6, "fd00::7/64"); /* not the link-local one, nor one DAD refused */
 	/* loopback only (--network none): nothing to take over */
 	assert_int_equal(oci_net_pick("[{\"ifname\":\"lo\",\"link_type\":\"loopback\"}]", name, mac,
-				      &mtu, ip, &e),
+				      &mtu, ip, ip6, &e),
 			 0);
-	assert_int_equal(oci_net_pick("not json", name, mac, &mtu, ip, &e), -EINVAL);
+	assert_int_equal(oci_net_pick("not json", name, mac, &mtu, ip, ip6, &e), -EINVAL);
 	/* eth0's routes: the default one's gateway, a route on the link (Calico's), one through a
 	 * gateway; not the kernel's own subnet route, another device's, or a blackhole */
-	char gw[16];
+	char gw[INET6_ADDRSTRLEN];
 	json_object *routes = json_object_new_array();
 	assert_int_equal(
 	    oci_net_routes("[{\"dst\":\"default\",\"gateway\":\"169.254.1.1\",\"dev\":\"eth0\","
@@ -469,12 +473,27 @@ static void net_pick(void **state)
 			   "{\"dst\":\"10.9.0.0/16\",\"gateway\":\"10.88.0.1\",\"dev\":\"eth0\"},"
 			   "{\"dst\":\"10.7.0.0/16\",\"dev\":\"eth1\"},{\"type\":\"blackhole\","
 			   "\"dst\":\"10.6.0.0/16\",\"dev\":\"eth0\"}]",
-			   "eth0", gw, routes, &e),
+			   "eth0", false, gw, routes, &e),
 	    0);
 	assert_string_equal(gw, "169.254.1.1");
+	/* IPv6 into the same array: not the kernel's subnet or fe80::/64 routes; a host route is a
+	 * /128; a default route learned from an advertisement is taken as it is */
+	assert_int_equal(
+	    oci_net_routes(
+		"[{\"dst\":\"fd00::/64\",\"dev\":\"eth0\",\"protocol\":\"kernel\","
+		"\"metric\":256,\"flags\":[],\"pref\":\"medium\"},{\"dst\":\"fe80::/64\","
+		"\"dev\":\"eth0\",\"protocol\":\"kernel\",\"metric\":256},{\"dst\":"
+		"\"fd09::/16\",\"gateway\":\"fd00::1\",\"dev\":\"eth0\",\"metric\":1024},"
+		"{\"dst\":\"fd08::5\",\"dev\":\"eth0\",\"metric\":1024},{\"dst\":"
+		"\"default\",\"gateway\":\"fe80::1\",\"dev\":\"eth0\",\"protocol\":\"ra\","
+		"\"metric\":1024,\"expires\":1798}]",
+		"eth0", true, gw, routes, &e),
+	    0);
+	assert_string_equal(gw, "fe80::1");
 	assert_string_equal(json_object_to_json_string_ext(routes, JSON_C_TO_STRING_PLAIN),
 			    "[{\"dst\":\"169.254.1.1\\/32\"},{\"dst\":\"10.9.0.0\\/16\","
-			    "\"via\":\"10.88.0.1\"}]");
+			    "\"via\":\"10.88.0.1\"},{\"dst\":\"fd09::\\/16\",\"via\":\"fd00::1\"},"
+			    "{\"dst\":\"fd08::5\\/128\"}]");
 	json_object_put(routes);
 	/* more than a VM takes, several next hops, not JSON: one line each */
 	char many[4096] = "[";
@@ -483,14 +502,15 @@ static void net_pick(void **state)
 			 "%s{\"dst\":\"10.%u.0.0/16\",\"dev\":\"eth0\"}", i ? "," : "", i);
 	strcat(many, "]");
 	routes = json_object_new_array();
-	assert_int_equal(oci_net_routes(many, "eth0", gw, routes, &e), -E2BIG);
+	assert_int_equal(oci_net_routes(many, "eth0", false, gw, routes, &e), -E2BIG);
 	assert_non_null(strstr(e.msg, "eth0 has more than 8 routes"));
 	json_object_put(routes);
 	routes = json_object_new_array();
-	assert_int_equal(
-	    oci_net_routes("[{\"dst\":\"default\",\"nexthops\":[]}]", "eth0", gw, routes, &e),
-	    -ENOTSUP);
-	assert_int_equal(oci_net_routes("{}", "eth0", gw, routes, &e), -EINVAL);
+	assert_int_equal(oci_net_routes("[{\"dst\":\"default\",\"nexthops\":[]}]", "eth0", false,
+					gw, routes, &e),
+			 -ENOTSUP);
+	assert_int_equal(oci_net_routes("{}", "eth0", true, gw, routes, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "'ip -j -6 route show' printed no JSON array"));
 	json_object_put(routes);
 	/* the spec's namespace: a path to join, none, or a new one */
 	const char *path;

@@ -53,9 +53,10 @@ static void free_strv(char **v, unsigned n)
 
 void config_free(struct vm_config *c)
 {
-	char **strs[] = {&c->kernel,   &c->initrd,	 &c->cmdline,	     &c->hostname,
-			 &c->ip,       &c->gw,		 &c->console_socket, &c->api_sock,
-			 &c->pid_file, &c->metrics_path, &c->log_path,	     &c->process.cwd};
+	char **strs[] = {
+	    &c->kernel,	  &c->initrd,	    &c->cmdline,  &c->hostname,	      &c->ip,
+	    &c->gw,	  &c->ip6,	    &c->gw6,	  &c->console_socket, &c->api_sock,
+	    &c->pid_file, &c->metrics_path, &c->log_path, &c->process.cwd};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -150,63 +151,77 @@ int config_set_hostname(struct vm_config *c, const char *name, const char *v, st
 	return config_set_str(c, &c->hostname, name, v, e);
 }
 
-/* An IPv4 address, with a /prefix when prefix: the address into *out and the prefix into *plen
- * (either may be NULL). */
-static int parse_ipv4(const char *name, const char *s, bool prefix, struct in_addr *out,
-		      uint64_t *plen, struct verr *e)
+/* An address of family (AF_INET, AF_INET6, or AF_UNSPEC for either), with a /prefix when prefix:
+ * its family into *fam, its bytes into out (4 or 16 of them) and the prefix into *plen (any may
+ * be NULL). */
+static int parse_addr(const char *name, const char *s, int family, bool prefix, int *fam,
+		      unsigned char out[16], uint64_t *plen, struct verr *e)
 {
-	char addr[INET_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN];
 	const char *slash = prefix ? strchr(s, '/') : NULL;
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	uint64_t p = 32;
-	struct in_addr a;
+	unsigned char a[16];
+	uint64_t p = 0;
+	int f = family == AF_UNSPEC ? (memchr(s, ':', alen) ? AF_INET6 : AF_INET) : family;
+	unsigned bits = f == AF_INET6 ? 128 : 32;
 	if (alen >= sizeof(addr) || (prefix && !slash))
 		goto bad;
 	memcpy(addr, s, alen);
 	addr[alen] = 0;
-	if (inet_pton(AF_INET, addr, &a) != 1 || (slash && parse_u64(slash + 1, 0, 32, &p) < 0))
+	if (inet_pton(f, addr, a) != 1 || (slash && parse_u64(slash + 1, 0, bits, &p) < 0))
 		goto bad;
+	if (fam)
+		*fam = f;
 	if (out)
-		*out = a;
+		memcpy(out, a, bits / 8);
 	if (plen)
-		*plen = p;
+		*plen = slash ? p : bits;
 	return 0;
 bad:
-	return verr_set(e, -EINVAL, "%s: '%s' is not an IPv4 address%s: write e.g. %s", name, s,
-			prefix ? " with a /prefix" : "", prefix ? "10.0.2.2/24" : "10.0.2.1");
+	if (family == AF_INET6)
+		return verr_set(e, -EINVAL, "%s: '%s' is not an IPv6 address%s: write e.g. %s",
+				name, s, prefix ? " with a /prefix" : "",
+				prefix ? "fd00::2/64" : "fd00::1");
+	return verr_set(e, -EINVAL, "%s: '%s' is not an IPv4%s address%s: write e.g. %s", name, s,
+			family == AF_UNSPEC ? " or IPv6" : "", prefix ? " with a /prefix" : "",
+			prefix ? "10.0.2.2/24" : "10.0.2.1");
 }
 
-int config_set_ip(struct vm_config *c, const char *name, const char *v, struct verr *e)
+int config_set_ip(struct vm_config *c, const char *name, const char *v, int family, struct verr *e)
 {
-	int r = parse_ipv4(name, v, true, NULL, NULL, e);
-	return r < 0 ? r : config_set_str(c, &c->ip, name, v, e);
+	int r = parse_addr(name, v, family, true, NULL, NULL, NULL, e);
+	return r < 0 ? r : config_set_str(c, family == AF_INET6 ? &c->ip6 : &c->ip, name, v, e);
 }
 
-int config_set_gateway(struct vm_config *c, const char *name, const char *v, struct verr *e)
+int config_set_gateway(struct vm_config *c, const char *name, const char *v, int family,
+		       struct verr *e)
 {
-	int r = parse_ipv4(name, v, false, NULL, NULL, e);
-	return r < 0 ? r : config_set_str(c, &c->gw, name, v, e);
+	int r = parse_addr(name, v, family, false, NULL, NULL, NULL, e);
+	return r < 0 ? r : config_set_str(c, family == AF_INET6 ? &c->gw6 : &c->gw, name, v, e);
 }
 
 int config_add_route(struct vm_config *c, const char *name, const char *dst, const char *via,
 		     struct verr *e)
 {
-	struct in_addr a;
+	unsigned char a[16];
 	uint64_t p;
-	int r = parse_ipv4(name, dst, true, &a, &p, e);
+	int fam;
+	int r = parse_addr(name, dst, AF_UNSPEC, true, &fam, a, &p, e);
 	if (r < 0)
 		return r;
-	if (via && *via && (r = parse_ipv4(name, via, false, NULL, NULL, e)) < 0)
+	if (via && *via && (r = parse_addr(name, via, fam, false, NULL, NULL, NULL, e)) < 0)
 		return r;
-	uint32_t host = p == 32 ? 0 : 0xffffffffu >> p;
-	if (ntohl(a.s_addr) & host)
-		return verr_set(e, -EINVAL,
-				"%s: '%s' has bits set past /%u: give the network's address (the "
-				"host part zero)",
-				name, dst, (unsigned)p);
+	unsigned bits = fam == AF_INET6 ? 128 : 32;
+	for (unsigned b = (unsigned)p; b < bits; b++)
+		if (a[b / 8] & (0x80u >> (b % 8)))
+			return verr_set(e, -EINVAL,
+					"%s: '%s' has bits set past /%u: give the network's "
+					"address (the host part zero)",
+					name, dst, (unsigned)p);
 	if (c->nroutes == VMM_MAX_ROUTES)
 		return verr_set(e, -EINVAL, "%s: at most %u routes", name, VMM_MAX_ROUTES);
 	struct vm_route_cfg *rt = &c->routes[c->nroutes++];
+	rt->v6 = fam == AF_INET6;
 	snprintf(rt->dst, sizeof(rt->dst), "%s", dst);
 	snprintf(rt->via, sizeof(rt->via), "%s", via ? via : "");
 	return 0;
@@ -1093,7 +1108,7 @@ static int finish_container(struct vm_config *c, struct verr *e)
 	c->container = p->argc || (root_disk(c) && !c->initrd);
 	bool container_only = p->nenv_given || p->cwd || p->uid || p->gid || c->hostname ||
 			      p->tty_given || c->rootfs_rw || c->rootfs_readonly ||
-			      c->enter_rootfs || c->ip || c->nroutes || c->gw ||
+			      c->enter_rootfs || c->ip || c->nroutes || c->gw || c->ip6 || c->gw6 ||
 			      c->console_socket || c->nvolumes;
 	if (!c->container) {
 		if (container_only)
@@ -1101,9 +1116,9 @@ static int finish_container(struct vm_config *c, struct verr *e)
 			    e, -EINVAL,
 			    "--env, --workdir, --user, --hostname, --tty, --rootfs-rw, "
 			    "--rootfs-readonly, --enter-rootfs, "
-			    "--ip, --gateway, --route, --console-socket, --volume and --tmpfs are "
-			    "for "
-			    "containers: give --rootfs IMG without --initrd");
+			    "--ip, --gateway, --ip6, --gateway6, --route, --console-socket, "
+			    "--volume and --tmpfs are for containers: give --rootfs IMG without "
+			    "--initrd");
 		return 0;
 	}
 	if (!root_disk(c))
@@ -1111,12 +1126,20 @@ static int finish_container(struct vm_config *c, struct verr *e)
 				"a container needs a root file system: give --rootfs IMG "
 				"(vmm-mkrootfs makes one from a directory) or --rootfs DIR");
 	unsigned nets = count_type(c, VM_DEV_NET, false);
-	if ((c->ip || c->gw || c->nroutes) && !nets)
+	if ((c->ip || c->gw || c->ip6 || c->gw6 || c->nroutes) && !nets)
+		return verr_set(
+		    e, -EINVAL,
+		    "--ip, --gateway, --ip6, --gateway6 and --route configure the first "
+		    "--net device: add --net tap=NAME");
+	bool v4_routes = false, v6_routes = false;
+	for (unsigned i = 0; i < c->nroutes; i++)
+		*(c->routes[i].v6 ? &v6_routes : &v4_routes) = true;
+	if ((c->gw || v4_routes) && !c->ip)
 		return verr_set(e, -EINVAL,
-				"--ip, --gateway and --route configure the first --net "
-				"device: add --net tap=NAME");
-	if ((c->gw || c->nroutes) && !c->ip)
-		return verr_set(e, -EINVAL, "--gateway and --route need --ip ADDR/PREFIX for eth0");
+				"--gateway and an IPv4 --route need --ip ADDR/PREFIX for eth0");
+	if ((c->gw6 || v6_routes) && !c->ip6)
+		return verr_set(e, -EINVAL,
+				"--gateway6 and an IPv6 --route need --ip6 ADDR/PREFIX for eth0");
 	if (c->console_socket)
 		p->tty = true;
 	else if (!p->tty_given && isatty(c->stdio[0]))
@@ -1157,14 +1180,16 @@ static int finish_container(struct vm_config *c, struct verr *e)
 	char vols[32] = "";
 	if (c->nvolumes)
 		snprintf(vols, sizeof(vols), " vmm.volumes=%u", c->nvolumes);
-	int n = snprintf(c->agent_cmdline, sizeof(c->agent_cmdline),
-			 "vmm.rootfs=%s%s vmm.hostname=%s%s%s%s%s%s",
-			 dir_root	? "virtiofs:" VMM_ROOT_TAG
-			 : c->rootfs_rw ? "rw"
-					: "ro",
-			 c->rootfs_readonly ? " vmm.rootro=1" : "",
-			 c->hostname ? c->hostname : "vmm", c->ip ? " vmm.ip=" : "",
-			 c->ip ? c->ip : "", c->gw ? " vmm.gw=" : "", c->gw ? c->gw : "", vols);
+	int n =
+	    snprintf(c->agent_cmdline, sizeof(c->agent_cmdline),
+		     "vmm.rootfs=%s%s vmm.hostname=%s%s%s%s%s%s%s%s%s%s",
+		     dir_root	    ? "virtiofs:" VMM_ROOT_TAG
+		     : c->rootfs_rw ? "rw"
+				    : "ro",
+		     c->rootfs_readonly ? " vmm.rootro=1" : "", c->hostname ? c->hostname : "vmm",
+		     c->ip ? " vmm.ip=" : "", c->ip ? c->ip : "", c->gw ? " vmm.gw=" : "",
+		     c->gw ? c->gw : "", c->ip6 ? " vmm.ip6=" : "", c->ip6 ? c->ip6 : "",
+		     c->gw6 ? " vmm.gw6=" : "", c->gw6 ? c->gw6 : "", vols);
 	/* vmm.route=DST[,VIA], in the order given */
 	for (unsigned i = 0; i < c->nroutes && n >= 0 && (size_t)n < sizeof(c->agent_cmdline);
 	     i++) {

@@ -12,8 +12,10 @@
 #include "devices/virtio_vsock.h"
 #include "vmm/log.h"
 
+#include <netinet/in.h> /* INET6_ADDRSTRLEN */
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h> /* AF_INET, AF_INET6 */
 
 #define VMM_MIN_MEMORY_MIB     32ULL
 #define VMM_MAX_MEMORY_MIB     (1024ULL * 1024) /* 1 TiB: the mapping is MAP_NORESERVE */
@@ -141,13 +143,16 @@ struct vm_config {
 				 root.readonly): no overlay, no writes but to the mounts on it */
 	bool enter_rootfs;    /* vmm's own mount namespace rooted at the --rootfs directory, the
 				 volumes at their guest paths (volumes_enter_root in volumes.h) */
-	/* --route: eth0's routes besides the default one, in the order given: dst "A.B.C.D/N"
-	 * (no bits past N), via "" for a route on the link itself (added first) */
+	/* --route: eth0's routes besides the default one, in the order given: dst "NET/N" of
+	 * either family (no bits past N), via an address of the same family or "" for a route on
+	 * the link itself (added first) */
 	struct vm_route_cfg {
-		char dst[20], via[16];
+		bool v6;
+		char dst[INET6_ADDRSTRLEN + 4], via[INET6_ADDRSTRLEN];
 	} routes[VMM_MAX_ROUTES];
 	unsigned nroutes;
-	char *ip, *gw;	      /* eth0 of the first net device: ADDR/PREFIX, ADDR */
+	char *ip, *gw;	      /* eth0 of the first net device: IPv4 ADDR/PREFIX, ADDR */
+	char *ip6, *gw6;      /* and its IPv6 ADDR/PREFIX and default gateway */
 	int stdio[3];	      /* the container's stdin, stdout, stderr (default 0, 1, 2) */
 	char *console_socket; /* a pty for the process, its master sent here (OCI) */
 	/* --volume, in the order given; config_finish adds their share (the implicit fs device
@@ -186,10 +191,13 @@ int config_set_str(struct vm_config *c, char **field, const char *name, const ch
 int config_set_cpus(struct vm_config *c, const char *name, uint64_t v, struct verr *e);
 int config_set_memory(struct vm_config *c, const char *name, uint64_t v, struct verr *e);
 int config_set_hostname(struct vm_config *c, const char *name, const char *v, struct verr *e);
-int config_set_ip(struct vm_config *c, const char *name, const char *v, struct verr *e);
-int config_set_gateway(struct vm_config *c, const char *name, const char *v, struct verr *e);
-/* A route for eth0: dst "A.B.C.D/N" with no bits set past N, via an IPv4 address, or NULL (or
- * "") for a route on the link (a gateway reached without one, as Calico's 169.254.1.1/32). */
+/* eth0's address (ADDR/PREFIX) and default gateway of family AF_INET or AF_INET6: one of each. */
+int config_set_ip(struct vm_config *c, const char *name, const char *v, int family, struct verr *e);
+int config_set_gateway(struct vm_config *c, const char *name, const char *v, int family,
+		       struct verr *e);
+/* A route for eth0: dst "NET/N" (IPv4 or IPv6) with no bits set past N, via an address of the
+ * same family, or NULL (or "") for a route on the link (a gateway reached without one, as
+ * Calico's 169.254.1.1/32). */
 int config_add_route(struct vm_config *c, const char *name, const char *dst, const char *via,
 		     struct verr *e);
 int config_add_env(struct vm_config *c, const char *name, const char *kv, struct verr *e);

@@ -562,18 +562,19 @@ static int top_key(struct vm_config *c, const char *k, json_object *v, struct ve
 		return k[0] == 'c' ? config_set_cpus(c, k, u, e) : config_set_memory(c, k, u, e);
 	}
 	if (strcmp(k, "rootfs") == 0 || strcmp(k, "hostname") == 0 || strcmp(k, "ip") == 0 ||
-	    strcmp(k, "gateway") == 0) {
+	    strcmp(k, "gateway") == 0 || strcmp(k, "ip6") == 0 || strcmp(k, "gateway6") == 0) {
 		if ((r = get_str(v, k, &s, e)) < 0)
 			return r;
+		int fam = k[strlen(k) - 1] == '6' ? AF_INET6 : AF_INET;
 		switch (k[0]) {
 		case 'r':
 			return config_set_root(c, k, s, e);
 		case 'h':
 			return config_set_hostname(c, k, s, e);
 		case 'i':
-			return config_set_ip(c, k, s, e);
+			return config_set_ip(c, k, s, fam, e);
 		default:
-			return config_set_gateway(c, k, s, e);
+			return config_set_gateway(c, k, s, fam, e);
 		}
 	}
 	if (strcmp(k, "devices") == 0) {
@@ -865,6 +866,8 @@ json_object *config_to_json(const struct vm_config *c)
 	add_str(o, "hostname", c->hostname);
 	add_str(o, "ip", c->ip);
 	add_str(o, "gateway", c->gw);
+	add_str(o, "ip6", c->ip6);
+	add_str(o, "gateway6", c->gw6);
 	if (c->nroutes) {
 		json_object *rts = json_object_new_array();
 		for (unsigned i = 0; i < c->nroutes; i++) {

@@ -85,9 +85,11 @@ void options_usage(FILE *f)
 	    "                       that join it (podman cp) see the container's files\n"
 	    "      --ip ADDR/PREFIX, --gateway ADDR\n"
 	    "                       configure the first --net interface (eth0) in the guest\n"
+	    "      --ip6 ADDR/PREFIX, --gateway6 ADDR\n"
+	    "                       and its IPv6 address and default route\n"
 	    "      --route NET/PREFIX[,via=ADDR]\n"
-	    "                       another route for eth0, through ADDR or on the link\n"
-	    "                       itself (repeatable, at most 8)\n"
+	    "                       another route for eth0 (IPv4 or IPv6), through ADDR or\n"
+	    "                       on the link itself (repeatable, at most 8)\n"
 	    "      --console-socket PATH\n"
 	    "                       run the process on a new pty and send its master over\n"
 	    "                       the Unix socket PATH (the OCI console socket)\n"
@@ -144,6 +146,8 @@ enum {
 	OPT_PROCESS,
 	OPT_IP,
 	OPT_GATEWAY,
+	OPT_IP6,
+	OPT_GATEWAY6,
 	OPT_ROUTE,
 	OPT_CONFIG,
 	OPT_PAUSED,
@@ -267,11 +271,15 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 	case OPT_API_SOCK:
 		return config_set_str(c, &c->api_sock, "--api-sock", arg, e);
 	case OPT_IP:
-		return config_set_ip(c, "--ip", arg, e);
+		return config_set_ip(c, "--ip", arg, AF_INET, e);
 	case OPT_GATEWAY:
-		return config_set_gateway(c, "--gateway", arg, e);
+		return config_set_gateway(c, "--gateway", arg, AF_INET, e);
+	case OPT_IP6:
+		return config_set_ip(c, "--ip6", arg, AF_INET6, e);
+	case OPT_GATEWAY6:
+		return config_set_gateway(c, "--gateway6", arg, AF_INET6, e);
 	case OPT_ROUTE: {
-		char dst[64];
+		char dst[INET6_ADDRSTRLEN + 8];
 		const char *comma = strchr(arg, ',');
 		size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
 		if (n >= sizeof(dst) ||
@@ -371,6 +379,8 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
 	    {"ip", required_argument, NULL, OPT_IP},
 	    {"gateway", required_argument, NULL, OPT_GATEWAY},
+	    {"ip6", required_argument, NULL, OPT_IP6},
+	    {"gateway6", required_argument, NULL, OPT_GATEWAY6},
 	    {"route", required_argument, NULL, OPT_ROUTE},
 	    {"paused", no_argument, NULL, OPT_PAUSED},
 	    {"detach", no_argument, NULL, OPT_DETACH},
