@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(
 	# build
 	gcc make meson ninja-build pkg-config libc6-dev libcmocka-dev clang libclang-rt-14-dev
-	liburing-dev libseccomp-dev libcap-ng-dev libjson-c-dev
+	liburing-dev libseccomp-dev libcap-ng-dev libjson-c-dev zlib1g-dev
 	# guest side: busybox for the test initramfs, the kernel source and its build tools
 	busybox-static linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils cpio
 	# nested harness: QEMU (TCG, -cpu max has SVM) and a Debian kernel with kvm-amd
