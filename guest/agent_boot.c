@@ -233,9 +233,9 @@ static const char *rootfs_type(const char **why)
 		return NULL;
 	}
 	const uint8_t *p = sb + 1024;
-	if (agent_get_u32(p) == 0xE0F5E1E2u)
+	if (le_get32(p) == 0xE0F5E1E2u)
 		return "erofs";
-	if (agent_get_u16(p + 56) == 0xEF53)
+	if (le_get16(p + 56) == 0xEF53)
 		return "ext4";
 	*why = "no ext4 or erofs superblock on it";
 	return NULL;

@@ -13,9 +13,9 @@
 
 int agent_hdr_decode(const uint8_t *buf, struct agent_hdr *h)
 {
-	h->len = agent_get_u32(buf);
-	h->type = agent_get_u16(buf + 4);
-	h->flags = agent_get_u16(buf + 6);
+	h->len = le_get32(buf);
+	h->type = le_get16(buf + 4);
+	h->flags = le_get16(buf + 6);
 	if (h->len > AGENT_MAX_PAYLOAD)
 		return -EMSGSIZE;
 	if (h->flags != 0 || h->type < AGENT_HELLO || h->type > AGENT_SHUTDOWN)
@@ -25,9 +25,9 @@ int agent_hdr_decode(const uint8_t *buf, struct agent_hdr *h)
 
 void agent_hdr_encode(uint8_t *buf, uint16_t type, uint32_t len)
 {
-	agent_put_u32(buf, len);
-	agent_put_u16(buf + 4, type);
-	agent_put_u16(buf + 6, 0);
+	le_put32(buf, len);
+	le_put16(buf + 4, type);
+	le_put16(buf + 6, 0);
 }
 
 static const char *check_env(const char *s)
@@ -146,28 +146,28 @@ static int proc_encode(const struct agent_start *s, uint8_t *buf, size_t cap, si
 	if (need > cap - *off)
 		return -E2BIG;
 	uint8_t *p = buf + *off;
-	agent_put_u32(p, s->proc_flags);
-	agent_put_u32(p + 4, s->umask);
-	agent_put_u32(p + 8, (uint32_t)s->oom_score_adj);
+	le_put32(p, s->proc_flags);
+	le_put32(p + 4, s->umask);
+	le_put32(p + 8, (uint32_t)s->oom_score_adj);
 	p += 12;
 	for (int i = 0; i < AGENT_CAP_SETS; i++, p += 8)
-		agent_put_u64(p, s->caps[i]);
+		le_put64(p, s->caps[i]);
 	const uint32_t counts[] = {s->ngroups, s->nrlimits,  s->nsysctl,
 				   s->nmasked, s->nreadonly, s->nfilter};
 	for (size_t i = 0; i < 6; i++, p += 4)
-		agent_put_u32(p, counts[i]);
+		le_put32(p, counts[i]);
 	for (uint32_t i = 0; i < s->ngroups; i++, p += 4)
-		agent_put_u32(p, s->groups[i]);
+		le_put32(p, s->groups[i]);
 	for (uint32_t i = 0; i < s->nrlimits; i++, p += RLIMIT_SIZE) {
-		agent_put_u32(p, s->rlimits[i].resource);
-		agent_put_u64(p + 4, s->rlimits[i].soft);
-		agent_put_u64(p + 12, s->rlimits[i].hard);
+		le_put32(p, s->rlimits[i].resource);
+		le_put64(p + 4, s->rlimits[i].soft);
+		le_put64(p + 12, s->rlimits[i].hard);
 	}
 	for (uint32_t i = 0; i < s->nfilter; i++, p += INSN_SIZE) {
-		agent_put_u16(p, s->filter[i].code);
+		le_put16(p, s->filter[i].code);
 		p[2] = s->filter[i].jt;
 		p[3] = s->filter[i].jf;
-		agent_put_u32(p + 4, s->filter[i].k);
+		le_put32(p + 4, s->filter[i].k);
 	}
 	*off += need;
 	for (uint32_t i = 0; i < 2 * s->nsysctl; i++)
@@ -192,13 +192,13 @@ int agent_start_encode(const struct agent_start *s, uint8_t *buf, size_t cap)
 		cap = AGENT_MAX_PAYLOAD;
 	if (cap < START_FIXED)
 		return -E2BIG;
-	agent_put_u32(buf, s->flags);
-	agent_put_u32(buf + 4, s->uid);
-	agent_put_u32(buf + 8, s->gid);
-	agent_put_u16(buf + 12, s->rows);
-	agent_put_u16(buf + 14, s->cols);
-	agent_put_u32(buf + 16, s->argc);
-	agent_put_u32(buf + 20, s->envc);
+	le_put32(buf, s->flags);
+	le_put32(buf + 4, s->uid);
+	le_put32(buf + 8, s->gid);
+	le_put16(buf + 12, s->rows);
+	le_put16(buf + 14, s->cols);
+	le_put32(buf + 16, s->argc);
+	le_put32(buf + 20, s->envc);
 	size_t off = START_FIXED;
 	if (put_str(buf, cap, &off, s->cwd) < 0)
 		return -E2BIG;
@@ -245,18 +245,18 @@ static const char *proc_decode(uint8_t *buf, size_t len, size_t *off, struct age
 	if (len - *off < PROC_FIXED)
 		return "START's process settings are shorter than their fixed fields";
 	const uint8_t *p = buf + *off;
-	s->proc_flags = agent_get_u32(p);
-	s->umask = agent_get_u32(p + 4);
-	s->oom_score_adj = (int32_t)agent_get_u32(p + 8);
+	s->proc_flags = le_get32(p);
+	s->umask = le_get32(p + 4);
+	s->oom_score_adj = (int32_t)le_get32(p + 8);
 	p += 12;
 	for (int i = 0; i < AGENT_CAP_SETS; i++, p += 8)
-		s->caps[i] = agent_get_u64(p);
-	s->ngroups = agent_get_u32(p);
-	s->nrlimits = agent_get_u32(p + 4);
-	s->nsysctl = agent_get_u32(p + 8);
-	s->nmasked = agent_get_u32(p + 12);
-	s->nreadonly = agent_get_u32(p + 16);
-	s->nfilter = agent_get_u32(p + 20);
+		s->caps[i] = le_get64(p);
+	s->ngroups = le_get32(p);
+	s->nrlimits = le_get32(p + 4);
+	s->nsysctl = le_get32(p + 8);
+	s->nmasked = le_get32(p + 12);
+	s->nreadonly = le_get32(p + 16);
+	s->nfilter = le_get32(p + 20);
 	p += 24;
 	/* The counts, bounded before any size is computed from them. */
 	if (s->ngroups > AGENT_MAX_GROUPS || s->nrlimits > AGENT_MAX_RLIMITS ||
@@ -270,11 +270,11 @@ static const char *proc_decode(uint8_t *buf, size_t len, size_t *off, struct age
 	if (len - *off < bin)
 		return "START's process settings are shorter than their counts";
 	for (uint32_t i = 0; i < s->ngroups; i++, p += 4)
-		s->groups[i] = agent_get_u32(p);
+		s->groups[i] = le_get32(p);
 	for (uint32_t i = 0; i < s->nrlimits; i++, p += RLIMIT_SIZE) {
-		s->rlimits[i].resource = agent_get_u32(p);
-		s->rlimits[i].soft = agent_get_u64(p + 4);
-		s->rlimits[i].hard = agent_get_u64(p + 12);
+		s->rlimits[i].resource = le_get32(p);
+		s->rlimits[i].soft = le_get64(p + 4);
+		s->rlimits[i].hard = le_get64(p + 12);
 	}
 	if (nfilter) {
 		s->filter = calloc(nfilter, sizeof(*s->filter));
@@ -282,10 +282,10 @@ static const char *proc_decode(uint8_t *buf, size_t len, size_t *off, struct age
 			return oom;
 		s->nfilter = nfilter;
 		for (uint32_t i = 0; i < nfilter; i++, p += INSN_SIZE) {
-			s->filter[i].code = agent_get_u16(p);
+			s->filter[i].code = le_get16(p);
 			s->filter[i].jt = p[2];
 			s->filter[i].jf = p[3];
-			s->filter[i].k = agent_get_u32(p + 4);
+			s->filter[i].k = le_get32(p + 4);
 		}
 	}
 	*off += bin;
@@ -308,13 +308,13 @@ int agent_start_decode(uint8_t *buf, size_t len, struct agent_start *s, const ch
 		*why = "START is shorter than its fixed fields";
 		return -EPROTO;
 	}
-	s->flags = agent_get_u32(buf);
-	s->uid = agent_get_u32(buf + 4);
-	s->gid = agent_get_u32(buf + 8);
-	s->rows = agent_get_u16(buf + 12);
-	s->cols = agent_get_u16(buf + 14);
-	s->argc = agent_get_u32(buf + 16);
-	s->envc = agent_get_u32(buf + 20);
+	s->flags = le_get32(buf);
+	s->uid = le_get32(buf + 4);
+	s->gid = le_get32(buf + 8);
+	s->rows = le_get16(buf + 12);
+	s->cols = le_get16(buf + 14);
+	s->argc = le_get32(buf + 16);
+	s->envc = le_get32(buf + 20);
 	if (s->flags & ~(AGENT_START_TTY | AGENT_START_PROC)) {
 		*why = "START has unknown flags";
 		return -EPROTO;

@@ -10,6 +10,8 @@
 #ifndef VMM_AGENT_PROTO_H
 #define VMM_AGENT_PROTO_H
 
+#include "vmm/le.h" /* the payloads' integers */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -151,41 +153,5 @@ const char *agent_proc_check(const struct agent_start *s);
 int agent_start_decode(uint8_t *buf, size_t len, struct agent_start *s, const char **why);
 
 void agent_start_free(struct agent_start *s);
-
-/* Little-endian helpers for the small fixed payloads. */
-static inline void agent_put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t agent_get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void agent_put_u64(uint8_t *p, uint64_t v)
-{
-	agent_put_u32(p, (uint32_t)v);
-	agent_put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static inline uint64_t agent_get_u64(const uint8_t *p)
-{
-	return (uint64_t)agent_get_u32(p) | (uint64_t)agent_get_u32(p + 4) << 32;
-}
-
-static inline void agent_put_u16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline uint16_t agent_get_u16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
 
 #endif

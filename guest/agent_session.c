@@ -79,7 +79,7 @@ void agent_session_error(struct agent_session *s, int err, const char *fmt, ...)
 	uint8_t msg[4 + 512];
 	va_list ap;
 
-	agent_put_u32(msg, (uint32_t)err);
+	le_put32(msg, (uint32_t)err);
 	va_start(ap, fmt);
 	int n = vsnprintf((char *)msg + 4, sizeof(msg) - 4, fmt, ap);
 	va_end(ap);
@@ -102,8 +102,8 @@ int agent_session_init(struct agent_session *s, const struct agent_session_ops *
 	s->payload = malloc(AGENT_MAX_PAYLOAD + 1);
 	if (!s->payload)
 		return -ENOMEM;
-	agent_put_u32(hello, AGENT_PROTO_VERSION);
-	agent_put_u32(hello + 4, main ? AGENT_HELLO_MAIN : 0);
+	le_put32(hello, AGENT_PROTO_VERSION);
+	le_put32(hello + 4, main ? AGENT_HELLO_MAIN : 0);
 	if (agent_session_send(s, AGENT_HELLO, hello, sizeof(hello)) < 0) {
 		agent_session_destroy(s);
 		return -ENOMEM;
@@ -163,8 +163,8 @@ int agent_session_exited(struct agent_session *s, int wstatus)
 		sig = (uint32_t)WTERMSIG(wstatus);
 		status = 128 + sig;
 	}
-	agent_put_u32(exit, status);
-	agent_put_u32(exit + 4, sig);
+	le_put32(exit, status);
+	le_put32(exit + 4, sig);
 	agent_session_send(s, AGENT_EXIT, exit, sizeof(exit));
 	s->state = AGENT_SESSION_DONE;
 	s->exit_status = (int)status;
@@ -217,7 +217,7 @@ static void start(struct agent_session *s)
 		return;
 	}
 	uint8_t p[4];
-	agent_put_u32(p, (uint32_t)pid);
+	le_put32(p, (uint32_t)pid);
 	s->pid = pid;
 	s->state = AGENT_SESSION_RUNNING;
 	agent_session_send(s, AGENT_STARTED, p, sizeof(p));
@@ -270,10 +270,10 @@ static void dispatch(struct agent_session *s)
 		break;
 	case AGENT_RESIZE:
 		if (s->tty)
-			s->ops->resize(s, agent_get_u16(s->payload), agent_get_u16(s->payload + 2));
+			s->ops->resize(s, le_get16(s->payload), le_get16(s->payload + 2));
 		break;
 	case AGENT_SIGNAL: {
-		uint32_t sig = agent_get_u32(s->payload);
+		uint32_t sig = le_get32(s->payload);
 		if (sig < 1 || sig > 64) {
 			agent_session_error(s, EINVAL, "SIGNAL %u is not a signal number (1-64)",
 					    sig);

@@ -249,18 +249,18 @@ static int handle(struct session *s, const struct agent_hdr *h, const uint8_t *p
 	case AGENT_HELLO:
 		if (h->len < 8 || s->started)
 			return -EPROTO;
-		if (agent_get_u32(p) != AGENT_PROTO_VERSION) {
+		if (le_get32(p) != AGENT_PROTO_VERSION) {
 			vmm_log(
 			    "the guest agent speaks protocol version %u, this vmm speaks %u: use "
 			    "the agent initramfs built with this vmm",
-			    agent_get_u32(p), AGENT_PROTO_VERSION);
+			    le_get32(p), AGENT_PROTO_VERSION);
 			return -EPROTO;
 		}
-		s->main = agent_get_u32(p + 4) & AGENT_HELLO_MAIN;
+		s->main = le_get32(p + 4) & AGENT_HELLO_MAIN;
 		return send_start(s);
 	case AGENT_STARTED:
 		if (h->len >= 4)
-			vmm_debug("container process started (guest pid %u)", agent_get_u32(p));
+			vmm_debug("container process started (guest pid %u)", le_get32(p));
 		return 0;
 	case AGENT_STDOUT:
 	case AGENT_STDERR:
@@ -276,7 +276,7 @@ static int handle(struct session *s, const struct agent_hdr *h, const uint8_t *p
 		if (h->len < 8 || s->exited)
 			return -EPROTO;
 		s->exited = true;
-		s->status = (int)(agent_get_u32(p) & 0xff);
+		s->status = (int)(le_get32(p) & 0xff);
 		/* Everything before EXIT is written out: the main session lets the VM go. */
 		if (s->main)
 			return queue(s, AGENT_SHUTDOWN, NULL, 0);
@@ -360,11 +360,11 @@ static int forward_signal(struct session *s, int sig)
 			return 0;
 		uint16_t rows, cols;
 		window_size(s->cmd.in_fd, &rows, &cols);
-		agent_put_u16(p, rows);
-		agent_put_u16(p + 2, cols);
+		le_put16(p, rows);
+		le_put16(p + 2, cols);
 		return queue(s, AGENT_RESIZE, p, 4);
 	}
-	agent_put_u32(p, (uint32_t)sig);
+	le_put32(p, (uint32_t)sig);
 	return queue(s, AGENT_SIGNAL, p, 4);
 }
 

@@ -121,13 +121,13 @@ static void frame_done(void)
 	CHECK(!F.exit_seen || t == AGENT_ERROR); /* after EXIT only replies to bad frames */
 	switch (t) {
 	case AGENT_HELLO:
-		CHECK(F.cur.len == 8 && agent_get_u32(F.fixed) == AGENT_PROTO_VERSION);
+		CHECK(F.cur.len == 8 && le_get32(F.fixed) == AGENT_PROTO_VERSION);
 		break;
 	case AGENT_STARTED:
-		CHECK(F.cur.len == 4 && agent_get_u32(F.fixed) == 4242);
+		CHECK(F.cur.len == 4 && le_get32(F.fixed) == 4242);
 		break;
 	case AGENT_EXIT:
-		CHECK(F.cur.len == 8 && agent_get_u32(F.fixed) <= 255 + 128);
+		CHECK(F.cur.len == 8 && le_get32(F.fixed) <= 255 + 128);
 		F.exit_seen = true;
 		break;
 	case AGENT_ERROR:

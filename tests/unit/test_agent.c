@@ -114,8 +114,8 @@ static void expect_hello(int fd, uint32_t flags)
 	uint32_t len;
 	assert_int_equal(recv_frame(fd, buf, &len), AGENT_HELLO);
 	assert_int_equal(len, 8);
-	assert_int_equal(agent_get_u32(buf), AGENT_PROTO_VERSION);
-	assert_int_equal(agent_get_u32(buf + 4), flags);
+	assert_int_equal(le_get32(buf), AGENT_PROTO_VERSION);
+	assert_int_equal(le_get32(buf + 4), flags);
 }
 
 /* Expects one ERROR frame with errno err. */
@@ -125,7 +125,7 @@ static void expect_error(int fd, uint32_t err)
 	uint32_t len;
 	assert_int_equal(recv_frame(fd, buf, &len), AGENT_ERROR);
 	assert_true(len > 4);
-	assert_int_equal(agent_get_u32(buf), err);
+	assert_int_equal(le_get32(buf), err);
 }
 
 static void spawn_agent(struct agent *a, const char *root)
@@ -227,7 +227,7 @@ static bool take_frame(int fd, struct result *r)
 	case AGENT_STARTED:
 		assert_int_equal(len, 4);
 		assert_false(r->started);
-		assert_true(agent_get_u32(buf) > 0);
+		assert_true(le_get32(buf) > 0);
 		r->started = true;
 		break;
 	case AGENT_STDOUT:
@@ -241,7 +241,7 @@ static bool take_frame(int fd, struct result *r)
 	case AGENT_ERROR:
 		assert_true(len >= 4);
 		if (!r->errors++) {
-			r->first_errno = agent_get_u32(buf);
+			r->first_errno = le_get32(buf);
 			size_t n =
 			    len - 4 < sizeof(r->first_msg) - 1 ? len - 4 : sizeof(r->first_msg) - 1;
 			memcpy(r->first_msg, buf + 4, n);
@@ -250,8 +250,8 @@ static bool take_frame(int fd, struct result *r)
 		break;
 	case AGENT_EXIT:
 		assert_int_equal(len, 8);
-		r->status = agent_get_u32(buf);
-		r->signal = agent_get_u32(buf + 4);
+		r->status = le_get32(buf);
+		r->signal = le_get32(buf + 4);
 		return true;
 	default:
 		fail_msg("unexpected frame type %u", type);
@@ -457,7 +457,7 @@ static void sigterm_reaches_sleep(void **state)
 	result_init(&r);
 	assert_false(take_frame(a->fd, &r)); /* STARTED: sleep is exec'd */
 	assert_true(r.started);
-	agent_put_u32(sig, SIGTERM);
+	le_put32(sig, SIGTERM);
 	send_frame(a->fd, AGENT_SIGNAL, sig, 4);
 	while (!take_frame(a->fd, &r))
 		;
@@ -602,8 +602,8 @@ static void tty_mode(void **state)
 	/* Wait for the first size, then resize and let the shell go on. */
 	while (!strstr(r.out, "33 101"))
 		assert_false(take_frame(a->fd, &r));
-	agent_put_u16(ws, 40);
-	agent_put_u16(ws + 2, 120);
+	le_put16(ws, 40);
+	le_put16(ws + 2, 120);
 	send_frame(a->fd, AGENT_RESIZE, ws, 4);
 	send_frame(a->fd, AGENT_STDIN, "\n", 1);
 	while (!take_frame(a->fd, &r))
@@ -670,10 +670,10 @@ static void malformed_input(void **state)
 	start(a->fd, (const char *const[]){"echo", "again", NULL}); /* a second START */
 	expect_error(a->fd, EPROTO);
 	uint8_t sig[4];
-	agent_put_u32(sig, 0);
+	le_put32(sig, 0);
 	send_frame(a->fd, AGENT_SIGNAL, sig, 4);
 	expect_error(a->fd, EINVAL);
-	agent_put_u32(sig, 65);
+	le_put32(sig, 65);
 	send_frame(a->fd, AGENT_SIGNAL, sig, 4);
 	expect_error(a->fd, EINVAL);
 

@@ -158,22 +158,22 @@ static void start_decode_rejects(void **state)
 	expect_refused((size_t)len + 1);
 
 	len = encode_sample();
-	agent_put_u32(buf, 2); /* unknown flag */
+	le_put32(buf, 2); /* unknown flag */
 	expect_refused((size_t)len);
 
 	len = encode_sample();
-	agent_put_u32(buf + 16, 0); /* argc 0 */
+	le_put32(buf + 16, 0); /* argc 0 */
 	expect_refused((size_t)len);
-	agent_put_u32(buf + 16, AGENT_MAX_ARGS + 1);
+	le_put32(buf + 16, AGENT_MAX_ARGS + 1);
 	expect_refused((size_t)len);
-	agent_put_u32(buf + 16, 0xffffffffu);
+	le_put32(buf + 16, 0xffffffffu);
 	expect_refused((size_t)len);
 
 	len = encode_sample();
-	agent_put_u32(buf + 20, AGENT_MAX_ARGS + 1); /* envc */
+	le_put32(buf + 20, AGENT_MAX_ARGS + 1); /* envc */
 	expect_refused((size_t)len);
 	len = encode_sample();
-	agent_put_u32(buf + 20, 3); /* more env entries than there are strings */
+	le_put32(buf + 20, 3); /* more env entries than there are strings */
 	expect_refused((size_t)len);
 
 	len = encode_sample();
@@ -371,7 +371,7 @@ static void proc_decode_rejects(void **state)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		len = encode_proc(&at);
-		agent_put_u32(buf + at + bad[i].off, bad[i].v);
+		le_put32(buf + at + bad[i].off, bad[i].v);
 		expect_refused((size_t)len);
 	}
 	/* a string the rules refuse, written in place */
@@ -387,7 +387,7 @@ static void proc_decode_rejects(void **state)
 	/* the flag without a section */
 	struct agent_start s = sample();
 	len = agent_start_encode(&s, buf, sizeof(buf));
-	agent_put_u32(buf, AGENT_START_PROC);
+	le_put32(buf, AGENT_START_PROC);
 	expect_refused((size_t)len);
 }
 

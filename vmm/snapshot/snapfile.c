@@ -1,5 +1,6 @@
 /* The snapshot state file's codec: layout in docs/snapshot.md, contracts in snapfile.h. */
 #include "vmm/snapshot/snapfile.h"
+#include "vmm/le.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,34 +45,6 @@ const char *snap_type_name(uint32_t type)
 		if (types[i].type == type)
 			return types[i].name;
 	return NULL;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
 }
 
 /* zlib's CRC-32 of a section: its header's type, index and length, then its payload. */
@@ -139,8 +112,8 @@ int snap_add(struct snap_writer *w, uint32_t type, uint32_t index, const void *d
 		w->len = SNAP_HEADER_LEN;
 	}
 	for (size_t at = SNAP_HEADER_LEN; at < w->len;
-	     at += SNAP_SECTION_HDR_LEN + padded(get64(w->data + at + 8)))
-		if (get32(w->data + at) == type && get32(w->data + at + 4) == index)
+	     at += SNAP_SECTION_HDR_LEN + padded(le_get64(w->data + at + 8)))
+		if (le_get32(w->data + at) == type && le_get32(w->data + at + 4) == index)
 			return verr_set(e, -EINVAL, "snapshot: two %s sections for %u", tn, index);
 	size_t total = SNAP_SECTION_HDR_LEN + padded(len);
 	if (w->len + total > SNAP_MAX_FILE)
@@ -151,12 +124,12 @@ int snap_add(struct snap_writer *w, uint32_t type, uint32_t index, const void *d
 		return r;
 	uint8_t *h = w->data + w->len;
 	memset(h, 0, total);
-	put32(h, type);
-	put32(h + 4, index);
-	put64(h + 8, len);
+	le_put32(h, type);
+	le_put32(h + 4, index);
+	le_put64(h + 8, len);
 	if (len)
 		memcpy(h + SNAP_SECTION_HDR_LEN, data, len);
-	put32(h + 16, section_crc(h, h + SNAP_SECTION_HDR_LEN, len));
+	le_put32(h + 16, section_crc(h, h + SNAP_SECTION_HDR_LEN, len));
 	w->len += total;
 	w->nsections++;
 	return 0;
@@ -173,13 +146,13 @@ void snap_writer_finish(struct snap_writer *w)
 		return;
 	uint8_t *h = w->data;
 	memcpy(h, SNAP_MAGIC, 8);
-	put32(h + 8, SNAP_FORMAT_VERSION);
-	put32(h + 12, SNAP_HEADER_LEN);
-	put64(h + 16, w->len);
-	put32(h + 24, w->nsections);
-	put32(h + 28, 0);
-	put32(h + 32, 0);
-	put32(h + 36, (uint32_t)crc32(crc32(0L, Z_NULL, 0), h, 36));
+	le_put32(h + 8, SNAP_FORMAT_VERSION);
+	le_put32(h + 12, SNAP_HEADER_LEN);
+	le_put64(h + 16, w->len);
+	le_put32(h + 24, w->nsections);
+	le_put32(h + 28, 0);
+	le_put32(h + 32, 0);
+	le_put32(h + 36, (uint32_t)crc32(crc32(0L, Z_NULL, 0), h, 36));
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -199,22 +172,22 @@ int snap_parse(const void *bytes, size_t len, const char *name, struct snap_file
 				"%s: not a vmm snapshot state file (no VMMSNAP header): give "
 				"the state file of a snapshot folder",
 				name);
-	uint32_t version = get32(d + 8);
+	uint32_t version = le_get32(d + 8);
 	if (version != SNAP_FORMAT_VERSION)
 		return verr_set(e, -EINVAL,
 				"%s: written by a vmm with snapshot format %u, this one reads %u: "
 				"restore it with that vmm, or take the snapshot again",
 				name, version, SNAP_FORMAT_VERSION);
-	if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), d, 36) != get32(d + 36))
+	if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), d, 36) != le_get32(d + 36))
 		return verr_set(e, -EINVAL,
 				"%s: the header's checksum does not match: the file is "
 				"damaged; take the snapshot again",
 				name);
-	uint64_t flen = get64(d + 16);
-	uint32_t n = get32(d + 24);
-	if (get32(d + 12) != SNAP_HEADER_LEN || !all_zero(d + 28, 8))
+	uint64_t flen = le_get64(d + 16);
+	uint32_t n = le_get32(d + 24);
+	if (le_get32(d + 12) != SNAP_HEADER_LEN || !all_zero(d + 28, 8))
 		return verr_set(e, -EINVAL, "%s: a header this vmm does not know (length %u)", name,
-				get32(d + 12));
+				le_get32(d + 12));
 	if (flen != len)
 		return verr_set(e, -EINVAL,
 				"%s: is %zu bytes, its header says %llu: the file is cut short or "
@@ -235,8 +208,8 @@ int snap_parse(const void *bytes, size_t len, const char *name, struct snap_file
 			break;
 		}
 		const uint8_t *h = d + at;
-		uint32_t type = get32(h), index = get32(h + 4);
-		uint64_t slen = get64(h + 8);
+		uint32_t type = le_get32(h), index = le_get32(h + 4);
+		uint64_t slen = le_get64(h + 8);
 		const char *tn = snap_type_name(type);
 		if (!tn) {
 			r = verr_set(e, -EINVAL,
@@ -262,7 +235,7 @@ int snap_parse(const void *bytes, size_t len, const char *name, struct snap_file
 			    name, i, tn, index);
 			break;
 		}
-		if (section_crc(h, p, slen) != get32(h + 16)) {
+		if (section_crc(h, p, slen) != le_get32(h + 16)) {
 			r = verr_set(
 			    e, -EINVAL,
 			    "%s: section %u (%s %u): the checksum does not match: the file "
