@@ -2,7 +2,9 @@
  * probing), THR-empty and RX interrupts, and a deep input buffer so piped stdin is never lost
  * (the event loop stops reading stdin while the buffer is full). */
 #include "devices/serial_8250.h"
+#include "vmm/le.h"
 
+#include <errno.h>
 #include <string.h>
 
 enum {
@@ -222,4 +224,47 @@ size_t serial_rx_push(struct serial8250 *s, const uint8_t *buf, size_t len)
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+size_t serial_save(struct serial8250 *s, uint8_t out[SERIAL_STATE_MAX])
+{
+	pthread_mutex_lock(&s->lock);
+	const uint8_t regs[8] = {
+	    s->ier, s->lcr, s->mcr, s->scr,
+	    s->dll, s->dlm, s->fcr, (uint8_t)(s->thr_int_pending | s->rx_was_full << 1)};
+	memcpy(out, regs, 8);
+	uint32_t n = (uint32_t)s->rx_len;
+	le_put32(out + 8, n);
+	for (size_t i = 0; i < s->rx_len; i++)
+		out[12 + i] = s->rx[(s->rx_head + i) % SERIAL_RX_BUF];
+	pthread_mutex_unlock(&s->lock);
+	return 12 + n;
+}
+
+int serial_restore(struct serial8250 *s, const uint8_t *in, size_t len, struct verr *e)
+{
+	uint32_t n = len >= 12 ? le_get32(in + 8) : 0;
+	if (len < 12 || n > SERIAL_RX_BUF || len != 12 + (size_t)n || (in[7] & ~3u))
+		return verr_set(e, -EINVAL,
+				"the saved 8250 is %zu bytes with %u of input and flags 0x%x: not "
+				"what a UART saves",
+				len, n, len >= 12 ? in[7] : 0);
+	pthread_mutex_lock(&s->lock);
+	s->ier = in[0];
+	s->lcr = in[1];
+	s->mcr = in[2];
+	s->scr = in[3];
+	s->dll = in[4];
+	s->dlm = in[5];
+	s->fcr = in[6];
+	s->thr_int_pending = in[7] & 1;
+	s->rx_was_full = in[7] & 2;
+	memcpy(s->rx, in + 12, n);
+	s->rx_head = 0;
+	s->rx_len = n;
+	/* the line as the state says, whatever it was */
+	s->irq_level = (iir(s) & IIR_NO_INT) != 0;
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

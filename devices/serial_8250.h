@@ -3,6 +3,8 @@
 #ifndef VMM_SERIAL_8250_H
 #define VMM_SERIAL_8250_H
 
+#include "vmm/log.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,6 +39,15 @@ void serial_destroy(struct serial8250 *s);
 /* Bus handler for the 8 registers (offset 0-7). Accesses wider than a byte touch only the first
  * register, as on real hardware they are undefined. */
 void serial_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write);
+
+/* The UART's state as a snapshot's serial section (docs/snapshot.md): its registers, the
+ * pending THR-empty interrupt and the input not yet read, at most SERIAL_STATE_MAX bytes.
+ * Returns the length written to out. */
+#define SERIAL_STATE_MAX (12u + SERIAL_RX_BUF)
+size_t serial_save(struct serial8250 *s, uint8_t out[SERIAL_STATE_MAX]);
+/* Loads a saved state into s (from serial_init) and sets its interrupt line to match. 0, or
+ * -EINVAL with one line in e for bytes serial_save does not write. */
+int serial_restore(struct serial8250 *s, const uint8_t *in, size_t len, struct verr *e);
 
 /* Free room in the input buffer, and queueing input: returns how many bytes were taken. */
 size_t serial_rx_space(struct serial8250 *s);

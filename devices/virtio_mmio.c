@@ -1,9 +1,11 @@
 /* virtio-mmio transport, register layout version 2. See virtio_mmio.h for the rules it enforces. */
 #include "devices/virtio_mmio.h"
+#include "vmm/le.h"
 #include "vmm/log.h"
 
 #include <linux/virtio_mmio.h>
 #include <linux/virtio_ring.h>
+#include <errno.h>
 #include <string.h>
 
 #define MMIO_MAGIC 0x74726976 /* "virt" */
@@ -331,4 +333,149 @@ void virtio_mmio_access(void *opaque, uint64_t offset, uint8_t *data, unsigned s
 	pthread_mutex_unlock(&d->lock);
 	if (kick && t->kick)
 		t->kick(t->kick_opaque, kq);
+}
+
+/* ---- snapshot state (layout: VIRTIO_MMIO_STATE_LEN in virtio_mmio.h, docs/snapshot.md) ---- */
+
+#define QSTATE(i) (48u + (i)*40u)
+
+void virtio_mmio_save(struct virtio_mmio *t, uint8_t out[VIRTIO_MMIO_STATE_LEN])
+{
+	struct virtio_dev *d = t->dev;
+	memset(out, 0, VIRTIO_MMIO_STATE_LEN);
+	pthread_mutex_lock(&d->lock);
+	le_put32(out, d->device_id);
+	le_put32(out + 4, d->nr_queues);
+	le_put64(out + 8, d->host_features);
+	le_put64(out + 16, d->acked_features);
+	le_put32(out + 24, d->status);
+	le_put32(out + 28, atomic_load(&d->isr));
+	le_put32(out + 32, d->config_generation);
+	le_put32(out + 36, t->dev_features_sel);
+	le_put32(out + 40, t->drv_features_sel);
+	le_put32(out + 44, t->queue_sel);
+	for (unsigned i = 0; i < d->nr_queues; i++) {
+		const struct virtq *q = &d->vq[i];
+		uint8_t *p = out + QSTATE(i);
+		le_put16(p, q->size);
+		p[2] = q->ready;
+		p[3] = q->broken;
+		p[4] = q->signalled_valid;
+		le_put64(p + 8, q->desc_gpa);
+		le_put64(p + 16, q->avail_gpa);
+		le_put64(p + 24, q->used_gpa);
+		le_put16(p + 32, q->last_avail);
+		le_put16(p + 34, q->used_idx);
+		le_put16(p + 36, q->signalled_used);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static bool zero(const uint8_t *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return false;
+	return true;
+}
+
+/* The checks of virtio_mmio_restore, nothing loaded yet. */
+static int check_state(const struct virtio_dev *d, const uint8_t *in, size_t len, struct verr *e)
+{
+	if (len != VIRTIO_MMIO_STATE_LEN)
+		return verr_set(e, -EINVAL, "%s: the saved transport is %zu bytes, not %u", d->name,
+				len, VIRTIO_MMIO_STATE_LEN);
+	uint32_t id = le_get32(in), nq = le_get32(in + 4);
+	uint64_t host = le_get64(in + 8), acked = le_get64(in + 16);
+	uint32_t st = le_get32(in + 24);
+	if (id != d->device_id || nq != d->nr_queues)
+		return verr_set(
+		    e, -EINVAL,
+		    "%s: the snapshot has virtio device %u with %u queues in this "
+		    "slot, this VM device %u with %u: give the devices the snapshot had",
+		    d->name, id, nq, d->device_id, d->nr_queues);
+	if (host != d->host_features)
+		return verr_set(e, -EINVAL,
+				"%s: offered features 0x%llx in the snapshot, 0x%llx now: give the "
+				"device the options it had",
+				d->name, (unsigned long long)host,
+				(unsigned long long)d->host_features);
+	const uint32_t known = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			       VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK |
+			       VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED;
+	bool fok = st & VIRTIO_CONFIG_S_FEATURES_OK;
+	if ((st & ~known) || (acked & ~host) || (fok && !(st & VIRTIO_CONFIG_S_DRIVER)) ||
+	    (fok && !((acked >> VIRTIO_F_VERSION_1) & 1)) ||
+	    ((st & VIRTIO_CONFIG_S_DRIVER_OK) && !fok) || le_get32(in + 28) > 3)
+		return verr_set(e, -EINVAL,
+				"%s: status 0x%x, features 0x%llx and interrupt status 0x%x are "
+				"not a state the transport can reach",
+				d->name, st, (unsigned long long)acked, le_get32(in + 28));
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		const uint8_t *p = in + QSTATE(i);
+		if (i >= nq ? !zero(p, 40)
+			    : (p[2] > 1 || p[3] > 1 || p[4] > 1 || !zero(p + 5, 3) ||
+			       !zero(p + 38, 2) || ((p[2] || p[3]) && !fok) || (p[3] && !p[2])))
+			return verr_set(e, -EINVAL,
+					"%s: the saved queue %u has flags or padding no transport "
+					"writes",
+					d->name, i);
+	}
+	return 0;
+}
+
+int virtio_mmio_restore(struct virtio_mmio *t, const uint8_t *in, size_t len, struct verr *e)
+{
+	struct virtio_dev *d = t->dev;
+	int r = check_state(d, in, len, e);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&d->lock);
+	if (d->status) {
+		pthread_mutex_unlock(&d->lock);
+		return verr_set(e, -EBUSY, "%s: restored onto a device already in use", d->name);
+	}
+	d->acked_features = le_get64(in + 16);
+	d->config_generation = le_get32(in + 32);
+	t->dev_features_sel = le_get32(in + 36);
+	t->drv_features_sel = le_get32(in + 40);
+	t->queue_sel = le_get32(in + 44);
+	for (unsigned i = 0; i < d->nr_queues && r == 0; i++) {
+		const uint8_t *p = in + QSTATE(i);
+		struct virtq *q = &d->vq[i];
+		q->size = le_get16(p);
+		q->desc_gpa = le_get64(p + 8);
+		q->avail_gpa = le_get64(p + 16);
+		q->used_gpa = le_get64(p + 24);
+		if (!p[2])
+			continue;
+		if (virtq_activate(q, d->mem, virtio_has_feature(d, VIRTIO_RING_F_EVENT_IDX),
+				   virtio_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC)) < 0) {
+			r = verr_set(
+			    e, -EINVAL,
+			    "%s: the saved queue %u has a bad size (%u) or ring addresses "
+			    "(desc 0x%llx avail 0x%llx used 0x%llx) for this guest's memory",
+			    d->name, i, q->size, (unsigned long long)q->desc_gpa,
+			    (unsigned long long)q->avail_gpa, (unsigned long long)q->used_gpa);
+			break;
+		}
+		q->ready = true;
+		q->broken = p[3];
+		q->signalled_valid = p[4];
+		q->last_avail = le_get16(p + 32);
+		q->used_idx = le_get16(p + 34);
+		q->signalled_used = le_get16(p + 36);
+	}
+	if (r < 0) {
+		reset_locked(t);
+		pthread_mutex_unlock(&d->lock);
+		return r;
+	}
+	d->status = (uint8_t)le_get32(in + 24);
+	atomic_store(&d->isr, le_get32(in + 28));
+	if ((d->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(d->status & VIRTIO_CONFIG_S_NEEDS_RESET) &&
+	    d->ops->activate && d->ops->activate(d) < 0)
+		virtio_dev_fail(d, "the device could not start after the restore");
+	pthread_mutex_unlock(&d->lock);
+	return 0;
 }

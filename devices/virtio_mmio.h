@@ -12,8 +12,10 @@
 #define VMM_VIRTIO_MMIO_H
 
 #include "devices/virtio.h"
+#include "vmm/log.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define VIRTIO_MMIO_WINDOW 0x200      /* registers 0x000-0x0ff, configuration space 0x100-0x1ff */
@@ -40,5 +42,22 @@ void virtio_mmio_access(void *opaque, uint64_t offset, uint8_t *data, unsigned s
 
 /* Resets the device as a status write of 0 would (vmm stopping). */
 void virtio_mmio_reset(struct virtio_mmio *t);
+
+/* The transport's state as a snapshot's device-transport section (docs/snapshot.md): the device
+ * id and queue count, offered and acked features, status, interrupt status, configuration
+ * generation, the three selectors, and each queue's size, readiness, ring addresses and indexes
+ * (last_avail, used_idx, the last signalled used index). Little-endian, fixed size. */
+#define VIRTIO_MMIO_STATE_LEN (48u + VIRTIO_MAX_QUEUES * 40u)
+void virtio_mmio_save(struct virtio_mmio *t, uint8_t out[VIRTIO_MMIO_STATE_LEN]);
+
+/* Loads a saved transport state into t, whose device is new (status 0) and made with the same
+ * options as the saved one. The bytes come from a snapshot file and are checked as a guest's
+ * register writes are: the same device id, queue count and offered features; acked features
+ * offered and, past FEATURES_OK, with VERSION_1; a status the state machine can reach; each
+ * ready queue's size and rings accepted by virtq_activate; flags 0 or 1, padding zero. With
+ * DRIVER_OK (and not NEEDS_RESET) the device is activated as that status write would; its
+ * queues are not kicked (the caller does once the VM's event loop runs). 0, or -EINVAL (-EBUSY
+ * for a device already in use) with one line in e naming what is wrong. */
+int virtio_mmio_restore(struct virtio_mmio *t, const uint8_t *in, size_t len, struct verr *e);
 
 #endif

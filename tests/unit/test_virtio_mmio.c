@@ -12,6 +12,7 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_mmio.h>
 #include <linux/virtio_ring.h>
+#include <errno.h>
 #include <string.h>
 
 #define MEM_SIZE (1 << 20)
@@ -310,26 +311,42 @@ static void interrupt_registers_take_no_lock(void **state)
 
 /* virtio-rng through the transport: the guest posts two writable buffers, kicks, and gets them
  * back filled, with an interrupt. */
+/* The rings of a queue set up by rng_running. */
+struct rings {
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+};
+
+/* An rng device driven to DRIVER_OK, its queue 0 of 8 at 0x10000. */
+static struct rings rng_running(struct virtio_rng *rng, struct virtio_mmio *t)
+{
+	virtio_rng_init(rng, &mem);
+	rng->dev.raise_irq = count_irq;
+	virtio_mmio_init(t, &rng->dev);
+	negotiate(t, 0);
+	setup_queue(t, 0, 8, 0x10000);
+	wr(t, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+	       VIRTIO_CONFIG_S_DRIVER_OK);
+	struct rings g = {guest_mem_ptr(&mem, 0x10000, 8 * sizeof(struct vring_desc)),
+			  guest_mem_ptr(&mem, 0x11000, 4 + 2 * 8),
+			  guest_mem_ptr(&mem, 0x12000, 4 + 8 * 8)};
+	assert_non_null(g.desc);
+	assert_non_null(g.avail);
+	assert_non_null(g.used);
+	return g;
+}
+
 static void rng_fills_buffers(void **state)
 {
 	(void)state;
 	static struct virtio_rng rng;
 	struct virtio_mmio t;
-	virtio_rng_init(&rng, &mem);
-	rng.dev.raise_irq = count_irq;
-	virtio_mmio_init(&t, &rng.dev);
-	negotiate(&t, 0);
-	setup_queue(&t, 0, 8, 0x10000);
-	wr(&t, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
-
-	struct vring_desc *desc = guest_mem_ptr(&mem, 0x10000, 8 * sizeof(*desc));
-	struct vring_avail *avail = guest_mem_ptr(&mem, 0x11000, 4 + 2 * 8);
-	struct vring_used *used = guest_mem_ptr(&mem, 0x12000, 4 + 8 * 8);
-	assert_non_null(desc);
-	assert_non_null(avail);
-	assert_non_null(used);
+	struct rings g = rng_running(&rng, &t);
+	struct vring_desc *desc = g.desc;
+	struct vring_avail *avail = g.avail;
+	struct vring_used *used = g.used;
 	uint8_t *buf = guest_mem_ptr(&mem, 0x40000, 8192);
 	desc[0] = (struct vring_desc){.addr = 0x40000, .len = 4096, .flags = VRING_DESC_F_WRITE};
 	desc[1] = (struct vring_desc){.addr = 0x41000, .len = 100, .flags = VRING_DESC_F_WRITE};
@@ -379,6 +396,81 @@ static void rng_fills_buffers(void **state)
 	virtio_rng_destroy(&rng);
 }
 
+/* A running rng device saved and restored onto a new one: its registers read the same and its
+ * queue goes on where it stopped. A saved state that does not fit the device, that no transport
+ * reaches, or with rings outside guest RAM is refused with one line, the device left reset. */
+static void save_restore(void **state)
+{
+	(void)state;
+	static struct virtio_rng a, b;
+	struct virtio_mmio ta, tb;
+	struct rings g = rng_running(&a, &ta);
+	struct vring_desc *desc = g.desc;
+	struct vring_avail *avail = g.avail;
+	struct vring_used *used = g.used;
+	for (unsigned i = 0; i < 3; i++) {
+		desc[i] = (struct vring_desc){
+		    .addr = 0x40000 + i * 0x1000, .len = 64, .flags = VRING_DESC_F_WRITE};
+		avail->ring[i] = (uint16_t)i;
+	}
+	avail->idx = 2;
+	wr(&ta, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(used->idx, 2);
+	wr(&ta, VIRTIO_MMIO_QUEUE_SEL, 1);
+	uint8_t saved[VIRTIO_MMIO_STATE_LEN];
+	virtio_mmio_save(&ta, saved);
+	virtio_rng_destroy(&a);
+
+	virtio_rng_init(&b, &mem);
+	b.dev.raise_irq = count_irq;
+	virtio_mmio_init(&tb, &b.dev);
+	struct verr e = {0};
+	activates = 0;
+	assert_int_equal(virtio_mmio_restore(&tb, saved, sizeof(saved), &e), 0);
+	assert_int_equal(rd(&tb, VIRTIO_MMIO_STATUS),
+			 VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			     VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_true(rd(&tb, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(rd(&tb, VIRTIO_MMIO_QUEUE_READY), 0); /* QueueSel 1 came back */
+	wr(&tb, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(rd(&tb, VIRTIO_MMIO_QUEUE_READY), 1);
+	/* the third request: taken from avail entry 2, given back as used entry 2 */
+	avail->idx = 3;
+	wr(&tb, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(used->idx, 3);
+	assert_int_equal(used->ring[2].id, 2);
+	assert_int_equal(used->ring[2].len, 64);
+	/* onto a device in use */
+	assert_int_equal(virtio_mmio_restore(&tb, saved, sizeof(saved), &e), -EBUSY);
+	virtio_mmio_reset(&tb);
+
+	uint8_t bad[VIRTIO_MMIO_STATE_LEN];
+	struct {
+		unsigned off;
+		uint8_t value;
+		const char *msg;
+	} cases[] = {
+	    {0, 2, "the snapshot has virtio device 2 with 1 queues in this slot"},
+	    {8, 0xff, "offered features 0x"},
+	    {24, VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DRIVER, "not a state the transport"},
+	    {28, 4, "not a state the transport"},
+	    {48 + 2, 2, "the saved queue 0 has flags or padding"},
+	    {48 + 40 + 8, 1, "the saved queue 1 has flags or padding"},
+	    {48 + 15, 0x10, "the saved queue 0 has a bad size (8) or ring addresses"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memcpy(bad, saved, sizeof(bad));
+		bad[cases[i].off] = cases[i].value;
+		e.msg[0] = 0;
+		assert_int_equal(virtio_mmio_restore(&tb, bad, sizeof(bad), &e), -EINVAL);
+		if (!strstr(e.msg, cases[i].msg))
+			fail_msg("case %zu: %s", i, e.msg);
+		assert_int_equal(rd(&tb, VIRTIO_MMIO_STATUS), 0);
+	}
+	assert_int_equal(virtio_mmio_restore(&tb, saved, sizeof(saved) - 1, &e), -EINVAL);
+	virtio_rng_destroy(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +480,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(bad_rings_need_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(interrupt_registers_take_no_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rng_fills_buffers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(save_restore, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
