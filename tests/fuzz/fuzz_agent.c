@@ -19,18 +19,13 @@
  *   6 bulk:    b: b % 8 + 1 STDIN frames of AGENT_MAX_PAYLOAD bytes, each fed while the session
  *              wants input (reaches the stdin and output limits with a small input) */
 #include "guest/agent_session.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "guest/agent_proto.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-
-#define CHECK(c)                 \
-	do {                     \
-		if (!(c))        \
-			abort(); \
-	} while (0)
 
 static struct {
 	bool spawn_fails;

@@ -4,16 +4,11 @@
  * message and leave the request zeroed; what parses must format into a line that parses again to
  * the same request, and every reply line must stay one line. */
 #include "vmm/api/api_proto.h"
+#include "tests/fuzz/fuzz_check.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(c)                 \
-	do {                     \
-		if (!(c))        \
-			abort(); \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,16 +3,11 @@
  * one-line message and leave no sections; a file that parses must have every section inside the
  * input, and a writer fed its sections again must give back the same bytes. */
 #include "vmm/snapshot/snapfile.h"
+#include "tests/fuzz/fuzz_check.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(c)                 \
-	do {                     \
-		if (!(c))        \
-			abort(); \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
