@@ -124,6 +124,14 @@ static int run(const char *const *argv, char *out, size_t cap, struct verr *e)
 			errbuf[0] ? errbuf : "(no message)");
 }
 
+static const char *member_str(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_get_type(v) == json_type_string
+		   ? json_object_get_string(v)
+		   : NULL;
+}
+
 /* The first address of family ("inet", "inet6") in an interface's addr_info, as ADDR/N into out:
  * for IPv6 a global one (not the link-local address every interface has) that passed duplicate
  * address detection. */
@@ -131,18 +139,16 @@ static void first_addr(json_object *addrs, const char *family, char *out, size_t
 {
 	out[0] = 0;
 	for (size_t k = 0; addrs && k < json_object_array_length(addrs); k++) {
-		json_object *a = json_object_array_get_idx(addrs, k), *f, *loc, *pl, *v;
-		if (!json_object_object_get_ex(a, "family", &f) ||
-		    strcmp(json_object_get_string(f), family) != 0 ||
-		    !json_object_object_get_ex(a, "local", &loc) ||
-		    !json_object_object_get_ex(a, "prefixlen", &pl) ||
-		    json_object_get_string_len(loc) >= INET6_ADDRSTRLEN)
+		json_object *a = json_object_array_get_idx(addrs, k), *pl, *v;
+		const char *f = member_str(a, "family"), *loc = member_str(a, "local"),
+			   *scope = member_str(a, "scope");
+		if (!f || strcmp(f, family) != 0 || !loc || strlen(loc) >= INET6_ADDRSTRLEN ||
+		    !json_object_object_get_ex(a, "prefixlen", &pl))
 			continue;
-		if (family[4] == '6' && ((json_object_object_get_ex(a, "scope", &v) &&
-					  strcmp(json_object_get_string(v), "global") != 0) ||
+		if (family[4] == '6' && ((scope && strcmp(scope, "global") != 0) ||
 					 json_object_object_get_ex(a, "dadfailed", &v)))
 			continue;
-		snprintf(out, cap, "%s/%d", json_object_get_string(loc), json_object_get_int(pl));
+		snprintf(out, cap, "%s/%d", loc, json_object_get_int(pl));
 		return;
 	}
 }
@@ -180,14 +186,6 @@ int oci_net_pick(const char *text, char name[16], char mac[18], int *mtu, char i
 	}
 	json_object_put(links);
 	return found;
-}
-
-static const char *member_str(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) && json_object_get_type(v) == json_type_string
-		   ? json_object_get_string(v)
-		   : NULL;
 }
 
 int oci_net_routes(const char *text, const char *ifname, bool v6, char gw[INET6_ADDRSTRLEN],
