@@ -78,23 +78,35 @@ vsock_echo() {
 # stop is also a "# nest-trouble:" line, on which run.sh runs the group again. A vmm that is still
 # there 30 s after SIGKILL ends the group (exit 125, a "# nest-trouble:" line), which run.sh runs
 # again. Sets rc (137 for a vmm that had to be killed, as with timeout -k). WATCH_WRAP: words
-# put before vmm (a setpriv that drops a capability).
+# put before vmm (a setpriv that drops a capability). It is watch_start and watch_end: a test that
+# acts on the VM meanwhile (kills it) calls the two itself.
 watched() {
-	local t=$1 sock=$2 out=$3 err=$4 pid end py=/usr/bin/python3
-	shift 4
-	[ -x "$py" ] || py=python3
+	local t=$1
+	shift
+	watch_start "$@"
+	watch_end "$t"
+}
+# watch_start SOCK OUT ERR ARGS...: starts vmm as watched does, in the background; sets pid (vmm's)
+watch_start() {
+	local sock=$1 out=$2 err=$3
+	shift 3
 	rm -f "$sock" "$tmp/watch.rc" "$tmp/watch.pid"
 	# vmm runs under a subshell that writes its status once it is reaped, so that a vmm that
 	# SIGKILL cannot end is seen (a plain `wait` would block until the nest's timeout)
 	(
 		${WATCH_WRAP:-} "$vmm" --api-sock "$sock" "$@" </dev/null >"$out" 2>"$err" &
 		echo $! >"$tmp/watch.pid"
-		wait $!
+		wait $! 2>/dev/null # (no "Killed" line from the shell: a test may kill it)
 		echo $? >"$tmp/watch.rc"
 	) &
-	local sub=$!
+	watch_sub=$! watch_sock=$sock
 	while [ ! -s "$tmp/watch.pid" ]; do sleep 0.1; done
 	pid=$(<"$tmp/watch.pid")
+}
+# watch_end TIMEOUT: waits up to TIMEOUT seconds for the vmm of watch_start to end, then as watched
+watch_end() {
+	local t=$1 sock=$watch_sock end py=/usr/bin/python3
+	[ -x "$py" ] || py=python3
 	end=$((SECONDS + t))
 	while [ ! -e "$tmp/watch.rc" ] && ((SECONDS < end)); do sleep 0.5; done
 	if [ ! -e "$tmp/watch.rc" ]; then
@@ -150,7 +162,7 @@ PY
 			exit 125
 		fi
 	fi
-	wait "$sub"
+	wait "$watch_sub"
 	rc=$(<"$tmp/watch.rc")
 }
 
