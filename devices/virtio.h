@@ -10,11 +10,13 @@
 #define VMM_VIRTIO_H
 
 #include "devices/virtqueue.h"
+#include "vmm/log.h"
 
 #include <linux/virtio_config.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define VIRTIO_MAX_QUEUES 4
@@ -79,7 +81,23 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *d);
 	/* Queue q was kicked (event loop thread). */
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
+
+	/* Snapshots (docs/snapshot.md); each may be NULL. Lock held, vCPUs paused.
+	 * quiesce: finish every request the device has taken, each pushed to its used ring and the
+	 * driver interrupted as usual, so that guest memory and the transport's state are the whole
+	 * of the I/O; the device takes nothing new until the caller kicks its queues (once the VM
+	 * runs again, as after a restore). 0, or a negative errno with one line in e (the snapshot
+	 * is then refused). NULL: the device answers what it takes before its callback returns.
+	 * save: the device model's own state beyond the transport's (at most VIRTIO_DEV_STATE_MAX
+	 * bytes into out); returns its length. NULL: none.
+	 * restore: checks a saved state against this device, new and made from the snapshot's
+	 * description, before the transport's state is loaded: 0, or -EINVAL with one line in e
+	 * saying what differs and what to restore with. */
+	int (*quiesce)(struct virtio_dev *d, struct verr *e);
+	size_t (*save)(const struct virtio_dev *d, uint8_t *out);
+	int (*restore)(struct virtio_dev *d, const uint8_t *in, size_t len, struct verr *e);
 };
+#define VIRTIO_DEV_STATE_MAX 256u
 
 struct virtio_dev {
 	const char *name;   /* for log lines: "virtio-blk vdb" ... */

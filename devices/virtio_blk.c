@@ -12,6 +12,7 @@
  * Bad requests get IOERR or UNSUPP; host I/O errors get IOERR with a rate-limited log line. */
 #include "devices/virtio_blk.h"
 #include "devices/option_spec.h"
+#include "vmm/le.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -637,27 +638,34 @@ static void uring_event(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
-/* Waits until no request is in flight; their chains are dropped. Lock held. */
-static void drain(struct virtio_blk *b)
+/* Waits until no request is in flight, reaping each completion (a step that follows is
+ * submitted and waited for too): 0, or io_uring's negative errno. Lock held. */
+static int wait_inflight(struct virtio_blk *b)
 {
-	if (!b->uring)
-		return;
-	b->draining = true;
 	uring_submit(b);
 	while (b->inflight) {
 		struct io_uring_cqe *cqe;
 		int r = io_uring_wait_cqe(&b->ring, &cqe);
 		if (r == -EINTR)
 			continue;
-		if (r < 0) {
-			/* on every reset the guest asks for: rate-limited */
-			vmm_log_ratelimited(&b->io_rl, 5,
-					    "%s: waiting for in-flight requests failed: %s",
-					    b->name, strerror(-r));
-			break;
-		}
+		if (r < 0)
+			return r;
 		uring_reap(b);
+		uring_submit(b);
 	}
+	return 0;
+}
+
+/* Waits until no request is in flight; their chains are dropped. Lock held. */
+static void drain(struct virtio_blk *b)
+{
+	if (!b->uring)
+		return;
+	b->draining = true;
+	int r = wait_inflight(b);
+	if (r < 0) /* on every reset the guest asks for: rate-limited */
+		vmm_log_ratelimited(&b->io_rl, 5, "%s: waiting for in-flight requests failed: %s",
+				    b->name, strerror(-r));
 	b->draining = false;
 }
 
@@ -707,12 +715,80 @@ static void blk_queue_notify(struct virtio_dev *d, unsigned q)
 		process_queue(d->priv);
 }
 
+/* Every request in flight finished and pushed, the steps they still had (a DISCARD's next
+ * segment) run too; nothing new is popped (a throttled queue waits for the caller's kick). */
+static int blk_quiesce(struct virtio_dev *d, struct verr *e)
+{
+	struct virtio_blk *b = d->priv;
+	if (!b->uring)
+		return 0;
+	int r = wait_inflight(b);
+	batch_end(b);
+	if (r < 0)
+		return verr_set(e, r, "%s: waiting for %u in-flight requests failed: %s", b->name,
+				b->inflight, strerror(-r));
+	return 0;
+}
+
+/* The saved state: what the guest was told of the disk, which the image it is restored with must
+ * match (capacity in sectors, little-endian; read-only 0 or 1; the serial, zero-padded) */
+#define BLK_STATE_LEN (8u + 8u + VIRTIO_BLK_ID_BYTES + 4u)
+_Static_assert(BLK_STATE_LEN <= VIRTIO_DEV_STATE_MAX, "virtio-blk state too large");
+
+static size_t blk_save(const struct virtio_dev *d, uint8_t *out)
+{
+	const struct virtio_blk *b = d->priv;
+	memset(out, 0, BLK_STATE_LEN);
+	le_put64(out, b->capacity);
+	out[8] = b->ro;
+	memcpy(out + 16, b->serial, VIRTIO_BLK_ID_BYTES);
+	return BLK_STATE_LEN;
+}
+
+static int blk_restore(struct virtio_dev *d, const uint8_t *in, size_t len, struct verr *e)
+{
+	const struct virtio_blk *b = d->priv;
+	if (len != BLK_STATE_LEN)
+		return verr_set(e, -EINVAL,
+				"%s: the snapshot's disk state is %zu bytes, not %u: the "
+				"snapshot is damaged or from another vmm",
+				b->name, len, BLK_STATE_LEN);
+	static const uint8_t zero[8];
+	if (memcmp(in + 9, zero, 7) != 0 || memcmp(in + 16 + VIRTIO_BLK_ID_BYTES, zero, 4) != 0)
+		return verr_set(e, -EINVAL,
+				"%s: the snapshot's disk state has padding bytes set: "
+				"the snapshot is damaged",
+				b->name);
+	uint64_t cap = le_get64(in);
+	if (cap != b->capacity)
+		return verr_set(e, -EINVAL,
+				"%s: the snapshot's disk had %llu sectors, this image has "
+				"%llu: restore with the image the snapshot was taken with",
+				b->name, (unsigned long long)cap, (unsigned long long)b->capacity);
+	if (in[8] > 1 || in[8] != b->ro)
+		return verr_set(e, -EINVAL,
+				"%s: the snapshot's disk was %s, this one is %s: give "
+				"the --disk ro flag as the snapshot had it",
+				b->name, in[8] ? "read-only" : "read-write",
+				b->ro ? "read-only" : "read-write");
+	/* (the saved serial is not quoted: the file's bytes are not for the log) */
+	if (memcmp(in + 16, b->serial, VIRTIO_BLK_ID_BYTES) != 0)
+		return verr_set(e, -EINVAL,
+				"%s: the snapshot's disk had another serial than '%.*s': "
+				"give the id= the snapshot was taken with",
+				b->name, VIRTIO_BLK_ID_BYTES, b->serial);
+	return 0;
+}
+
 static const struct virtio_dev_ops blk_ops = {
     .config_read = blk_config_read,
     .config_write = blk_config_write,
     .activate = blk_activate,
     .reset = blk_reset,
     .queue_notify = blk_queue_notify,
+    .quiesce = blk_quiesce,
+    .save = blk_save,
+    .restore = blk_restore,
 };
 
 /* ---- setup ---- */

@@ -69,8 +69,29 @@ static void rng_notify(struct virtio_dev *d, unsigned qi)
 		virtio_dev_notify_used(d, 0);
 }
 
+/* Snapshots: every request is answered in the kick that took it, and the device keeps nothing
+ * of its own (an empty device-state section). */
+static size_t rng_save(const struct virtio_dev *d, uint8_t *out)
+{
+	(void)d, (void)out;
+	return 0;
+}
+
+static int rng_restore(struct virtio_dev *d, const uint8_t *in, size_t len, struct verr *e)
+{
+	(void)in;
+	if (len)
+		return verr_set(e, -EINVAL,
+				"%s: the snapshot's device state is %zu bytes, not 0: the snapshot "
+				"is damaged or from another vmm",
+				d->name, len);
+	return 0;
+}
+
 static const struct virtio_dev_ops rng_ops = {
     .queue_notify = rng_notify,
+    .save = rng_save,
+    .restore = rng_restore,
 };
 
 void virtio_rng_init(struct virtio_rng *r, const struct guest_mem *mem)

@@ -919,6 +919,107 @@ static void destroy_with_requests_in_flight(void **state)
 	assert_int_equal(ev_run_once(&t->el, 0), 0); /* the eventfd is gone from the loop */
 }
 
+/* ---- snapshots ---- */
+
+/* Quiesce (a snapshot of a paused VM) finishes the requests in flight and pushes them, with an
+ * interrupt; the device then goes on as before when kicked. */
+static void quiesce_finishes_requests_in_flight(void **state)
+{
+	struct t *t = *state;
+	start_opts(t, IMG_SIZE, "", 4, 0);
+	uint64_t st[6];
+	for (unsigned i = 0; i < 6; i++) {
+		if (i == 4) { /* the first four answered: their descriptors are free again */
+			struct verr e = {0};
+			unsigned irqs = t->irqs;
+			assert_int_equal(used_idx(t), t->engine == ENGINE_SYNC ? 4 : 0);
+			pthread_mutex_lock(&t->d->lock);
+			assert_int_equal(t->d->ops->quiesce(t->d, &e), 0);
+			pthread_mutex_unlock(&t->d->lock);
+			assert_int_equal(used_idx(t), 4);
+			assert_true(t->irqs > irqs || t->engine == ENGINE_SYNC);
+			for (unsigned j = 0; j < 4; j++) {
+				assert_int_equal(*(uint8_t *)gp(t, st[j], 1), VIRTIO_BLK_S_OK);
+				assert_int_equal(next_used(t).len, 8193);
+			}
+		}
+		struct buf b[3] = {
+		    hdr(t, VIRTIO_BLK_T_IN, 16 * i), {galloc(t, 8192), 8192, true}, status_buf(t)};
+		st[i] = b[2].gpa;
+		*(uint8_t *)gp(t, st[i], 1) = 0xff;
+		post(t, b, 3, true);
+		if (i == 3 || i == 5)
+			kick(t);
+	}
+	for (unsigned i = 4; i < 6; i++)
+		assert_int_equal(next_used(t).len, 8193);
+	assert_int_equal(used_idx(t), 6);
+	assert_int_equal(*(uint8_t *)gp(t, st[5], 1), VIRTIO_BLK_S_OK);
+}
+
+/* A second device over image PATH with the option string after "path=" */
+static struct virtio_blk *other_dev(struct t *t, const char *path, const char *extra)
+{
+	char spec[512];
+	snprintf(spec, sizeof(spec), "path=%s%s", path, extra);
+	struct virtio_blk_options o;
+	struct verr e = {0};
+	assert_int_equal(virtio_blk_parse(spec, &o, &e), 0);
+	struct virtio_blk *b;
+	if (virtio_blk_create(&b, &o, &t->mem, NULL, &e) < 0)
+		fail_msg("%s", e.msg);
+	return b;
+}
+
+static void expect_restore_fails(struct virtio_blk *b, const uint8_t *in, size_t len,
+				 const char *needle)
+{
+	struct virtio_dev *d = virtio_blk_dev(b);
+	struct verr e = {0};
+	assert_int_equal(d->ops->restore(d, in, len, &e), -EINVAL);
+	if (!strstr(e.msg, needle))
+		fail_msg("'%s' lacks '%s'", e.msg, needle);
+	virtio_blk_destroy(b);
+}
+
+/* The saved disk state is what the guest was told: the same image and options restore, another
+ * size, ro flag or serial is refused with a line saying so, as are a damaged state's length and
+ * padding. */
+static void save_restore_state(void **state)
+{
+	struct t *t = *state;
+	start(t, ",id=disk-7");
+	uint8_t s[VIRTIO_DEV_STATE_MAX];
+	size_t n = t->d->ops->save(t->d, s);
+	assert_true(n > 0 && n <= VIRTIO_DEV_STATE_MAX);
+	virtio_blk_destroy(t->b); /* its lock on the image goes too */
+	t->b = NULL;
+
+	struct virtio_blk *b = other_dev(t, t->path, ",id=disk-7");
+	struct virtio_dev *d = virtio_blk_dev(b);
+	struct verr e = {0};
+	assert_int_equal(d->ops->restore(d, s, n, &e), 0);
+	virtio_blk_destroy(b);
+
+	expect_restore_fails(other_dev(t, t->path, ",id=disk-8"), s, n, "another serial");
+	expect_restore_fails(other_dev(t, t->path, ",ro,id=disk-7"), s, n,
+			     "was read-write, this one is read-only");
+	char bigger[256];
+	int fd = make_image(bigger, sizeof(bigger), IMG_SIZE + 4096);
+	expect_restore_fails(other_dev(t, bigger, ",id=disk-7"), s, n,
+			     "had 512 sectors, this image has 520");
+	close(fd);
+	unlink(bigger);
+	expect_restore_fails(other_dev(t, t->path, ",id=disk-7"), s, n - 1, "bytes, not");
+	uint8_t bad[VIRTIO_DEV_STATE_MAX];
+	memcpy(bad, s, n);
+	bad[n - 1] = 1;
+	expect_restore_fails(other_dev(t, t->path, ",id=disk-7"), bad, n, "padding");
+	memcpy(bad, s, n);
+	bad[8] = 2;
+	expect_restore_fails(other_dev(t, t->path, ",id=disk-7"), bad, n, "read-only");
+}
+
 /* ---- the option parser ---- */
 
 static void parse_good(void **state)
@@ -1130,6 +1231,8 @@ int main(void)
 	    BOTH(reposted_chains_are_bounded),
 	    BOTH(reset_with_requests_in_flight),
 	    BOTH(destroy_with_requests_in_flight),
+	    BOTH(quiesce_finishes_requests_in_flight),
+	    BOTH(save_restore_state),
 	    cmocka_unit_test(parse_good),
 	    cmocka_unit_test(parse_bad),
 	    cmocka_unit_test_prestate_setup_teardown(create_errors, setup, teardown, &uring_engine),
