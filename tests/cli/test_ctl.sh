@@ -35,6 +35,29 @@ c.sendall(sys.argv[4].encode()); c.close()' "$tmp/api.sock" "$tmp/req" "$tmp/rea
 	spid=$!
 	for _ in $(seq 100); do [ -e "$tmp/ready" ] && break; sleep 0.05; done
 }
+# serve_fds REPLY BYTES: as serve, and writes BYTES into each descriptor that came with the
+# request, their count and kinds ("2 reg reg") into $tmp/fds
+serve_fds() {
+	rm -f "$tmp/api.sock" "$tmp/req" "$tmp/ready" "$tmp/fds"
+	python3 -c '
+import array, os, socket, stat, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); s.settimeout(10)
+open(sys.argv[3], "w").close()
+c, _ = s.accept(); c.settimeout(10)
+data, anc, _, _ = c.recvmsg(4096, socket.CMSG_SPACE(8 * 4))
+fds = array.array("i")
+for level, kind, b in anc:
+    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        fds.frombytes(b[: len(b) - len(b) % 4])
+kinds = ["reg" if stat.S_ISREG(os.fstat(f).st_mode) else "other" for f in fds]
+for f in fds:
+    os.write(f, sys.argv[5].encode())
+open(sys.argv[4], "w").write(" ".join([str(len(fds))] + kinds))
+open(sys.argv[2], "wb").write(data.split(b"\n")[0] + b"\n")
+c.sendall(sys.argv[6].encode()); c.close()' "$tmp/api.sock" "$tmp/req" "$tmp/ready" "$tmp/fds" "$2" "$1" &
+	spid=$!
+	for _ in $(seq 100); do [ -e "$tmp/ready" ] && break; sleep 0.05; done
+}
 ctl() { timeout -k 5 30 "$vmm" ctl "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
 done_serving() { wait "$spid" 2>/dev/null; spid=; }
 # check NAME COND...: the test passes when COND holds
@@ -42,7 +65,7 @@ check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name (ex
 req_is() { [ "$(cat "$tmp/req")" = "$1" ]; }
 err_is() { [ "$(cat "$tmp/err")" = "$1" ]; }
 
-echo "1..12"
+echo "1..15"
 # A vmm whose main() does not hand `ctl` to ctl_main fails every test: say so once.
 if ! "$vmm" ctl --help 2>/dev/null | grep -q "^Usage: vmm ctl"; then
 	echo "Bail out! $vmm ctl --help prints no usage: main() does not run ctl_main"
@@ -100,6 +123,25 @@ ctl --api-sock "$tmp/api.sock" pause
 done_serving
 check "no reply: one line, exit 125" \
 	eval '[ $rc = 125 ] && err_is "vmm: ctl: pause: the server closed the connection without a reply"'
+
+# snapshot DIR: the two files' descriptors go with the request; what the server wrote is read
+# back before the files take their names, and on any failure nothing is left in DIR
+serve_fds '{"v":1,"ok":false,"error":"snapshot: the VM is running, not paused: pause it first (vmm ctl pause)"}
+' x
+ctl --api-sock "$tmp/api.sock" snapshot "$tmp/snap"
+done_serving
+check "snapshot DIR: two regular files' descriptors sent; an error reply leaves DIR empty, exit 125" \
+	eval '[ $rc = 125 ] && req_is "{\"v\":1,\"op\":\"snapshot\"}" && [ "$(cat "$tmp/fds")" = "2 reg reg" ] &&
+	err_is "vmm: ctl: snapshot: the VM is running, not paused: pause it first (vmm ctl pause)" && [ -d "$tmp/snap" ] && [ -z "$(ls -A "$tmp/snap")" ]'
+serve_fds '{"v":1,"ok":true,"state_bytes":4,"sections":1,"memory_bytes":4,"memory_written":4,"snapshot_ms":1}
+' GARB
+ctl --api-sock "$tmp/api.sock" snapshot "$tmp/snap"
+done_serving
+check "snapshot DIR: a state file that does not read back is refused (one line), DIR left empty" \
+	eval '[ $rc = 125 ] && grep -q "^vmm: ctl: snapshot: what vmm wrote does not read back: state.tmp: " "$tmp/err" && [ "$(wc -l <"$tmp/err")" = 1 ] && [ -z "$(ls -A "$tmp/snap")" ]'
+ctl --api-sock "$tmp/api.sock" snapshot
+check "snapshot without DIR: one line, exit 125" \
+	eval '[ $rc = 125 ] && err_is "vmm: ctl: snapshot needs a directory: vmm ctl --api-sock PATH snapshot DIR"'
 
 rm -f "$tmp/api.sock"
 ctl --api-sock "$tmp/api.sock" state

@@ -50,6 +50,7 @@ static void every_op_parses(void **state)
 	    {"{\"op\":\"signal\",\"signal\":64,\"v\":1}", API_OP_SIGNAL, 0, 64},
 	    {"{\"op\":\"exec\"}\n", API_OP_EXEC, 0, 0},
 	    {"{\"op\":\"metrics\"}", API_OP_METRICS, 0, 0},
+	    {"{\"op\":\"snapshot\"}", API_OP_SNAPSHOT, 0, 0},
 	    {"{\"o\\u0070\":\"st\\u0061te\"}", API_OP_STATE, 0, 0}, /* escapes are JSON */
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -240,6 +241,7 @@ static void format_parse_round_trip(void **state)
 	    {.op = API_OP_SIGNAL, .signal = 64},
 	    {.op = API_OP_EXEC},
 	    {.op = API_OP_METRICS},
+	    {.op = API_OP_SNAPSHOT},
 	};
 	char buf[256];
 	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
@@ -427,6 +429,56 @@ static void client_reads_one_line(void **state)
 	n = recv(sv[0], buf, sizeof(buf), MSG_DONTWAIT);
 	assert_int_equal(n, 4);
 	assert_memory_equal(buf, "TAIL", 4);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Descriptors go with the request's bytes (SCM_RIGHTS), once; more than API_MAX_FDS are not
+ * sent. */
+static void client_sends_fds(void **state)
+{
+	(void)state;
+	int sv[2], p[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(pipe(p), 0);
+	const char *reply = "{\"v\":1,\"ok\":true}\n";
+	assert_int_equal(write(sv[1], reply, strlen(reply)), (ssize_t)strlen(reply));
+	struct api_request r = {.op = API_OP_SNAPSHOT};
+	struct json_object *o;
+	struct verr e = {0};
+	assert_int_equal(api_client_call_fds(sv[0], &r, p, 2, 1000, &o, &e), 0);
+	json_object_put(o);
+
+	char buf[256];
+	union {
+		char b[CMSG_SPACE(4 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof(u.b)};
+	ssize_t n = recvmsg(sv[1], &m, MSG_CMSG_CLOEXEC);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "{\"v\":1,\"op\":\"snapshot\"}\n");
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	assert_non_null(c);
+	assert_int_equal(c->cmsg_type, SCM_RIGHTS);
+	assert_int_equal(c->cmsg_len, CMSG_LEN(2 * sizeof(int)));
+	int got[2];
+	memcpy(got, CMSG_DATA(c), sizeof(got));
+	/* the second is the pipe's write end: a byte through it reaches the read end */
+	assert_int_equal(write(got[1], "x", 1), 1);
+	assert_int_equal(read(p[0], buf, 1), 1);
+	close(got[0]);
+	close(got[1]);
+
+	int many[API_MAX_FDS + 1] = {p[0], p[1], p[0]};
+	assert_int_equal(api_client_call_fds(sv[0], &r, many, API_MAX_FDS + 1, 1000, &o, &e),
+			 -EINVAL);
+	assert_null(o);
+	close(p[0]);
+	close(p[1]);
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -812,6 +864,7 @@ int main(void)
 	    cmocka_unit_test(format_parse_round_trip),
 	    cmocka_unit_test(reply_lines),
 	    cmocka_unit_test(client_reads_one_line),
+	    cmocka_unit_test(client_sends_fds),
 	    cmocka_unit_test(client_reply_limits),
 	    cmocka_unit_test(client_times_out_and_checks),
 	    cmocka_unit_test(client_connects),

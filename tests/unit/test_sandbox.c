@@ -345,7 +345,12 @@ static const struct probe probes[] = {
     {"ioctl TCSETS", SYS_ioctl, 0, 0, TCSETS, {ALLOW, TRAP, TRAP, TRAP}},
     {"ioctl TIOCGWINSZ", SYS_ioctl, 0, 0, TIOCGWINSZ, {TRAP, TRAP, ALLOW, TRAP}},
     {"ioctl TUNSETOFFLOAD", SYS_ioctl, 0, 5, TUNSETOFFLOAD, {TRAP, ALLOW, TRAP, TRAP}},
-    {"ioctl KVM_GET_REGS", SYS_ioctl, 0, 3, KVM_GET_REGS, {TRAP, ALLOW, TRAP, TRAP}},
+    {"ioctl KVM_GET_REGS", SYS_ioctl, 0, 3, KVM_GET_REGS, {ALLOW, ALLOW, TRAP, TRAP}},
+    /* the snapshot's reads of KVM state are the main thread's; it sets none of it */
+    {"ioctl KVM_GET_PIT2", SYS_ioctl, 0, 3, KVM_GET_PIT2, {ALLOW, TRAP, TRAP, TRAP}},
+    {"ioctl KVM_SET_PIT2", SYS_ioctl, 0, 3, KVM_SET_PIT2, {TRAP, TRAP, TRAP, TRAP}},
+    {"ioctl KVM_SET_MSRS", SYS_ioctl, 0, 3, KVM_SET_MSRS, {TRAP, TRAP, TRAP, TRAP}},
+    {"recvmsg", SYS_recvmsg, 0, 0, 0, {ALLOW, TRAP, TRAP, TRAP}},
     {"ioctl KVM_CREATE_VM", SYS_ioctl, 0, 3, KVM_CREATE_VM, {TRAP, TRAP, TRAP, TRAP}},
     {"ioctl KVM_SET_USER_MEMORY_REGION",
      SYS_ioctl,

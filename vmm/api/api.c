@@ -3,6 +3,7 @@
 #include "vmm/api/api.h"
 #include "guest/agent_proto.h"
 #include "vmm/api/api_proto.h"
+#include "vmm/snapshot/vm_snapshot.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -27,6 +28,10 @@ struct api_conn {
 	 * API_DRAIN_MAX bytes. */
 	bool closing;
 	size_t drained;
+	/* descriptors received (SCM_RIGHTS) for the next request: snapshot's files */
+	int fds[API_MAX_FDS];
+	unsigned nfds;
+	bool fds_refused; /* more came than a request takes, or the control message was cut */
 	size_t len;
 	char buf[API_REQUEST_MAX];
 };
@@ -45,9 +50,18 @@ struct api_server {
 	struct api_conn *conns[API_MAX_CLIENTS];
 };
 
+static void conn_drop_fds(struct api_conn *c)
+{
+	for (unsigned i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	c->nfds = 0;
+	c->fds_refused = false;
+}
+
 static void conn_close(struct api_conn *c)
 {
 	struct api_server *s = c->srv;
+	conn_drop_fds(c);
 	for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
 		if (s->conns[i] == c)
 			s->conns[i] = NULL;
@@ -156,6 +170,31 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 			return 0;
 		}
 		break;
+	case API_OP_SNAPSHOT: {
+		struct vm_snapshot_info si;
+		if (c->nfds != 2 || c->fds_refused)
+			r = verr_set(&e, -EINVAL,
+				     "snapshot: send the state and the memory file's descriptors "
+				     "(SCM_RIGHTS, in that order) with the request, %s came: vmm "
+				     "ctl snapshot DIR does",
+				     c->fds_refused ? "more"
+				     : c->nfds	    ? "one"
+						    : "none");
+		else
+			r = vm_snapshot(vm, c->fds[0], c->fds[1], &si, &e);
+		conn_drop_fds(c);
+		if (r == 0 && (reply = api_reply_ok())) {
+			json_object_object_add(reply, "state_bytes",
+					       json_object_new_int64((int64_t)si.state_bytes));
+			json_object_object_add(reply, "sections", json_object_new_int(si.sections));
+			json_object_object_add(reply, "memory_bytes",
+					       json_object_new_int64((int64_t)si.memory_bytes));
+			json_object_object_add(reply, "memory_written",
+					       json_object_new_int64((int64_t)si.memory_written));
+			json_object_object_add(reply, "snapshot_ms", json_object_new_double(si.ms));
+		}
+		break;
+	}
 	case API_OP_EXEC:
 		if (!vm->container || !vm->virtio.vsock)
 			r = verr_set(&e, -ENOTSUP, "exec: this VM runs no container (no agent)");
@@ -205,6 +244,40 @@ static int handle(struct api_conn *c, const struct api_request *rq, bool trailin
 	return 0;
 }
 
+/* recv into c->buf, keeping the descriptors that come along (close-on-exec) for the next
+ * request: at most API_MAX_FDS; more, or a control message cut short, marks them refused. */
+static ssize_t conn_recv(struct api_conn *c)
+{
+	union {
+		char b[CMSG_SPACE((API_MAX_FDS + 1) * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = c->buf + c->len, .iov_len = sizeof(c->buf) - c->len};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof(u.b)};
+	ssize_t n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	if (m.msg_flags & MSG_CTRUNC)
+		c->fds_refused = true;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(fd));
+			if (c->nfds < API_MAX_FDS) {
+				c->fds[c->nfds++] = fd;
+			} else {
+				close(fd);
+				c->fds_refused = true;
+			}
+		}
+	}
+	return n;
+}
+
 static void on_conn(void *opaque, uint32_t events)
 {
 	struct api_conn *c = opaque;
@@ -221,7 +294,7 @@ static void on_conn(void *opaque, uint32_t events)
 			conn_close(c);
 		return;
 	}
-	ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	ssize_t n = conn_recv(c);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -248,6 +321,11 @@ static void on_conn(void *opaque, uint32_t events)
 		bool trailing = c->len > line;
 		memmove(c->buf, c->buf + line, c->len - line);
 		c->len -= line;
+		if (rq.op != API_OP_SNAPSHOT && (c->nfds || c->fds_refused)) {
+			reply_error_and_close(c, "descriptors came with a request that takes none "
+						 "(only snapshot does): send them with it alone");
+			return;
+		}
 		if (handle(c, &rq, trailing))
 			return;
 		if (c->waiting_stop || c->waiting_start)

@@ -21,9 +21,9 @@
 static const char *const op_names[API_OP_COUNT] = {
     [API_OP_STATE] = "state",	[API_OP_START] = "start",     [API_OP_PAUSE] = "pause",
     [API_OP_RESUME] = "resume", [API_OP_STOP] = "stop",	      [API_OP_SIGNAL] = "signal",
-    [API_OP_EXEC] = "exec",	[API_OP_METRICS] = "metrics",
+    [API_OP_EXEC] = "exec",	[API_OP_METRICS] = "metrics", [API_OP_SNAPSHOT] = "snapshot",
 };
-#define OP_LIST "state, start, pause, resume, stop, signal, exec, metrics"
+#define OP_LIST "state, start, pause, resume, stop, signal, exec, metrics, snapshot"
 
 const char *api_op_name(enum api_op op)
 {
@@ -693,7 +693,39 @@ static int check_reply(struct json_object *o, struct verr *e)
 int api_client_call(int fd, const struct api_request *r, int timeout_ms, struct json_object **reply,
 		    struct verr *e)
 {
+	return api_client_call_fds(fd, r, NULL, 0, timeout_ms, reply, e);
+}
+
+/* Sends len bytes of buf with the descriptors (none: a plain send). */
+static ssize_t send_fds(int fd, const char *buf, size_t len, const int *fds, unsigned nfds)
+{
+	if (!nfds)
+		return send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	union {
+		char b[CMSG_SPACE(API_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr m = {.msg_iov = &iov,
+			   .msg_iovlen = 1,
+			   .msg_control = u.b,
+			   .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+int api_client_call_fds(int fd, const struct api_request *r, const int *fds, unsigned nfds,
+			int timeout_ms, struct json_object **reply, struct verr *e)
+{
 	*reply = NULL;
+	if (nfds > API_MAX_FDS)
+		return verr_set(e, -EINVAL, "a request carries at most %u descriptors",
+				API_MAX_FDS);
 	char req[256];
 	int n = api_request_format(r, req, sizeof(req));
 	if (n < 0)
@@ -706,7 +738,8 @@ int api_client_call(int fd, const struct api_request *r, int timeout_ms, struct 
 			return verr_set(e, ret, "no room to send the request in %d ms", timeout_ms);
 		if (ret < 0)
 			return verr_set(e, ret, "poll: %s", strerror(-ret));
-		ssize_t w = send(fd, req + sent, (size_t)n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* the descriptors go with the first bytes sent, once */
+		ssize_t w = send_fds(fd, req + sent, (size_t)n - sent, fds, sent ? 0 : nfds);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (w < 0)

@@ -28,8 +28,10 @@ enum api_op {
 	API_OP_SIGNAL,
 	API_OP_EXEC,
 	API_OP_METRICS,
+	API_OP_SNAPSHOT, /* its state and memory files' descriptors come with it (SCM_RIGHTS) */
 };
-#define API_OP_COUNT (API_OP_METRICS + 1)
+#define API_OP_COUNT (API_OP_SNAPSHOT + 1)
+#define API_MAX_FDS  2 /* descriptors one request may carry: snapshot's state and memory files */
 
 /* One request. timeout_ms is set for API_OP_STOP only (default API_STOP_TIMEOUT_DEFAULT_MS),
  * signal for API_OP_SIGNAL only (1..API_SIGNAL_MAX); both are 0 for the other ops. */
@@ -83,5 +85,9 @@ int api_client_connect(const char *path, struct verr *e);
  * -EPROTO (the reply is not such an object); or the errno of a failed send/recv/poll. */
 int api_client_call(int fd, const struct api_request *r, int timeout_ms, struct json_object **reply,
 		    struct verr *e);
+/* api_client_call, with nfds (at most API_MAX_FDS) descriptors sent along with the request's
+ * first bytes (SCM_RIGHTS): snapshot's state and memory files. */
+int api_client_call_fds(int fd, const struct api_request *r, const int *fds, unsigned nfds,
+			int timeout_ms, struct json_object **reply, struct verr *e);
 
 #endif

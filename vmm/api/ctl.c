@@ -3,20 +3,24 @@
 #include "vmm/api/ctl.h"
 #include "vmm/api/api_proto.h"
 #include "vmm/log.h"
+#include "vmm/snapshot/snapfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CTL_FAIL	  125
 #define CTL_TIMEOUT_MS	  30000 /* every op but stop, which waits for the VM to end */
 #define CTL_MAX_TIMEOUT_S (API_STOP_TIMEOUT_MAX_MS / 1000)
-#define CTL_COMMANDS	  "state, start, pause, resume, stop, signal, metrics"
+#define CTL_COMMANDS	  "state, start, pause, resume, stop, signal, metrics, snapshot"
+#define CTL_SNAPSHOT_MS	  600000 /* snapshot: the whole of guest RAM written and synced */
 
 void ctl_usage(FILE *f)
 {
@@ -34,6 +38,8 @@ void ctl_usage(FILE *f)
 		"  signal SIGNAL          send a signal (1-%d, or a name: TERM, SIGKILL...)\n"
 		"                         to the container's main process\n"
 		"  metrics                print the counters (JSON)\n"
+		"  snapshot DIR           write the paused VM's snapshot into DIR (made if\n"
+		"                         missing): DIR/state and DIR/memory (docs/snapshot.md)\n"
 		"Exit status: 0 on success; 125 when the request failed (one line on stderr).\n",
 		CTL_MAX_TIMEOUT_S, API_STOP_TIMEOUT_DEFAULT_MS / 1000, API_SIGNAL_MAX);
 }
@@ -101,6 +107,116 @@ static int opt_value(int argc, char **argv, int *i, const char *name, const char
 	}
 	*value = argv[++*i];
 	return 1;
+}
+
+/* A reply with "ok": false: its error said in one line (the op once) and the reply put. */
+static bool reply_failed(struct json_object *reply, const char *cmd)
+{
+	struct json_object *ok, *err;
+	json_object_object_get_ex(reply, "ok", &ok);
+	if (json_object_get_boolean(ok))
+		return false;
+	json_object_object_get_ex(reply, "error", &err);
+	/* the server's lines often start with the op already: say it once */
+	const char *msg = json_object_get_string(err);
+	size_t n = strlen(cmd);
+	if (strncmp(msg, cmd, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+		msg += n + 2;
+	vmm_log("ctl: %s: %s", cmd, msg);
+	json_object_put(reply);
+	return true;
+}
+
+/* The reply's integer key, or -1 */
+static long long reply_int(struct json_object *reply, const char *key)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(reply, key, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	return (long long)json_object_get_int64(v);
+}
+
+/* snapshot DIR: the two files are made in DIR under temporary names and their descriptors sent
+ * with the request (vmm opens nothing: it may be jailed or in another root). Once vmm has
+ * written them, the state file is read back whole (header, every section and its checksum) and
+ * the memory file's size checked; then an old DIR/state goes first, the memory file takes its
+ * name and the state file last, so that a DIR/state is always next to its own memory. On any
+ * failure the temporary files are removed. */
+static int ctl_snapshot(int fd, const struct api_request *req, const char *dir)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		vmm_log("ctl: snapshot: cannot make the directory %s: %s", dir, strerror(errno));
+		return CTL_FAIL;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		vmm_log("ctl: snapshot: %s: %s: give a directory", dir, strerror(errno));
+		return CTL_FAIL;
+	}
+	static const char *const tmp[2] = {"state.tmp", "memory.tmp"};
+	int fds[2] = {-1, -1}, st = CTL_FAIL;
+	struct json_object *reply = NULL;
+	struct verr e = {0};
+	for (int i = 0; i < 2; i++) {
+		fds[i] = openat(dfd, tmp[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+				0600);
+		if (fds[i] < 0) {
+			vmm_log("ctl: snapshot: cannot create %s/%s: %s", dir, tmp[i],
+				strerror(errno));
+			goto out;
+		}
+	}
+	if (api_client_call_fds(fd, req, fds, 2, CTL_SNAPSHOT_MS, &reply, &e) < 0) {
+		vmm_log("ctl: snapshot: %s", e.msg);
+		goto out;
+	}
+	if (reply_failed(reply, "snapshot")) {
+		reply = NULL;
+		goto out;
+	}
+	long long mem = reply_int(reply, "memory_bytes"),
+		  written = reply_int(reply, "memory_written");
+	struct stat ms;
+	if (mem < 0 || written < 0 || fstat(fds[1], &ms) < 0 || ms.st_size != mem) {
+		vmm_log("ctl: snapshot: %s/%s is not the %lld bytes vmm reported: the snapshot is "
+			"not usable (is this vmm's socket?)",
+			dir, tmp[1], mem);
+		goto out;
+	}
+	uint8_t *data = NULL;
+	struct snap_file f;
+	if (snap_read_at(dfd, tmp[0], &data, &f, &e) < 0) {
+		vmm_log("ctl: snapshot: what vmm wrote does not read back: %s", e.msg);
+		goto out;
+	}
+	unsigned nsec = f.nsections;
+	snap_file_free(&f);
+	free(data);
+	if ((unlinkat(dfd, "state", 0) < 0 && errno != ENOENT) ||
+	    renameat(dfd, tmp[1], dfd, "memory") < 0 || renameat(dfd, tmp[0], dfd, "state") < 0 ||
+	    fsync(dfd) < 0) {
+		vmm_log("ctl: snapshot: cannot give %s the files their names: %s", dir,
+			strerror(errno));
+		goto out;
+	}
+	struct json_object *ms_v;
+	double took = json_object_object_get_ex(reply, "snapshot_ms", &ms_v)
+			  ? json_object_get_double(ms_v)
+			  : 0;
+	printf("snapshot: %s/state (%u sections, %lld bytes) and %s/memory (%lld MiB of guest "
+	       "RAM, %lld MiB not zero), written by vmm in %.0f ms\n",
+	       dir, nsec, reply_int(reply, "state_bytes"), dir, mem >> 20, written >> 20, took);
+	st = fflush(stdout) == 0 ? 0 : CTL_FAIL;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		if (st)
+			unlinkat(dfd, tmp[i], 0);
+	}
+	json_object_put(reply);
+	close(dfd);
+	return st;
 }
 
 int ctl_main(int argc, char **argv)
@@ -189,6 +305,12 @@ int ctl_main(int argc, char **argv)
 				words[1], API_SIGNAL_MAX);
 			return CTL_FAIL;
 		}
+	} else if (req.op == API_OP_SNAPSHOT) {
+		if (!words[1] || !*words[1]) {
+			vmm_log("ctl: snapshot needs a directory: vmm ctl --api-sock PATH snapshot "
+				"DIR");
+			return CTL_FAIL;
+		}
 	} else if (words[1]) {
 		vmm_log("ctl: %s takes no argument: drop '%s'", cmd, words[1]);
 		return CTL_FAIL;
@@ -223,6 +345,11 @@ int ctl_main(int argc, char **argv)
 		vmm_log("ctl: %s: %s", cmd, e.msg);
 		return CTL_FAIL;
 	}
+	if (req.op == API_OP_SNAPSHOT) {
+		int st = ctl_snapshot(fd, &req, words[1]);
+		close(fd);
+		return st;
+	}
 	struct json_object *reply;
 	int r = api_client_call(fd, &req, req.op == API_OP_STOP ? -1 : CTL_TIMEOUT_MS, &reply, &e);
 	close(fd);
@@ -230,19 +357,8 @@ int ctl_main(int argc, char **argv)
 		vmm_log("ctl: %s: %s", cmd, e.msg);
 		return CTL_FAIL;
 	}
-	struct json_object *ok, *err;
-	json_object_object_get_ex(reply, "ok", &ok);
-	if (!json_object_get_boolean(ok)) {
-		json_object_object_get_ex(reply, "error", &err);
-		/* the server's lines often start with the op already: say it once */
-		const char *msg = json_object_get_string(err);
-		size_t n = strlen(cmd);
-		if (strncmp(msg, cmd, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
-			msg += n + 2;
-		vmm_log("ctl: %s: %s", cmd, msg);
-		json_object_put(reply);
+	if (reply_failed(reply, cmd))
 		return CTL_FAIL;
-	}
 	int status = 0;
 	if (req.op == API_OP_STATE || req.op == API_OP_METRICS) {
 		json_object_object_del(reply, "v");

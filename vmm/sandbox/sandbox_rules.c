@@ -89,8 +89,12 @@ static const struct sc_rule main_rules[] = {
     {"unlink", "vsock and the control API: remove the listening sockets at exit"},
     {"unlinkat", "the control API's socket removed through its directory (--enter-rootfs)"},
     {"timerfd_settime", "the control API's stop: the deadline before the VM is forced off"},
-    {"pwrite64", "--metrics FILE: the metrics written at exit (the file is opened before)"},
-    {"ftruncate", "--metrics FILE: the file cut to the new metrics' length"},
+    {"pwrite64", "--metrics FILE: the metrics written at exit (the file is opened before); "
+		 "snapshot: the state and memory files"},
+    {"ftruncate", "--metrics FILE: the file cut to the new metrics' length; snapshot's files"},
+    {"recvmsg", "the control API: requests, with snapshot's file descriptors (SCM_RIGHTS)"},
+    {"fcntl", "snapshot: the passed files' access mode (F_GETFL)"},
+    {"fdatasync", "snapshot: the state and memory files synced before the reply"},
 };
 
 static const struct ioctl_rule main_ioctls[] = {
@@ -99,6 +103,22 @@ static const struct ioctl_rule main_ioctls[] = {
     {KVM_SET_CLOCK, "resume: the kvmclock set back, so the guest does not see the pause"},
     {TCSETS, "console: tcsetattr(TCSANOW) restores the terminal at exit"},
     {TCGETS, "console: glibc's tcsetattr reads the terminal back after TCSETS"},
+    /* snapshot of the paused VM (vmm/snapshot/vm_snapshot.c): only reads of KVM's state */
+    {KVM_GET_CPUID2, "snapshot: each vCPU's CPUID"},
+    {KVM_GET_MP_STATE, "snapshot: each vCPU's MP state"},
+    {KVM_GET_REGS, "snapshot: each vCPU's registers"},
+    {KVM_GET_SREGS, "snapshot: each vCPU's special registers"},
+    {KVM_GET_XCRS, "snapshot: each vCPU's XCRs"},
+    {KVM_GET_DEBUGREGS, "snapshot: each vCPU's debug registers"},
+    {KVM_GET_LAPIC, "snapshot: each vCPU's local APIC"},
+    {KVM_GET_VCPU_EVENTS, "snapshot: each vCPU's pending events"},
+    {KVM_GET_XSAVE, "snapshot: each vCPU's XSAVE area"},
+    {KVM_GET_XSAVE2, "snapshot: each vCPU's XSAVE area, where larger than 4 KiB"},
+    {KVM_CHECK_EXTENSION, "snapshot: KVM_CAP_XSAVE2, the XSAVE area's size"},
+    {KVM_GET_MSR_INDEX_LIST, "snapshot: the MSRs KVM lists"},
+    {KVM_GET_MSRS, "snapshot: each vCPU's MSRs"},
+    {KVM_GET_IRQCHIP, "snapshot: the PICs and the IOAPIC"},
+    {KVM_GET_PIT2, "snapshot: the PIT"},
 };
 
 /* The container session thread (vmm/session.c): its poll loop, on top of the common list. */
