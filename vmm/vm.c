@@ -2,6 +2,7 @@
  * irqchip, devices, boot data, vCPUs) from the machine description, the lifecycle requests, and
  * the main thread's event loop, in which the devices' loop is nested. */
 #include "vmm/vm.h"
+#include "vmm/snapshot/vm_snapshot.h"
 #include "vmm/api/api.h"
 #include "vmm/api/api_proto.h"
 #include "vmm/arch/boot_x86_64.h" /* BOOT_CMDLINE_MAX */
@@ -387,13 +388,21 @@ static int vm_kvm_init(struct vm *vm, const struct vm_config *c, struct verr *e)
 	if (r < 0)
 		return r;
 	vm_phase(vm, "devices");
-	r = vm_boot_data(vm, c, false, e);
-	if (r < 0)
-		return r;
+	if (!vm->restore) {
+		r = vm_boot_data(vm, c, false, e);
+		if (r < 0)
+			return r;
+	}
 	r = vcpus_create(vm, e);
 	if (r < 0)
 		return r;
 	vm_phase(vm, "vcpus");
+	if (vm->restore) {
+		r = vm_restore_state(vm, e);
+		if (r == 0)
+			vm_phase(vm, "restore");
+		return r;
+	}
 	r = arch_vcpus_ready(vm, e);
 	if (r == 0 && c->boot_timer) {
 		int t = arch_vcpu_set_entry_trap(&vm->vcpus[0], vm->kernel.entry);
@@ -431,7 +440,8 @@ int vm_create(struct vm *vm, const struct vm_config *c, const struct timespec *t
 	int r = vm_memory_init(vm, c, e);
 	if (r == 0) {
 		vm_phase(vm, "memory");
-		r = vm_load(vm, c, e);
+		/* a snapshot's VM: its memory is the snapshot's, with the kernel in it already */
+		r = c->restore_dir ? vm_restore_begin(vm, c->restore_dir, e) : vm_load(vm, c, e);
 	}
 	if (r == 0)
 		r = vm_kvm_init(vm, c, e);
@@ -964,6 +974,8 @@ int vm_run(struct vm *vm)
 		vm->on_ready(vm->ready_opaque,
 			     atomic_load(&vm->stop_reason) == VM_STOP_NONE ? 0 : -ECANCELED);
 
+	if (vm->restored)
+		vm_restore_kick(vm);
 	r = ev_run(&vm->el);
 	if (r < 0) {
 		vmm_log("event loop failed: epoll_wait: %s", strerror(-r));
@@ -981,6 +993,7 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	vm_restore_free(vm);
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->ncpus; i++) {
 			if (vm->vcpus[i].run)

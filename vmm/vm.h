@@ -66,6 +66,7 @@ struct vcpu {
 };
 
 struct api_server;
+struct vm_restore;
 
 struct vm {
 	int kvm_fd, vm_fd;
@@ -106,7 +107,9 @@ struct vm {
 	struct ev_handler event_h;
 	struct ev_handler stop_timer_h;
 	struct api_server *api;
-	struct kvm_cpuid2 *cpuid; /* x86: KVM_GET_SUPPORTED_CPUID, once (arch_vm_init) */
+	struct kvm_cpuid2 *cpuid;   /* x86: KVM_GET_SUPPORTED_CPUID, once (arch_vm_init) */
+	struct vm_restore *restore; /* --restore: the snapshot being loaded (vm_snapshot.h) */
+	bool restored;		    /* the VM is a snapshot's: its queues are kicked once it runs */
 	/* Called once by vm_run when the VM is ready for clients (created or running, the API
 	 * listening, every thread up), or failed before that (status < 0): --detach's report. */
 	void (*on_ready)(void *opaque, int status);

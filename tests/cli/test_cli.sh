@@ -36,7 +36,7 @@ head -c 3000 "$tmp/bzImage" >"$tmp/truncated-bz"
 head -c $((90 << 20)) /dev/zero >"$tmp/big-initrd"
 echo data >"$tmp/initrd"
 
-echo "1..53"
+echo "1..55"
 case_ "missing kernel file" "cannot open: No such file" --kernel "$tmp/none"
 case_ "kernel is a directory" "not a regular file" --kernel "$tmp"
 case_ "garbage kernel" "not a vmlinux .ELF. nor a bzImage" --kernel "$tmp/garbage"
@@ -126,6 +126,13 @@ case_ "--tmpfs alone without CAP_SYS_ADMIN: it says so" \
 	"--tmpfs: the list of tmpfs mounts goes to the guest in a staging tmpfs that needs CAP_SYS_ADMIN .*: run vmm as root" \
 	--kernel "$tmp/vmlinux" --rootfs "$tmp/initrd" --tmpfs /run -- /bin/true
 vmm=${vmm_as_root:-$vmm}
+# --restore DIR: the state file is read and checked before anything else
+mkdir -p "$tmp/snap"
+case_ "--restore of a directory without a snapshot names DIR/state" \
+	"$tmp/snap/state: cannot open it: No such file" --restore "$tmp/snap"
+cp "$tmp/garbage" "$tmp/snap/state"
+case_ "--restore of a state file that is not one says so" \
+	"$tmp/snap/state: not a vmm snapshot state file" --restore "$tmp/snap"
 # --log FILE --log-format json: the error is one JSON line in the file, nothing on stderr
 n=$((n + 1))
 "$vmm" --kernel "$tmp/none" --log "$tmp/log.json" --log-format json </dev/null >"$tmp/out" 2>"$tmp/err"

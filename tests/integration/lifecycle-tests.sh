@@ -172,19 +172,19 @@ fi
 
 # Snapshot of a paused VM (docs/snapshot.md) with virtio-blk and virtio-rng, both used: the
 # state file reads back (vmm ctl checks every section), the memory file is all of guest RAM and
-# holds what the guest wrote to its tmpfs, and the guest goes on after resume. (Restore is not
-# built yet.)
+# holds what the guest wrote to its tmpfs, and the guest goes on after resume. Then --restore
+# DIR: a new vmm goes on from the pause, the guest's loop printing on without a boot.
 truncate -s 8M "$tmp/snap.img"
 rm -rf "$tmp/snap"
 # shellcheck disable=SC2016 # expanded in the guest
 watch_start "$tmp/snap.sock" "$tmp/snap-out" "$tmp/snap-err" --kernel "$vmlinux" --initrd "$initramfs" \
-	--memory 128 --rng --disk "path=$tmp/snap.img" --cmdline '-- /bin/sh -c "printf SNAP%sMARK 42 >/tmp/m; head -c 4096 /dev/hwrng | wc -c; echo x | dd of=/dev/vda conv=fsync 2>/dev/null; echo snap-ready; while :; do echo t; sleep 1; done"'
+	--memory 128 --rng --disk "path=$tmp/snap.img" --cmdline '-- /bin/sh -c "printf SNAP%sMARK 42 >/tmp/m; head -c 4096 /dev/hwrng | wc -c; echo x | dd of=/dev/vda conv=fsync 2>/dev/null; echo snap-ready; while :; do echo t $(cat /tmp/m); sleep 2; done"'
 wait_for "^snap-ready" "$tmp/snap-out" "$pid" 300
 ctl "$tmp/snap.sock" pause
 ctl "$tmp/snap.sock" snapshot "$tmp/snap" >"$tmp/out" 2>"$tmp/err"
 snap_rc=$?
 cat "$tmp/out" | sed 's/^/# /'
-ticks() { grep -c '^t.\?$' "$tmp/snap-out"; }
+ticks() { grep -c '^t SNAP42MARK.\?$' "${1:-$tmp/snap-out}"; }
 t1=$(ticks)
 ctl "$tmp/snap.sock" resume
 for _ in $(seq 1 600); do (($(ticks) > t1 + 1)) && break; sleep 0.5; done
@@ -198,4 +198,13 @@ expect "snapshot: the memory file holds what the guest wrote (its tmpfs file's b
 	eval '[ "${marks:-0}" -ge 1 ]'
 expect "snapshot: the guest goes on after resume, SIGTERM ends it (143)" \
 	eval '((t2 > t1 + 1)) && [ $rc -eq 143 ]'
+
+watch_start "$tmp/rs.sock" "$tmp/rs-out" "$tmp/rs-err" --restore "$tmp/snap"
+for _ in $(seq 1 600); do (($(ticks "$tmp/rs-out") > 1)) && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+t3=$(ticks "$tmp/rs-out")
+kill -TERM "$pid"
+watch_end 60
+cp "$tmp/rs-err" "$tmp/err"
+expect "--restore DIR: the snapshot's guest goes on in a new vmm (its loop prints on, no boot), SIGTERM ends it (143)" \
+	eval '((t3 > 1)) && ! grep -q "vmm-init: booted" "$tmp/rs-out" && [ $rc -eq 143 ]'
 rm -rf "$tmp/snap" "$tmp/snap.img"

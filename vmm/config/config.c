@@ -56,7 +56,7 @@ void config_free(struct vm_config *c)
 	char **strs[] = {
 	    &c->kernel,	  &c->initrd,	    &c->cmdline,  &c->hostname,	      &c->ip,
 	    &c->gw,	  &c->ip6,	    &c->gw6,	  &c->console_socket, &c->api_sock,
-	    &c->pid_file, &c->metrics_path, &c->log_path, &c->process.cwd};
+	    &c->pid_file, &c->metrics_path, &c->log_path, &c->process.cwd,    &c->restore_dir};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;

@@ -162,8 +162,11 @@ struct vm_config {
 
 	/* control */
 	char *api_sock; /* the control API (docs/api.md) */
-	bool paused;	/* create, then wait for `start` */
-	bool detach;	/* fork: the parent exits once the VM is created */
+	/* --restore DIR: the VM is DIR's snapshot (docs/snapshot.md): its description was loaded
+	 * from DIR/state, its memory is DIR/memory, and it goes on from where it was paused */
+	char *restore_dir;
+	bool paused; /* create, then wait for `start` */
+	bool detach; /* fork: the parent exits once the VM is created */
 	char *pid_file;
 	char *metrics_path; /* metrics written here at exit */
 

@@ -4,6 +4,7 @@
 #include "vmm/config/device_table.h"
 #include "vmm/log.h"
 #include "vmm/runtime_stdio.h"
+#include "vmm/snapshot/vm_snapshot.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -98,6 +99,9 @@ void options_usage(FILE *f)
 	    "Control:\n"
 	    "      --config FILE    the machine description as JSON (docs/config.md); flags\n"
 	    "                       after it override its values\n"
+	    "      --restore DIR    the VM of the snapshot in DIR (vmm ctl snapshot DIR), on\n"
+	    "                       from where it was paused: its description as --config\n"
+	    "                       gives one (flags after it override the control ones)\n"
 	    "      --api-sock PATH  the control API on a Unix socket (docs/api.md): vmm ctl,\n"
 	    "                       vmm exec\n"
 	    "      --paused         create the VM and wait for `vmm ctl ... start`\n"
@@ -150,6 +154,7 @@ enum {
 	OPT_GATEWAY6,
 	OPT_ROUTE,
 	OPT_CONFIG,
+	OPT_RESTORE,
 	OPT_PAUSED,
 	OPT_DETACH,
 	OPT_PID_FILE,
@@ -257,6 +262,12 @@ static int vmm_opt(int opt, const char *arg, struct vm_config *c, struct verr *e
 		return r < 0 ? r : config_set_memory(c, "--memory", v, e);
 	case OPT_CONFIG:
 		return config_load_json(c, arg, e);
+	case OPT_RESTORE:
+		if (c->restore_dir)
+			return verr_set(e, -EINVAL, "--restore is given twice: give one snapshot");
+		if (vm_snapshot_load_description(c, arg, e) < 0)
+			return -EINVAL;
+		return config_set_str(c, &c->restore_dir, "--restore", arg, e);
 	case OPT_HOSTNAME:
 		return config_set_hostname(c, "--hostname", arg, e);
 	case OPT_ROOTFS_RW:
@@ -356,6 +367,7 @@ int options_parse(int argc, char **argv, struct vm_config *c, struct verr *e)
 	    {"cpus", required_argument, NULL, 'n'},
 	    {"memory", required_argument, NULL, 'm'},
 	    {"config", required_argument, NULL, OPT_CONFIG},
+	    {"restore", required_argument, NULL, OPT_RESTORE},
 	    {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
 	    {"rng", no_argument, NULL, OPT_RNG},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},

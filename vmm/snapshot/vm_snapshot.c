@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -229,4 +232,182 @@ int vm_snapshot(struct vm *vm, int state_fd, int mem_fd, struct vm_snapshot_info
 	}
 	snap_writer_free(&w);
 	return r;
+}
+
+/* ---- restore ---- */
+
+struct vm_restore {
+	uint8_t *data;
+	struct snap_file f;
+	char name[PATH_MAX + 8]; /* "DIR/state", for the error lines */
+};
+
+static int read_state(const char *dir, struct vm_restore *rs, struct verr *e)
+{
+	snprintf(rs->name, sizeof(rs->name), "%s/state", dir);
+	/* the path itself, so that every error line names it */
+	return snap_read_at(AT_FDCWD, rs->name, &rs->data, &rs->f, e);
+}
+
+static void free_state(struct vm_restore *rs)
+{
+	snap_file_free(&rs->f);
+	free(rs->data);
+	rs->data = NULL;
+}
+
+int vm_snapshot_load_description(struct vm_config *c, const char *dir, struct verr *e)
+{
+	struct vm_restore rs = {0};
+	int r = read_state(dir, &rs, e);
+	if (r < 0)
+		return r;
+	/* The description's control keys were the snapshotted vmm's own, not the machine's: this
+	 * vmm keeps its command line's, given before --restore or after it. */
+	char **own[] = {&c->api_sock, &c->pid_file, &c->metrics_path, &c->console_socket,
+			&c->log_path};
+	char *mine[sizeof(own) / sizeof(own[0])];
+	bool paused = c->paused, detach = c->detach;
+	enum log_level level = c->log_level;
+	enum log_format format = c->log_format;
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		mine[i] = *own[i];
+		*own[i] = NULL;
+	}
+	const struct snap_section *s = snap_find(&rs.f, SNAP_DESCRIPTION, 0);
+	if (!s)
+		r = verr_set(e, -EINVAL, "%s: no description section: the snapshot is incomplete",
+			     rs.name);
+	else
+		r = config_parse_json(c, (const char *)s->data, s->len, rs.name, e);
+	free_state(&rs);
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		free(*own[i]);
+		*own[i] = mine[i];
+	}
+	c->paused = paused;
+	c->detach = detach;
+	c->log_level = level;
+	c->log_format = format;
+	return r;
+}
+
+int vm_restore_begin(struct vm *vm, const char *dir, struct verr *e)
+{
+	struct vm_restore *rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return verr_set(e, -ENOMEM, "--restore: out of memory");
+	vm->restore = rs;
+	int r = read_state(dir, rs, e);
+	if (r < 0)
+		return r;
+	const struct guest_mem *m = &vm->mem;
+	const struct snap_section *s = snap_find(&rs->f, SNAP_MEMORY, 0);
+	if (!s || s->len < 16 || s->len != VM_SNAPSHOT_MEMORY_LEN(le_get32(s->data + 8)) ||
+	    le_get32(s->data + 12) != 0)
+		return verr_set(e, -EINVAL, "%s: the memory section is %s: the snapshot is damaged",
+				rs->name, s ? "malformed" : "missing");
+	if (le_get64(s->data) != m->total || le_get32(s->data + 8) != m->nr_regions)
+		return verr_set(e, -EINVAL,
+				"%s: the snapshot's memory is %llu bytes in %u regions, its "
+				"description gives %llu in %u: the snapshot is damaged",
+				rs->name, (unsigned long long)le_get64(s->data),
+				le_get32(s->data + 8), (unsigned long long)m->total, m->nr_regions);
+	char path[PATH_MAX + 8];
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = verr_set(e, -errno, "--restore: %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	for (unsigned i = 0; r == 0 && i < m->nr_regions; i++) {
+		const uint8_t *g = s->data + VM_SNAPSHOT_MEMORY_LEN(i);
+		uint64_t gpa = le_get64(g), size = le_get64(g + 8), off = le_get64(g + 16);
+		if (gpa != m->region[i].gpa || size != m->region[i].size || off % PAGE ||
+		    off > (uint64_t)st.st_size || size > (uint64_t)st.st_size - off)
+			r = verr_set(
+			    e, -EINVAL,
+			    "%s: memory region %u (at %#llx, %llu bytes, file offset %llu) "
+			    "does not match the description's layout or %s's %lld bytes: "
+			    "the snapshot is damaged",
+			    rs->name, i, (unsigned long long)gpa, (unsigned long long)size,
+			    (unsigned long long)off, path, (long long)st.st_size);
+		else if ((r = guest_mem_map_file(m, gpa, size, fd, off)) < 0)
+			r = verr_set(e, r, "--restore: cannot map %s: %s", path, strerror(-r));
+	}
+	close(fd); /* the mappings keep the file */
+	return r;
+}
+
+int vm_restore_state(struct vm *vm, struct verr *e)
+{
+	struct vm_restore *rs = vm->restore;
+	const struct snap_file *f = &rs->f;
+	struct mmio_devices *md = &vm->virtio;
+	int r = 0;
+	if (snap_find(f, SNAP_DEV_TRANSPORT, md->n))
+		r = verr_set(e, -EINVAL,
+			     "%s: the snapshot has more devices than its description's "
+			     "%u: give no device options after --restore",
+			     rs->name, md->n);
+	for (unsigned i = 0; r == 0 && i < md->n; i++) {
+		struct virtio_dev *d = md->slot[i].dev;
+		const struct snap_section *t = snap_find(f, SNAP_DEV_TRANSPORT, i);
+		const struct snap_section *s = snap_find(f, SNAP_DEV_STATE, i);
+		if (!t || !s)
+			r = verr_set(e, -EINVAL,
+				     "%s: no state for device %u (%s): the snapshot has "
+				     "fewer devices than its description",
+				     rs->name, i, d->name);
+		else if (!d->ops->restore)
+			r = verr_set(e, -ENOTSUP, "%s: %s cannot be restored by this vmm", rs->name,
+				     d->name);
+		else if ((r = d->ops->restore(d, s->data, s->len, e)) == 0)
+			r = virtio_mmio_restore(&md->slot[i].mmio, t->data, t->len, e);
+	}
+	const struct snap_section *s = snap_find(f, SNAP_SERIAL, 0);
+	if (r == 0 && !s)
+		r = verr_set(e, -EINVAL, "%s: no serial section: the snapshot is incomplete",
+			     rs->name);
+	if (r == 0)
+		r = serial_restore(&vm->serial, s->data, s->len, e);
+	if (r == 0)
+		r = arch_vm_restore(vm->vm_fd, f, e);
+	for (unsigned i = 0; r == 0 && i < vm->ncpus; i++)
+		r = arch_vcpu_restore(vm->kvm_fd, vm->vcpus[i].fd, i, f, e);
+	if (r == 0 && snap_find(f, SNAP_CPUID, vm->ncpus))
+		r = verr_set(e, -EINVAL,
+			     "%s: the snapshot has more vCPUs than its description's "
+			     "%u: give no --cpus after --restore",
+			     rs->name, vm->ncpus);
+	if (r == 0) {
+		vm->restored = true;
+		vm_restore_free(vm);
+	}
+	return r;
+}
+
+void vm_restore_kick(struct vm *vm)
+{
+	struct mmio_devices *md = &vm->virtio;
+	for (unsigned i = 0; i < md->n; i++) {
+		struct virtio_dev *d = md->slot[i].dev;
+		pthread_mutex_lock(&d->lock);
+		for (unsigned q = 0; q < d->nr_queues; q++)
+			if (virtio_dev_running(d) && d->vq[q].ready && d->ops->queue_notify)
+				d->ops->queue_notify(d, q);
+		pthread_mutex_unlock(&d->lock);
+	}
+}
+
+void vm_restore_free(struct vm *vm)
+{
+	if (!vm->restore)
+		return;
+	free_state(vm->restore);
+	free(vm->restore);
+	vm->restore = NULL;
 }

@@ -33,4 +33,25 @@ struct vm_snapshot_info {
 int vm_snapshot(struct vm *vm, int state_fd, int mem_fd, struct vm_snapshot_info *info,
 		struct verr *e);
 
+/* Restore (`vmm --restore DIR`). */
+struct vm_config;
+/* DIR/state read and checked whole, and its description loaded into c as --config would load a
+ * file (flags after --restore override its control keys). 0, or a negative errno with one line
+ * in e naming the file. */
+int vm_snapshot_load_description(struct vm_config *c, const char *dir, struct verr *e);
+/* vm_create's first restore step, once guest memory is laid out from the description: reads
+ * DIR/state again, checks its memory section against this layout and DIR/memory's size, and
+ * maps DIR/memory over guest RAM (MAP_PRIVATE: pages load as the guest touches them, its writes
+ * stay in this process). Keeps the state for vm_restore_state. 0, or -errno with one line. */
+int vm_restore_begin(struct vm *vm, const char *dir, struct verr *e);
+/* Once devices and vCPUs exist (none has run): each device's state checked and loaded (its
+ * model's restore, then the transport's), the 8250's, the VM's irqchip, PIT and kvmclock, then
+ * each vCPU's. The state is freed. 0, or a negative errno with one line in e. */
+int vm_restore_state(struct vm *vm, struct verr *e);
+/* Once the event loop is about to run: every ready queue of every running device is kicked, so
+ * that what the guest had made available when it was paused is taken. */
+void vm_restore_kick(struct vm *vm);
+/* Frees what vm_restore_begin kept, if vm_restore_state did not (an error path). */
+void vm_restore_free(struct vm *vm);
+
 #endif
